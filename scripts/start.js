@@ -1,0 +1,112 @@
+#!/usr/bin/env node
+// `npm start`: starts the relay (bin/kitedb-relay.js) and serves the built demo, prints the demo
+// URL and the relay multiaddr; Ctrl-C stops both.
+//
+//   npm start -- [--port 5173] [--relay-port 9091] [--host 127.0.0.1] [--no-build]
+// Environment: PORT / KITEDB_DEMO_PORT, KITEDB_RELAY_PORT, KITEDB_HOST.
+import { spawn } from 'node:child_process'
+import { createServer } from 'node:net'
+import { existsSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import { dirname, join } from 'node:path'
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..')
+
+function parseArgs (argv, env) {
+  const args = {
+    port: Number(env.KITEDB_DEMO_PORT ?? env.PORT ?? 5173),
+    relayPort: Number(env.KITEDB_RELAY_PORT ?? 9091),
+    host: env.KITEDB_HOST ?? '127.0.0.1',
+    build: true
+  }
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]
+    if (a === '--port') args.port = Number(argv[++i])
+    else if (a === '--relay-port') args.relayPort = Number(argv[++i])
+    else if (a === '--host') args.host = argv[++i]
+    else if (a === '--no-build') args.build = false
+    else { console.error(`unknown option ${a}\nusage: npm start -- [--port 5173] [--relay-port 9091] [--host 127.0.0.1] [--no-build]`); process.exit(2) }
+  }
+  for (const [k, v] of [['--port', args.port], ['--relay-port', args.relayPort]]) {
+    if (!Number.isInteger(v) || v < 1 || v > 65535) { console.error(`${k} must be a port number 1–65535`); process.exit(2) }
+  }
+  return args
+}
+
+function assertPortFree (host, port, what) {
+  return new Promise((resolve) => {
+    const server = createServer()
+    server.once('error', (err) => {
+      console.error(err.code === 'EADDRINUSE'
+        ? `${what} port ${port} on ${host} is already in use: stop the other process or pick another (${what === 'demo' ? '--port N or PORT' : '--relay-port N or KITEDB_RELAY_PORT'})`
+        : `cannot listen on ${host}:${port}: ${err.message}`)
+      process.exit(1)
+    })
+    server.listen(port, host, () => server.close(resolve))
+  })
+}
+
+function startRelay (args) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [join(root, 'bin', 'kitedb-relay.js'), '--host', args.host, '--port', String(args.relayPort),
+      '--key-file', join(root, '.kitedb', 'relay.key')], { stdio: ['ignore', 'pipe', 'inherit'] })
+    const addrs = []
+    let buffered = ''
+    child.stdout.on('data', (chunk) => {
+      buffered += chunk.toString()
+      let nl
+      while ((nl = buffered.indexOf('\n')) >= 0) {
+        const line = buffered.slice(0, nl)
+        buffered = buffered.slice(nl + 1)
+        const m = /^relay multiaddr: (\S+)/.exec(line)
+        if (m) addrs.push(m[1])
+        else if (line.startsWith('relay peer id:')) resolve({ child, addrs })
+        else if (line.length > 0) console.log(`[relay] ${line}`)
+      }
+    })
+    child.once('exit', (code) => reject(new Error(`the relay exited (code ${code}) before it was ready`)))
+  })
+}
+
+const args = parseArgs(process.argv.slice(2), process.env)
+await assertPortFree(args.host, args.port, 'demo')
+await assertPortFree(args.host, args.relayPort, 'relay')
+
+const vite = await import('vite')
+if (args.build || !existsSync(join(root, 'demo-dist', 'index.html'))) {
+  console.log('building the demo…')
+  await vite.build({ configFile: join(root, 'vite.config.ts'), root: join(root, 'demo'), logLevel: 'warn' })
+}
+
+let relay
+try {
+  relay = await startRelay(args)
+} catch (err) {
+  console.error(err.message)
+  process.exit(1)
+}
+process.env.KITEDB_RELAYS = relay.addrs.join(' ')
+const server = await vite.preview({ configFile: join(root, 'vite.config.ts'), root: join(root, 'demo'), preview: { port: args.port, host: args.host, strictPort: true } })
+const url = `http://${args.host}:${args.port}/`
+console.log(`KiteDB demo:   ${url}`)
+for (const a of relay.addrs) console.log(`relay:         ${a}`)
+console.log('open the demo in one browser, then its share link (or QR) in another; Ctrl-C stops both')
+
+let stopping = false
+async function stop (code) {
+  if (stopping) return
+  stopping = true
+  await new Promise((resolve) => server.httpServer.close(() => resolve()))
+  if (relay.child.exitCode === null) {
+    relay.child.removeAllListeners('exit')
+    const exited = new Promise((resolve) => relay.child.once('exit', resolve))
+    relay.child.kill('SIGINT')
+    await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 5000))])
+    if (relay.child.exitCode === null) relay.child.kill('SIGKILL')
+  }
+  console.log('stopped')
+  process.exit(code)
+}
+process.on('SIGINT', () => { void stop(0) })
+process.on('SIGTERM', () => { void stop(0) })
+relay.child.once('exit', (code) => { console.error(`the relay exited unexpectedly (code ${code})`); void stop(1) })

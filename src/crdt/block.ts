@@ -1,0 +1,195 @@
+/**
+ * Ops and blocks: the immutable nodes of a database's Merkle-DAG.
+ *
+ * A block is `{v: 1, db, parents, hlc, ops}` encoded as dag-cbor; its CID (CIDv1, dag-cbor,
+ * sha2-256) is its identity. `decodeBlock` is total: any byte string either yields a valid
+ * `Block` or throws `InvalidBlockError` with the reason.
+ */
+import { InvalidBlockError } from '../errors.js'
+import { asCid, cidOf, decode, encode, type CID } from './codec.js'
+import { type Hlc } from './hlc.js'
+import { type JsonValue, assertJsonValue, isPlainObject } from './json.js'
+
+/** Largest encoded block accepted, in bytes (1 MiB). */
+export const MAX_BLOCK_BYTES = 1024 * 1024
+/** Most parents a block may name. */
+export const MAX_PARENTS = 1024
+
+/**
+ * Write fields of one document: `set` writes LWW registers, `unset` removes fields, `inc` adds
+ * to counters. A put also (re)asserts the document's existence, so it revives a deleted document
+ * when its HLC is later than the delete.
+ */
+export interface PutOp {
+  op: 'put'
+  /** collection name */
+  coll: string
+  /** document `_id` */
+  id: string
+  set?: Record<string, JsonValue>
+  unset?: string[]
+  inc?: Record<string, number>
+}
+
+/** Delete one document: a tombstone at the block's HLC. */
+export interface DelOp {
+  op: 'del'
+  coll: string
+  id: string
+}
+
+/** One change to one document. */
+export type Op = PutOp | DelOp
+
+/** A decoded block. */
+export interface Block {
+  /** format version, always 1 */
+  v: 1
+  /** CID string of the database manifest this block belongs to (stops replay into another database) */
+  db: string
+  /** CIDs of the heads this block was written on top of */
+  parents: CID[]
+  hlc: Hlc
+  ops: Op[]
+}
+
+/** A block together with its encoding and CID. */
+export interface EncodedBlock {
+  cid: CID
+  bytes: Uint8Array
+  block: Block
+}
+
+/** Encode a block and compute its CID. Throws `InvalidBlockError` if it is not valid (e.g. too large). */
+export function encodeBlock (block: Block): EncodedBlock {
+  validateBlock(block)
+  const wire = {
+    v: 1,
+    db: block.db,
+    parents: block.parents,
+    hlc: [block.hlc.t, block.hlc.c, block.hlc.r],
+    ops: block.ops.map(stripEmpty)
+  }
+  let bytes: Uint8Array
+  try {
+    bytes = encode(wire)
+  } catch (err) {
+    throw new InvalidBlockError('cannot encode block', { cause: err })
+  }
+  if (bytes.byteLength > MAX_BLOCK_BYTES) throw new InvalidBlockError(`block is ${bytes.byteLength} bytes, over the ${MAX_BLOCK_BYTES}-byte limit`)
+  return { cid: cidOf(bytes), bytes, block }
+}
+
+/**
+ * Decode and verify block bytes. When `expected` is given, the bytes must hash to that CID.
+ * Throws `InvalidBlockError` (never anything else) for any invalid input.
+ */
+export function decodeBlock (bytes: Uint8Array, expected?: CID): EncodedBlock {
+  if (!(bytes instanceof Uint8Array)) throw new InvalidBlockError('not a byte array')
+  if (bytes.byteLength > MAX_BLOCK_BYTES) throw new InvalidBlockError(`block is ${bytes.byteLength} bytes, over the ${MAX_BLOCK_BYTES}-byte limit`)
+  const cid = cidOf(bytes)
+  if (expected != null && !cid.equals(expected)) throw new InvalidBlockError(`bytes hash to ${cid.toString()}, not ${String(expected)}`)
+  let raw: unknown
+  try {
+    raw = decode(bytes)
+  } catch (err) {
+    throw new InvalidBlockError('not dag-cbor', { cause: err })
+  }
+  if (!isPlainObject(raw)) throw new InvalidBlockError('not a map')
+  if (raw.v !== 1) throw new InvalidBlockError(`unknown version ${String(raw.v)}`)
+  const hlc = raw.hlc
+  if (!Array.isArray(hlc) || hlc.length !== 3) throw new InvalidBlockError('hlc is not [t, c, r]')
+  const block: Block = {
+    v: 1,
+    db: raw.db as string,
+    parents: Array.isArray(raw.parents) ? raw.parents.map(p => asCid(p) as CID) : (undefined as unknown as CID[]),
+    hlc: { t: hlc[0] as number, c: hlc[1] as number, r: hlc[2] as string },
+    ops: Array.isArray(raw.ops) ? raw.ops.map(normaliseOp) : (undefined as unknown as Op[])
+  }
+  validateBlock(block)
+  return { cid, bytes, block }
+}
+
+/** Field names a put may write: non-empty, not `_id`, no leading `$`, no `.`, no NUL. */
+export function isValidFieldName (name: string): boolean {
+  return name.length > 0 && name.length <= 1024 && name !== '_id' && !name.startsWith('$') && !name.includes('.') && !name.includes('\0')
+}
+
+/** Collection names: 1–128 characters, no `$`, no NUL. */
+export function isValidCollectionName (name: unknown): name is string {
+  return typeof name === 'string' && name.length > 0 && name.length <= 128 && !name.includes('$') && !name.includes('\0')
+}
+
+/** Document ids: non-empty strings of at most 1024 characters. */
+export function isValidDocId (id: unknown): id is string {
+  return typeof id === 'string' && id.length > 0 && id.length <= 1024
+}
+
+function normaliseOp (raw: unknown): Op {
+  if (!isPlainObject(raw)) return raw as Op
+  if (raw.op === 'del') return { op: 'del', coll: raw.coll as string, id: raw.id as string }
+  const op: PutOp = { op: raw.op as 'put', coll: raw.coll as string, id: raw.id as string }
+  if (raw.set !== undefined) op.set = raw.set as Record<string, JsonValue>
+  if (raw.unset !== undefined) op.unset = raw.unset as string[]
+  if (raw.inc !== undefined) op.inc = raw.inc as Record<string, number>
+  return op
+}
+
+function stripEmpty (op: Op): Op {
+  if (op.op === 'del') return { op: 'del', coll: op.coll, id: op.id }
+  const out: PutOp = { op: 'put', coll: op.coll, id: op.id }
+  if (op.set != null && Object.keys(op.set).length > 0) out.set = op.set
+  if (op.unset != null && op.unset.length > 0) out.unset = op.unset
+  if (op.inc != null && Object.keys(op.inc).length > 0) out.inc = op.inc
+  return out
+}
+
+function validateBlock (block: Block): void {
+  if (typeof block.db !== 'string' || block.db.length === 0 || block.db.length > 200) throw new InvalidBlockError('db is not a CID string')
+  if (!Array.isArray(block.parents) || block.parents.some(p => p == null)) throw new InvalidBlockError('parents is not a list of CIDs')
+  if (block.parents.length > MAX_PARENTS) throw new InvalidBlockError(`more than ${MAX_PARENTS} parents`)
+  const { t, c, r } = block.hlc
+  if (!Number.isSafeInteger(t) || t < 0) throw new InvalidBlockError('hlc.t is not a non-negative integer')
+  if (!Number.isSafeInteger(c) || c < 0) throw new InvalidBlockError('hlc.c is not a non-negative integer')
+  if (typeof r !== 'string' || r.length === 0 || r.length > 128) throw new InvalidBlockError('hlc.r is not a replica id')
+  if (!Array.isArray(block.ops) || block.ops.length === 0) throw new InvalidBlockError('ops is not a non-empty list')
+  block.ops.forEach((op, i) => validateOp(op, i))
+}
+
+function validateOp (op: Op, i: number): void {
+  const where = `ops[${i}]`
+  if (!isPlainObject(op)) throw new InvalidBlockError(`${where} is not a map`)
+  if (!isValidCollectionName(op.coll)) throw new InvalidBlockError(`${where}.coll is not a collection name`)
+  if (!isValidDocId(op.id)) throw new InvalidBlockError(`${where}.id is not a document id`)
+  if (op.op === 'del') return
+  if (op.op !== 'put') throw new InvalidBlockError(`${where}.op is ${String((op as { op: unknown }).op)}`)
+  const written = new Set<string>()
+  if (op.set !== undefined) {
+    if (!isPlainObject(op.set)) throw new InvalidBlockError(`${where}.set is not a map`)
+    for (const [k, v] of Object.entries(op.set)) {
+      if (!isValidFieldName(k)) throw new InvalidBlockError(`${where}.set has bad field name ${JSON.stringify(k)}`)
+      try {
+        assertJsonValue(v, `${where}.set.${k}`)
+      } catch (err) {
+        throw new InvalidBlockError((err as Error).message)
+      }
+      written.add(k)
+    }
+  }
+  if (op.unset !== undefined) {
+    if (!Array.isArray(op.unset)) throw new InvalidBlockError(`${where}.unset is not a list`)
+    for (const k of op.unset) {
+      if (typeof k !== 'string' || !isValidFieldName(k)) throw new InvalidBlockError(`${where}.unset has bad field name`)
+      if (written.has(k)) throw new InvalidBlockError(`${where} writes field ${k} twice`)
+      written.add(k)
+    }
+  }
+  if (op.inc !== undefined) {
+    if (!isPlainObject(op.inc)) throw new InvalidBlockError(`${where}.inc is not a map`)
+    for (const [k, v] of Object.entries(op.inc)) {
+      if (!isValidFieldName(k)) throw new InvalidBlockError(`${where}.inc has bad field name ${JSON.stringify(k)}`)
+      if (typeof v !== 'number' || !Number.isFinite(v)) throw new InvalidBlockError(`${where}.inc.${k} is not a finite number`)
+      if (written.has(k)) throw new InvalidBlockError(`${where} writes field ${k} twice`)
+    }
+  }
+}

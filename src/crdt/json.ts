@@ -1,0 +1,59 @@
+/**
+ * Document values: the JSON-like subset KiteDB stores and replicates.
+ */
+import { ValidationError } from '../errors.js'
+
+/** A JSON-like value: what document fields may hold. */
+export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue }
+
+/** A document as the application sees it: a plain object with a string `_id`. */
+export type Doc = { _id: string, [field: string]: JsonValue }
+
+/** Deepest nesting of arrays/objects accepted in a value. */
+export const MAX_DEPTH = 64
+
+/**
+ * Check that `value` is JSON-like: null, boolean, finite number, string, array or plain object of
+ * those, no cycles, at most `MAX_DEPTH` deep. Throws `ValidationError` naming the bad path.
+ */
+export function assertJsonValue (value: unknown, path = 'value', depth = 0, seen: Set<object> = new Set()): asserts value is JsonValue {
+  if (value === null || typeof value === 'boolean' || typeof value === 'string') return
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value)) throw new ValidationError(`${path} is ${value}: only finite numbers can be stored`)
+    return
+  }
+  if (typeof value !== 'object') throw new ValidationError(`${path} is a ${typeof value}: only JSON-like values can be stored`)
+  if (depth >= MAX_DEPTH) throw new ValidationError(`${path} is nested deeper than ${MAX_DEPTH} levels`)
+  if (seen.has(value)) throw new ValidationError(`${path} contains a cycle`)
+  seen.add(value)
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) assertJsonValue(value[i], `${path}[${i}]`, depth + 1, seen)
+  } else {
+    if (!isPlainObject(value)) throw new ValidationError(`${path} is not a plain object (${Object.prototype.toString.call(value)})`)
+    for (const [k, v] of Object.entries(value)) assertJsonValue(v, `${path}.${k}`, depth + 1, seen)
+  }
+  seen.delete(value)
+}
+
+/** True for `{}`-style objects (prototype `Object.prototype` or `null`). */
+export function isPlainObject (value: unknown): value is Record<string, unknown> {
+  if (value === null || typeof value !== 'object') return false
+  const proto = Object.getPrototypeOf(value)
+  return proto === Object.prototype || proto === null
+}
+
+/** Structural equality of two JSON values (key order of objects ignored). */
+export function jsonEqual (a: JsonValue | undefined, b: JsonValue | undefined): boolean {
+  if (a === b) return true
+  if (a === null || b === null || typeof a !== 'object' || typeof b !== 'object') return false
+  if (Array.isArray(a) !== Array.isArray(b)) return false
+  if (Array.isArray(a)) {
+    const bb = b as JsonValue[]
+    return a.length === bb.length && a.every((x, i) => jsonEqual(x, bb[i]))
+  }
+  const ao = a as Record<string, JsonValue>
+  const bo = b as Record<string, JsonValue>
+  const ak = Object.keys(ao)
+  if (ak.length !== Object.keys(bo).length) return false
+  return ak.every(k => Object.prototype.hasOwnProperty.call(bo, k) && jsonEqual(ao[k], bo[k]))
+}

@@ -1,0 +1,125 @@
+/**
+ * The merge rules (DESIGN.md, "Merge rules"): a state-based CRDT per document.
+ *
+ * - Each top-level field is a last-writer-wins register keyed by a `Stamp`
+ *   `[t, c, r, blockCid, opIndex]` — the block's HLC, then the block CID and op index so that no
+ *   two writes ever tie.
+ * - `inc` makes a field a counter: its value is the register's base (0 if unset or not a number)
+ *   plus every increment stamped after the base, each keyed by `blockCid:opIndex` so it counts once.
+ *   A later `set`/`unset` resets the base and absorbs the increments before it.
+ * - `del` writes a tombstone: every register and increment stamped at or before it is hidden. A
+ *   put stamped after the tombstone revives the document with the fields that put (or later ones) wrote.
+ *
+ * `applyOp` is idempotent, commutative and associative over ops of distinct stamps, so blocks can
+ * be applied in any order, any number of times, even before their parents arrive.
+ */
+import { type Hlc } from './hlc.js'
+import { type Doc, type JsonValue } from './json.js'
+import { type Op } from './block.js'
+
+/** Total order key of one write: HLC, then block CID string, then op index in the block. */
+export type Stamp = readonly [t: number, c: number, r: string, cid: string, opIndex: number]
+
+/** One LWW register. `v` undefined with `u: true` means the field was unset. */
+export interface Register {
+  /** stamp of the last set/unset */
+  s: Stamp
+  /** the value written (absent when unset) */
+  v?: JsonValue
+  /** true when the last write was an unset */
+  u?: true
+  /** counter increments stamped after `s`, keyed by `blockCid:opIndex` */
+  inc?: Record<string, { n: number, s: Stamp }>
+}
+
+/** The CRDT state of one document: its field registers and its latest tombstone. */
+export interface DocState {
+  /** registers by top-level field name; `_id` is the existence register every put refreshes */
+  f: Record<string, Register>
+  /** stamp of the latest delete, if any */
+  tomb?: Stamp
+}
+
+/** The stamp of op `opIndex` of the block with CID `cid` and HLC `hlc`. */
+export function stampOf (hlc: Hlc, cid: string, opIndex: number): Stamp {
+  return [hlc.t, hlc.c, hlc.r, cid, opIndex]
+}
+
+/** Total order on stamps: negative if `a < b`, 0 if equal, positive if `a > b`. */
+export function compareStamp (a: Stamp, b: Stamp): number {
+  for (let i = 0; i < 5; i++) {
+    const x = a[i] as number | string
+    const y = b[i] as number | string
+    if (x !== y) return x < y ? -1 : 1
+  }
+  return 0
+}
+
+/**
+ * Apply one op to a document's state and return the new state (the input is not modified).
+ * `stamp` must be `stampOf(block.hlc, blockCid, opIndex)` of the op.
+ */
+export function applyOp (state: DocState | undefined, op: Op, stamp: Stamp): DocState {
+  const next: DocState = { f: { ...(state?.f ?? {}) } }
+  if (state?.tomb !== undefined) next.tomb = state.tomb
+  if (op.op === 'del') {
+    if (next.tomb === undefined || compareStamp(stamp, next.tomb) > 0) next.tomb = stamp
+    return next
+  }
+  writeRegister(next, '_id', { s: stamp, v: op.id })
+  for (const [field, value] of Object.entries(op.set ?? {})) writeRegister(next, field, { s: stamp, v: value })
+  for (const field of op.unset ?? []) writeRegister(next, field, { s: stamp, u: true })
+  const incKey = `${stamp[3]}:${stamp[4]}`
+  for (const [field, n] of Object.entries(op.inc ?? {})) {
+    const reg = next.f[field]
+    if (reg === undefined) {
+      // A counter never set: its base is "unset" at the lowest stamp, so every increment counts.
+      next.f[field] = { s: ZERO_STAMP, u: true, inc: { [incKey]: { n, s: stamp } } }
+    } else if (compareStamp(stamp, reg.s) > 0 && reg.inc?.[incKey] === undefined) {
+      next.f[field] = { ...reg, inc: { ...(reg.inc ?? {}), [incKey]: { n, s: stamp } } }
+    }
+  }
+  return next
+}
+
+const ZERO_STAMP: Stamp = [0, 0, '', '', 0]
+
+function writeRegister (state: DocState, field: string, reg: Register): void {
+  const cur = state.f[field]
+  if (cur !== undefined && compareStamp(reg.s, cur.s) <= 0) return
+  if (cur?.inc !== undefined) {
+    // Increments stamped after the new base survive it; earlier ones are absorbed by it.
+    const kept = Object.entries(cur.inc).filter(([, i]) => compareStamp(i.s, reg.s) > 0)
+    if (kept.length > 0) reg = { ...reg, inc: Object.fromEntries(kept) }
+  }
+  state.f[field] = reg
+}
+
+/**
+ * The document a state shows: `null` when it does not exist (never written, or deleted and not
+ * revived); otherwise `_id` plus every visible field, keys in sorted order so equal states give
+ * equal documents.
+ */
+export function materialise (state: DocState | undefined): Doc | null {
+  if (state === undefined) return null
+  const tomb = state.tomb
+  const idReg = state.f._id
+  if (idReg === undefined || (tomb !== undefined && compareStamp(idReg.s, tomb) <= 0)) return null
+  const doc: Doc = { _id: idReg.v as string }
+  for (const field of Object.keys(state.f).sort()) {
+    if (field === '_id') continue
+    const value = fieldValue(state.f[field], tomb)
+    if (value !== undefined) doc[field] = value
+  }
+  return doc
+}
+
+function fieldValue (reg: Register, tomb: Stamp | undefined): JsonValue | undefined {
+  const baseVisible = reg.u !== true && (tomb === undefined || compareStamp(reg.s, tomb) > 0)
+  const incs = Object.values(reg.inc ?? {}).filter(i => tomb === undefined || compareStamp(i.s, tomb) > 0)
+  if (incs.length === 0) return baseVisible ? reg.v : undefined
+  const base = baseVisible && typeof reg.v === 'number' ? reg.v : 0
+  // Sum in a fixed order so floating-point rounding is the same on every replica.
+  incs.sort((a, b) => compareStamp(a.s, b.s))
+  return incs.reduce((sum, i) => sum + i.n, base)
+}

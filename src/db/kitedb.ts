@@ -1,0 +1,161 @@
+/**
+ * `KiteDB`: the entry point. Creates, reopens and joins databases, and discovers a peer's shared
+ * database from its peer id.
+ */
+import { NotFoundError, TimeoutError, ValidationError } from '../errors.js'
+import { type Manifest, decodeManifest, encodeManifest, formatAddress, parseAddress } from '../crdt/index.js'
+import { DexieStorageProvider, MemoryStorageProvider, type StorageProvider } from '../store/index.js'
+import { Replica, randomHex, type ReplicatorOptions } from '../sync/index.js'
+import { acquireNetwork, parseRelays } from '../net/index.js'
+import { type Announcement, announceTopic, decodeAnnouncement } from './announce.js'
+import { Database } from './database.js'
+
+/** Options of `KiteDB.init` and `KiteDB.open`. */
+export interface OpenOptions {
+  /** relay multiaddr(s), each ending in `/p2p/<relay-peer-id>`; without relays the database is local-only */
+  relays?: string | string[]
+  /** `false`: local-only even if relays are given (default: replicate when relays are given) */
+  network?: boolean
+  /**
+   * Where data lives: `'indexeddb'` (the default where `indexedDB` exists), `'memory'` (the
+   * default elsewhere; kept for the life of the page/process), or your own `StorageProvider`.
+   */
+  storage?: 'indexeddb' | 'memory' | StorageProvider
+  /** replication tuning (intervals, batch sizes, timeouts) */
+  replication?: ReplicatorOptions
+  /**
+   * Name of the libp2p node to use: databases opened with the same `node` and relays share one
+   * node (default `'default'`). Different names run independent peers in one page or process.
+   */
+  node?: string
+}
+
+/** Options of `KiteDB.discover`. */
+export interface DiscoverOptions {
+  /** relay multiaddr(s) through which the peer is reachable (required) */
+  relays: string | string[]
+  /** give up after this many ms (default 15000) */
+  timeoutMs?: number
+  /** libp2p node name, as in `OpenOptions.node` */
+  node?: string
+}
+
+const MANIFEST_KEY = 'manifest'
+let memoryProvider: MemoryStorageProvider | undefined
+let indexedDbProvider: DexieStorageProvider | undefined
+
+function providerFor (storage: OpenOptions['storage']): StorageProvider {
+  if (storage !== undefined && typeof storage === 'object') return storage
+  const kind = storage ?? (typeof globalThis.indexedDB !== 'undefined' ? 'indexeddb' : 'memory')
+  if (kind === 'memory') return (memoryProvider ??= new MemoryStorageProvider())
+  if (kind === 'indexeddb') {
+    if (typeof globalThis.indexedDB === 'undefined') throw new ValidationError("storage 'indexeddb' needs IndexedDB (in Node, import 'fake-indexeddb/auto' first)")
+    return (indexedDbProvider ??= new DexieStorageProvider())
+  }
+  throw new ValidationError(`unknown storage ${JSON.stringify(storage)}: use 'indexeddb', 'memory' or a StorageProvider`)
+}
+
+function relayList (options: OpenOptions): string[] {
+  if (options.network === false || options.relays === undefined) return []
+  const list = typeof options.relays === 'string' ? [options.relays] : options.relays
+  parseRelays(list) // throws ValidationError for a bad multiaddr, before anything is opened
+  return list
+}
+
+/** Static entry points, after AvionDB's `AvionDB.init` / `AvionDB.open`. */
+export class KiteDB {
+  private constructor () {}
+
+  /**
+   * Create the database `name`, or reopen it if this device already has one of that name.
+   * Resolves once it is open locally; replication (when `relays` are given) starts in the
+   * background. Throws `ValidationError` for a bad name or option.
+   */
+  static async init (name: string, options: OpenOptions = {}): Promise<Database> {
+    if (typeof name !== 'string' || name.length === 0 || name.length > 256) throw new ValidationError('a database name must be a non-empty string of at most 256 characters')
+    const provider = providerFor(options.storage)
+    const relays = relayList(options)
+    let address = await provider.lookupName(name)
+    let manifestBytes: Uint8Array | undefined
+    if (address === undefined) {
+      const manifest: Manifest = { v: 1, name, created: Date.now(), nonce: randomHex(8) }
+      const encoded = encodeManifest(manifest)
+      address = encoded.address
+      manifestBytes = encoded.bytes
+    }
+    const db = await openAddress(provider, address, relays, options, manifestBytes)
+    if (manifestBytes !== undefined) await provider.registerName(name, address)
+    return db
+  }
+
+  /**
+   * Open the database at `address` (`/kite/<cid>`), e.g. from a share link: reopens the local
+   * replica if there is one, else starts an empty one that fills as it syncs. Throws
+   * `InvalidAddressError` for a malformed address.
+   */
+  static async open (address: string, options: OpenOptions = {}): Promise<Database> {
+    const canonical = formatAddress(parseAddress(address))
+    return await openAddress(providerFor(options.storage), canonical, relayList(options), options)
+  }
+
+  /**
+   * Names and addresses of the databases created on this device with `init`, for a storage kind.
+   */
+  static async listDatabases (options: Pick<OpenOptions, 'storage'> = {}): Promise<Array<{ name: string, address: string }>> {
+    return await providerFor(options.storage).listNames()
+  }
+
+  /**
+   * Learn what database the peer `peerId` shares: resolves with its announcement
+   * `{address, collections, relays}`. Rejects with `TimeoutError` when the peer does not announce
+   * within `timeoutMs`, `NetworkError` when no relay can be reached.
+   */
+  static async discover (peerId: string, options: DiscoverOptions): Promise<Announcement> {
+    if (typeof peerId !== 'string' || peerId.length === 0) throw new ValidationError('discover takes a peer id string')
+    const relays = typeof options.relays === 'string' ? [options.relays] : options.relays
+    const timeoutMs = options.timeoutMs ?? 15_000
+    const lease = await acquireNetwork(relays, options.node !== undefined ? { node: options.node } : {})
+    try {
+      return await new Promise<Announcement>((resolve, reject) => {
+        const timer = setTimeout(() => { off(); reject(new TimeoutError(`peer ${peerId} announced nothing within ${timeoutMs} ms`)) }, timeoutMs)
+        const off = lease.transport.subscribe(announceTopic(peerId), (data, from) => {
+          if (from !== peerId) return
+          try {
+            const a = decodeAnnouncement(data)
+            clearTimeout(timer)
+            off()
+            resolve(a)
+          } catch {}
+        })
+      })
+    } finally {
+      // Keep the node a little longer: the caller usually opens the database next.
+      setTimeout(() => { void lease.release() }, 10_000)
+    }
+  }
+}
+
+async function openAddress (provider: StorageProvider, address: string, relays: string[], options: OpenOptions, manifestBytes?: Uint8Array): Promise<Database> {
+  const cid = parseAddress(address)
+  const dbId = cid.toString()
+  const storage = await provider.open(dbId)
+  if (manifestBytes !== undefined) await storage.setMeta(MANIFEST_KEY, manifestBytes)
+  let name = address
+  const stored = await storage.getMeta<Uint8Array>(MANIFEST_KEY)
+  if (stored !== undefined) {
+    try {
+      name = decodeManifest(stored, cid).name
+    } catch (err) {
+      throw new NotFoundError(`the stored manifest of ${address} is corrupt: ${(err as Error).message}`)
+    }
+  }
+  const replica = await Replica.open(storage, dbId)
+  return new Database({
+    name,
+    address,
+    storage,
+    replica,
+    ...(relays.length > 0 ? { connect: async () => await acquireNetwork(relays, options.node !== undefined ? { node: options.node } : {}) } : {}),
+    ...(options.replication !== undefined ? { replication: options.replication } : {})
+  })
+}

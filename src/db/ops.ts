@@ -1,0 +1,102 @@
+/**
+ * From API calls to CRDT ops: id generation, document validation, and turning a Mongo-style
+ * update (evaluated locally by mingo, DESIGN.md "Merge rules") into the field values that
+ * replicate — never the operators themselves, except `$inc`, which replicates as a counter delta.
+ */
+import { update as mingoUpdate } from 'mingo'
+import { ValidationError } from '../errors.js'
+import {
+  type Doc, type JsonValue, type PutOp, assertJsonValue, isPlainObject, isValidDocId, isValidFieldName, jsonEqual
+} from '../crdt/index.js'
+import { randomHex } from '../sync/index.js'
+
+let counter = Math.floor(Math.random() * 0xffffff)
+const processPart = randomHex(5)
+
+/**
+ * A new 24-hex-digit id in MongoDB ObjectId layout: 4 bytes of Unix seconds, 5 random bytes fixed
+ * per page/process, 3 bytes of a counter. Ids generated later sort later (to the second).
+ */
+export function newObjectId (): string {
+  const seconds = Math.floor(Date.now() / 1000).toString(16).padStart(8, '0')
+  counter = (counter + 1) % 0x1000000
+  return seconds + processPart + counter.toString(16).padStart(6, '0')
+}
+
+/**
+ * Validate a document given to an insert and return a copy with its `_id` (generated when absent).
+ * Throws `ValidationError`: not a plain object, `_id` not a non-empty string, a field name that is
+ * empty, starts with `$` or contains `.`, or a value that is not JSON-like (function, undefined,
+ * NaN, cycle, class instance…).
+ */
+export function prepareInsert (doc: unknown): Doc {
+  if (!isPlainObject(doc)) throw new ValidationError('a document must be a plain object')
+  const out: Record<string, JsonValue> = {}
+  for (const [k, v] of Object.entries(doc)) {
+    if (k === '_id') continue
+    if (!isValidFieldName(k)) throw new ValidationError(`invalid field name ${JSON.stringify(k)}: names must be non-empty and contain no "." or leading "$"`)
+    assertJsonValue(v, k)
+    out[k] = structuredClone(v)
+  }
+  let id: unknown = doc._id
+  if (id === undefined) id = newObjectId()
+  if (!isValidDocId(id)) throw new ValidationError('_id must be a non-empty string of at most 1024 characters')
+  return { _id: id, ...out }
+}
+
+/** The op that writes a whole new document. */
+export function insertOp (coll: string, doc: Doc): PutOp {
+  const { _id, ...fields } = doc
+  return { op: 'put', coll, id: _id, set: fields }
+}
+
+/**
+ * Apply a Mongo update document (`{$set: …, $inc: …}`) to `before` with mingo and return the
+ * resulting document and the op that replicates it: changed top-level fields in `set`, removed
+ * ones in `unset`, and top-level `$inc` fields as counter deltas in `inc`. Returns `op: undefined`
+ * when nothing changes. Throws `ValidationError` for an update that is not an operator document,
+ * uses an unknown operator, changes `_id`, or produces a non-JSON value.
+ */
+export function applyUpdate (coll: string, before: Doc, update: unknown): { after: Doc, op: PutOp | undefined } {
+  if (!isPlainObject(update) || Object.keys(update).length === 0) throw new ValidationError('an update must be a non-empty object of update operators like {$set: {…}}')
+  for (const key of Object.keys(update)) {
+    if (!key.startsWith('$')) throw new ValidationError(`update key "${key}" is not an update operator (use {$set: {${key}: …}})`)
+  }
+  const after = structuredClone(before) as Record<string, unknown>
+  try {
+    mingoUpdate(after, update as Parameters<typeof mingoUpdate>[1], undefined, undefined, { cloneMode: 'deep' })
+  } catch (err) {
+    throw new ValidationError(`invalid update: ${(err as Error).message}`, { cause: err })
+  }
+  if (after._id !== before._id) throw new ValidationError('an update cannot change _id')
+  for (const [k, v] of Object.entries(after)) {
+    if (k === '_id') continue
+    if (!isValidFieldName(k)) throw new ValidationError(`invalid field name ${JSON.stringify(k)}`)
+    assertJsonValue(v, k)
+  }
+  const incFields = new Set<string>()
+  const inc: Record<string, number> = {}
+  if (isPlainObject(update.$inc)) {
+    for (const [path, delta] of Object.entries(update.$inc)) {
+      // Only a top-level numeric field replicates as a counter; a nested path rewrites its top-level field.
+      if (!path.includes('.') && typeof delta === 'number' && (before[path] === undefined || typeof before[path] === 'number')) {
+        incFields.add(path)
+        inc[path] = delta
+      }
+    }
+  }
+  const set: Record<string, JsonValue> = {}
+  const unset: string[] = []
+  for (const [k, v] of Object.entries(after)) {
+    if (k === '_id' || incFields.has(k)) continue
+    if (!jsonEqual(before[k], v as JsonValue)) set[k] = v as JsonValue
+  }
+  for (const k of Object.keys(before)) if (k !== '_id' && !(k in after)) unset.push(k)
+  const changed = Object.keys(set).length > 0 || unset.length > 0 || Object.values(inc).some(n => n !== 0)
+  if (!changed) return { after: after as Doc, op: undefined }
+  const op: PutOp = { op: 'put', coll, id: before._id }
+  if (Object.keys(set).length > 0) op.set = set
+  if (unset.length > 0) op.unset = unset
+  if (Object.keys(inc).length > 0) op.inc = inc
+  return { after: after as Doc, op }
+}

@@ -1,0 +1,66 @@
+/**
+ * Typed errors shared by every layer. This module imports nothing, so any layer (including the
+ * pure `crdt/` layer) may use it without creating an import cycle.
+ *
+ * Every error KiteDB throws on purpose is a `KiteError` with a stable string `code`, so callers can
+ * branch on `err.code` rather than on messages.
+ */
+
+/** Base class of every KiteDB error. `code` is stable across versions; `message` is for people. */
+export class KiteError extends Error {
+  readonly code: string
+  constructor (code: string, message: string, options?: { cause?: unknown }) {
+    super(message, options)
+    this.name = new.target.name
+    this.code = code
+  }
+}
+
+/** An argument from the API is malformed (not a plain object, bad `_id`, unknown operator…). */
+export class ValidationError extends KiteError {
+  constructor (message: string, options?: { cause?: unknown }) { super('ERR_VALIDATION', message, options) }
+}
+
+/** An insert used an `_id` that already exists in the collection. Nothing was written. */
+export class DuplicateKeyError extends KiteError {
+  readonly id: string
+  constructor (collection: string, id: string) {
+    super('ERR_DUPLICATE_KEY', `a document with _id "${id}" already exists in collection "${collection}"`)
+    this.id = id
+  }
+}
+
+/** A named thing (database, collection, peer announcement) could not be found. */
+export class NotFoundError extends KiteError {
+  constructor (message: string) { super('ERR_NOT_FOUND', message) }
+}
+
+/** The database (or KiteDB network) was closed; open it again to use it. */
+export class DatabaseClosedError extends KiteError {
+  constructor (name: string) { super('ERR_DATABASE_CLOSED', `database "${name}" is closed`) }
+}
+
+/** A block's bytes do not decode to a valid block, or do not match the CID they were sent as. */
+export class InvalidBlockError extends KiteError {
+  constructor (reason: string, options?: { cause?: unknown }) { super('ERR_INVALID_BLOCK', `invalid block: ${reason}`, options) }
+}
+
+/** A message received from the network does not decode to a valid message of the wire protocol. */
+export class InvalidMessageError extends KiteError {
+  constructor (reason: string, options?: { cause?: unknown }) { super('ERR_INVALID_MESSAGE', `invalid message: ${reason}`, options) }
+}
+
+/** A database address (`/kite/<cid>`) or share link could not be parsed. */
+export class InvalidAddressError extends KiteError {
+  constructor (reason: string, options?: { cause?: unknown }) { super('ERR_INVALID_ADDRESS', reason, options) }
+}
+
+/** A network operation did not finish in time. */
+export class TimeoutError extends KiteError {
+  constructor (message: string) { super('ERR_TIMEOUT', message) }
+}
+
+/** The network layer failed (cannot reach any relay, no peer has the data, …). */
+export class NetworkError extends KiteError {
+  constructor (message: string, options?: { cause?: unknown }) { super('ERR_NETWORK', message, options) }
+}

@@ -1,0 +1,5 @@
+/** libp2p: peer and relay node factories and the `Transport` implementation. */
+export * from './node.js'
+export * from './transport.js'
+export { ensureRuntime } from './runtime.js'
+export * from './pool.js'

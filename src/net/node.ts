@@ -1,0 +1,188 @@
+/**
+ * libp2p node factories, following the recipe in DESIGN.md proven on these machines:
+ * browsers (and Node peers) reach a circuit-relay-v2 relay over WebSockets, reserve a slot, become
+ * dialable at `<relay>/p2p-circuit/webrtc/p2p/<peer>`, and upgrade to direct WebRTC.
+ */
+import { createLibp2p, type Libp2p } from 'libp2p'
+import { webSockets } from '@libp2p/websockets'
+import { webRTC } from '@libp2p/webrtc'
+import { circuitRelayServer, circuitRelayTransport } from '@libp2p/circuit-relay-v2'
+import { gossipsub, type GossipSub } from '@libp2p/gossipsub'
+import { identify } from '@libp2p/identify'
+import { ping, type Ping } from '@libp2p/ping'
+import { noise } from '@libp2p/noise'
+import { yamux } from '@libp2p/yamux'
+import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
+import { WebRTC } from '@multiformats/multiaddr-matcher'
+import { type PrivateKey } from '@libp2p/interface'
+import { NetworkError, TimeoutError, ValidationError } from '../errors.js'
+import { createLogger } from '../log.js'
+import { ensureRuntime } from './runtime.js'
+
+const log = createLogger('net')
+
+/** Services every KiteDB peer runs. */
+export type PeerServices = {
+  pubsub: GossipSub
+  ping: Ping
+  identify: unknown
+  [name: string]: unknown
+}
+
+/** A KiteDB libp2p peer node. */
+export type PeerNode = Libp2p<PeerServices>
+
+/**
+ * Dialling any multiaddr is allowed: the browser's default gater refuses ws:// and loopback
+ * addresses, which is exactly what a local relay uses. Restrict this for a deployment.
+ */
+const openGater = { denyDialMultiaddr: async () => false }
+
+/** Options of `createPeerNode`. */
+export interface PeerNodeOptions {
+  /** relay multiaddrs, each ending in `/p2p/<relay-peer-id>` (at least one) */
+  relays: string[]
+  /** the node's identity; a new Ed25519 key when omitted */
+  privateKey?: PrivateKey
+  /** how long to wait for a relay reservation and a dialable WebRTC address, ms (default 15000) */
+  readyTimeoutMs?: number
+}
+
+/** Parse relay multiaddr strings; throws `ValidationError` naming the bad one. */
+export function parseRelays (relays: unknown): Multiaddr[] {
+  const list = typeof relays === 'string' ? [relays] : relays
+  if (!Array.isArray(list) || list.length === 0) throw new ValidationError('relays must be a non-empty list of multiaddrs ending in /p2p/<peer-id>')
+  return list.map(r => {
+    try {
+      const ma = multiaddr(String(r))
+      if (ma.getComponents().find(c => c.name === 'p2p') === undefined) throw new Error('no /p2p/<peer-id>')
+      return ma
+    } catch (err) {
+      throw new ValidationError(`bad relay multiaddr "${String(r)}": ${(err as Error).message}`, { cause: err })
+    }
+  })
+}
+
+/**
+ * Start a peer node, connect to the relays and wait until it holds a relay reservation with a
+ * WebRTC address. Rejects with `NetworkError` when no relay can be reached, `TimeoutError` when no
+ * WebRTC address appears within `readyTimeoutMs`.
+ */
+export async function createPeerNode (options: PeerNodeOptions): Promise<PeerNode> {
+  await ensureRuntime()
+  const relays = parseRelays(options.relays)
+  const node = await createLibp2p({
+    ...(options.privateKey !== undefined ? { privateKey: options.privateKey } : {}),
+    addresses: { listen: ['/p2p-circuit', '/webrtc'] },
+    transports: [
+      webSockets(),
+      circuitRelayTransport(),
+      webRTC({ rtcConfiguration: { iceServers: [] } })
+    ],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    connectionGater: openGater,
+    services: {
+      identify: identify(),
+      ping: ping(),
+      pubsub: gossipsub({ allowPublishToZeroTopicPeers: true, emitSelf: false })
+    }
+  })
+  try {
+    let connected = 0
+    const errors: string[] = []
+    await Promise.all(relays.map(async r => {
+      try {
+        await dialWithRetry(node, r, 3)
+        connected++
+      } catch (err) {
+        errors.push(`${r.toString()}: ${(err as Error).message}`)
+      }
+    }))
+    if (connected === 0) throw new NetworkError(`cannot reach any relay (${errors.join('; ')})`)
+    await waitFor(() => node.getMultiaddrs().some(ma => WebRTC.exactMatch(ma)), options.readyTimeoutMs ?? 15_000,
+      'no relay reservation with a WebRTC address')
+    return node
+  } catch (err) {
+    await node.stop()
+    throw err
+  }
+}
+
+/** Options of `createRelayNode`. */
+export interface RelayNodeOptions {
+  /** interface to listen on (default 127.0.0.1) */
+  host?: string
+  /** TCP port of the WebSocket listener (default 9091; 0 picks a free one) */
+  port?: number
+  /** the relay's identity, so its multiaddr survives restarts */
+  privateKey?: PrivateKey
+  /** most concurrent relay reservations (default 1024) */
+  maxReservations?: number
+  /** most open connections (default 1024) */
+  maxConnections?: number
+}
+
+/**
+ * Start a relay: WebSockets listener, circuit-relay-v2 server, gossipsub that joins every
+ * `/kitedb/1/…` topic a peer subscribes to, so peers without a direct connection still hear each
+ * other. The relay never needs a database key and stores nothing.
+ */
+export async function createRelayNode (options: RelayNodeOptions = {}): Promise<PeerNode> {
+  await ensureRuntime()
+  const host = options.host ?? '127.0.0.1'
+  const port = options.port ?? 9091
+  const node = await createLibp2p({
+    ...(options.privateKey !== undefined ? { privateKey: options.privateKey } : {}),
+    addresses: { listen: [`/ip4/${host}/tcp/${port}/ws`] },
+    transports: [webSockets()],
+    connectionEncrypters: [noise()],
+    streamMuxers: [yamux()],
+    connectionGater: openGater,
+    connectionManager: { maxConnections: options.maxConnections ?? 1024 },
+    services: {
+      identify: identify(),
+      ping: ping(),
+      relay: circuitRelayServer({ reservations: { maxReservations: options.maxReservations ?? 1024 } }),
+      pubsub: gossipsub({ allowPublishToZeroTopicPeers: true, emitSelf: false })
+    }
+  }) as unknown as PeerNode
+  const pubsub = node.services.pubsub
+  pubsub.addEventListener('subscription-change', evt => {
+    for (const { topic, subscribe } of evt.detail.subscriptions) {
+      if (subscribe && topic.startsWith('/kitedb/1/') && !pubsub.getTopics().includes(topic)) {
+        log.debug(`relay joins ${topic}`)
+        pubsub.subscribe(topic)
+      }
+    }
+  })
+  // Leave topics nobody subscribes to any more, so the relay's state stays bounded.
+  const prune = setInterval(() => {
+    for (const topic of pubsub.getTopics()) if (pubsub.getSubscribers(topic).length === 0) pubsub.unsubscribe(topic)
+  }, 30_000)
+  node.addEventListener('stop', () => { clearInterval(prune) })
+  return node
+}
+
+/** Dial with retries: about 5% of first WebRTC dials time out on these machines (DESIGN.md). */
+export async function dialWithRetry (node: PeerNode, target: Multiaddr, attempts: number, timeoutMs = 8000): Promise<void> {
+  let last: unknown
+  for (let i = 0; i < attempts; i++) {
+    try {
+      await node.dial(target, { signal: AbortSignal.timeout(timeoutMs) })
+      return
+    } catch (err) {
+      last = err
+      log.debug(`dial ${target.toString()} failed (attempt ${i + 1}/${attempts}): ${(err as Error).message}`)
+    }
+  }
+  throw new NetworkError(`cannot dial ${target.toString()}: ${(last as Error)?.message ?? 'unknown error'}`, { cause: last })
+}
+
+async function waitFor (cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!cond()) {
+    if (Date.now() > deadline) throw new TimeoutError(`${what} after ${timeoutMs} ms`)
+    await new Promise(resolve => setTimeout(resolve, 50))
+  }
+}

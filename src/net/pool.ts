@@ -1,0 +1,69 @@
+/**
+ * One libp2p node per set of relays per page (or process), shared by every database opened with
+ * those relays and stopped when the last of them closes.
+ */
+import { type PrivateKey } from '@libp2p/interface'
+import { createPeerNode, parseRelays } from './node.js'
+import { Libp2pTransport } from './transport.js'
+
+/** A shared network handle: use `transport`, call `release()` once when done. */
+export interface NetworkLease {
+  transport: Libp2pTransport
+  /** the relay multiaddrs this network uses */
+  relays: string[]
+  release (): Promise<void>
+}
+
+interface PoolEntry {
+  ready: Promise<Libp2pTransport>
+  refs: number
+}
+
+const pool = new Map<string, PoolEntry>()
+
+/** Options of `acquireNetwork`. */
+export interface AcquireOptions {
+  /** leases with the same `node` name and relays share one libp2p node (default `'default'`); give
+   * different names to run several independent peers in one page or process (tests, simulations) */
+  node?: string
+  /** identity of a newly started node */
+  privateKey?: PrivateKey
+}
+
+/**
+ * Lease the network for `relays`, starting it on first use. Rejects like `createPeerNode`
+ * (`ValidationError`, `NetworkError`, `TimeoutError`); a failed start is not cached.
+ */
+export async function acquireNetwork (relays: string[], options: AcquireOptions = {}): Promise<NetworkLease> {
+  const mas = parseRelays(relays)
+  const key = `${options.node ?? 'default'}\u0000${mas.map(m => m.toString()).sort().join(' ')}`
+  let entry = pool.get(key)
+  if (entry === undefined) {
+    const ready = createPeerNode({ relays: mas.map(m => m.toString()), ...(options.privateKey !== undefined ? { privateKey: options.privateKey } : {}) }).then(node => new Libp2pTransport(node, { relays: mas }))
+    entry = { ready, refs: 0 }
+    pool.set(key, entry)
+    ready.catch(() => { if (pool.get(key) === entry) pool.delete(key) })
+  }
+  entry.refs++
+  const held = entry
+  let transport: Libp2pTransport
+  try {
+    transport = await held.ready
+  } catch (err) {
+    held.refs--
+    throw err
+  }
+  let released = false
+  return {
+    transport,
+    relays: mas.map(m => m.toString()),
+    release: async () => {
+      if (released) return
+      released = true
+      if (--held.refs > 0) return
+      if (pool.get(key) === held) pool.delete(key)
+      transport.close()
+      await transport.node.stop()
+    }
+  }
+}

@@ -1,0 +1,229 @@
+/**
+ * `Transport` over libp2p: gossipsub for topics, one length-prefixed request and response per
+ * stream for request/response protocols, and direct WebRTC upgrades.
+ *
+ * Peer discovery: every peer of a database publishes on its topic (heads, periodically). When a
+ * message arrives from a peer with no direct connection, this transport dials that peer's WebRTC
+ * address through each relay (`<relay>/p2p-circuit/webrtc/p2p/<peer>`). To avoid two crossing
+ * dials, the peer with the smaller id dials first; the other dials only if still not connected
+ * after `upgradeFallbackMs`.
+ */
+import { peerIdFromString } from '@libp2p/peer-id'
+import { lpStream } from '@libp2p/utils'
+import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
+import { type Connection, type PeerId } from '@libp2p/interface'
+import { NetworkError, TimeoutError } from '../errors.js'
+import { createLogger } from '../log.js'
+import { type PeerConnection, type Transport } from '../sync/transport.js'
+import { MAX_MESSAGE_BYTES } from '../sync/wire.js'
+import { type PeerNode, dialWithRetry } from './node.js'
+
+const log = createLogger('net')
+
+/** Options of `Libp2pTransport`. */
+export interface Libp2pTransportOptions {
+  /** relay multiaddrs (each with `/p2p/<id>`) used to reach peers */
+  relays: Multiaddr[]
+  /** how long the peer with the larger id waits before dialling itself, ms (default 6000) */
+  upgradeFallbackMs?: number
+  /** wait between upgrade attempts to one peer, ms (default 5000) */
+  upgradeBackoffMs?: number
+}
+
+type MessageHandler = (data: Uint8Array, from: string) => void
+
+/** The libp2p implementation of `Transport`. */
+export class Libp2pTransport implements Transport {
+  readonly node: PeerNode
+  readonly peerId: string
+  private readonly relays: Multiaddr[]
+  private readonly relayIds: Set<string>
+  private readonly handlers = new Map<string, Set<MessageHandler>>()
+  private readonly subscriberHandlers = new Map<string, Set<(peer: string) => void>>()
+  private readonly firstHeard = new Map<string, number>()
+  private readonly lastUpgradeAttempt = new Map<string, number>()
+  private readonly upgrading = new Set<string>()
+  private readonly opts: { upgradeFallbackMs: number, upgradeBackoffMs: number }
+  private readonly onMessage: (evt: CustomEvent) => void
+  private readonly onSubscriptionChange: (evt: CustomEvent) => void
+
+  constructor (node: PeerNode, options: Libp2pTransportOptions) {
+    this.node = node
+    this.peerId = node.peerId.toString()
+    this.relays = options.relays
+    this.relayIds = new Set(options.relays.map(r => r.getComponents().find(c => c.name === 'p2p')?.value ?? ''))
+    this.opts = { upgradeFallbackMs: options.upgradeFallbackMs ?? 6000, upgradeBackoffMs: options.upgradeBackoffMs ?? 5000 }
+    const pubsub = node.services.pubsub
+    this.onMessage = (evt) => {
+      const msg = evt.detail as { type: string, topic: string, data: Uint8Array, from?: PeerId }
+      if (msg.type !== 'signed' || msg.from === undefined) return // unsigned messages have no origin: ignore
+      const from = msg.from.toString()
+      if (from === this.peerId) return
+      const set = this.handlers.get(msg.topic)
+      if (set === undefined) return
+      if (!this.relayIds.has(from)) this.maybeUpgrade(from)
+      for (const h of set) {
+        try { h(msg.data, from) } catch (err) { log.warn(`message handler for ${msg.topic} threw`, err) }
+      }
+    }
+    this.onSubscriptionChange = (evt) => {
+      const { peerId, subscriptions } = evt.detail as { peerId: PeerId, subscriptions: Array<{ topic: string, subscribe: boolean }> }
+      for (const { topic, subscribe } of subscriptions) {
+        if (!subscribe) continue
+        for (const h of this.subscriberHandlers.get(topic) ?? []) h(peerId.toString())
+      }
+    }
+    pubsub.addEventListener('message', this.onMessage)
+    pubsub.addEventListener('subscription-change', this.onSubscriptionChange)
+  }
+
+  /** Whether `peer` is one of the configured relays. */
+  isRelay (peer: string): boolean { return this.relayIds.has(peer) }
+
+  subscribe (topic: string, handler: MessageHandler): () => void {
+    let set = this.handlers.get(topic)
+    if (set === undefined) {
+      this.handlers.set(topic, set = new Set())
+      this.node.services.pubsub.subscribe(topic)
+    }
+    set.add(handler)
+    return () => {
+      set.delete(handler)
+      if (set.size === 0 && this.handlers.get(topic) === set) {
+        this.handlers.delete(topic)
+        if (this.node.status === 'started') this.node.services.pubsub.unsubscribe(topic)
+      }
+    }
+  }
+
+  async publish (topic: string, data: Uint8Array): Promise<void> {
+    if (this.node.status !== 'started') return
+    await this.node.services.pubsub.publish(topic, data)
+  }
+
+  onSubscriber (topic: string, handler: (peer: string) => void): () => void {
+    let set = this.subscriberHandlers.get(topic)
+    if (set === undefined) this.subscriberHandlers.set(topic, set = new Set())
+    set.add(handler)
+    return () => { set.delete(handler) }
+  }
+
+  subscribers (topic: string): string[] {
+    return this.node.services.pubsub.getSubscribers(topic).map(p => p.toString()).filter(p => !this.relayIds.has(p))
+  }
+
+  async request (peer: string, protocol: string, data: Uint8Array, options: { timeoutMs?: number } = {}): Promise<Uint8Array> {
+    const timeoutMs = options.timeoutMs ?? 10_000
+    const signal = AbortSignal.timeout(timeoutMs)
+    try {
+      const conn = await this.connect(peer, signal)
+      const stream = await conn.newStream(protocol, { signal, runOnLimitedConnection: true })
+      const lp = lpStream(stream, { maxDataLength: MAX_MESSAGE_BYTES })
+      await lp.write(data, { signal })
+      const response = await lp.read({ signal })
+      void stream.close().catch(() => {})
+      return response.subarray()
+    } catch (err) {
+      if (signal.aborted) throw new TimeoutError(`request ${protocol} to ${peer} timed out after ${timeoutMs} ms`)
+      throw new NetworkError(`request ${protocol} to ${peer} failed: ${(err as Error).message}`, { cause: err })
+    }
+  }
+
+  handle (protocol: string, handler: (data: Uint8Array, from: string) => Promise<Uint8Array>): () => void {
+    void this.node.handle(protocol, async (stream, connection) => {
+      const from = connection.remotePeer.toString()
+      try {
+        const lp = lpStream(stream, { maxDataLength: MAX_MESSAGE_BYTES })
+        const request = await lp.read({ signal: AbortSignal.timeout(10_000) })
+        const response = await handler(request.subarray(), from)
+        await lp.write(response)
+        await stream.close()
+      } catch (err) {
+        log.debug(`${protocol} request from ${from} failed: ${(err as Error).message}`)
+        stream.abort(err as Error)
+      }
+    }, { runOnLimitedConnection: true, maxInboundStreams: 64 })
+    return () => { if (this.node.status === 'started') void this.node.unhandle(protocol) }
+  }
+
+  connection (peer: string): PeerConnection {
+    let conns: Connection[]
+    try {
+      conns = this.node.getConnections(peerIdFromString(peer)).filter(c => c.status === 'open')
+    } catch {
+      return { kind: 'none', transport: 'none' }
+    }
+    const direct = conns.find(c => c.limits == null && !c.remoteAddr.toString().includes('/p2p-circuit/p2p/'))
+    if (direct !== undefined) {
+      const addr = direct.remoteAddr.toString()
+      return { kind: 'direct', transport: addr.includes('/webrtc') ? 'webrtc' : addr.includes('/ws') ? 'websockets' : 'direct' }
+    }
+    if (conns.length > 0) return { kind: 'relayed', transport: 'circuit-relay' }
+    return { kind: 'none', transport: 'none' }
+  }
+
+  onConnectionChange (handler: () => void): () => void {
+    const h = (): void => { handler() }
+    this.node.addEventListener('connection:open', h)
+    this.node.addEventListener('connection:close', h)
+    return () => {
+      this.node.removeEventListener('connection:open', h)
+      this.node.removeEventListener('connection:close', h)
+    }
+  }
+
+  /** Stop listening to pubsub events (the node itself is stopped by its owner). */
+  close (): void {
+    this.node.services.pubsub.removeEventListener('message', this.onMessage)
+    this.node.services.pubsub.removeEventListener('subscription-change', this.onSubscriptionChange)
+  }
+
+  /** An open connection to `peer`, preferring a direct one; dials through the relays if needed. */
+  private async connect (peer: string, signal: AbortSignal): Promise<Connection> {
+    const id = peerIdFromString(peer)
+    const open = this.node.getConnections(id).filter(c => c.status === 'open')
+    const best = open.find(c => c.limits == null) ?? open[0]
+    if (best !== undefined) return best
+    const errors: string[] = []
+    for (const target of this.dialTargets(peer, true)) {
+      try {
+        return await this.node.dial(target, { signal })
+      } catch (err) {
+        errors.push((err as Error).message)
+      }
+    }
+    throw new NetworkError(`cannot reach ${peer}: ${errors.join('; ')}`)
+  }
+
+  /** `<relay>/p2p-circuit/webrtc/p2p/<peer>` for every relay (and the plain circuit address when `withCircuit`). */
+  private dialTargets (peer: string, withCircuit: boolean): Multiaddr[] {
+    const out: Multiaddr[] = []
+    for (const r of this.relays) out.push(multiaddr(`${r.toString()}/p2p-circuit/webrtc/p2p/${peer}`))
+    if (withCircuit) for (const r of this.relays) out.push(multiaddr(`${r.toString()}/p2p-circuit/p2p/${peer}`))
+    return out
+  }
+
+  /** Open a direct WebRTC connection to a peer heard only through the relay. */
+  private maybeUpgrade (peer: string): void {
+    if (this.node.status !== 'started' || this.upgrading.has(peer)) return
+    if (this.connection(peer).kind === 'direct') return
+    const now = Date.now()
+    if (!this.firstHeard.has(peer)) this.firstHeard.set(peer, now)
+    const mine = this.peerId < peer
+    if (!mine && now - (this.firstHeard.get(peer) as number) < this.opts.upgradeFallbackMs) return
+    if (now - (this.lastUpgradeAttempt.get(peer) ?? 0) < this.opts.upgradeBackoffMs) return
+    this.lastUpgradeAttempt.set(peer, now)
+    this.upgrading.add(peer)
+    void (async () => {
+      for (const target of this.dialTargets(peer, false)) {
+        try {
+          await dialWithRetry(this.node, target, 2)
+          log.debug(`direct connection to ${peer} via ${target.toString()}`)
+          return
+        } catch (err) {
+          log.debug(`WebRTC upgrade to ${peer} failed: ${(err as Error).message}`)
+        }
+      }
+    })().finally(() => { this.upgrading.delete(peer) })
+  }
+}

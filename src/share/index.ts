@@ -1,0 +1,3 @@
+/** Share links and QR codes. */
+export * from './link.js'
+export * from './qr.js'

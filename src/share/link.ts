@@ -1,0 +1,57 @@
+/**
+ * Share links: a URL that opens a database in an app. Everything KiteDB-specific travels in the
+ * fragment (`#…`), which browsers never send to the web server:
+ *
+ *   `<base>#db=<address>&relay=<multiaddr>[&relay=…][&peer=<peer-id>]`
+ *
+ * `db` is the database address `/kite/<cid>`; `relay` the relay multiaddr(s) to reach peers;
+ * `peer` (optional) the peer id of a replica that shares it, enough on its own with `relay` to
+ * learn the address through `KiteDB.discover`.
+ */
+import { InvalidAddressError } from '../errors.js'
+import { formatAddress, parseAddress } from '../crdt/manifest.js'
+
+/** What a share link carries. */
+export interface ShareInfo {
+  /** database address (`/kite/<cid>`), absent in a peer-only link */
+  address?: string
+  /** relay multiaddrs */
+  relays: string[]
+  /** peer id of a replica sharing the database */
+  peer?: string
+}
+
+/** Build a share link on `baseUrl` (its own fragment is replaced). Throws `InvalidAddressError` for a bad address. */
+export function formatShareLink (baseUrl: string, info: ShareInfo): string {
+  const params: Array<[string, string]> = []
+  if (info.address !== undefined) params.push(['db', formatAddress(parseAddress(info.address))])
+  for (const r of info.relays) params.push(['relay', r])
+  if (info.peer !== undefined) params.push(['peer', info.peer])
+  const base = baseUrl.split('#')[0]
+  return `${base}#${params.map(([k, v]) => `${k}=${escapeValue(v)}`).join('&')}`
+}
+
+/** Percent-encode a fragment value, leaving `/` and `:` (legal in fragments) readable. */
+function escapeValue (value: string): string {
+  return encodeURIComponent(value).replace(/%2F/gi, '/').replace(/%3A/gi, ':')
+}
+
+/**
+ * Read a share link (a full URL or just its fragment). Returns `undefined` when it carries
+ * neither a database address nor a peer id; throws `InvalidAddressError` when the address is malformed.
+ */
+export function parseShareLink (url: string): ShareInfo | undefined {
+  const hashAt = url.indexOf('#')
+  const fragment = hashAt >= 0 ? url.slice(hashAt + 1) : url
+  const params = new URLSearchParams(fragment)
+  const db = params.get('db')
+  const peer = params.get('peer')
+  if (db === null && peer === null) return undefined
+  const info: ShareInfo = { relays: params.getAll('relay').filter(r => r.length > 0) }
+  if (db !== null) info.address = formatAddress(parseAddress(db))
+  if (peer !== null) {
+    if (!/^[1-9A-HJ-NP-Za-km-z]{32,128}$/.test(peer)) throw new InvalidAddressError(`"${peer}" is not a peer id`)
+    info.peer = peer
+  }
+  return info
+}

@@ -1,0 +1,4 @@
+/** Storage: the interface, its in-memory and IndexedDB (Dexie) implementations. */
+export * from './storage.js'
+export * from './memory.js'
+export * from './dexie.js'

@@ -1,0 +1,321 @@
+/**
+ * The replication engine of one database over a `Transport` (DESIGN.md, "Wire protocol"):
+ *
+ * - every new local block is published on the database topic, inline when ≤ 64 KiB;
+ * - heads are published on start, to every new subscriber, and every `republishMs` (go-ds-crdt's
+ *   rebroadcast: OrbitDB's one-shot exchange stalls readers that join late, orbitdb#1255);
+ * - heads we do not have and parents named by stored blocks but not stored (`missing`, persisted,
+ *   so a walk interrupted by a reload resumes) are fetched in batches over `/kitedb/1/blocks` from
+ *   the peers that announced them, walking parents until the DAG is complete;
+ * - every received block is verified (CID, decoding, database) before it is applied; bad input is
+ *   dropped with a logged reason and never stops the engine.
+ */
+import { InvalidBlockError } from '../errors.js'
+import { type CID, cidOf, parseCid } from '../crdt/index.js'
+import { createLogger } from '../log.js'
+import { type Applied, type Replica } from './replica.js'
+import { type Transport } from './transport.js'
+import {
+  BLOCKS_PROTOCOL, INLINE_BLOCK_BYTES, MAX_MESSAGE_BYTES, MAX_REQUEST_CIDS,
+  decodeBlocksRequest, decodeBlocksResponse, decodeHeadsMessage, encodeBlocksRequest,
+  encodeBlocksResponse, encodeHeadsMessage, topicOf
+} from './wire.js'
+
+const log = createLogger('sync')
+
+/** Tuning of the replication engine. */
+export interface ReplicatorOptions {
+  /** interval of head republication, ms (default 3000) */
+  republishMs?: number
+  /** CIDs per fetch request (default 256, at most 1000) */
+  fetchBatch?: number
+  /** timeout of one fetch request, ms (default 10000) */
+  fetchTimeoutMs?: number
+  /** a peer not heard from for this long is no longer listed in `peers()`, ms (default 10000) */
+  peerTtlMs?: number
+}
+
+/** Snapshot of the engine's state, for UIs and tests. */
+export interface SyncState {
+  heads: string[]
+  /** blocks known to exist but not stored yet */
+  missing: number
+  /** remote peers replicating this database */
+  peers: string[]
+  /** ms since the epoch of the last block received from a peer, or null */
+  lastSyncedAt: number | null
+}
+
+/** Replicates one `Replica` over one `Transport`. */
+export class Replicator {
+  readonly replica: Replica
+  readonly transport: Transport
+  readonly topic: string
+  private readonly opts: Required<ReplicatorOptions>
+  private readonly cleanups: Array<() => void> = []
+  private timer?: ReturnType<typeof setInterval>
+  /** head CIDs announced by peers that we do not store, with who announced them */
+  private readonly wanted = new Map<string, Set<string>>()
+  /** peers by the time (ms) we last heard from them */
+  private readonly seen = new Map<string, number>()
+  private fetching = false
+  private fetchAgain = false
+  private stopped = false
+  private lastSyncedAt: number | null = null
+  private readonly peerListeners = new Set<(peers: string[]) => void>()
+  private lastPeers: string[] = []
+
+  constructor (replica: Replica, transport: Transport, options: ReplicatorOptions = {}) {
+    this.replica = replica
+    this.transport = transport
+    this.topic = topicOf(replica.dbId)
+    this.opts = {
+      republishMs: options.republishMs ?? 3000,
+      fetchBatch: Math.min(options.fetchBatch ?? 256, MAX_REQUEST_CIDS),
+      fetchTimeoutMs: options.fetchTimeoutMs ?? 10_000,
+      peerTtlMs: options.peerTtlMs ?? 10_000
+    }
+  }
+
+  /** Subscribe, serve blocks, announce heads and start the republish timer. */
+  start (): void {
+    this.cleanups.push(
+      this.transport.subscribe(this.topic, (data, from) => { this.onMessage(data, from) }),
+      this.transport.onSubscriber(this.topic, () => {
+        this.notifyPeers()
+        void this.publishHeads()
+      }),
+      serveBlocks(this.transport, this.replica)
+    )
+    void this.publishHeads()
+    void this.fetchMissing()
+    this.timer = setInterval(() => {
+      void this.publishHeads()
+      void this.fetchMissing()
+      this.notifyPeers()
+    }, this.opts.republishMs)
+  }
+
+  /** Stop replicating (the replica stays usable locally). */
+  stop (): void {
+    this.stopped = true
+    if (this.timer !== undefined) clearInterval(this.timer)
+    for (const c of this.cleanups.splice(0)) c()
+  }
+
+  /** Publish a block just committed locally: heads, plus the block inline when small. */
+  async publishLocal (applied: Applied): Promise<void> {
+    const heads = await this.replica.heads()
+    const blocks = applied.bytes.byteLength <= INLINE_BLOCK_BYTES ? [applied.bytes] : []
+    await this.publish(heads, blocks)
+  }
+
+  /** Remote peers replicating this database: topic subscribers plus peers heard from recently. */
+  peers (): string[] {
+    const now = Date.now()
+    const out = new Set(this.transport.subscribers(this.topic))
+    for (const [peer, at] of this.seen) {
+      if (now - at <= this.opts.peerTtlMs) out.add(peer)
+      else this.seen.delete(peer)
+    }
+    out.delete(this.transport.peerId)
+    return [...out].sort()
+  }
+
+  /** Called with the peer list whenever it changes. Returns an unsubscribe function. */
+  onPeers (listener: (peers: string[]) => void): () => void {
+    this.peerListeners.add(listener)
+    return () => { this.peerListeners.delete(listener) }
+  }
+
+  /** Heads, missing count, peers and last sync time. */
+  async state (): Promise<SyncState> {
+    return {
+      heads: await this.replica.heads(),
+      missing: (await this.replica.missing()).length + this.wanted.size,
+      peers: this.peers(),
+      lastSyncedAt: this.lastSyncedAt
+    }
+  }
+
+  private touch (peer: string): void {
+    if (peer === this.transport.peerId) return
+    const isNew = !this.seen.has(peer)
+    this.seen.set(peer, Date.now())
+    this.notifyPeers()
+    // A peer we had not heard from may have joined late (its subscription reached only the relay):
+    // answer with our heads now rather than at the next republish.
+    if (isNew) void this.publishHeads()
+  }
+
+  private notifyPeers (): void {
+    const peers = this.peers()
+    if (peers.length === this.lastPeers.length && peers.every((p, i) => p === this.lastPeers[i])) return
+    this.lastPeers = peers
+    for (const l of this.peerListeners) l(peers)
+  }
+
+  private async publishHeads (): Promise<void> {
+    if (this.stopped) return
+    await this.publish(await this.replica.heads(), [])
+  }
+
+  private async publish (heads: string[], blocks: Uint8Array[]): Promise<void> {
+    if (this.stopped) return
+    try {
+      await this.transport.publish(this.topic, encodeHeadsMessage({ heads: heads.map(h => parseCid(h) as CID), blocks }))
+    } catch (err) {
+      log.debug('publish failed', err)
+    }
+  }
+
+  private onMessage (data: Uint8Array, from: string): void {
+    if (this.stopped) return
+    this.touch(from)
+    void this.handleMessage(data, from).catch(err => { log.warn(`dropped message from ${from}: ${(err as Error).message}`) })
+  }
+
+  private async handleMessage (data: Uint8Array, from: string): Promise<void> {
+    const msg = decodeHeadsMessage(data)
+    for (const bytes of msg.blocks) await this.receive(bytes, from)
+    let want = false
+    for (const head of msg.heads) {
+      const h = head.toString()
+      if (await this.replica.storage.hasBlock(h)) continue
+      let sources = this.wanted.get(h)
+      if (sources === undefined) this.wanted.set(h, sources = new Set())
+      sources.add(from)
+      want = true
+    }
+    if (want) void this.fetchMissing()
+  }
+
+  private async receive (bytes: Uint8Array, from: string, expected?: CID): Promise<boolean> {
+    try {
+      const applied = await this.replica.receive(bytes, expected)
+      this.wanted.delete(applied.cid.toString())
+      if (applied.applied) this.lastSyncedAt = Date.now()
+      return true
+    } catch (err) {
+      if (!(err instanceof InvalidBlockError)) throw err
+      log.warn(`dropped block from ${from}: ${err.message}`)
+      return false
+    }
+  }
+
+  /** Fetch wanted heads and missing parents until none is left or no peer can supply more. */
+  private async fetchMissing (): Promise<void> {
+    if (this.fetching) {
+      this.fetchAgain = true
+      return
+    }
+    this.fetching = true
+    try {
+      do {
+        this.fetchAgain = false
+        while (!this.stopped && await this.fetchRound()) { /* progress: go on walking parents */ }
+      } while (this.fetchAgain && !this.stopped)
+    } finally {
+      this.fetching = false
+    }
+  }
+
+  /** One round: request what is missing from each candidate peer; true if anything new was stored. */
+  private async fetchRound (): Promise<boolean> {
+    const missing = await this.replica.missing()
+    const needed = [...new Set([...this.wanted.keys(), ...missing])]
+    if (needed.length === 0) return false
+    const candidates = new Set<string>(this.peers())
+    for (const sources of this.wanted.values()) for (const p of sources) candidates.add(p)
+    candidates.delete(this.transport.peerId)
+    let progress = false
+    let remaining = needed
+    for (const peer of candidates) {
+      if (remaining.length === 0 || this.stopped) break
+      const got = new Set<string>()
+      for (let i = 0; i < remaining.length; i += this.opts.fetchBatch) {
+        const batch = remaining.slice(i, i + this.opts.fetchBatch)
+        const received = await this.requestBlocks(peer, batch)
+        if (received === undefined) break
+        for (const c of received) got.add(c)
+      }
+      if (got.size > 0) progress = true
+      remaining = remaining.filter(c => !got.has(c))
+    }
+    return progress
+  }
+
+  /** Request blocks from one peer; returns the CIDs stored, or undefined if the peer failed. */
+  private async requestBlocks (peer: string, cids: string[]): Promise<string[] | undefined> {
+    const wanted = new Map(cids.map(c => [c, parseCid(c) as CID]))
+    let response
+    try {
+      const bytes = await this.transport.request(peer, BLOCKS_PROTOCOL,
+        encodeBlocksRequest({ db: this.replica.dbId, cids: [...wanted.values()] }), { timeoutMs: this.opts.fetchTimeoutMs })
+      response = decodeBlocksResponse(bytes)
+    } catch (err) {
+      log.debug(`block request to ${peer} failed: ${(err as Error).message}`)
+      return undefined
+    }
+    const stored: string[] = []
+    for (const bytes of response.blocks) {
+      // Only blocks we asked for are accepted: the CID is recomputed from the bytes and must be one of them.
+      if (!(bytes instanceof Uint8Array)) continue
+      const cid = cidOf(bytes).toString()
+      if (!wanted.has(cid)) {
+        log.warn(`dropped unrequested block ${cid} from ${peer}`)
+        continue
+      }
+      if (await this.receive(bytes, peer, wanted.get(cid))) stored.push(cid)
+    }
+    return stored
+  }
+}
+
+/** Per transport: the replicas whose blocks it serves, by database id, and how to stop serving. */
+const served = new WeakMap<Transport, { replicas: Map<string, Replica>, unhandle: () => void }>()
+
+/**
+ * Serve `replica`'s blocks on `/kitedb/1/blocks` of `transport`. One protocol handler per transport
+ * dispatches by the request's database id. Returns a function that stops serving this replica.
+ */
+export function serveBlocks (transport: Transport, replica: Replica): () => void {
+  let entry = served.get(transport)
+  if (entry === undefined) {
+    const replicas = new Map<string, Replica>()
+    const unhandle = transport.handle(BLOCKS_PROTOCOL, async (data, from) => await answerBlockRequest(replicas, data, from))
+    served.set(transport, entry = { replicas, unhandle })
+  }
+  const { replicas, unhandle } = entry
+  replicas.set(replica.dbId, replica)
+  return () => {
+    if (replicas.get(replica.dbId) !== replica) return
+    replicas.delete(replica.dbId)
+    if (replicas.size === 0) {
+      unhandle()
+      served.delete(transport)
+    }
+  }
+}
+
+async function answerBlockRequest (replicas: Map<string, Replica>, data: Uint8Array, from: string): Promise<Uint8Array> {
+  let req
+  try {
+    req = decodeBlocksRequest(data)
+  } catch (err) {
+    log.warn(`bad block request from ${from}: ${(err as Error).message}`)
+    throw err
+  }
+  const target = replicas.get(req.db)
+  if (target === undefined) return encodeBlocksResponse({ blocks: [] })
+  const found = await target.storage.getBlocks(req.cids.map(c => c.toString()))
+  const blocks: Uint8Array[] = []
+  let size = 64
+  for (const b of found) {
+    if (b === undefined) continue
+    if (size + b.byteLength + 16 > MAX_MESSAGE_BYTES) break // the requester asks again for the rest
+    size += b.byteLength + 16
+    blocks.push(b)
+  }
+  return encodeBlocksResponse({ blocks })
+}

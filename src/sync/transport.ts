@@ -1,0 +1,43 @@
+/**
+ * The network seam of the replication engine. `src/net` implements it over libp2p (gossipsub +
+ * stream protocols); tests implement it in memory. The engine never talks to libp2p directly.
+ */
+
+/** How this replica is connected to a peer. */
+export interface PeerConnection {
+  /** `'direct'`: an unlimited direct connection (WebRTC in browsers); `'relayed'`: through a relay; `'none'`: reached only by gossip forwarded by others */
+  kind: 'direct' | 'relayed' | 'none'
+  /** transport name for display, e.g. `'webrtc'`, `'websockets'`, `'circuit-relay'`, `'none'` */
+  transport: string
+}
+
+/** Publish/subscribe plus request/response between peers, addressed by peer id strings. */
+export interface Transport {
+  /** this node's peer id */
+  readonly peerId: string
+  /**
+   * Receive messages published on `topic` by other peers. `from` is the peer that published it
+   * (not the one that forwarded it). Returns a function that unsubscribes this handler.
+   */
+  subscribe (topic: string, handler: (data: Uint8Array, from: string) => void): () => void
+  /** Publish to every subscriber of `topic`. Resolves once handed to the network (no delivery guarantee). */
+  publish (topic: string, data: Uint8Array): Promise<void>
+  /** Called with the peer id of every peer that newly subscribes to `topic`. Returns an unsubscribe function. */
+  onSubscriber (topic: string, handler: (peer: string) => void): () => void
+  /** Peers (other than relays) currently known to subscribe to `topic`. */
+  subscribers (topic: string): string[]
+  /**
+   * Send one request on `protocol` to `peer` and resolve with its one response. Rejects with
+   * `NetworkError` when the peer cannot be reached, `TimeoutError` after `timeoutMs`.
+   */
+  request (peer: string, protocol: string, data: Uint8Array, options?: { timeoutMs?: number }): Promise<Uint8Array>
+  /**
+   * Answer requests on `protocol`: the handler's resolved bytes are the response; a rejection
+   * closes the stream without a response. Returns a function that removes the handler.
+   */
+  handle (protocol: string, handler: (data: Uint8Array, from: string) => Promise<Uint8Array>): () => void
+  /** How this node is connected to `peer` right now. */
+  connection (peer: string): PeerConnection
+  /** Called whenever a connection to any peer opens or closes. Returns an unsubscribe function. */
+  onConnectionChange? (handler: () => void): () => void
+}

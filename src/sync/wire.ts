@@ -1,0 +1,101 @@
+/**
+ * The replication wire protocol (DESIGN.md, "Wire protocol"): messages on the database topic and
+ * the blocks request/response. Every decoder is total: bytes either decode to a valid message or
+ * throw `InvalidMessageError`.
+ */
+import { InvalidMessageError } from '../errors.js'
+import { asCid, decode, encode, isPlainObject, type CID } from '../crdt/index.js'
+
+/** Protocol id of the missing-block fetch stream. */
+export const BLOCKS_PROTOCOL = '/kitedb/1/blocks'
+/** Topic prefix of a database's gossip topic: `/kitedb/1/<manifest-cid>`. */
+export const TOPIC_PREFIX = '/kitedb/1/'
+/** Largest message accepted on a topic or stream, in bytes (4 MiB). */
+export const MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+/** Most heads in one message. */
+export const MAX_HEADS = 1024
+/** Most CIDs in one fetch request. */
+export const MAX_REQUEST_CIDS = 1000
+/** Blocks up to this size are published inline with the heads (64 KiB). */
+export const INLINE_BLOCK_BYTES = 64 * 1024
+
+/** The gossip topic of a database, from its manifest CID string. */
+export function topicOf (dbId: string): string {
+  return TOPIC_PREFIX + dbId
+}
+
+/** Gossip message: the sender's heads, and new blocks inline when small. */
+export interface HeadsMessage {
+  heads: CID[]
+  blocks: Uint8Array[]
+}
+
+/** Fetch request: CIDs of blocks of database `db` that the sender lacks. */
+export interface BlocksRequest {
+  db: string
+  cids: CID[]
+}
+
+/** Fetch response: the requested blocks the responder has (a subset, possibly empty). */
+export interface BlocksResponse {
+  blocks: Uint8Array[]
+}
+
+export function encodeHeadsMessage (m: HeadsMessage): Uint8Array {
+  return encode(m.blocks.length > 0 ? { v: 1, heads: m.heads, blocks: m.blocks } : { v: 1, heads: m.heads })
+}
+
+export function decodeHeadsMessage (bytes: Uint8Array): HeadsMessage {
+  const raw = decodeMap(bytes)
+  const heads = cidList(raw.heads, MAX_HEADS, 'heads')
+  const blocks = raw.blocks === undefined ? [] : bytesList(raw.blocks, 'blocks')
+  return { heads, blocks }
+}
+
+export function encodeBlocksRequest (m: BlocksRequest): Uint8Array {
+  return encode({ v: 1, db: m.db, cids: m.cids })
+}
+
+export function decodeBlocksRequest (bytes: Uint8Array): BlocksRequest {
+  const raw = decodeMap(bytes)
+  if (typeof raw.db !== 'string' || raw.db.length === 0 || raw.db.length > 200) throw new InvalidMessageError('db is not a database id')
+  return { db: raw.db, cids: cidList(raw.cids, MAX_REQUEST_CIDS, 'cids') }
+}
+
+export function encodeBlocksResponse (m: BlocksResponse): Uint8Array {
+  return encode({ v: 1, blocks: m.blocks })
+}
+
+export function decodeBlocksResponse (bytes: Uint8Array): BlocksResponse {
+  return { blocks: bytesList(decodeMap(bytes).blocks, 'blocks') }
+}
+
+function decodeMap (bytes: Uint8Array): Record<string, unknown> {
+  if (!(bytes instanceof Uint8Array)) throw new InvalidMessageError('not bytes')
+  if (bytes.byteLength > MAX_MESSAGE_BYTES) throw new InvalidMessageError(`${bytes.byteLength} bytes, over the ${MAX_MESSAGE_BYTES}-byte limit`)
+  let raw: unknown
+  try {
+    raw = decode(bytes)
+  } catch (err) {
+    throw new InvalidMessageError('not dag-cbor', { cause: err })
+  }
+  if (!isPlainObject(raw)) throw new InvalidMessageError('not a map')
+  if (raw.v !== 1) throw new InvalidMessageError(`unknown version ${String(raw.v)}`)
+  return raw
+}
+
+function cidList (value: unknown, max: number, what: string): CID[] {
+  if (!Array.isArray(value)) throw new InvalidMessageError(`${what} is not a list`)
+  if (value.length > max) throw new InvalidMessageError(`${what} has ${value.length} entries, over ${max}`)
+  return value.map(v => {
+    const cid = asCid(v)
+    if (cid === undefined) throw new InvalidMessageError(`${what} holds a non-CID`)
+    return cid
+  })
+}
+
+function bytesList (value: unknown, what: string): Uint8Array[] {
+  if (!Array.isArray(value)) throw new InvalidMessageError(`${what} is not a list`)
+  if (!value.every(v => v instanceof Uint8Array)) throw new InvalidMessageError(`${what} holds a non-byte-string`)
+  return value as Uint8Array[]
+}

@@ -1,0 +1,109 @@
+/**
+ * The walking skeleton, end to end: two real Chromium contexts share a to-do list through the
+ * real relay, connected by direct WebRTC.
+ */
+import { test, expect, type Page } from '@playwright/test'
+
+async function titles (page: Page): Promise<string[]> {
+  return await page.getByTestId('todo-title').allTextContents()
+}
+
+async function shareLink (page: Page): Promise<string> {
+  const link = page.getByTestId('share-link')
+  // The link carries the peer id once the page is online.
+  await expect(link).toHaveAttribute('href', /#db=.*&relay=.*&peer=/)
+  return await link.getAttribute('href') as string
+}
+
+async function addTodo (page: Page, title: string): Promise<void> {
+  await page.getByTestId('new-todo').fill(title)
+  await page.getByTestId('new-todo').press('Enter')
+  await expect(page.getByTestId('todo-title').filter({ hasText: title })).toHaveCount(1)
+}
+
+test('two browsers share a to-do list over direct WebRTC through the relay', async ({ browser }) => {
+  const ctxA = await browser.newContext()
+  const ctxB = await browser.newContext()
+  const a = await ctxA.newPage()
+  const b = await ctxB.newPage()
+  for (const [name, page] of [['A', a], ['B', b]] as const) {
+    page.on('pageerror', err => { console.log(`[${name} pageerror] ${err.message}`) })
+  }
+
+  await a.goto('/')
+  await expect(a.getByTestId('qr').locator('svg')).toBeVisible()
+  for (const t of ['buy milk', 'write tests', 'ship it']) await addTodo(a, t)
+  const link = await shareLink(a)
+  expect(link).toContain('/kite/')
+
+  // B joins through the share link and sees A's todos, live.
+  await b.goto(link)
+  await expect(b.getByTestId('todo-item')).toHaveCount(3)
+  expect(await titles(b)).toEqual(['buy milk', 'write tests', 'ship it'])
+
+  // B toggles one; A sees it.
+  await b.getByTestId('todo-item').filter({ hasText: 'write tests' }).getByTestId('todo-toggle').check()
+  await expect(a.getByTestId('todo-item').filter({ hasText: 'write tests' }).getByTestId('todo-toggle')).toBeChecked()
+
+  // A deletes one; B sees it.
+  await a.getByTestId('todo-item').filter({ hasText: 'buy milk' }).getByTestId('todo-delete').click()
+  await expect(b.getByTestId('todo-item')).toHaveCount(2)
+  expect(await titles(b)).toEqual(['write tests', 'ship it'])
+
+  // A edits a title; B sees it.
+  await a.getByTestId('todo-title').filter({ hasText: 'ship it' }).dblclick()
+  await a.getByTestId('todo-edit').fill('ship it today')
+  await a.getByTestId('todo-edit').press('Enter')
+  await expect(b.getByTestId('todo-title').filter({ hasText: 'ship it today' })).toHaveCount(1)
+
+  // Both are connected by direct WebRTC, and count each other as a peer.
+  await expect(a.getByTestId('connection-type')).toContainText('webrtc')
+  await expect(b.getByTestId('connection-type')).toContainText('webrtc')
+  await expect(a.getByTestId('peer-count')).toHaveText('1')
+  await expect(b.getByTestId('peer-count')).toHaveText('1')
+  const direct = await a.evaluate(() => window.todoDb?.peers().map(p => `${p.kind}/${p.transport}`))
+  expect(direct).toEqual(['direct/webrtc'])
+
+  // Reloading keeps the list (IndexedDB), and the state of each todo.
+  await a.reload()
+  await b.reload()
+  for (const page of [a, b]) {
+    await expect(page.getByTestId('todo-item')).toHaveCount(2)
+    expect(await titles(page)).toEqual(['write tests', 'ship it today'])
+    await expect(page.getByTestId('todo-item').filter({ hasText: 'write tests' }).getByTestId('todo-toggle')).toBeChecked()
+  }
+
+  // After the reload they find each other again and keep syncing.
+  await addTodo(b, 'after reload')
+  await expect(a.getByTestId('todo-title').filter({ hasText: 'after reload' })).toHaveCount(1)
+
+  await ctxA.close()
+  await ctxB.close()
+})
+
+test('a replica that was away catches up on what changed meanwhile', async ({ browser }) => {
+  const ctxA = await browser.newContext()
+  const a = await ctxA.newPage()
+  await a.goto('/')
+  await addTodo(a, 'first')
+  const link = await shareLink(a)
+
+  const ctxB = await browser.newContext()
+  const b = await ctxB.newPage()
+  await b.goto(link)
+  await expect(b.getByTestId('todo-title').filter({ hasText: 'first' })).toHaveCount(1)
+
+  // B goes away (page closed, its IndexedDB kept by the context); A changes things meanwhile.
+  await b.close()
+  await addTodo(a, 'while B was away')
+  await a.getByTestId('todo-item').filter({ hasText: 'first' }).getByTestId('todo-toggle').check()
+
+  // B comes back and catches up.
+  const b2 = await ctxB.newPage()
+  await b2.goto(link)
+  await expect(b2.getByTestId('todo-title').filter({ hasText: 'while B was away' })).toHaveCount(1)
+  await expect(b2.getByTestId('todo-item').filter({ hasText: 'first' }).getByTestId('todo-toggle')).toBeChecked()
+
+  await ctxA.close()
+  await ctxB.close()
+})

@@ -1,0 +1,29 @@
+/**
+ * Vite config of the demo (demo/ → demo-dist/). The demo learns its relay from
+ * `/kitedb-config.json`, served by this config's middleware from the `KITEDB_RELAYS` environment
+ * variable (space-separated multiaddrs) set by `npm start` (scripts/start.js).
+ */
+import { defineConfig, type Plugin } from 'vite'
+
+function kitedbConfig (): Plugin {
+  const serve = (req: { url?: string }, res: { setHeader: (k: string, v: string) => void, end: (s: string) => void }, next: () => void): void => {
+    if (req.url?.split('?')[0] !== '/kitedb-config.json') { next(); return }
+    const relays = (process.env.KITEDB_RELAYS ?? '').split(/\s+/).filter(Boolean)
+    res.setHeader('content-type', 'application/json')
+    res.setHeader('cache-control', 'no-store')
+    res.end(JSON.stringify({ relays }))
+  }
+  return {
+    name: 'kitedb-config',
+    configureServer (server) { server.middlewares.use(serve) },
+    configurePreviewServer (server) { server.middlewares.use(serve) }
+  }
+}
+
+export default defineConfig({
+  root: 'demo',
+  build: { outDir: '../demo-dist', emptyOutDir: true, target: 'es2022', chunkSizeWarningLimit: 4096 },
+  plugins: [kitedbConfig()],
+  server: { host: '127.0.0.1', strictPort: true },
+  preview: { host: '127.0.0.1', strictPort: true }
+})
