@@ -132,6 +132,11 @@ async function main (): Promise<void> {
     void todos.insertOne({ title, done: false, createdAt: Date.now() })
   })
 
+  const input = $<HTMLInputElement>('new-todo')
+  input.disabled = false
+  input.placeholder = 'What needs doing? (Enter to add)'
+  input.focus()
+
   todos.observe({}, docs => { renderTodos(todos, docs) }, { sort: { createdAt: 1, _id: 1 } })
   db.on('peers', () => { renderPeers(db) })
   db.on('network', () => { renderPeers(db); void renderShare(db) })

@@ -1,0 +1,139 @@
+import { describe, expect, it } from 'vitest'
+import fc from 'fast-check'
+import {
+  type Block, type Doc, type DocState, type JsonValue, type Op, type Stamp,
+  applyOp, compareStamp, encodeBlock, materialise, stampOf
+} from '../../src/crdt/index.js'
+
+const DB = 'bafyreigj5hby77l2bevcmbd4b65tpef7hy7ospuccnpwsjwe3zwgtfsvw4'
+const DOCS = ['d1', 'd2', 'd3']
+const FIELDS = ['a', 'b', 'c']
+
+const opArb: fc.Arbitrary<Op> = fc.oneof(
+  fc.record({
+    op: fc.constant('put' as const),
+    coll: fc.constant('c'),
+    id: fc.constantFrom(...DOCS),
+    set: fc.dictionary(fc.constantFrom(...FIELDS), fc.oneof(fc.integer({ min: -5, max: 5 }), fc.constantFrom('x', 'y')), { maxKeys: 2 })
+  }),
+  fc.record({ op: fc.constant('put' as const), coll: fc.constant('c'), id: fc.constantFrom(...DOCS), inc: fc.dictionary(fc.constantFrom(...FIELDS), fc.integer({ min: -3, max: 3 }), { minKeys: 1, maxKeys: 2 }) }),
+  fc.record({ op: fc.constant('put' as const), coll: fc.constant('c'), id: fc.constantFrom(...DOCS), unset: fc.uniqueArray(fc.constantFrom(...FIELDS), { minLength: 1, maxLength: 2 }) }),
+  fc.record({ op: fc.constant('del' as const), coll: fc.constant('c'), id: fc.constantFrom(...DOCS) })
+)
+
+const blockArb: fc.Arbitrary<Block> = fc.record({
+  v: fc.constant(1 as const),
+  db: fc.constant(DB),
+  parents: fc.constant([]),
+  // Small time and counter domains make equal HLCs across replicas likely: the replica id and CID must break ties.
+  hlc: fc.record({ t: fc.integer({ min: 1, max: 4 }), c: fc.nat(2), r: fc.constantFrom('r1', 'r2', 'r3') }),
+  ops: fc.array(opArb, { minLength: 1, maxLength: 4 })
+})
+
+interface Write { stamp: Stamp, op: Op }
+
+function writesOf (blocks: Block[]): Write[] {
+  const out: Write[] = []
+  for (const b of blocks) {
+    const cid = encodeBlock(b).cid.toString()
+    b.ops.forEach((op, i) => out.push({ stamp: stampOf(b.hlc, cid, i), op }))
+  }
+  return out
+}
+
+/** Fold writes into per-document states with the implementation under test. */
+function fold (writes: Write[]): Map<string, Doc | null> {
+  const states = new Map<string, DocState>()
+  for (const w of writes) states.set(w.op.id, applyOp(states.get(w.op.id), w.op, w.stamp))
+  return new Map(DOCS.map(id => [id, materialise(states.get(id))]))
+}
+
+const max = (stamps: Stamp[]): Stamp | undefined => stamps.reduce<Stamp | undefined>((m, s) => m === undefined || compareStamp(s, m) > 0 ? s : m, undefined)
+const after = (s: Stamp, t: Stamp | undefined): boolean => t === undefined || compareStamp(s, t) > 0
+
+/** The merge rules stated declaratively (DESIGN.md), independent of the incremental implementation. */
+function reference (writes: Write[]): Map<string, Doc | null> {
+  const out = new Map<string, Doc | null>()
+  for (const id of DOCS) {
+    const mine = writes.filter(w => w.op.id === id)
+    const tomb = max(mine.filter(w => w.op.op === 'del').map(w => w.stamp))
+    const puts = mine.filter(w => w.op.op === 'put')
+    const lastPut = max(puts.map(w => w.stamp))
+    if (lastPut === undefined || !after(lastPut, tomb)) { out.set(id, null); continue }
+    const doc: Doc = { _id: id }
+    for (const f of FIELDS) {
+      const base = puts.filter(w => w.op.op === 'put' && (w.op.set?.[f] !== undefined || w.op.unset?.includes(f) === true))
+      const last = base.find(w => compareStamp(w.stamp, max(base.map(x => x.stamp)) as Stamp) === 0)
+      const baseValue = last !== undefined && last.op.op === 'put' && last.op.set?.[f] !== undefined && after(last.stamp, tomb) ? last.op.set[f] : undefined
+      const incs = puts.filter(w => w.op.op === 'put' && w.op.inc?.[f] !== undefined && after(w.stamp, tomb) && (last === undefined || after(w.stamp, last.stamp)))
+        .sort((x, y) => compareStamp(x.stamp, y.stamp))
+      let value: JsonValue | undefined = baseValue
+      if (incs.length > 0) value = incs.reduce((sum, w) => sum + ((w.op as { inc: Record<string, number> }).inc[f] as number), typeof baseValue === 'number' ? baseValue : 0)
+      if (value !== undefined) doc[f] = value
+    }
+    out.set(id, doc)
+  }
+  return out
+}
+
+describe('merge rules', () => {
+  it('any order, any duplication, gives the same documents as the reference rules', () => {
+    fc.assert(fc.property(
+      fc.array(blockArb, { minLength: 1, maxLength: 12 }).chain(blocks => {
+        const writes = writesOf(blocks)
+        return fc.tuple(fc.constant(writes), fc.shuffledSubarray(writes, { minLength: 0, maxLength: writes.length }), fc.infiniteStream(fc.nat()))
+      }),
+      ([writes, dupes, seeds]) => {
+        const expected = reference(writes)
+        // Shuffle the writes plus some duplicates into another order.
+        const shuffled = [...writes, ...dupes]
+        const it = seeds[Symbol.iterator]()
+        for (let i = shuffled.length - 1; i > 0; i--) {
+          const j = (it.next().value as number) % (i + 1)
+          ;[shuffled[i], shuffled[j]] = [shuffled[j] as Write, shuffled[i] as Write]
+        }
+        expect(fold(writes)).toEqual(expected)
+        expect(fold(shuffled)).toEqual(expected)
+      }), { numRuns: 1000 })
+  })
+
+  const s = (t: number, i = 0): Stamp => [t, 0, 'r', 'cid', i]
+
+  it('last writer wins per field, not per document', () => {
+    let st = applyOp(undefined, { op: 'put', coll: 'c', id: 'x', set: { a: 1, b: 1 } }, s(1))
+    st = applyOp(st, { op: 'put', coll: 'c', id: 'x', set: { b: 2 } }, s(3))
+    st = applyOp(st, { op: 'put', coll: 'c', id: 'x', set: { a: 9, b: 9 } }, s(2))
+    expect(materialise(st)).toEqual({ _id: 'x', a: 9, b: 2 })
+  })
+
+  it('concurrent increments all count, each once', () => {
+    const inc = (t: number): Op => ({ op: 'put', coll: 'c', id: 'x', inc: { n: 1 } })
+    let st = applyOp(undefined, { op: 'put', coll: 'c', id: 'x', set: { n: 10 } }, s(1))
+    st = applyOp(st, inc(2), [2, 0, 'r1', 'cidA', 0])
+    st = applyOp(st, inc(2), [2, 0, 'r2', 'cidB', 0])
+    st = applyOp(st, inc(2), [2, 0, 'r2', 'cidB', 0]) // duplicate delivery
+    expect(materialise(st)).toEqual({ _id: 'x', n: 12 })
+    // A later $set resets the base and absorbs earlier increments.
+    st = applyOp(st, { op: 'put', coll: 'c', id: 'x', set: { n: 0 } }, s(5))
+    expect(materialise(st)).toEqual({ _id: 'x', n: 0 })
+  })
+
+  it('a delete hides earlier writes; a later write revives the document with only its fields', () => {
+    let st = applyOp(undefined, { op: 'put', coll: 'c', id: 'x', set: { a: 1, b: 2 } }, s(1))
+    st = applyOp(st, { op: 'del', coll: 'c', id: 'x' }, s(2))
+    expect(materialise(st)).toBeNull()
+    const revived = applyOp(st, { op: 'put', coll: 'c', id: 'x', set: { b: 3 } }, s(3))
+    expect(materialise(revived)).toEqual({ _id: 'x', b: 3 })
+    // A write that lost the race with the delete stays hidden.
+    const late = applyOp(st, { op: 'put', coll: 'c', id: 'x', set: { b: 4 } }, [1, 5, 'r', 'cid', 0])
+    expect(materialise(late)).toBeNull()
+  })
+
+  it('never mutates the state it is given', () => {
+    const st = applyOp(undefined, { op: 'put', coll: 'c', id: 'x', set: { a: 1 } }, s(1))
+    const copy = structuredClone(st)
+    applyOp(st, { op: 'put', coll: 'c', id: 'x', set: { a: 2 }, inc: { n: 1 } }, s(2))
+    applyOp(st, { op: 'del', coll: 'c', id: 'x' }, s(3))
+    expect(st).toEqual(copy)
+  })
+})

@@ -1,0 +1,120 @@
+/**
+ * An in-memory `Transport` hub for unit tests of the sync layer (never the proof that replication
+ * works over the network: test/integration does that with real libp2p). Delivery is asynchronous;
+ * `drop` and `partition` let tests lose messages and cut peers apart.
+ */
+import { type PeerConnection, type Transport } from '../../src/sync/index.js'
+import { NetworkError } from '../../src/errors.js'
+
+export class MemoryHub {
+  readonly peers = new Map<string, MemoryTransport>()
+  /** probability in [0, 1) that a published message is lost on its way to one subscriber */
+  drop = 0
+  /** peer groups that can talk: peers in different groups cannot (undefined: everyone can) */
+  private groups?: Array<Set<string>>
+  private rng = 1
+
+  join (peerId: string): MemoryTransport {
+    const t = new MemoryTransport(this, peerId)
+    this.peers.set(peerId, t)
+    for (const other of this.peers.values()) {
+      if (other === t) continue
+      for (const topic of other.topics()) t.notifySubscriber(topic, other.peerId)
+    }
+    return t
+  }
+
+  leave (peerId: string): void { this.peers.delete(peerId) }
+
+  partition (...groups: string[][]): void { this.groups = groups.map(g => new Set(g)) }
+
+  heal (): void { this.groups = undefined }
+
+  canTalk (a: string, b: string): boolean {
+    if (!this.peers.has(a) || !this.peers.has(b)) return false
+    if (this.groups === undefined) return true
+    return this.groups.some(g => g.has(a) && g.has(b))
+  }
+
+  /** deterministic pseudo-random numbers, so a failing run can be replayed */
+  random (): number {
+    this.rng = (this.rng * 16807) % 2147483647
+    return (this.rng - 1) / 2147483646
+  }
+}
+
+export class MemoryTransport implements Transport {
+  readonly peerId: string
+  private readonly hub: MemoryHub
+  private readonly handlers = new Map<string, Set<(data: Uint8Array, from: string) => void>>()
+  private readonly subscriberHandlers = new Map<string, Set<(peer: string) => void>>()
+  private readonly protocols = new Map<string, (data: Uint8Array, from: string) => Promise<Uint8Array>>()
+
+  constructor (hub: MemoryHub, peerId: string) {
+    this.hub = hub
+    this.peerId = peerId
+  }
+
+  topics (): string[] { return [...this.handlers.keys()] }
+
+  subscribe (topic: string, handler: (data: Uint8Array, from: string) => void): () => void {
+    let set = this.handlers.get(topic)
+    if (set === undefined) {
+      this.handlers.set(topic, set = new Set())
+      for (const other of this.hub.peers.values()) if (other !== this) other.notifySubscriber(topic, this.peerId)
+    }
+    set.add(handler)
+    return () => { set.delete(handler) }
+  }
+
+  notifySubscriber (topic: string, peer: string): void {
+    if (!this.hub.canTalk(this.peerId, peer)) return
+    for (const h of this.subscriberHandlers.get(topic) ?? []) setTimeout(() => { h(peer) }, 0)
+  }
+
+  async publish (topic: string, data: Uint8Array): Promise<void> {
+    for (const other of this.hub.peers.values()) {
+      if (other === this || !this.hub.canTalk(this.peerId, other.peerId)) continue
+      if (this.hub.drop > 0 && this.hub.random() < this.hub.drop) continue
+      for (const h of other.handlers.get(topic) ?? []) setTimeout(() => { h(Uint8Array.from(data), this.peerId) }, 0)
+    }
+  }
+
+  onSubscriber (topic: string, handler: (peer: string) => void): () => void {
+    let set = this.subscriberHandlers.get(topic)
+    if (set === undefined) this.subscriberHandlers.set(topic, set = new Set())
+    set.add(handler)
+    return () => { set.delete(handler) }
+  }
+
+  subscribers (topic: string): string[] {
+    return [...this.hub.peers.values()].filter(p => p !== this && p.handlers.has(topic) && this.hub.canTalk(this.peerId, p.peerId)).map(p => p.peerId)
+  }
+
+  async request (peer: string, protocol: string, data: Uint8Array): Promise<Uint8Array> {
+    const target = this.hub.peers.get(peer)
+    const handler = target?.protocols.get(protocol)
+    if (target === undefined || handler === undefined || !this.hub.canTalk(this.peerId, peer)) throw new NetworkError(`cannot reach ${peer}`)
+    await new Promise(resolve => setTimeout(resolve, 0))
+    return await handler(Uint8Array.from(data), this.peerId)
+  }
+
+  handle (protocol: string, handler: (data: Uint8Array, from: string) => Promise<Uint8Array>): () => void {
+    this.protocols.set(protocol, handler)
+    return () => { this.protocols.delete(protocol) }
+  }
+
+  connection (peer: string): PeerConnection {
+    return this.hub.canTalk(this.peerId, peer) ? { kind: 'direct', transport: 'memory' } : { kind: 'none', transport: 'none' }
+  }
+}
+
+/** Poll `cond` every 20 ms until it holds; throws after `timeoutMs`. */
+export async function eventually (cond: () => Promise<boolean> | boolean, timeoutMs = 10_000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    if (await cond()) return
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
+    await new Promise(resolve => setTimeout(resolve, 20))
+  }
+}

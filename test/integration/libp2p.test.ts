@@ -1,0 +1,88 @@
+/**
+ * Replication over real libp2p in Node: a real relay (circuit-relay-v2 + gossipsub over
+ * WebSockets) and replicas that reach each other through it and upgrade to direct WebRTC.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { createRelayNode, type PeerNode } from '../../src/net/index.js'
+import { KiteDB, MemoryStorageProvider, type Database } from '../../src/index.js'
+import { eventually } from '../helpers/memory-transport.js'
+
+let relay: PeerNode
+let relayAddr: string
+const open: Database[] = []
+
+beforeAll(async () => {
+  relay = await createRelayNode({ port: 0 })
+  relayAddr = relay.getMultiaddrs()[0]?.toString() as string
+})
+
+afterAll(async () => {
+  await Promise.all(open.map(async db => { await db.close() }))
+  await relay.stop()
+})
+
+/** A replica on its own libp2p node (as on its own device). */
+async function device (name: string, address?: string): Promise<Database> {
+  const options = { relays: relayAddr, node: name, storage: new MemoryStorageProvider(), replication: { republishMs: 500 } }
+  const db = address === undefined ? await KiteDB.init('todos', options) : await KiteDB.open(address, options)
+  open.push(db)
+  return db
+}
+
+const titles = async (db: Database): Promise<string[]> =>
+  (await (await db.initCollection('todos')).find({}, undefined, { sort: { title: 1 } })).map(d => `${String(d.title)}${d.done === true ? '✓' : ''}`)
+
+describe('replication over real libp2p through a relay', () => {
+  it('two replicas converge on a collection and connect by direct WebRTC', async () => {
+    const a = await device('a1')
+    await a.whenOnline()
+    const todosA = await a.initCollection('todos')
+    await todosA.insert([{ title: 'one' }, { title: 'two' }, { title: 'three' }])
+
+    const b = await device('b1', a.address)
+    await b.whenOnline()
+    await eventually(async () => (await titles(b)).length === 3, 20_000, 'B to receive A\'s todos')
+    const todosB = await b.initCollection('todos')
+    await todosB.updateOne({ title: 'two' }, { $set: { done: true } })
+    await todosA.insertOne({ title: 'four' })
+    await eventually(async () => JSON.stringify(await titles(a)) === JSON.stringify(await titles(b)) && (await titles(a)).length === 4, 20_000, 'convergence')
+    expect(await titles(a)).toEqual(['four', 'one', 'three', 'two✓'])
+
+    await eventually(() => a.peers().some(p => p.id === b.peerId && p.kind === 'direct' && p.transport === 'webrtc'), 20_000, 'a direct WebRTC connection')
+    expect(b.peers().map(p => p.id)).toEqual([a.peerId])
+    const state = await b.syncState()
+    expect(state.heads).toEqual((await a.syncState()).heads)
+    expect(state.missing).toBe(0)
+  })
+
+  it('a replica that was offline catches up when it comes back', async () => {
+    const a = await device('a2')
+    await a.whenOnline()
+    const todosA = await a.initCollection('todos')
+    await todosA.insertOne({ title: 'before' })
+    const storageB = new MemoryStorageProvider()
+    const options = { relays: relayAddr, node: 'b2', storage: storageB, replication: { republishMs: 500 } }
+    const b = await KiteDB.open(a.address, options)
+    await eventually(async () => (await titles(b)).length === 1, 20_000, 'first sync')
+    await b.close() // B goes offline; its data stays in its storage
+
+    await todosA.insert([{ title: 'while away 1' }, { title: 'while away 2' }])
+    await todosA.updateOne({ title: 'before' }, { $set: { done: true } })
+
+    const back = await KiteDB.open(a.address, options)
+    open.push(back)
+    expect(await titles(back)).toEqual(['before']) // opens at once from local data
+    await eventually(async () => (await titles(back)).length === 3, 20_000, 'catch-up')
+    await eventually(async () => (await titles(back)).includes('before✓'), 20_000, 'catch-up of the update')
+  })
+
+  it('discover learns the address a peer announces from its peer id', async () => {
+    const a = await device('a3')
+    await a.whenOnline()
+    await (await a.initCollection('notes')).insertOne({ title: 'x' })
+    const found = await KiteDB.discover(a.peerId as string, { relays: relayAddr, node: 'seeker', timeoutMs: 20_000 })
+    expect(found.address).toBe(a.address)
+    expect(found.collections).toContain('notes')
+    expect(found.relays).toEqual([relayAddr])
+  })
+})

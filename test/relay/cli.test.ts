@@ -1,0 +1,71 @@
+import { describe, expect, it } from 'vitest'
+import { spawn } from 'node:child_process'
+import { mkdtemp, stat } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { UsageError, loadOrCreateKey, parseRelayArgs } from '../../src/relay/cli.js'
+
+const BIN = join(import.meta.dirname, '..', '..', 'bin', 'kitedb-relay.js')
+
+/** Run the relay command until `until` matches its output (then SIGINT) or it exits. */
+async function run (args: string[], until?: RegExp): Promise<{ code: number | null, out: string, err: string }> {
+  return await new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+    let out = ''
+    let err = ''
+    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`relay did not finish: ${out} ${err}`)) }, 20_000)
+    child.stdout.on('data', d => {
+      out += String(d)
+      if (until?.test(out) === true) child.kill('SIGINT')
+    })
+    child.stderr.on('data', d => { err += String(d) })
+    child.on('exit', code => { clearTimeout(timer); resolve({ code, out, err }) })
+  })
+}
+
+describe('kitedb-relay', () => {
+  it('parses flags and environment, with defaults', () => {
+    expect(parseRelayArgs([], {})).toEqual({ host: '127.0.0.1', port: 9091, maxReservations: 1024 })
+    expect(parseRelayArgs(['--port', '1234', '--host=0.0.0.0', '--key-file', 'k'], {})).toEqual({ host: '0.0.0.0', port: 1234, keyFile: 'k', maxReservations: 1024 })
+    expect(parseRelayArgs([], { KITEDB_RELAY_PORT: '7000', KITEDB_RELAY_HOST: '::1' })).toMatchObject({ port: 7000, host: '::1' })
+    expect(() => parseRelayArgs(['--port', 'x'], {})).toThrow(UsageError)
+    expect(() => parseRelayArgs(['--port', '70000'], {})).toThrow(UsageError)
+    expect(() => parseRelayArgs(['--nope'], {})).toThrow(/unknown option/)
+    expect(() => parseRelayArgs(['--port'], {})).toThrow(/needs a value/)
+  })
+
+  it('keeps its identity in a key file', async () => {
+    const file = join(await mkdtemp(join(tmpdir(), 'kitedb-')), 'sub', 'relay.key')
+    const k1 = await loadOrCreateKey(file)
+    const k2 = await loadOrCreateKey(file)
+    expect(k2.equals(k1)).toBe(true)
+    expect((await stat(file)).mode & 0o777).toBe(0o600)
+  })
+
+  it('prints its multiaddr, stops cleanly on SIGINT, and explains a port in use', async () => {
+    const first = spawn(process.execPath, [BIN, '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] })
+    const addr = await new Promise<string>((resolve, reject) => {
+      let out = ''
+      first.stdout.on('data', d => {
+        out += String(d)
+        const m = /relay multiaddr: (\S+)/.exec(out)
+        if (m !== null) resolve(m[1] as string)
+      })
+      first.on('exit', code => { reject(new Error(`exited ${code}`)) })
+    })
+    expect(addr).toMatch(/^\/ip4\/127\.0\.0\.1\/tcp\/\d+\/ws\/p2p\/12D3Koo/)
+    const port = /tcp\/(\d+)/.exec(addr)?.[1] as string
+    const clash = await run(['--port', port])
+    expect(clash.code).toBe(2)
+    expect(clash.err).toMatch(new RegExp(`port ${port} on 127.0.0.1 is already in use`))
+    const stopped = new Promise<number | null>(resolve => first.on('exit', resolve))
+    first.kill('SIGINT')
+    expect(await stopped).toBe(0)
+  })
+
+  it('refuses unknown options with usage and exit code 2', async () => {
+    const res = await run(['--bogus'])
+    expect(res.code).toBe(2)
+    expect(res.err).toContain('usage: kitedb-relay')
+  })
+})

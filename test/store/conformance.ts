@@ -1,0 +1,132 @@
+/**
+ * The conformance suite every `Storage` implementation must pass (the automerge-repo habit: one
+ * suite, many adapters). Call `storageConformance(name, makeProvider)` from a test file.
+ */
+import { describe, expect, it } from 'vitest'
+import { type StorageProvider } from '../../src/store/index.js'
+import { Replica } from '../../src/sync/index.js'
+import { type Op, encodeBlock, parseCid, type CID } from '../../src/crdt/index.js'
+
+const DB = 'bafyreigj5hby77l2bevcmbd4b65tpef7hy7ospuccnpwsjwe3zwgtfsvw4'
+
+function block (parents: CID[], t: number, ops: Op[]): ReturnType<typeof encodeBlock> {
+  return encodeBlock({ v: 1, db: DB, parents, hlc: { t, c: 0, r: 'remote' }, ops })
+}
+
+export function storageConformance (name: string, makeProvider: () => StorageProvider): void {
+  describe(`Storage conformance: ${name}`, () => {
+    it('applies a block atomically: block, heads, documents', async () => {
+      const storage = await makeProvider().open(DB)
+      const replica = await Replica.open(storage, DB)
+      const applied = await replica.commit([{ op: 'put', coll: 'todos', id: 'a', set: { title: 'x' } }])
+      expect(applied?.applied).toBe(true)
+      expect(await storage.getHeads()).toEqual([applied?.cid.toString()])
+      expect(await storage.getMissing()).toEqual([])
+      expect(await storage.hasBlock(applied?.cid.toString() as string)).toBe(true)
+      const got = await storage.getBlocks([applied?.cid.toString() as string, 'nope'])
+      expect(got.map(b => b === undefined ? undefined : Uint8Array.from(b))).toEqual([Uint8Array.from(applied?.bytes as Uint8Array), undefined])
+      expect(await storage.getDoc('todos', 'a')).toEqual({ _id: 'a', title: 'x' })
+      expect(await storage.getDocs('todos')).toEqual([{ _id: 'a', title: 'x' }])
+      expect(await storage.getCollections()).toEqual(['todos'])
+      await storage.close()
+    })
+
+    it('is idempotent: applying a block twice changes nothing the second time', async () => {
+      const storage = await makeProvider().open(DB)
+      const replica = await Replica.open(storage, DB)
+      const b = block([], 5, [{ op: 'put', coll: 'c', id: 'x', inc: { n: 1 } }])
+      expect((await replica.receive(b.bytes)).applied).toBe(true)
+      expect((await replica.receive(b.bytes)).applied).toBe(false)
+      expect(await storage.getDoc('c', 'x')).toEqual({ _id: 'x', n: 1 })
+    })
+
+    it('tracks heads and missing parents when blocks arrive children-first', async () => {
+      const storage = await makeProvider().open(DB)
+      const replica = await Replica.open(storage, DB)
+      const b1 = block([], 1, [{ op: 'put', coll: 'c', id: 'x', set: { v: 1 } }])
+      const b2 = block([b1.cid], 2, [{ op: 'put', coll: 'c', id: 'x', set: { v: 2 } }])
+      const b3 = block([b2.cid], 3, [{ op: 'put', coll: 'c', id: 'y', set: { v: 3 } }])
+      await replica.receive(b3.bytes)
+      // A block whose parents are missing is applied at once (state-based CRDT)...
+      expect(await storage.getDoc('c', 'y')).toEqual({ _id: 'y', v: 3 })
+      expect(await storage.getHeads()).toEqual([b3.cid.toString()])
+      expect(await storage.getMissing()).toEqual([b2.cid.toString()])
+      await replica.receive(b1.bytes)
+      // ...b1 is not referenced by any stored block yet, so it is a head until b2 arrives.
+      expect(await storage.getHeads()).toEqual([b1.cid.toString(), b3.cid.toString()].sort())
+      await replica.receive(b2.bytes)
+      expect(await storage.getHeads()).toEqual([b3.cid.toString()])
+      expect(await storage.getMissing()).toEqual([])
+      expect(await storage.getDoc('c', 'x')).toEqual({ _id: 'x', v: 2 })
+    })
+
+    it('keeps concurrent heads until a block merges them', async () => {
+      const storage = await makeProvider().open(DB)
+      const replica = await Replica.open(storage, DB)
+      const root = block([], 1, [{ op: 'put', coll: 'c', id: 'x', set: { v: 0 } }])
+      const left = block([root.cid], 2, [{ op: 'put', coll: 'c', id: 'x', set: { l: 1 } }])
+      const right = encodeBlock({ v: 1, db: DB, parents: [root.cid], hlc: { t: 2, c: 0, r: 'other' }, ops: [{ op: 'put', coll: 'c', id: 'x', set: { r: 1 } }] })
+      for (const b of [root, left, right]) await replica.receive(b.bytes)
+      expect(await storage.getHeads()).toEqual([left.cid.toString(), right.cid.toString()].sort())
+      const merged = await replica.commit([{ op: 'put', coll: 'c', id: 'y', set: { m: 1 } }])
+      expect(await storage.getHeads()).toEqual([merged?.cid.toString()])
+      const parents = (await import('../../src/crdt/index.js')).decodeBlock(merged?.bytes as Uint8Array).block.parents.map(String).sort()
+      expect(parents).toEqual([left.cid.toString(), right.cid.toString()].sort())
+      expect(await storage.getDoc('c', 'x')).toEqual({ _id: 'x', v: 0, l: 1, r: 1 })
+    })
+
+    it('reports document changes with before and after', async () => {
+      const storage = await makeProvider().open(DB)
+      const replica = await Replica.open(storage, DB)
+      const seen: unknown[] = []
+      replica.onChange((changes, origin) => { seen.push({ changes, origin }) })
+      await replica.commit([{ op: 'put', coll: 'c', id: 'x', set: { v: 1 } }])
+      await replica.commit([{ op: 'del', coll: 'c', id: 'x' }])
+      expect(seen).toEqual([
+        { origin: 'local', changes: [{ coll: 'c', id: 'x', before: null, after: { _id: 'x', v: 1 } }] },
+        { origin: 'local', changes: [{ coll: 'c', id: 'x', before: { _id: 'x', v: 1 }, after: null }] }
+      ])
+      expect(await storage.getDocs('c')).toEqual([])
+    })
+
+    it('keeps data, heads, replica id and clock across close and reopen', async () => {
+      const provider = makeProvider()
+      const storage = await provider.open(DB)
+      const replica = await Replica.open(storage, DB)
+      const first = await replica.commit([{ op: 'put', coll: 'c', id: 'x', set: { v: 1 } }])
+      await storage.close()
+      const again = await Replica.open(await provider.open(DB), DB)
+      expect(again.clock.replicaId).toBe(replica.clock.replicaId)
+      expect(await again.storage.getDoc('c', 'x')).toEqual({ _id: 'x', v: 1 })
+      expect(await again.heads()).toEqual([first?.cid.toString()])
+      const second = await again.commit([{ op: 'put', coll: 'c', id: 'x', set: { v: 2 } }])
+      const { decodeBlock } = await import('../../src/crdt/index.js')
+      const h1 = decodeBlock(first?.bytes as Uint8Array).block.hlc
+      const h2 = decodeBlock(second?.bytes as Uint8Array).block.hlc
+      expect(h2.t > h1.t || (h2.t === h1.t && h2.c > h1.c)).toBe(true)
+    })
+
+    it('keeps databases apart and maps names to addresses', async () => {
+      const provider = makeProvider()
+      const other = 'bafyreihiekde7ck57zwp4wcddjir6blyvwzm2qjaqpszd4nzwmwhikwrwi'
+      const a = await Replica.open(await provider.open(DB), DB)
+      const b = await Replica.open(await provider.open(other), other)
+      await a.commit([{ op: 'put', coll: 'c', id: 'x', set: { v: 1 } }])
+      expect(await b.storage.getDocs('c')).toEqual([])
+      await provider.registerName('todos', `/kite/${DB}`)
+      expect(await provider.lookupName('todos')).toBe(`/kite/${DB}`)
+      expect(await provider.lookupName('nope')).toBeUndefined()
+      expect(await provider.listNames()).toEqual([{ name: 'todos', address: `/kite/${DB}` }])
+    })
+
+    it('rejects a block of another database without writing anything', async () => {
+      const storage = await makeProvider().open(DB)
+      const replica = await Replica.open(storage, DB)
+      const foreign = encodeBlock({ v: 1, db: 'bafyreihiekde7ck57zwp4wcddjir6blyvwzm2qjaqpszd4nzwmwhikwrwi', parents: [], hlc: { t: 1, c: 0, r: 'x' }, ops: [{ op: 'put', coll: 'c', id: 'x', set: { v: 1 } }] })
+      await expect(replica.receive(foreign.bytes)).rejects.toThrow(/belongs to database/)
+      expect(await storage.getHeads()).toEqual([])
+      expect(await storage.getDocs('c')).toEqual([])
+      expect(parseCid(foreign.cid.toString())).toBeDefined()
+    })
+  })
+}

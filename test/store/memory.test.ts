@@ -1,0 +1,4 @@
+import { MemoryStorageProvider } from '../../src/store/index.js'
+import { storageConformance } from './conformance.js'
+
+storageConformance('memory', () => new MemoryStorageProvider())

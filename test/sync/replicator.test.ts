@@ -1,0 +1,104 @@
+import { afterEach, describe, expect, it } from 'vitest'
+import { MemoryStorage } from '../../src/store/index.js'
+import { Replica, Replicator, topicOf, encodeHeadsMessage, BLOCKS_PROTOCOL } from '../../src/sync/index.js'
+import { encodeBlock } from '../../src/crdt/index.js'
+import { setLogLevel } from '../../src/log.js'
+import { MemoryHub, eventually } from '../helpers/memory-transport.js'
+
+const DB = 'bafyreigj5hby77l2bevcmbd4b65tpef7hy7ospuccnpwsjwe3zwgtfsvw4'
+const running: Replicator[] = []
+
+async function replicaOn (hub: MemoryHub, name: string, options = {}): Promise<Replicator> {
+  const replica = await Replica.open(new MemoryStorage(), DB)
+  const r = new Replicator(replica, hub.join(name), { republishMs: 100, ...options })
+  r.start()
+  running.push(r)
+  return r
+}
+
+async function write (r: Replicator, id: string, set: Record<string, number | string>): Promise<void> {
+  const applied = await r.replica.commit([{ op: 'put', coll: 'c', id, set }])
+  if (applied !== undefined) await r.publishLocal(applied)
+}
+
+const docs = async (r: Replicator): Promise<unknown> => await r.replica.storage.getDocs('c')
+
+afterEach(() => { for (const r of running.splice(0)) r.stop() })
+
+describe('Replicator over an in-memory transport', () => {
+  it('two replicas converge on concurrent writes', async () => {
+    const hub = new MemoryHub()
+    const a = await replicaOn(hub, 'A')
+    const b = await replicaOn(hub, 'B')
+    await write(a, 'x', { v: 1 })
+    await write(b, 'y', { v: 2 })
+    await eventually(async () => JSON.stringify(await docs(a)) === JSON.stringify(await docs(b)) && (await docs(a) as unknown[]).length === 2, 5000, 'convergence')
+    expect(await docs(a)).toEqual([{ _id: 'x', v: 1 }, { _id: 'y', v: 2 }])
+  })
+
+  it('a late joiner fetches the whole history by walking parents in batches', async () => {
+    const hub = new MemoryHub()
+    const a = await replicaOn(hub, 'A')
+    for (let i = 0; i < 50; i++) await write(a, `d${i}`, { i })
+    const b = await replicaOn(hub, 'B', { fetchBatch: 7 })
+    await eventually(async () => (await docs(b) as unknown[]).length === 50, 10_000, 'catch-up')
+    expect(await b.replica.heads()).toEqual(await a.replica.heads())
+    expect(await b.replica.missing()).toEqual([])
+    expect((await b.state()).lastSyncedAt).not.toBeNull()
+  })
+
+  it('converges despite lost messages, thanks to head republication', async () => {
+    const hub = new MemoryHub()
+    hub.drop = 0.5
+    const a = await replicaOn(hub, 'A')
+    const b = await replicaOn(hub, 'B')
+    const c = await replicaOn(hub, 'C')
+    for (let i = 0; i < 10; i++) await write([a, b, c][i % 3] as Replicator, `d${i % 4}`, { i })
+    hub.drop = 0
+    await eventually(async () => {
+      const [da, db, dc] = await Promise.all([docs(a), docs(b), docs(c)])
+      return JSON.stringify(da) === JSON.stringify(db) && JSON.stringify(db) === JSON.stringify(dc) && (da as unknown[]).length === 4
+    }, 10_000, 'convergence after loss')
+  })
+
+  it('heals a partition', async () => {
+    const hub = new MemoryHub()
+    const a = await replicaOn(hub, 'A')
+    const b = await replicaOn(hub, 'B')
+    hub.partition(['A'], ['B'])
+    await write(a, 'x', { side: 'a' })
+    await write(b, 'x', { other: 'b' })
+    await new Promise(resolve => setTimeout(resolve, 300))
+    expect(await docs(a)).toEqual([{ _id: 'x', side: 'a' }])
+    hub.heal()
+    await eventually(async () => JSON.stringify(await docs(a)) === JSON.stringify(await docs(b)) && JSON.stringify(await docs(a)).includes('other'), 5000, 'heal')
+    expect(await docs(a)).toEqual([{ _id: 'x', other: 'b', side: 'a' }])
+  })
+
+  it('drops garbage messages, forged blocks and foreign blocks without disturbing replication', async () => {
+    setLogLevel('silent')
+    try {
+      const hub = new MemoryHub()
+      const a = await replicaOn(hub, 'A')
+      const b = await replicaOn(hub, 'B')
+      const evil = hub.join('evil')
+      const topic = topicOf(DB)
+      await evil.publish(topic, new Uint8Array([1, 2, 3]))
+      const foreign = encodeBlock({ v: 1, db: 'bafyreihiekde7ck57zwp4wcddjir6blyvwzm2qjaqpszd4nzwmwhikwrwi', parents: [], hlc: { t: 1, c: 0, r: 'e' }, ops: [{ op: 'put', coll: 'c', id: 'evil', set: { v: 1 } }] })
+      await evil.publish(topic, encodeHeadsMessage({ heads: [], blocks: [foreign.bytes, new Uint8Array([0xa1, 0x61])] }))
+      // A forged head: the evil peer announces a CID and answers the fetch with other bytes.
+      const real = encodeBlock({ v: 1, db: DB, parents: [], hlc: { t: 1, c: 0, r: 'e' }, ops: [{ op: 'put', coll: 'c', id: 'evil', set: { v: 2 } }] })
+      const other = encodeBlock({ v: 1, db: DB, parents: [], hlc: { t: 2, c: 0, r: 'e' }, ops: [{ op: 'put', coll: 'c', id: 'evil', set: { v: 3 } }] })
+      const { encodeBlocksResponse } = await import('../../src/sync/index.js')
+      evil.handle(BLOCKS_PROTOCOL, async () => encodeBlocksResponse({ blocks: [other.bytes, new Uint8Array([9])] }))
+      await evil.publish(topic, encodeHeadsMessage({ heads: [real.cid], blocks: [] }))
+      await write(a, 'x', { v: 1 })
+      await eventually(async () => (await docs(b) as unknown[]).length === 1, 5000, 'good write to arrive')
+      await new Promise(resolve => setTimeout(resolve, 300))
+      expect(await docs(a)).toEqual([{ _id: 'x', v: 1 }])
+      expect(await docs(b)).toEqual([{ _id: 'x', v: 1 }])
+    } finally {
+      setLogLevel('warn')
+    }
+  })
+})
