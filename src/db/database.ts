@@ -28,7 +28,7 @@ export type NetworkStatus = 'local' | 'connecting' | 'online' | 'offline'
 export interface DatabaseEvents {
   /** documents changed (after the block's transaction committed) */
   update: (changes: DocChange[], origin: ChangeOrigin) => void
-  /** the set of peers, or how we are connected to them, changed */
+  /** the set of peers, or how we are connected to them, changed (within about a second) */
   peers: (peers: PeerInfo[]) => void
   /** the network status changed; `error` is set when it went offline because of one */
   network: (status: NetworkStatus, error?: Error) => void
@@ -219,10 +219,22 @@ export class Database {
       const replicator = new Replicator(this.replica, lease.transport, replication)
       this.replicator = replicator
       replicator.start()
-      const emitPeers = (): void => { if (!this.closed) this.emit('peers', this.peers()) }
+      // Emit 'peers' whenever the list or how a peer is connected changes. Connection events can
+      // precede the connection manager's bookkeeping, so the view is also re-checked every second.
+      let last = ''
+      const refreshPeers = (): void => {
+        if (this.closed) return
+        const peers = this.peers()
+        const key = JSON.stringify(peers)
+        if (key === last) return
+        last = key
+        this.emit('peers', peers)
+      }
+      const timer = setInterval(refreshPeers, 1000)
       this.cleanups.push(
-        replicator.onPeers(emitPeers),
-        lease.transport.onConnectionChange?.(emitPeers) ?? (() => {}),
+        () => { clearInterval(timer) },
+        replicator.onPeers(refreshPeers),
+        lease.transport.onConnectionChange?.(() => { refreshPeers(); setTimeout(refreshPeers, 100) }) ?? (() => {}),
         startAnnouncing(lease.transport, async () => await this.announcement())
       )
       this.setStatus('online')
