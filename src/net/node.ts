@@ -38,6 +38,21 @@ export type PeerNode = Libp2p<PeerServices>
  */
 const openGater = { denyDialMultiaddr: async () => false }
 
+/**
+ * Gossipsub settings shared by peers and relays. IP-colocation scoring is off: every browser
+ * behind one NAT (an office, a home, or 127.0.0.1 in tests) shares an IP, and with gossipsub's
+ * default (−5 per peer beyond 10 per IP, scores kept for an hour after disconnect) the relay soon
+ * refuses every new peer's GRAFT, so nothing is forwarded between peers that are not yet directly
+ * connected.
+ */
+function pubsubService (): ReturnType<typeof gossipsub> {
+  return gossipsub({
+    allowPublishToZeroTopicPeers: true,
+    emitSelf: false,
+    scoreParams: { IPColocationFactorWeight: 0 }
+  })
+}
+
 /** Options of `createPeerNode`. */
 export interface PeerNodeOptions {
   /** relay multiaddrs, each ending in `/p2p/<relay-peer-id>` (at least one) */
@@ -85,7 +100,7 @@ export async function createPeerNode (options: PeerNodeOptions): Promise<PeerNod
     services: {
       identify: identify(),
       ping: ping(),
-      pubsub: gossipsub({ allowPublishToZeroTopicPeers: true, emitSelf: false })
+      pubsub: pubsubService()
     }
   })
   try {
@@ -121,6 +136,11 @@ export interface RelayNodeOptions {
   maxReservations?: number
   /** most open connections (default 1024) */
   maxConnections?: number
+  /**
+   * most new connections per second from one IP address (default 50; libp2p's own default of 5
+   * turns away a burst of browsers behind one NAT)
+   */
+  maxConnectionsPerSecondPerHost?: number
 }
 
 /**
@@ -139,12 +159,16 @@ export async function createRelayNode (options: RelayNodeOptions = {}): Promise<
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     connectionGater: openGater,
-    connectionManager: { maxConnections: options.maxConnections ?? 1024 },
+    connectionManager: {
+      maxConnections: options.maxConnections ?? 1024,
+      inboundConnectionThreshold: options.maxConnectionsPerSecondPerHost ?? 50,
+      maxIncomingPendingConnections: 64
+    },
     services: {
       identify: identify(),
       ping: ping(),
       relay: circuitRelayServer({ reservations: { maxReservations: options.maxReservations ?? 1024 } }),
-      pubsub: gossipsub({ allowPublishToZeroTopicPeers: true, emitSelf: false })
+      pubsub: pubsubService()
     }
   }) as unknown as PeerNode
   const pubsub = node.services.pubsub

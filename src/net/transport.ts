@@ -5,13 +5,13 @@
  * Peer discovery: every peer of a database publishes on its topic (heads, periodically). When a
  * message arrives from a peer with no direct connection, this transport dials that peer's WebRTC
  * address through each relay (`<relay>/p2p-circuit/webrtc/p2p/<peer>`). To avoid two crossing
- * dials, the peer with the smaller id dials first; the other dials only if still not connected
- * after `upgradeFallbackMs`.
+ * dials, the peer with the smaller id dials; the other dials only if still not connected after
+ * `upgradeFallbackMs`. Requests never dial WebRTC themselves (see `connect`).
  */
 import { peerIdFromString } from '@libp2p/peer-id'
 import { lpStream } from '@libp2p/utils'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
-import { type Connection, type PeerId } from '@libp2p/interface'
+import { type Connection, type PeerId, type Stream } from '@libp2p/interface'
 import { NetworkError, TimeoutError } from '../errors.js'
 import { createLogger } from '../log.js'
 import { type PeerConnection, type Transport } from '../sync/transport.js'
@@ -24,7 +24,8 @@ const log = createLogger('net')
 export interface Libp2pTransportOptions {
   /** relay multiaddrs (each with `/p2p/<id>`) used to reach peers */
   relays: Multiaddr[]
-  /** how long the peer with the larger id waits before dialling itself, ms (default 6000) */
+  /** how long the peer with the larger id waits for the other's dial before dialling itself, ms
+   * (default 10000: longer than a dial attempt, so the two dials do not cross) */
   upgradeFallbackMs?: number
   /** wait between upgrade attempts to one peer, ms (default 5000) */
   upgradeBackoffMs?: number
@@ -52,7 +53,7 @@ export class Libp2pTransport implements Transport {
     this.peerId = node.peerId.toString()
     this.relays = options.relays
     this.relayIds = new Set(options.relays.map(r => r.getComponents().find(c => c.name === 'p2p')?.value ?? ''))
-    this.opts = { upgradeFallbackMs: options.upgradeFallbackMs ?? 6000, upgradeBackoffMs: options.upgradeBackoffMs ?? 5000 }
+    this.opts = { upgradeFallbackMs: options.upgradeFallbackMs ?? 10_000, upgradeBackoffMs: options.upgradeBackoffMs ?? 5000 }
     const pubsub = node.services.pubsub
     this.onMessage = (evt) => {
       const msg = evt.detail as { type: string, topic: string, data: Uint8Array, from?: PeerId }
@@ -116,8 +117,7 @@ export class Libp2pTransport implements Transport {
     const timeoutMs = options.timeoutMs ?? 10_000
     const signal = AbortSignal.timeout(timeoutMs)
     try {
-      const conn = await this.connect(peer, signal)
-      const stream = await conn.newStream(protocol, { signal, runOnLimitedConnection: true })
+      const stream = await this.openStream(peer, protocol, signal)
       const lp = lpStream(stream, { maxDataLength: MAX_MESSAGE_BYTES })
       await lp.write(data, { signal })
       const response = await lp.read({ signal })
@@ -126,6 +126,30 @@ export class Libp2pTransport implements Transport {
     } catch (err) {
       if (signal.aborted) throw new TimeoutError(`request ${protocol} to ${peer} timed out after ${timeoutMs} ms`)
       throw new NetworkError(`request ${protocol} to ${peer} failed: ${(err as Error).message}`, { cause: err })
+    }
+  }
+
+  /**
+   * A new stream to `peer` on `protocol`. Tries the open connections, newest direct one first, then
+   * relayed ones, then dials a relayed circuit. A connection that cannot negotiate a stream within
+   * `negotiateMs` is closed as dead: a WebRTC connection the other side dropped (after crossing
+   * dials, say) is otherwise noticed only 10–13 s later (DESIGN.md).
+   */
+  private async openStream (peer: string, protocol: string, signal: AbortSignal, negotiateMs = 2000): Promise<Stream> {
+    const tried = new Set<Connection>()
+    const errors: string[] = []
+    for (;;) {
+      const conn = await this.connect(peer, signal, tried)
+      tried.add(conn)
+      try {
+        return await conn.newStream(protocol, { signal: AbortSignal.any([signal, AbortSignal.timeout(negotiateMs)]), runOnLimitedConnection: true })
+      } catch (err) {
+        if (signal.aborted) throw err
+        errors.push(`${conn.remoteAddr.toString()}: ${(err as Error).message}`)
+        log.debug(`closing connection to ${peer} that cannot open a stream: ${(err as Error).message}`)
+        void conn.close().catch(() => { conn.abort(err as Error) })
+        if (tried.size >= 4) throw new NetworkError(`no working connection to ${peer}: ${errors.join('; ')}`)
+      }
     }
   }
 
@@ -178,29 +202,31 @@ export class Libp2pTransport implements Transport {
     this.node.services.pubsub.removeEventListener('subscription-change', this.onSubscriptionChange)
   }
 
-  /** An open connection to `peer`, preferring a direct one; dials through the relays if needed. */
-  private async connect (peer: string, signal: AbortSignal): Promise<Connection> {
+  /**
+   * An open connection to `peer`, preferring a direct one. Without one, a request goes over a
+   * relayed circuit (`<relay>/p2p-circuit/p2p/<peer>`, limited by the relay) and asks for a direct
+   * upgrade, which only `maybeUpgrade` dials: requests never dial WebRTC themselves, because two
+   * crossing WebRTC dials leave one connection whose new streams can hang in negotiation.
+   */
+  private async connect (peer: string, signal: AbortSignal, exclude: Set<Connection>): Promise<Connection> {
     const id = peerIdFromString(peer)
-    const open = this.node.getConnections(id).filter(c => c.status === 'open')
-    const best = open.find(c => c.limits == null) ?? open[0]
+    const open = this.node.getConnections(id).filter(c => c.status === 'open' && !exclude.has(c))
+    const newestFirst = (a: Connection, b: Connection): number => b.timeline.open - a.timeline.open
+    const direct = open.filter(c => c.limits == null).sort(newestFirst)
+    if (direct.length === 0) this.maybeUpgrade(peer)
+    const best = direct[0] ?? open.sort(newestFirst)[0]
     if (best !== undefined) return best
     const errors: string[] = []
-    for (const target of this.dialTargets(peer, true)) {
+    for (const target of this.relays.map(r => multiaddr(`${r.toString()}/p2p-circuit/p2p/${peer}`))) {
       try {
-        return await this.node.dial(target, { signal })
+        const conn = await this.node.dial(target, { signal })
+        if (!exclude.has(conn)) return conn
+        errors.push(`${target.toString()}: only a connection already tried`)
       } catch (err) {
         errors.push((err as Error).message)
       }
     }
     throw new NetworkError(`cannot reach ${peer}: ${errors.join('; ')}`)
-  }
-
-  /** `<relay>/p2p-circuit/webrtc/p2p/<peer>` for every relay (and the plain circuit address when `withCircuit`). */
-  private dialTargets (peer: string, withCircuit: boolean): Multiaddr[] {
-    const out: Multiaddr[] = []
-    for (const r of this.relays) out.push(multiaddr(`${r.toString()}/p2p-circuit/webrtc/p2p/${peer}`))
-    if (withCircuit) for (const r of this.relays) out.push(multiaddr(`${r.toString()}/p2p-circuit/p2p/${peer}`))
-    return out
   }
 
   /** Open a direct WebRTC connection to a peer heard only through the relay. */
@@ -215,7 +241,8 @@ export class Libp2pTransport implements Transport {
     this.lastUpgradeAttempt.set(peer, now)
     this.upgrading.add(peer)
     void (async () => {
-      for (const target of this.dialTargets(peer, false)) {
+      for (const target of this.relays.map(r => multiaddr(`${r.toString()}/p2p-circuit/webrtc/p2p/${peer}`))) {
+        if (this.connection(peer).kind === 'direct') return // the other side's dial won
         try {
           await dialWithRetry(this.node, target, 2)
           log.debug(`direct connection to ${peer} via ${target.toString()}`)

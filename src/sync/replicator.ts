@@ -29,7 +29,7 @@ export interface ReplicatorOptions {
   republishMs?: number
   /** CIDs per fetch request (default 256, at most 1000) */
   fetchBatch?: number
-  /** timeout of one fetch request, ms (default 10000) */
+  /** timeout of one fetch request, ms (default 5000) */
   fetchTimeoutMs?: number
   /** a peer not heard from for this long is no longer listed in `peers()`, ms (default 10000) */
   peerTtlMs?: number
@@ -60,6 +60,7 @@ export class Replicator {
   private readonly seen = new Map<string, number>()
   private fetching = false
   private fetchAgain = false
+  private retryTimer?: ReturnType<typeof setTimeout>
   private stopped = false
   private lastSyncedAt: number | null = null
   private readonly peerListeners = new Set<(peers: string[]) => void>()
@@ -72,7 +73,7 @@ export class Replicator {
     this.opts = {
       republishMs: options.republishMs ?? 3000,
       fetchBatch: Math.min(options.fetchBatch ?? 256, MAX_REQUEST_CIDS),
-      fetchTimeoutMs: options.fetchTimeoutMs ?? 10_000,
+      fetchTimeoutMs: options.fetchTimeoutMs ?? 5000,
       peerTtlMs: options.peerTtlMs ?? 10_000
     }
   }
@@ -100,6 +101,7 @@ export class Replicator {
   stop (): void {
     this.stopped = true
     if (this.timer !== undefined) clearInterval(this.timer)
+    if (this.retryTimer !== undefined) clearTimeout(this.retryTimer)
     for (const c of this.cleanups.splice(0)) c()
   }
 
@@ -210,25 +212,34 @@ export class Replicator {
       return
     }
     this.fetching = true
+    let failed = false
     try {
       do {
         this.fetchAgain = false
-        while (!this.stopped && await this.fetchRound()) { /* progress: go on walking parents */ }
+        let round
+        while (!this.stopped && (round = await this.fetchRound()).progress) { /* progress: go on walking parents */ }
+        failed = round?.failed ?? false
       } while (this.fetchAgain && !this.stopped)
     } finally {
       this.fetching = false
     }
+    // A request failed (peer unreachable, timeout, connection replaced): try again soon rather than
+    // at the next republish.
+    if (failed && !this.stopped && this.retryTimer === undefined) {
+      this.retryTimer = setTimeout(() => { this.retryTimer = undefined; void this.fetchMissing() }, 500)
+    }
   }
 
-  /** One round: request what is missing from each candidate peer; true if anything new was stored. */
-  private async fetchRound (): Promise<boolean> {
+  /** One round: request what is missing from each candidate peer; `progress` if anything new was stored, `failed` if a request failed. */
+  private async fetchRound (): Promise<{ progress: boolean, failed: boolean }> {
     const missing = await this.replica.missing()
     const needed = [...new Set([...this.wanted.keys(), ...missing])]
-    if (needed.length === 0) return false
+    if (needed.length === 0) return { progress: false, failed: false }
     const candidates = new Set<string>(this.peers())
     for (const sources of this.wanted.values()) for (const p of sources) candidates.add(p)
     candidates.delete(this.transport.peerId)
     let progress = false
+    let failed = false
     let remaining = needed
     for (const peer of candidates) {
       if (remaining.length === 0 || this.stopped) break
@@ -236,13 +247,13 @@ export class Replicator {
       for (let i = 0; i < remaining.length; i += this.opts.fetchBatch) {
         const batch = remaining.slice(i, i + this.opts.fetchBatch)
         const received = await this.requestBlocks(peer, batch)
-        if (received === undefined) break
+        if (received === undefined) { failed = true; break }
         for (const c of received) got.add(c)
       }
       if (got.size > 0) progress = true
       remaining = remaining.filter(c => !got.has(c))
     }
-    return progress
+    return { progress, failed }
   }
 
   /** Request blocks from one peer; returns the CIDs stored, or undefined if the peer failed. */

@@ -3,7 +3,7 @@
  * WebSockets) and replicas that reach each other through it and upgrade to direct WebRTC.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createRelayNode, type PeerNode } from '../../src/net/index.js'
+import { createPeerNode, createRelayNode, type PeerNode } from '../../src/net/index.js'
 import { KiteDB, MemoryStorageProvider, type Database } from '../../src/index.js'
 import { eventually } from '../helpers/memory-transport.js'
 
@@ -74,6 +74,23 @@ describe('replication over real libp2p through a relay', () => {
     expect(await titles(back)).toEqual(['before']) // opens at once from local data
     await eventually(async () => (await titles(back)).length === 3, 20_000, 'catch-up')
     await eventually(async () => (await titles(back)).includes('before✓'), 20_000, 'catch-up of the update')
+  })
+
+  it('the relay keeps forwarding after many peers from one IP address came and went', async () => {
+    // Regression: with gossipsub's default IP-colocation scoring, the relay refused the GRAFTs of
+    // every peer beyond the tenth from one IP (all browsers behind one NAT), so peers without a
+    // direct connection never heard each other.
+    for (let i = 0; i < 12; i++) {
+      const node = await createPeerNode({ relays: [relayAddr] })
+      node.services.pubsub.subscribe('/kitedb/1/warmup')
+      await new Promise(resolve => setTimeout(resolve, 50))
+      await node.stop()
+    }
+    const a = await device('a4')
+    await a.whenOnline()
+    await (await a.initCollection('todos')).insertOne({ title: 'still forwarded' })
+    const b = await device('b4', a.address)
+    await eventually(async () => (await titles(b)).length === 1, 20_000, 'B to hear A through the relay')
   })
 
   it('discover learns the address a peer announces from its peer id', async () => {
