@@ -15,6 +15,25 @@ async function shareLink (page: Page): Promise<string> {
   return await link.getAttribute('href') as string
 }
 
+/** Decode the page's QR code from its rendered pixels (jsQR), or null. */
+async function decodeQr (page: Page): Promise<string | null> {
+  const png = await page.getByTestId('qr').locator('svg').screenshot()
+  const decoded = await page.evaluate(async (b64) => {
+    const img = new Image()
+    img.src = `data:image/png;base64,${b64}`
+    await img.decode()
+    const canvas = document.createElement('canvas')
+    canvas.width = img.width
+    canvas.height = img.height
+    const ctx = canvas.getContext('2d') as CanvasRenderingContext2D
+    ctx.drawImage(img, 0, 0)
+    const { data, width, height } = ctx.getImageData(0, 0, img.width, img.height)
+    const jsQR = (window as unknown as { jsQR: (d: Uint8ClampedArray, w: number, h: number) => { data: string } | null }).jsQR
+    return jsQR(data, width, height)?.data ?? null
+  }, png.toString('base64'))
+  return decoded
+}
+
 async function addTodo (page: Page, title: string): Promise<void> {
   await page.getByTestId('new-todo').fill(title)
   await page.getByTestId('new-todo').press('Enter')
@@ -31,10 +50,13 @@ test('two browsers share a to-do list over direct WebRTC through the relay', asy
   }
 
   await a.goto('/')
+  await a.addScriptTag({ path: 'node_modules/jsqr/dist/jsQR.js' })
   await expect(a.getByTestId('qr').locator('svg')).toBeVisible()
   for (const t of ['buy milk', 'write tests', 'ship it']) await addTodo(a, t)
   const link = await shareLink(a)
   expect(link).toContain('/kite/')
+  // The QR code encodes exactly the share link: decode it from the rendered pixels.
+  await expect.poll(async () => await decodeQr(a)).toBe(link)
 
   // B joins through the share link and sees A's todos, live.
   await b.goto(link)
@@ -103,6 +125,26 @@ test('a replica that was away catches up on what changed meanwhile', async ({ br
   await b2.goto(link)
   await expect(b2.getByTestId('todo-title').filter({ hasText: 'while B was away' })).toHaveCount(1)
   await expect(b2.getByTestId('todo-item').filter({ hasText: 'first' }).getByTestId('todo-toggle')).toBeChecked()
+
+  await ctxA.close()
+  await ctxB.close()
+})
+
+test('a link with only a peer id and a relay is enough to join (address learned over pubsub)', async ({ browser }) => {
+  const ctxA = await browser.newContext()
+  const a = await ctxA.newPage()
+  await a.goto('/')
+  await addTodo(a, 'found by peer id')
+  await shareLink(a) // online, with a peer id
+  const info = await a.evaluate(() => ({ peer: window.todoDb?.peerId, relays: window.todoDb?.relays, address: window.todoDb?.address }))
+  expect(info.peer).toBeTruthy()
+  const peerOnly = `/#peer=${info.peer as string}&relay=${(info.relays as string[])[0] as string}`
+
+  const ctxB = await browser.newContext()
+  const b = await ctxB.newPage()
+  await b.goto(peerOnly)
+  await expect(b.getByTestId('todo-title').filter({ hasText: 'found by peer id' })).toHaveCount(1)
+  expect(await b.evaluate(() => window.todoDb?.address)).toBe(info.address)
 
   await ctxA.close()
   await ctxB.close()
