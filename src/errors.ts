@@ -64,3 +64,18 @@ export class TimeoutError extends KiteError {
 export class NetworkError extends KiteError {
   constructor (message: string, options?: { cause?: unknown }) { super('ERR_NETWORK', message, options) }
 }
+
+/** `KiteDB.create` was given the name of a database that already exists on this device. */
+export class DatabaseExistsError extends KiteError {
+  constructor (name: string) { super('ERR_DATABASE_EXISTS', `a database named "${name}" already exists on this device`) }
+}
+
+/** `Database.openCollection` / `collection` named a collection that does not exist (or is not open). */
+export class CollectionNotFoundError extends KiteError {
+  constructor (message: string) { super('ERR_COLLECTION_NOT_FOUND', message) }
+}
+
+/** `Database.createCollection` named a collection that already exists. */
+export class CollectionExistsError extends KiteError {
+  constructor (name: string) { super('ERR_COLLECTION_EXISTS', `collection "${name}" already exists`) }
+}

@@ -38,8 +38,31 @@ export interface DelOp {
   id: string
 }
 
-/** One change to one document. */
-export type Op = PutOp | DelOp
+/** Create a collection (so it exists, and is listed, on every replica before any document is written). */
+export interface CollOp {
+  op: 'coll'
+  coll: string
+}
+
+/**
+ * Drop a collection: a tombstone for the whole collection at the block's HLC. Every document
+ * write stamped at or before it is hidden; later writes revive only what they write.
+ */
+export interface DropOp {
+  op: 'drop'
+  coll: string
+}
+
+/** One change: to one document (`put`, `del`) or to one collection (`coll`, `drop`). */
+export type Op = PutOp | DelOp | CollOp | DropOp
+
+/** Ops that change one document. */
+export type DocOp = PutOp | DelOp
+
+/** Whether an op changes one document (rather than a whole collection). */
+export function isDocOp (op: Op): op is DocOp {
+  return op.op === 'put' || op.op === 'del'
+}
 
 /** A decoded block. */
 export interface Block {
@@ -128,6 +151,7 @@ export function isValidDocId (id: unknown): id is string {
 function normaliseOp (raw: unknown): Op {
   if (!isPlainObject(raw)) return raw as Op
   if (raw.op === 'del') return { op: 'del', coll: raw.coll as string, id: raw.id as string }
+  if (raw.op === 'coll' || raw.op === 'drop') return { op: raw.op, coll: raw.coll as string }
   const op: PutOp = { op: raw.op as 'put', coll: raw.coll as string, id: raw.id as string }
   if (raw.set !== undefined) op.set = raw.set as Record<string, JsonValue>
   if (raw.unset !== undefined) op.unset = raw.unset as string[]
@@ -137,6 +161,7 @@ function normaliseOp (raw: unknown): Op {
 
 function stripEmpty (op: Op): Op {
   if (op.op === 'del') return { op: 'del', coll: op.coll, id: op.id }
+  if (op.op === 'coll' || op.op === 'drop') return { op: op.op, coll: op.coll }
   const out: PutOp = { op: 'put', coll: op.coll, id: op.id }
   if (op.set != null && Object.keys(op.set).length > 0) out.set = op.set
   if (op.unset != null && op.unset.length > 0) out.unset = op.unset
@@ -160,6 +185,10 @@ function validateOp (op: Op, i: number): void {
   const where = `ops[${i}]`
   if (!isPlainObject(op)) throw new InvalidBlockError(`${where} is not a map`)
   if (!isValidCollectionName(op.coll)) throw new InvalidBlockError(`${where}.coll is not a collection name`)
+  if (op.op === 'coll' || op.op === 'drop') {
+    if (Object.keys(op).length !== 2) throw new InvalidBlockError(`${where} has unexpected fields`)
+    return
+  }
   if (!isValidDocId(op.id)) throw new InvalidBlockError(`${where}.id is not a document id`)
   if (op.op === 'del') return
   if (op.op !== 'put') throw new InvalidBlockError(`${where}.op is ${String((op as { op: unknown }).op)}`)

@@ -15,7 +15,7 @@
  */
 import { type Hlc } from './hlc.js'
 import { type Doc, type JsonValue } from './json.js'
-import { type Op } from './block.js'
+import { type CollOp, type DocOp, type DropOp } from './block.js'
 
 /** Total order key of one write: HLC, then block CID string, then op index in the block. */
 export type Stamp = readonly [t: number, c: number, r: string, cid: string, opIndex: number]
@@ -59,7 +59,7 @@ export function compareStamp (a: Stamp, b: Stamp): number {
  * Apply one op to a document's state and return the new state (the input is not modified).
  * `stamp` must be `stampOf(block.hlc, blockCid, opIndex)` of the op.
  */
-export function applyOp (state: DocState | undefined, op: Op, stamp: Stamp): DocState {
+export function applyOp (state: DocState | undefined, op: DocOp, stamp: Stamp): DocState {
   const next: DocState = { f: { ...(state?.f ?? {}) } }
   if (state?.tomb !== undefined) next.tomb = state.tomb
   if (op.op === 'del') {
@@ -95,14 +95,43 @@ function writeRegister (state: DocState, field: string, reg: Register): void {
   state.f[field] = reg
 }
 
+/** The CRDT state of one collection: latest create and latest drop (an LWW pair, like a document's `_id` and tombstone). */
+export interface CollState {
+  /** stamp of the latest create */
+  created?: Stamp
+  /** stamp of the latest drop: a tombstone over every document write at or before it */
+  dropped?: Stamp
+}
+
+/** Apply a collection op and return the new state (the input is not modified). */
+export function applyCollOp (state: CollState | undefined, op: CollOp | DropOp, stamp: Stamp): CollState {
+  const next: CollState = { ...(state ?? {}) }
+  const key = op.op === 'coll' ? 'created' : 'dropped'
+  const cur = next[key]
+  if (cur === undefined || compareStamp(stamp, cur) > 0) next[key] = stamp
+  return next
+}
+
+/** Whether a collection exists by its own ops: created after its latest drop. */
+export function collectionCreated (state: CollState | undefined): boolean {
+  return state?.created !== undefined && (state.dropped === undefined || compareStamp(state.created, state.dropped) > 0)
+}
+
+/** The later of two optional stamps. */
+export function maxStamp (a: Stamp | undefined, b: Stamp | undefined): Stamp | undefined {
+  if (a === undefined) return b
+  if (b === undefined) return a
+  return compareStamp(a, b) >= 0 ? a : b
+}
+
 /**
- * The document a state shows: `null` when it does not exist (never written, or deleted and not
- * revived); otherwise `_id` plus every visible field, keys in sorted order so equal states give
- * equal documents.
+ * The document a state shows: `null` when it does not exist (never written, or deleted or its
+ * collection dropped, and not revived); otherwise `_id` plus every visible field, keys in sorted
+ * order so equal states give equal documents. `collDropped` is the collection's drop stamp.
  */
-export function materialise (state: DocState | undefined): Doc | null {
+export function materialise (state: DocState | undefined, collDropped?: Stamp): Doc | null {
   if (state === undefined) return null
-  const tomb = state.tomb
+  const tomb = maxStamp(state.tomb, collDropped)
   const idReg = state.f._id
   if (idReg === undefined || (tomb !== undefined && compareStamp(idReg.s, tomb) <= 0)) return null
   const doc: Doc = { _id: idReg.v as string }

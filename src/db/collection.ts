@@ -1,63 +1,74 @@
 /**
- * A collection: the AvionDB-style document API over one namespace of a database.
- * Query semantics are MongoDB's, evaluated by mingo over the materialised documents.
+ * A collection: the AvionDB-style document API over one namespace of a database. Query and update
+ * semantics are MongoDB's (mingo); queries go through the planner (`planner.ts`), which uses the
+ * collection's secondary indexes when it can.
+ *
+ * Every write method builds its ops inside the replica's write queue (so the documents it reads
+ * cannot change under it) and writes them as one block, or nothing when it changes nothing. A
+ * call that throws writes nothing.
  */
-import { find as mingoFind } from 'mingo'
 import { DuplicateKeyError, InvalidBlockError, ValidationError } from '../errors.js'
-import { type Doc, type Op, isPlainObject, jsonEqual } from '../crdt/index.js'
-import { type DocChange } from '../store/index.js'
-import { applyUpdate, insertOp, prepareInsert } from './ops.js'
+import { type Doc, type JsonValue, type Op, isPlainObject } from '../crdt/index.js'
+import { type IndexInfo, type IndexProgress, type Storage, valuesAt } from '../store/index.js'
+import { type ChangeSet } from '../sync/index.js'
+import { applyUpdate, checkUpdate, insertOp, prepareInsert, replaceOp } from './ops.js'
+import { type Explain, type QueryOptions, checkQuery, executeQuery } from './planner.js'
+import { LiveQuery, type LiveQueryOptions } from './live.js'
+import { type AnyDoc, type Filter, type OptionalId, type Projection, type Sort, type UpdateFilter, type WithId } from './types.js'
 
-/** A MongoDB query document, e.g. `{done: false, n: {$gt: 2}}`. */
-export type Query = Record<string, unknown>
-/** A MongoDB update document, e.g. `{$set: {done: true}}`. */
-export type Update = Record<string, unknown>
-/** A MongoDB projection, e.g. `{title: 1}`. */
-export type Projection = Record<string, 0 | 1 | boolean>
-/** Sort specification: field (dotted paths allowed) → 1 ascending, -1 descending. */
-export type Sort = Record<string, 1 | -1>
-
-/** Options of `find` and `observe`. */
-export interface FindOptions {
-  sort?: Sort
+/** Options of `find`: MongoDB's sort, skip and limit. */
+export interface FindOptions<T = AnyDoc> {
+  sort?: Sort<T>
   skip?: number
   limit?: number
 }
+
+/** Options of `createIndex`. */
+export interface CreateIndexOptions {
+  /** called as the build over existing documents progresses */
+  onProgress?: (progress: IndexProgress) => void
+}
+
+/** An index specification: a path, or several for a compound index. */
+export type IndexSpec = string | string[]
 
 /** What a collection needs from its database (kept narrow so the two stay decoupled). */
 export interface CollectionHost {
   /** throws `DatabaseClosedError` when closed */
   assertOpen (): void
-  /** all documents of a collection */
-  readDocs (coll: string): Promise<Doc[]>
-  /** one document */
-  readDoc (coll: string, id: string): Promise<Doc | undefined>
+  readonly storage: Storage
   /** write ops as one block; `prepare` runs inside the write queue and may throw to abort */
-  write (prepare: () => Promise<Op[]>): Promise<DocChange[]>
-  /** listen to changes of documents of `coll`; returns unsubscribe */
+  write (prepare: () => Promise<Op[]>): Promise<ChangeSet>
+  /** listen to changes of `coll` (documents or the collection itself); returns unsubscribe */
   watch (coll: string, listener: () => void): () => void
+  /** the database's head hash (see `Database.getHeadHash`) */
+  getHeadHash (): Promise<string>
+  /** resolves when the state named by a head hash is reached (see `Database.syncFromHeadHash`) */
+  syncFromHeadHash (hash: string, options?: { timeoutMs?: number }): Promise<void>
 }
 
-/**
- * Documents are plain objects with a string `_id`. Every write method writes one block (or nothing,
- * when it changes nothing), so a multi-document call is atomic on every replica.
- */
-export class Collection<T extends Record<string, unknown> = Record<string, unknown>> {
+/** Documents imported per block by `import`. */
+const IMPORT_BATCH = 500
+
+/** A collection of documents of shape `T` (each stored with a string `_id`). */
+export class Collection<T extends object = AnyDoc> {
   readonly name: string
   private readonly host: CollectionHost
 
-  /** @internal created by `Database.initCollection` */
+  /** @internal created by `Database.initCollection` and friends */
   constructor (host: CollectionHost, name: string) {
     this.host = host
     this.name = name
   }
+
+  // ---- inserts ------------------------------------------------------------------------------
 
   /**
    * Insert documents as one block and return them with their `_id`s. Throws `ValidationError`
    * for a bad document and `DuplicateKeyError` when an `_id` exists (in the collection or twice in
    * `docs`); nothing is written then.
    */
-  async insert (docs: T[]): Promise<Array<T & { _id: string }>> {
+  async insert (docs: Array<OptionalId<T>>): Promise<Array<WithId<T>>> {
     this.host.assertOpen()
     if (!Array.isArray(docs)) throw new ValidationError('insert takes an array of documents')
     if (docs.length === 0) return []
@@ -67,119 +78,269 @@ export class Collection<T extends Record<string, unknown> = Record<string, unkno
       if (ids.has(d._id)) throw new DuplicateKeyError(this.name, d._id)
       ids.add(d._id)
     }
-    await this.writeOps(async () => {
-      for (const d of prepared) {
-        if (await this.host.readDoc(this.name, d._id) !== undefined) throw new DuplicateKeyError(this.name, d._id)
-      }
+    await this.write(async () => {
+      const existing = await this.host.storage.getDocsById(this.name, prepared.map(d => d._id))
+      const dup = existing.findIndex(d => d !== undefined)
+      if (dup >= 0) throw new DuplicateKeyError(this.name, (prepared[dup] as Doc)._id)
       return prepared.map(d => insertOp(this.name, d))
     })
-    return prepared as Array<T & { _id: string }>
+    return prepared as unknown as Array<WithId<T>>
   }
 
   /** Insert one document; returns it with its `_id`. Errors as `insert`. */
-  async insertOne (doc: T): Promise<T & { _id: string }> {
-    return (await this.insert([doc]))[0] as T & { _id: string }
+  async insertOne (doc: OptionalId<T>): Promise<WithId<T>> {
+    return (await this.insert([doc]))[0] as WithId<T>
   }
+
+  // ---- reads --------------------------------------------------------------------------------
 
   /**
    * Documents matching `query` (all when omitted), optionally projected, sorted, skipped and
-   * limited. Returns `[]` when none match. Throws `ValidationError` for an invalid query.
+   * limited, in `_id` order unless sorted. Returns `[]` when none match. Throws `ValidationError`
+   * for an invalid query or options.
    */
-  async find (query: Query = {}, projection?: Projection, options: FindOptions = {}): Promise<Array<T & { _id: string }>> {
+  async find (query: Filter<T> = {}, projection?: Projection<T>, options: FindOptions<T> = {}): Promise<Array<WithId<T>>> {
     this.host.assertOpen()
-    return runQuery(await this.host.readDocs(this.name), query, projection, options) as Array<T & { _id: string }>
+    const { docs } = await executeQuery(this.host.storage, this.name, query as Record<string, unknown>, projection as Record<string, unknown> | undefined, options as QueryOptions)
+    return docs as unknown as Array<WithId<T>>
   }
 
-  /** The first document matching `query`, or `null`. */
-  async findOne (query: Query = {}, projection?: Projection): Promise<(T & { _id: string }) | null> {
+  /** The first document matching `query` (in `_id` order), or `null`. */
+  async findOne (query: Filter<T> = {}, projection?: Projection<T>): Promise<WithId<T> | null> {
     return (await this.find(query, projection, { limit: 1 }))[0] ?? null
   }
 
-  /** The document with this `_id`, or `undefined`. */
-  async findById (id: string): Promise<(T & { _id: string }) | undefined> {
+  /** The document with this `_id`, or `undefined`. Throws `ValidationError` unless `id` is a string. */
+  async findById (id: string): Promise<WithId<T> | undefined> {
     this.host.assertOpen()
     if (typeof id !== 'string') throw new ValidationError('findById takes a string _id')
-    return await this.host.readDoc(this.name, id) as (T & { _id: string }) | undefined
+    return await this.host.storage.getDoc(this.name, id) as WithId<T> | undefined
+  }
+
+  /** Number of documents matching `query` (all when omitted). */
+  async countDocuments (query: Filter<T> = {}): Promise<number> {
+    this.host.assertOpen()
+    if (isPlainObject(query) && Object.keys(query).length === 0) return await this.host.storage.countDocs(this.name)
+    return (await this.find(query, { _id: 1 } as Projection<T>)).length
   }
 
   /**
-   * Apply `update` to the first document matching `filter`; returns the updated document, or
-   * `null` when none matches. With `{upsert: true}` and no match, inserts the filter's equality
-   * fields with the update applied. Throws `ValidationError` for a bad filter or update.
+   * Distinct values of `key` (a dotted path) among documents matching `query`, in first-seen
+   * order (documents in `_id` order). Array values contribute their elements, as in MongoDB.
    */
-  async updateOne (filter: Query, update: Update, options: { upsert?: boolean } = {}): Promise<(T & { _id: string }) | null> {
-    this.host.assertOpen()
-    let result: Doc | null = null
-    await this.writeOps(async () => {
-      const target = runQuery(await this.host.readDocs(this.name), filter, undefined, { limit: 1 })[0]
-      if (target === undefined) {
-        if (options.upsert !== true) return []
-        const seed = prepareInsert(equalityFields(filter))
-        const { after } = applyUpdate(this.name, seed, update)
-        result = after
-        return [insertOp(this.name, after)]
-      }
-      const { after, op } = applyUpdate(this.name, target, update)
-      result = after
-      return op === undefined ? [] : [op]
-    })
-    return result
-  }
-
-  /** Delete the first document matching `filter`; returns it, or `null` when none matches. */
-  async deleteOne (filter: Query): Promise<(T & { _id: string }) | null> {
-    this.host.assertOpen()
-    let deleted: Doc | null = null
-    await this.writeOps(async () => {
-      deleted = runQuery(await this.host.readDocs(this.name), filter, undefined, { limit: 1 })[0] ?? null
-      return deleted === null ? [] : [{ op: 'del', coll: this.name, id: deleted._id }]
-    })
-    return deleted
-  }
-
-  /**
-   * Watch a query: `callback` gets the full result set now and again after every local or remote
-   * change that alters it (changes are coalesced; the callback never sees a half-applied block).
-   * Returns a function that stops watching.
-   */
-  observe (query: Query, callback: (docs: Array<T & { _id: string }>) => void, options: FindOptions & { projection?: Projection } = {}): () => void {
-    this.host.assertOpen()
-    let stopped = false
-    let running = false
-    let dirty = false
-    let last: Array<T & { _id: string }> | undefined
-    const run = async (): Promise<void> => {
-      if (running) { dirty = true; return }
-      running = true
-      try {
-        do {
-          dirty = false
-          const docs = await this.find(query, options.projection, options)
-          if (stopped) return
-          if (last === undefined || !jsonEqual(last as never, docs as never)) {
-            last = docs
-            callback(docs)
-          }
-        } while (dirty && !stopped)
-      } catch (err) {
-        if (!stopped) console.error(`[kitedb] observe on "${this.name}" failed`, err)
-      } finally {
-        running = false
+  async distinct (key: string, query: Filter<T> = {}): Promise<JsonValue[]> {
+    if (typeof key !== 'string' || key.length === 0) throw new ValidationError('distinct takes a field path')
+    const docs = await this.find(query)
+    const out: JsonValue[] = []
+    const seen = new Set<string>()
+    for (const doc of docs) {
+      for (const v of valuesAt(doc as unknown as JsonValue, key)) {
+        if (v === undefined) continue
+        for (const x of Array.isArray(v) ? v : [v]) {
+          const k = JSON.stringify(x)
+          if (!seen.has(k)) { seen.add(k); out.push(x) }
+        }
       }
     }
-    let scheduled = false
-    const unwatch = this.host.watch(this.name, () => {
-      if (scheduled) return
-      scheduled = true
-      queueMicrotask(() => { scheduled = false; void run() })
-    })
-    void run()
-    return () => { stopped = true; unwatch() }
+    return out
   }
 
-  private async writeOps (prepare: () => Promise<Op[]>): Promise<void> {
+  /** How `find(query, undefined, options)` is answered: the index used and how much was read. */
+  async explain (query: Filter<T> = {}, options: FindOptions<T> = {}): Promise<Explain> {
+    this.host.assertOpen()
+    return (await executeQuery(this.host.storage, this.name, query as Record<string, unknown>, undefined, options as QueryOptions)).explain
+  }
+
+  // ---- updates ------------------------------------------------------------------------------
+
+  /**
+   * Apply `update` to the first document matching `filter`; returns it as updated, or `null` when
+   * none matches. With `{upsert: true}` and no match, inserts the filter's equality fields with the
+   * update applied. Throws `ValidationError` for a bad filter or update (nothing is written).
+   */
+  async updateOne (filter: Filter<T>, update: UpdateFilter<T>, options: { upsert?: boolean } = {}): Promise<WithId<T> | null> {
+    return (await this.modify(filter, update, { multi: false, upsert: options.upsert === true })).after[0] ?? null
+  }
+
+  /** Apply `update` to every document matching `filter`, as one block; returns them as updated (`[]` when none). */
+  async updateMany (filter: Filter<T>, update: UpdateFilter<T>, options: { upsert?: boolean } = {}): Promise<Array<WithId<T>>> {
+    return (await this.modify(filter, update, { multi: true, upsert: options.upsert === true })).after
+  }
+
+  /** AvionDB's `update`: the first match, or every match with `{multi: true}`; returns the updated documents. */
+  async update (filter: Filter<T>, update: UpdateFilter<T>, options: { multi?: boolean, upsert?: boolean } = {}): Promise<Array<WithId<T>>> {
+    return (await this.modify(filter, update, { multi: options.multi === true, upsert: options.upsert === true })).after
+  }
+
+  /**
+   * Update the first match and return it `'after'` (default) or `'before'` the update; `null`
+   * when none matches (and no upsert happened; with `'before'`, an upsert returns `null`).
+   */
+  async findOneAndUpdate (filter: Filter<T>, update: UpdateFilter<T>, options: { returnDocument?: 'before' | 'after', upsert?: boolean } = {}): Promise<WithId<T> | null> {
+    const res = await this.modify(filter, update, { multi: false, upsert: options.upsert === true })
+    return (options.returnDocument === 'before' ? res.before[0] : res.after[0]) ?? null
+  }
+
+  /** Update the document with this `_id`; returns it as updated, or `undefined` when absent. */
+  async findByIdAndUpdate (id: string, update: UpdateFilter<T>): Promise<WithId<T> | undefined> {
+    if (typeof id !== 'string') throw new ValidationError('findByIdAndUpdate takes a string _id')
+    return (await this.modify({ _id: id } as Filter<T>, update, { multi: false, upsert: false })).after[0] ?? undefined
+  }
+
+  // ---- deletes ------------------------------------------------------------------------------
+
+  /** Delete the first document matching `filter`; returns it, or `null` when none matches. */
+  async deleteOne (filter: Filter<T>): Promise<WithId<T> | null> {
+    return (await this.remove(filter, false))[0] ?? null
+  }
+
+  /** Delete every document matching `filter`, as one block; returns them (`[]` when none). */
+  async deleteMany (filter: Filter<T>): Promise<Array<WithId<T>>> {
+    return await this.remove(filter, true)
+  }
+
+  /** Delete the first match; returns it, or `null`. */
+  async findOneAndDelete (filter: Filter<T>): Promise<WithId<T> | null> {
+    return await this.deleteOne(filter)
+  }
+
+  /** Delete the document with this `_id`; returns it, or `undefined` when absent. */
+  async findByIdAndDelete (id: string): Promise<WithId<T> | undefined> {
+    if (typeof id !== 'string') throw new ValidationError('findByIdAndDelete takes a string _id')
+    return (await this.remove({ _id: id } as Filter<T>, false))[0] ?? undefined
+  }
+
+  // ---- live queries -------------------------------------------------------------------------
+
+  /**
+   * Watch a query. With a callback: calls it with the full, sorted result set now and again after
+   * every local or remote change (or drop) that alters it — coalesced, never a half-applied
+   * block — and returns a function that stops watching. Without a callback: returns a `LiveQuery`,
+   * usable as an async iterator or an observable (`subscribe`), e.g. with RxJS `from()`.
+   */
+  observe (query: Filter<T>, callback: (docs: Array<WithId<T>>) => void, options?: LiveQueryOptions<T>): () => void
+  observe (query?: Filter<T>, options?: LiveQueryOptions<T>): LiveQuery<WithId<T>>
+  observe (query: Filter<T> = {}, callbackOrOptions?: ((docs: Array<WithId<T>>) => void) | LiveQueryOptions<T>, options: LiveQueryOptions<T> = {}): (() => void) | LiveQuery<WithId<T>> {
+    this.host.assertOpen()
+    checkQuery(query)
+    const opts = typeof callbackOrOptions === 'function' ? options : (callbackOrOptions ?? {})
+    const live = new LiveQuery<WithId<T>>(
+      async () => await this.find(query, opts.projection, opts),
+      listener => this.host.watch(this.name, listener)
+    )
+    if (typeof callbackOrOptions !== 'function') return live
+    const sub = live.subscribe({ next: callbackOrOptions, error: (err: unknown) => { console.error(`[kitedb] observe on "${this.name}" failed`, err) } })
+    return () => { sub.unsubscribe() }
+  }
+
+  // ---- indexes ------------------------------------------------------------------------------
+
+  /**
+   * Declare a secondary index over a path (or paths, for a compound index) and build it over the
+   * existing documents, reporting progress; resolves with the ready index. Idempotent.
+   */
+  async createIndex (spec: IndexSpec, options: CreateIndexOptions = {}): Promise<IndexInfo> {
+    this.host.assertOpen()
+    const paths = normaliseIndexSpec(spec)
+    return await this.host.storage.createIndex(this.name, paths, options.onProgress)
+  }
+
+  /** Declared indexes of this collection. */
+  async listIndexes (): Promise<IndexInfo[]> {
+    this.host.assertOpen()
+    return await this.host.storage.listIndexes(this.name)
+  }
+
+  /** Remove an index by name (its paths joined by `+`). */
+  async dropIndex (name: string): Promise<void> {
+    this.host.assertOpen()
+    await this.host.storage.dropIndex(this.name, name)
+  }
+
+  // ---- replication and transfer -------------------------------------------------------------
+
+  /** The database's head hash: a CID string naming its current state (AvionDB's `getHeadHash`). */
+  async getHeadHash (): Promise<string> {
+    this.host.assertOpen()
+    return await this.host.getHeadHash()
+  }
+
+  /** Resolves when this replica has the state named by `hash` (fetched from peers as needed). */
+  async syncFromHeadHash (hash: string, options: { timeoutMs?: number } = {}): Promise<void> {
+    this.host.assertOpen()
+    await this.host.syncFromHeadHash(hash, options)
+  }
+
+  /** The documents matching `query` (all by default) as plain JSON values, in `_id` order. */
+  async export (options: { query?: Filter<T> } = {}): Promise<Array<WithId<T>>> {
+    return JSON.parse(JSON.stringify(await this.find(options.query ?? {}))) as Array<WithId<T>>
+  }
+
+  /**
+   * Import documents: each is inserted, or replaces the document with its `_id`. Written in
+   * blocks of 500 documents; `onProgress` is called after each. Resolves with the number imported.
+   * Validates every document first: a bad one throws `ValidationError` and nothing is written.
+   */
+  async import (docs: Array<OptionalId<T>>, options: { onProgress?: (p: { done: number, total: number }) => void } = {}): Promise<number> {
+    this.host.assertOpen()
+    if (!Array.isArray(docs)) throw new ValidationError('import takes an array of documents')
+    const prepared = docs.map(prepareInsert)
+    for (let i = 0; i < prepared.length; i += IMPORT_BATCH) {
+      const batch = prepared.slice(i, i + IMPORT_BATCH)
+      await this.write(async () => {
+        const existing = await this.host.storage.getDocsById(this.name, batch.map(d => d._id))
+        return batch.map((d, j) => replaceOp(this.name, existing[j] ?? null, d))
+      })
+      options.onProgress?.({ done: Math.min(prepared.length, i + IMPORT_BATCH), total: prepared.length })
+    }
+    return prepared.length
+  }
+
+  // ---- internals ----------------------------------------------------------------------------
+
+  private async modify (filter: Filter<T>, update: UpdateFilter<T>, options: { multi: boolean, upsert: boolean }): Promise<{ before: Array<WithId<T>>, after: Array<WithId<T>> }> {
+    this.host.assertOpen()
+    checkQuery(filter)
+    const before: Doc[] = []
+    const after: Doc[] = []
+    await this.write(async () => {
+      const targets = (await executeQuery(this.host.storage, this.name, filter as Record<string, unknown>, undefined, options.multi ? {} : { limit: 1 })).docs
+      const ops: Op[] = []
+      if (targets.length === 0) {
+        if (!options.upsert) {
+          checkUpdate(update) // a bad update is rejected even when nothing matches
+          return []
+        }
+        const seed = prepareInsert(equalityFields(filter as Record<string, unknown>))
+        const { after: doc } = applyUpdate(this.name, seed, update)
+        after.push(doc)
+        return [insertOp(this.name, doc)]
+      }
+      for (const target of targets) {
+        const { after: doc, op } = applyUpdate(this.name, target, update)
+        before.push(target)
+        after.push(doc)
+        if (op !== undefined) ops.push(op)
+      }
+      return ops
+    })
+    return { before: before as unknown as Array<WithId<T>>, after: after as unknown as Array<WithId<T>> }
+  }
+
+  private async remove (filter: Filter<T>, multi: boolean): Promise<Array<WithId<T>>> {
+    this.host.assertOpen()
+    checkQuery(filter)
+    let deleted: Doc[] = []
+    await this.write(async () => {
+      deleted = (await executeQuery(this.host.storage, this.name, filter as Record<string, unknown>, undefined, multi ? {} : { limit: 1 })).docs
+      return deleted.map(d => ({ op: 'del', coll: this.name, id: d._id }))
+    })
+    return deleted as unknown as Array<WithId<T>>
+  }
+
+  private async write (prepare: () => Promise<Op[]>): Promise<ChangeSet> {
     try {
-      await this.host.write(prepare)
+      return await this.host.write(prepare)
     } catch (err) {
       if (err instanceof InvalidBlockError) throw new ValidationError(err.message.replace(/^invalid block: /, ''), { cause: err })
       throw err
@@ -187,27 +348,29 @@ export class Collection<T extends Record<string, unknown> = Record<string, unkno
   }
 }
 
-/** Run a Mongo query with mingo; wraps mingo's errors in `ValidationError`. */
-function runQuery (docs: Doc[], query: Query, projection: Projection | undefined, options: FindOptions): Doc[] {
-  if (!isPlainObject(query)) throw new ValidationError('a query must be a plain object')
-  try {
-    let cursor = mingoFind(docs, query, projection)
-    if (options.sort !== undefined) cursor = cursor.sort(options.sort)
-    if (options.skip !== undefined) cursor = cursor.skip(options.skip)
-    if (options.limit !== undefined) cursor = cursor.limit(options.limit)
-    return cursor.all() as Doc[]
-  } catch (err) {
-    throw new ValidationError(`invalid query: ${(err as Error).message}`, { cause: err })
+/** Check an index spec and return its paths. Throws `ValidationError`. */
+export function normaliseIndexSpec (spec: unknown): string[] {
+  const paths = typeof spec === 'string' ? [spec] : spec
+  if (!Array.isArray(paths) || paths.length === 0 || paths.length > 8 ||
+    !paths.every(p => typeof p === 'string' && p.length > 0 && !p.startsWith('$') && !p.split('.').some(s => s.length === 0)) ||
+    new Set(paths).size !== paths.length) {
+    throw new ValidationError(`invalid index spec ${JSON.stringify(spec)}: a path like 'age' or 'address.city', or a list of up to 8 distinct paths`)
   }
+  return paths as string[]
 }
 
 /** The `{field: value}` equalities of a filter (what an upsert seeds the new document with). */
-function equalityFields (filter: Query): Record<string, unknown> {
+function equalityFields (filter: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = {}
   for (const [k, v] of Object.entries(filter)) {
     if (k.startsWith('$') || k.includes('.')) continue
-    if (isPlainObject(v) && Object.keys(v).some(x => x.startsWith('$'))) continue
+    if (v instanceof RegExp) continue
+    if (isPlainObject(v) && Object.keys(v).some(x => x.startsWith('$'))) {
+      if ('$eq' in v) out[k] = v.$eq
+      continue
+    }
     out[k] = v
   }
   return out
 }
+

@@ -3,15 +3,20 @@
  * Local-first: it opens and works from local storage at once; replication starts in the
  * background and retries until the network is reachable.
  */
-import { DatabaseClosedError, ValidationError } from '../errors.js'
-import { type Doc, type Op, isValidCollectionName } from '../crdt/index.js'
-import { type DocChange, type Storage } from '../store/index.js'
-import { type ChangeOrigin, type PeerConnection, type Replica, Replicator, type ReplicatorOptions, type SyncState } from '../sync/index.js'
+import {
+  CollectionExistsError, CollectionNotFoundError, DatabaseClosedError, NetworkError, TimeoutError, ValidationError
+} from '../errors.js'
+import { type Op, isValidCollectionName, parseCid } from '../crdt/index.js'
+import { type DocChange, type IndexProgress, type Storage } from '../store/index.js'
+import {
+  type ChangeOrigin, type ChangeSet, type PeerConnection, type Replica, Replicator, type ReplicatorOptions, type SyncProgress, type SyncState
+} from '../sync/index.js'
 import { type NetworkLease } from '../net/index.js'
 import { createLogger } from '../log.js'
 import { formatShareLink } from '../share/index.js'
 import { type Announcement, startAnnouncing } from './announce.js'
-import { Collection, type CollectionHost } from './collection.js'
+import { Collection, type CollectionHost, type IndexSpec, normaliseIndexSpec } from './collection.js'
+import { type AnyDoc } from './types.js'
 
 const log = createLogger('db')
 
@@ -26,12 +31,26 @@ export type NetworkStatus = 'local' | 'connecting' | 'online' | 'offline'
 
 /** Events of `Database.on`. */
 export interface DatabaseEvents {
-  /** documents changed (after the block's transaction committed) */
-  update: (changes: DocChange[], origin: ChangeOrigin) => void
+  /** documents changed (after the block's transaction committed); `collections` came into existence or were dropped */
+  update: (changes: DocChange[], origin: ChangeOrigin, collections: string[]) => void
   /** the set of peers, or how we are connected to them, changed (within about a second) */
   peers: (peers: PeerInfo[]) => void
+  /** a peer started replicating this database with us */
+  'peer:join': (peer: PeerInfo) => void
+  /** a peer is no longer heard from */
+  'peer:leave': (peerId: string) => void
+  /** catching up: after each batch of fetched blocks */
+  'sync:progress': (progress: SyncProgress) => void
   /** the network status changed; `error` is set when it went offline because of one */
   network: (status: NetworkStatus, error?: Error) => void
+}
+
+/** Options of `initCollection`, `createCollection` and `openCollection`. */
+export interface CollectionOptions {
+  /** secondary indexes to declare (and build over existing documents): paths, or lists of paths for compound indexes */
+  indexes?: IndexSpec[]
+  /** progress of index builds over existing documents */
+  onIndexProgress?: (index: string, progress: IndexProgress) => void
 }
 
 /** How a database reaches the network: a function that leases it (retried on failure). */
@@ -45,6 +64,8 @@ export interface DatabaseParts {
   replica: Replica
   connect?: NetworkConnector
   replication?: ReplicatorOptions
+  /** called once when the database closes */
+  onClose?: () => void
 }
 
 /** An open database. Get one from `KiteDB.init` or `KiteDB.open`. */
@@ -57,7 +78,9 @@ export class Database {
   private readonly replica: Replica
   private readonly collections = new Map<string, Collection<any>>()
   private readonly watchers = new Map<string, Set<() => void>>()
-  private readonly listeners: { [K in keyof DatabaseEvents]: Set<DatabaseEvents[K]> } = { update: new Set(), peers: new Set(), network: new Set() }
+  private readonly listeners: { [K in keyof DatabaseEvents]: Set<DatabaseEvents[K]> } = {
+    update: new Set(), peers: new Set(), 'peer:join': new Set(), 'peer:leave': new Set(), 'sync:progress': new Set(), network: new Set()
+  }
   private readonly cleanups: Array<() => void> = []
   private replicator?: Replicator
   private lease?: NetworkLease
@@ -66,6 +89,7 @@ export class Database {
   private retryTimer?: ReturnType<typeof setTimeout>
   private readonly online: Promise<void>
   private resolveOnline!: () => void
+  private readonly onClose?: () => void
 
   /** @internal */
   constructor (parts: DatabaseParts) {
@@ -73,9 +97,11 @@ export class Database {
     this.address = parts.address
     this.storage = parts.storage
     this.replica = parts.replica
+    this.host = this.makeHost()
+    this.onClose = parts.onClose
     this.status = parts.connect === undefined ? 'local' : 'connecting'
     this.online = new Promise(resolve => { this.resolveOnline = resolve })
-    this.cleanups.push(this.replica.onChange((changes, origin) => { this.onChanges(changes, origin) }))
+    this.cleanups.push(this.replica.onChange((change, origin) => { this.onChanges(change, origin) }))
     if (parts.connect !== undefined) void this.connect(parts.connect, parts.replication ?? {}, 0)
   }
 
@@ -100,21 +126,95 @@ export class Database {
   }
 
   /**
-   * Open a collection (created implicitly by its first write). Throws `ValidationError` for a bad
-   * name: 1–128 characters without `$` or NUL.
+   * Open the collection `name`, creating it (a replicated create) if it does not exist, and
+   * declare `options.indexes`. Throws `ValidationError` for a bad name (1–128 characters without
+   * `$` or NUL) or index spec.
    */
-  async initCollection<T extends Record<string, unknown> = Record<string, unknown>> (name: string): Promise<Collection<T>> {
-    this.assertOpen()
-    if (!isValidCollectionName(name)) throw new ValidationError('a collection name must be 1–128 characters without "$" or NUL')
-    let c = this.collections.get(name)
-    if (c === undefined) this.collections.set(name, c = new Collection<T>(this.host, name))
-    return c as Collection<T>
+  async initCollection<T extends object = AnyDoc> (name: string, options: CollectionOptions = {}): Promise<Collection<T>> {
+    return await this.openCollection<T>(name, { ...options, create: true })
   }
 
-  /** Names of collections that are open here or hold documents, sorted. */
+  /** Create the collection `name`; throws `CollectionExistsError` if it exists. Options as `initCollection`. */
+  async createCollection<T extends object = AnyDoc> (name: string, options: CollectionOptions = {}): Promise<Collection<T>> {
+    this.assertCollectionName(name)
+    if (await this.collectionExists(name)) throw new CollectionExistsError(name)
+    return await this.openCollection<T>(name, { ...options, create: true })
+  }
+
+  /**
+   * Open an existing collection; with `{create: true}` create it when missing. Throws
+   * `CollectionNotFoundError` when it does not exist and `create` is not set.
+   */
+  async openCollection<T extends object = AnyDoc> (name: string, options: CollectionOptions & { create?: boolean } = {}): Promise<Collection<T>> {
+    this.assertCollectionName(name)
+    const specs = (options.indexes ?? []).map(normaliseIndexSpec)
+    if (!await this.collectionExists(name)) {
+      if (options.create !== true) throw new CollectionNotFoundError(`collection "${name}" does not exist`)
+      await this.host.write(async () => await this.collectionExists(name) ? [] : [{ op: 'coll', coll: name }])
+    }
+    let c = this.collections.get(name)
+    if (c === undefined) this.collections.set(name, c = new Collection<AnyDoc>(this.host, name))
+    for (const paths of specs) {
+      await this.storage.createIndex(name, paths, options.onIndexProgress === undefined ? undefined : p => { options.onIndexProgress?.(paths.join('+'), p) })
+    }
+    return c as unknown as Collection<T>
+  }
+
+  /** An already opened collection. Throws `CollectionNotFoundError` if it was not opened on this database. */
+  collection<T extends object = AnyDoc> (name: string): Collection<T> {
+    this.assertOpen()
+    const c = this.collections.get(name)
+    if (c === undefined) throw new CollectionNotFoundError(`collection "${name}" is not open: call initCollection("${name}") first`)
+    return c as unknown as Collection<T>
+  }
+
+  /** Names of existing collections (created, or holding documents, and not dropped since), sorted. */
   async listCollections (): Promise<string[]> {
     this.assertOpen()
-    return [...new Set([...this.collections.keys(), ...await this.storage.getCollections()])].sort()
+    return await this.storage.getCollections()
+  }
+
+  /**
+   * Drop a collection on every replica: a replicated tombstone that hides every document written
+   * before it (a write made later, or concurrently with a later clock, revives its document).
+   * Throws `CollectionNotFoundError` if it does not exist.
+   */
+  async dropCollection (name: string): Promise<void> {
+    this.assertCollectionName(name)
+    if (!await this.collectionExists(name)) throw new CollectionNotFoundError(`collection "${name}" does not exist`)
+    await this.host.write(async () => [{ op: 'drop', coll: name }])
+  }
+
+  /** A CID string naming this replica's current state (AvionDB's `getHeadHash`). */
+  async getHeadHash (): Promise<string> {
+    this.assertOpen()
+    return await this.replica.headHash()
+  }
+
+  /**
+   * Resolves once this replica has the state a head hash names (and all its history), fetching it
+   * from peers. Rejects with `TimeoutError` after `timeoutMs` (default 30000), `ValidationError`
+   * for a malformed hash, `NetworkError` when a local-only database lacks it.
+   */
+  async syncFromHeadHash (hash: string, options: { timeoutMs?: number } = {}): Promise<void> {
+    this.assertOpen()
+    if (parseCid(hash) === undefined) throw new ValidationError(`"${String(hash)}" is not a head hash (a CID string)`)
+    const deadline = Date.now() + (options.timeoutMs ?? 30_000)
+    let lastAsk = 0
+    for (;;) {
+      this.assertOpen()
+      const heads = await this.replica.resolveHeadHash(hash)
+      const absent: string[] = []
+      for (const h of heads ?? []) if (!await this.storage.hasBlock(h)) absent.push(h)
+      if (heads !== undefined && absent.length === 0 && (await this.replica.missing()).length === 0) return
+      if (this.status === 'local') throw new NetworkError(`this local-only database does not have the state ${hash}`)
+      if (this.replicator !== undefined && Date.now() - lastAsk > 1000) {
+        this.replicator.want(heads === undefined ? [hash] : absent)
+        lastAsk = Date.now()
+      }
+      if (Date.now() > deadline) throw new TimeoutError(`state ${hash} not reached within ${options.timeoutMs ?? 30_000} ms`)
+      await new Promise(resolve => setTimeout(resolve, 50))
+    }
   }
 
   /**
@@ -163,6 +263,7 @@ export class Database {
     this.lease = undefined
     await this.storage.close()
     this.resolveOnline()
+    this.onClose?.()
   }
 
   /** @internal throws `DatabaseClosedError` once closed */
@@ -170,28 +271,46 @@ export class Database {
     if (this.closed) throw new DatabaseClosedError(this.name)
   }
 
-  private readonly host: CollectionHost = {
+  /** Whether this instance is closed. */
+  get isClosed (): boolean { return this.closed }
+
+  private assertCollectionName (name: string): void {
+    this.assertOpen()
+    if (!isValidCollectionName(name)) throw new ValidationError('a collection name must be 1–128 characters without "$" or NUL')
+  }
+
+  private async collectionExists (name: string): Promise<boolean> {
+    return (await this.storage.getCollections()).includes(name)
+  }
+
+  private readonly host: CollectionHost
+
+  private makeHost (): CollectionHost {
+    return {
     assertOpen: () => { this.assertOpen() },
-    readDocs: async (coll: string): Promise<Doc[]> => await this.storage.getDocs(coll),
-    readDoc: async (coll: string, id: string): Promise<Doc | undefined> => await this.storage.getDoc(coll, id),
-    write: async (prepare: () => Promise<Op[]>): Promise<DocChange[]> => {
+    storage: this.storage,
+    write: async (prepare: () => Promise<Op[]>): Promise<ChangeSet> => {
+      this.assertOpen()
       const applied = await this.replica.commit(prepare)
-      if (applied === undefined) return []
+      if (applied === undefined) return { changes: [], collections: [] }
       if (this.replicator !== undefined) void this.replicator.publishLocal(applied)
-      return applied.changes
+      return { changes: applied.changes, collections: applied.collections }
     },
+    getHeadHash: async () => await this.getHeadHash(),
+    syncFromHeadHash: async (hash, options) => { await this.syncFromHeadHash(hash, options) },
     watch: (coll: string, listener: () => void): (() => void) => {
       let set = this.watchers.get(coll)
       if (set === undefined) this.watchers.set(coll, set = new Set())
       set.add(listener)
       return () => { set.delete(listener) }
     }
+    }
   }
 
-  private onChanges (changes: DocChange[], origin: ChangeOrigin): void {
-    const colls = new Set(changes.map(c => c.coll))
+  private onChanges ({ changes, collections }: ChangeSet, origin: ChangeOrigin): void {
+    const colls = new Set([...changes.map(c => c.coll), ...collections])
     for (const coll of colls) for (const w of this.watchers.get(coll) ?? []) w()
-    this.emit('update', changes, origin)
+    this.emit('update', changes, origin, collections)
   }
 
   private emit<K extends keyof DatabaseEvents> (event: K, ...args: Parameters<DatabaseEvents[K]>): void {
@@ -222,18 +341,24 @@ export class Database {
       // Emit 'peers' whenever the list or how a peer is connected changes. Connection events can
       // precede the connection manager's bookkeeping, so the view is also re-checked every second.
       let last = ''
+      let known = new Set<string>()
       const refreshPeers = (): void => {
         if (this.closed) return
         const peers = this.peers()
         const key = JSON.stringify(peers)
         if (key === last) return
         last = key
+        const now = new Set(peers.map(p => p.id))
+        for (const p of peers) if (!known.has(p.id)) this.emit('peer:join', p)
+        for (const id of known) if (!now.has(id)) this.emit('peer:leave', id)
+        known = now
         this.emit('peers', peers)
       }
       const timer = setInterval(refreshPeers, 1000)
       this.cleanups.push(
         () => { clearInterval(timer) },
         replicator.onPeers(refreshPeers),
+        replicator.onProgress(p => { this.emit('sync:progress', p) }),
         lease.transport.onConnectionChange?.(() => { refreshPeers(); setTimeout(refreshPeers, 100) }) ?? (() => {}),
         startAnnouncing(lease.transport, async () => await this.announcement())
       )

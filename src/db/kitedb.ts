@@ -2,10 +2,10 @@
  * `KiteDB`: the entry point. Creates, reopens and joins databases, and discovers a peer's shared
  * database from its peer id.
  */
-import { NotFoundError, TimeoutError, ValidationError } from '../errors.js'
+import { DatabaseExistsError, InvalidAddressError, NotFoundError, TimeoutError, ValidationError } from '../errors.js'
 import { type Manifest, decodeManifest, encodeManifest, formatAddress, parseAddress } from '../crdt/index.js'
 import { DexieStorageProvider, MemoryStorageProvider, type StorageProvider } from '../store/index.js'
-import { Replica, randomHex, type ReplicatorOptions } from '../sync/index.js'
+import { Replica, randomHex, type ReplicatorOptions, type Transport } from '../sync/index.js'
 import { acquireNetwork, parseRelays } from '../net/index.js'
 import { type Announcement, announceTopic, decodeAnnouncement } from './announce.js'
 import { Database } from './database.js'
@@ -28,6 +28,11 @@ export interface OpenOptions {
    * node (default `'default'`). Different names run independent peers in one page or process.
    */
   node?: string
+  /**
+   * Replicate over this transport instead of libp2p (`relays` and `node` are then ignored): for
+   * custom networks and tests. The transport stays open when the database closes.
+   */
+  transport?: Transport
 }
 
 /** Options of `KiteDB.discover`. */
@@ -41,6 +46,9 @@ export interface DiscoverOptions {
 }
 
 const MANIFEST_KEY = 'manifest'
+/** Databases open in this page/process, and the storage provider each was opened with. */
+const openDatabases = new Set<Database>()
+const openedWith = new WeakMap<Database, StorageProvider>()
 let memoryProvider: MemoryStorageProvider | undefined
 let indexedDbProvider: DexieStorageProvider | undefined
 
@@ -86,6 +94,38 @@ export class KiteDB {
     const db = await openAddress(provider, address, relays, options, manifestBytes)
     if (manifestBytes !== undefined) await provider.registerName(name, address)
     return db
+  }
+
+  /**
+   * Create a new database `name`; throws `DatabaseExistsError` if this device already has one of
+   * that name (use `init` to create or reopen).
+   */
+  static async create (name: string, options: OpenOptions = {}): Promise<Database> {
+    if (await providerFor(options.storage).lookupName(name) !== undefined) throw new DatabaseExistsError(name)
+    return await KiteDB.init(name, options)
+  }
+
+  /**
+   * Delete this device's replica of a database, by local name or address: closes it where it is
+   * open in this page/process, then removes its local data (other replicas keep theirs). Throws
+   * `NotFoundError` for a name this device does not know.
+   */
+  static async drop (nameOrAddress: string, options: Pick<OpenOptions, 'storage'> = {}): Promise<void> {
+    const provider = providerFor(options.storage)
+    let address: string
+    try {
+      address = formatAddress(parseAddress(nameOrAddress))
+    } catch (err) {
+      if (!(err instanceof InvalidAddressError)) throw err
+      const found = await provider.lookupName(nameOrAddress)
+      if (found === undefined) throw new NotFoundError(`no database named "${nameOrAddress}" on this device`)
+      address = found
+    }
+    for (const db of [...openDatabases]) {
+      if (db.address === address && openedWith.get(db) === provider) await db.close()
+    }
+    await provider.destroy(parseAddress(address).toString())
+    for (const { name, address: a } of await provider.listNames()) if (a === address) await provider.unregisterName(name)
   }
 
   /**
@@ -150,12 +190,18 @@ async function openAddress (provider: StorageProvider, address: string, relays: 
     }
   }
   const replica = await Replica.open(storage, dbId)
-  return new Database({
+  const db = new Database({
     name,
     address,
     storage,
     replica,
-    ...(relays.length > 0 ? { connect: async () => await acquireNetwork(relays, options.node !== undefined ? { node: options.node } : {}) } : {}),
-    ...(options.replication !== undefined ? { replication: options.replication } : {})
+    ...(options.transport !== undefined
+      ? { connect: async () => ({ transport: options.transport as Transport, relays: [], release: async () => {} }) }
+      : relays.length > 0 ? { connect: async () => await acquireNetwork(relays, options.node !== undefined ? { node: options.node } : {}) } : {}),
+    ...(options.replication !== undefined ? { replication: options.replication } : {}),
+    onClose: () => { openDatabases.delete(db) }
   })
+  openDatabases.add(db)
+  openedWith.set(db, provider)
+  return db
 }

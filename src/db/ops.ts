@@ -50,6 +50,27 @@ export function insertOp (coll: string, doc: Doc): PutOp {
   return { op: 'put', coll, id: _id, set: fields }
 }
 
+/** The op that replaces `existing` (or nothing) by `doc`: sets every field, unsets the ones it lacks. */
+export function replaceOp (coll: string, existing: Doc | null, doc: Doc): PutOp {
+  const op = insertOp(coll, doc)
+  const unset = existing === null ? [] : Object.keys(existing).filter(k => k !== '_id' && !(k in doc))
+  if (unset.length > 0) op.unset = unset
+  return op
+}
+
+/** Dates are not JSON-like: `$currentDate` and friends store ISO 8601 strings (which sort by time). */
+function datesToStrings (value: unknown): unknown {
+  if (value instanceof Date) return value.toISOString()
+  if (Array.isArray(value)) return value.map(datesToStrings)
+  if (isPlainObject(value)) return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, datesToStrings(v)]))
+  return value
+}
+
+/** Throw `ValidationError` unless `update` is a valid update document (checked on an empty document). */
+export function checkUpdate (update: unknown): void {
+  applyUpdate('check', { _id: 'check' }, update)
+}
+
 /**
  * Apply a Mongo update document (`{$set: …, $inc: …}`) to `before` with mingo and return the
  * resulting document and the op that replicates it: changed top-level fields in `set`, removed
@@ -71,8 +92,9 @@ export function applyUpdate (coll: string, before: Doc, update: unknown): { afte
   if (after._id !== before._id) throw new ValidationError('an update cannot change _id')
   for (const [k, v] of Object.entries(after)) {
     if (k === '_id') continue
+    after[k] = datesToStrings(v)
     if (!isValidFieldName(k)) throw new ValidationError(`invalid field name ${JSON.stringify(k)}`)
-    assertJsonValue(v, k)
+    assertJsonValue(after[k], k)
   }
   const incFields = new Set<string>()
   const inc: Record<string, number> = {}

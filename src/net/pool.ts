@@ -5,10 +5,11 @@
 import { type PrivateKey } from '@libp2p/interface'
 import { createPeerNode, parseRelays } from './node.js'
 import { Libp2pTransport } from './transport.js'
+import { type Transport } from '../sync/transport.js'
 
 /** A shared network handle: use `transport`, call `release()` once when done. */
 export interface NetworkLease {
-  transport: Libp2pTransport
+  transport: Transport
   /** the relay multiaddrs this network uses */
   relays: string[]
   release (): Promise<void>

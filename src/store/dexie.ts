@@ -1,20 +1,33 @@
 /**
  * IndexedDB `Storage` through Dexie. One IndexedDB database per KiteDB database
  * (`kitedb/<manifest-cid>`), plus one registry database (`kitedb`) mapping local names to
- * addresses. Each applied block is one read-write transaction over blocks, heads, missing and
- * docs, so a reload at any moment leaves all of a block or none of it.
+ * addresses. Each applied block is one read-write transaction over blocks, heads, missing,
+ * states, documents, collections and index entries, so a reload at any moment leaves all of a
+ * block or none of it. Secondary-index entries live in one table keyed `[index, key, id]`, so an
+ * equality or range predicate is one IndexedDB key-range scan.
  */
 import { Dexie, type Table } from 'dexie'
-import { type Doc } from '../crdt/index.js'
+import { type CollState, type Doc, type DocState, collectionCreated, jsonEqual } from '../crdt/index.js'
+import { type IndexKey, type KeyRange, indexKeys } from './keys.js'
 import {
-  type ApplyBlockInput, type ApplyBlockResult, type DocRecord, type Storage, type StorageProvider,
-  dagUpdate, diffRecords
+  type ApplyBlockInput, type ApplyBlockResult, type DocChange, type IndexEntry, type IndexInfo, type IndexProgress,
+  type ScanOptions, type Storage, type StorageProvider, dagUpdate, docKey, indexDiff, indexName
 } from './storage.js'
 
 interface BlockRow { cid: string, bytes: Uint8Array }
 interface CidRow { cid: string }
 interface MetaRow { key: string, value: unknown }
 interface NameRow { name: string, address: string }
+/** CRDT state of a document: collection, id, state */
+interface StateRow { c: string, i: string, s: DocState }
+/** materialised document: collection, id, document */
+interface DocRow { c: string, i: string, d: Doc }
+/** CRDT state of a collection */
+interface CollRow { c: string, s: CollState }
+/** declared index: collection, name, paths, ready */
+interface IndexRow { c: string, n: string, paths: string[], ready: boolean }
+/** index entry: index id (`coll NUL name`), key, document id */
+interface EntryRow { x: string, k: IndexKey, i: string }
 
 /** Options shared by Dexie storages: which IndexedDB implementation to use (browser default). */
 export interface DexieOptions {
@@ -28,20 +41,32 @@ class ReplicaDb extends Dexie {
   blocks!: Table<BlockRow, string>
   heads!: Table<CidRow, string>
   missing!: Table<CidRow, string>
-  docs!: Table<DocRecord, [string, string]>
+  states!: Table<StateRow, [string, string]>
+  documents!: Table<DocRow, [string, string]>
+  colls!: Table<CollRow, string>
+  indexes!: Table<IndexRow, [string, string]>
+  entries!: Table<EntryRow, [string, IndexKey, string]>
   meta!: Table<MetaRow, string>
 
   constructor (name: string, options: DexieOptions) {
     super(name, options)
-    this.version(1).stores({
-      blocks: 'cid',
-      heads: 'cid',
-      missing: 'cid',
-      docs: '[coll+id], coll',
-      meta: 'key'
+    this.version(1).stores({ blocks: 'cid', heads: 'cid', missing: 'cid', docs: '[coll+id], coll', meta: 'key' })
+    // v2 keeps materialised documents apart from CRDT states and adds collections and indexes.
+    // Pre-release data is not migrated: the replica starts empty and syncs again from its peers.
+    this.version(2).stores({
+      docs: null,
+      states: '[c+i]',
+      documents: '[c+i]',
+      colls: 'c',
+      indexes: '[c+n], c',
+      entries: '[x+k+i]'
+    }).upgrade(async tx => {
+      await Promise.all([tx.table('blocks').clear(), tx.table('heads').clear(), tx.table('missing').clear()])
     })
   }
 }
+
+const entryIndex = (coll: string, name: string): string => `${coll}\u0000${name}`
 
 /** A `Storage` in one IndexedDB database. */
 export class DexieStorage implements Storage {
@@ -68,41 +93,165 @@ export class DexieStorage implements Storage {
 
   async applyBlock (input: ApplyBlockInput): Promise<ApplyBlockResult> {
     const { db } = this
-    return await db.transaction('rw', [db.blocks, db.heads, db.missing, db.docs], async () => {
-      if ((await db.blocks.where('cid').equals(input.cid).count()) > 0) return { applied: false, changes: [] }
-      const [before, wasMissing, storedParents] = await Promise.all([
-        db.docs.bulkGet(input.keys.map(k => [k.coll, k.id] as [string, string])),
+    return await db.transaction('rw', [db.blocks, db.heads, db.missing, db.states, db.documents, db.colls, db.indexes, db.entries], async () => {
+      if ((await db.blocks.where('cid').equals(input.cid).count()) > 0) return { applied: false, changes: [], collections: [] }
+      const keys = input.keys.map(k => [k.coll, k.id] as [string, string])
+      const [states, collRows, wasMissing, storedParents, indexRows, droppedStates] = await Promise.all([
+        db.states.bulkGet(keys),
+        db.colls.bulkGet(input.colls),
         db.missing.get(input.cid),
-        input.parents.length > 0 ? db.blocks.where('cid').anyOf(input.parents).primaryKeys() : Promise.resolve([] as string[])
+        input.parents.length > 0 ? db.blocks.where('cid').anyOf(input.parents).primaryKeys() : Promise.resolve([] as string[]),
+        input.colls.length > 0 ? db.indexes.where('c').anyOf(input.colls).toArray() : Promise.resolve([] as IndexRow[]),
+        Promise.all(input.dropped.map(async c => await db.states.where('[c+i]').between([c, Dexie.minKey], [c, Dexie.maxKey]).toArray()))
       ])
-      const after = input.merge(before.map(r => r?.state))
+      const docsIn = new Map<string, DocState | undefined>()
+      input.keys.forEach((k, i) => { docsIn.set(docKey(k.coll, k.id), states[i]?.s) })
+      for (const rows of droppedStates) for (const r of rows) docsIn.set(docKey(r.c, r.i), r.s)
+      const collsIn = new Map(input.colls.map((c, i) => [c, collRows[i]?.s]))
+      const existedBefore = await Promise.all(input.colls.map(async c => await this.collectionExists(c, collsIn.get(c))))
+      const out = input.merge({ docs: docsIn, colls: collsIn })
+
+      const beforeDocs = await db.documents.bulkGet(out.docs.map(r => [r.coll, r.id] as [string, string]))
+      const changes: DocChange[] = []
+      const putDocs: DocRow[] = []
+      const deleteDocs: Array<[string, string]> = []
+      const putEntries: EntryRow[] = []
+      const deleteEntries: Array<[string, IndexKey, string]> = []
+      out.docs.forEach((rec, i) => {
+        const before = beforeDocs[i]?.d ?? null
+        if (jsonEqual(before, rec.doc)) return
+        if (rec.doc === null) deleteDocs.push([rec.coll, rec.id])
+        else putDocs.push({ c: rec.coll, i: rec.id, d: rec.doc })
+        for (const index of indexRows) {
+          if (index.c !== rec.coll) continue
+          const x = entryIndex(index.c, index.n)
+          const diff = indexDiff(index.paths, before, rec.doc)
+          for (const k of diff.remove) deleteEntries.push([x, k, rec.id])
+          for (const k of diff.add) putEntries.push({ x, k, i: rec.id })
+        }
+        changes.push({ coll: rec.coll, id: rec.id, before, after: rec.doc })
+      })
       const stored = new Set(storedParents)
       const dag = dagUpdate(input.cid, input.parents, c => stored.has(c), wasMissing !== undefined)
       await Promise.all([
-        db.docs.bulkPut(after),
+        db.states.bulkPut(out.docs.map(r => ({ c: r.coll, i: r.id, s: r.state }))),
+        putDocs.length > 0 ? db.documents.bulkPut(putDocs) : undefined,
+        deleteDocs.length > 0 ? db.documents.bulkDelete(deleteDocs) : undefined,
+        deleteEntries.length > 0 ? db.entries.bulkDelete(deleteEntries) : undefined,
+        putEntries.length > 0 ? db.entries.bulkPut(putEntries) : undefined,
+        out.colls.length > 0 ? db.colls.bulkPut(out.colls.map(c => ({ c: c.coll, s: c.state }))) : undefined,
         db.blocks.add({ cid: input.cid, bytes: input.bytes }),
         db.heads.bulkDelete(dag.removeHeads),
         dag.addHead ? db.heads.put({ cid: input.cid }) : undefined,
         db.missing.delete(input.cid),
         dag.addMissing.length > 0 ? db.missing.bulkPut(dag.addMissing.map(cid => ({ cid }))) : undefined
       ])
-      return { applied: true, changes: diffRecords(before, after) }
+      const collsAfter = new Map(out.colls.map(c => [c.coll, c.state]))
+      const existsAfter = await Promise.all(input.colls.map(async c => await this.collectionExists(c, collsAfter.get(c) ?? collsIn.get(c))))
+      return { applied: true, changes, collections: input.colls.filter((_, i) => existedBefore[i] !== existsAfter[i]) }
     })
   }
 
   async getDocs (coll: string): Promise<Doc[]> {
-    const rows = await this.db.docs.where('[coll+id]').between([coll, Dexie.minKey], [coll, Dexie.maxKey]).toArray()
-    const out: Doc[] = []
-    for (const r of rows) if (r.doc !== null) out.push(r.doc)
-    return out
+    const rows = await this.db.documents.where('[c+i]').between([coll, Dexie.minKey], [coll, Dexie.maxKey]).toArray()
+    return rows.map(r => r.d)
   }
 
   async getDoc (coll: string, id: string): Promise<Doc | undefined> {
-    return (await this.db.docs.get([coll, id]))?.doc ?? undefined
+    return (await this.db.documents.get([coll, id]))?.d
+  }
+
+  async getDocsById (coll: string, ids: string[]): Promise<Array<Doc | undefined>> {
+    return (await this.db.documents.bulkGet(ids.map(id => [coll, id] as [string, string]))).map(r => r?.d)
+  }
+
+  async countDocs (coll: string): Promise<number> {
+    return await this.db.documents.where('[c+i]').between([coll, Dexie.minKey], [coll, Dexie.maxKey]).count()
   }
 
   async getCollections (): Promise<string[]> {
-    return (await this.db.docs.orderBy('coll').uniqueKeys()) as string[]
+    const { db } = this
+    return await db.transaction('r', [db.colls, db.documents], async () => {
+      const candidates = new Set([...await db.colls.toCollection().primaryKeys()])
+      // Distinct collection names of the documents table: jump from one collection to the next.
+      let next: [string, string] | undefined = [Dexie.minKey as unknown as string, Dexie.minKey as unknown as string]
+      while (next !== undefined) {
+        const row: DocRow | undefined = await db.documents.where('[c+i]').above(next).first()
+        if (row === undefined) break
+        candidates.add(row.c)
+        next = [row.c, Dexie.maxKey as unknown as string]
+      }
+      const rows = await db.colls.bulkGet([...candidates])
+      const out: string[] = []
+      let i = 0
+      for (const c of candidates) {
+        if (await this.collectionExists(c, rows[i++]?.s)) out.push(c)
+      }
+      return out.sort()
+    })
+  }
+
+  async listIndexes (coll: string): Promise<IndexInfo[]> {
+    return (await this.db.indexes.where('c').equals(coll).toArray()).map(r => ({ name: r.n, paths: r.paths, ready: r.ready }))
+  }
+
+  async createIndex (coll: string, paths: string[], onProgress?: (p: IndexProgress) => void): Promise<IndexInfo> {
+    const { db } = this
+    const name = indexName(paths)
+    const x = entryIndex(coll, name)
+    const existing = await db.indexes.get([coll, name])
+    if (existing?.ready === true) return { name, paths: existing.paths, ready: true }
+    // Declared first, so blocks applied during the build maintain it; the build then indexes every
+    // document that existed, one batch per transaction (each batch reads the document and writes
+    // its entries together, so it never writes stale entries).
+    if (existing === undefined) await db.indexes.put({ c: coll, n: name, paths, ready: false })
+    const total = await this.countDocs(coll)
+    onProgress?.({ done: 0, total })
+    let done = 0
+    let after: [string, string] = [coll, Dexie.minKey as unknown as string]
+    for (;;) {
+      const batch = await db.transaction('rw', [db.documents, db.entries], async () => {
+        const rows = await db.documents.where('[c+i]').between(after, [coll, Dexie.maxKey], false, true).limit(1000).toArray()
+        const entries: EntryRow[] = []
+        for (const r of rows) for (const k of indexKeys(r.d, paths)) entries.push({ x, k, i: r.i })
+        if (entries.length > 0) await db.entries.bulkPut(entries)
+        return rows
+      })
+      if (batch.length === 0) break
+      done += batch.length
+      after = [coll, (batch[batch.length - 1] as DocRow).i]
+      onProgress?.({ done: Math.min(done, total), total: Math.max(total, done) })
+    }
+    await db.indexes.put({ c: coll, n: name, paths, ready: true })
+    return { name, paths, ready: true }
+  }
+
+  async dropIndex (coll: string, name: string): Promise<void> {
+    const { db } = this
+    const x = entryIndex(coll, name)
+    await db.transaction('rw', [db.indexes, db.entries], async () => {
+      await db.indexes.delete([coll, name])
+      await db.entries.where('[x+k+i]').between([x, Dexie.minKey, Dexie.minKey], [x, Dexie.maxKey, Dexie.maxKey]).delete()
+    })
+  }
+
+  async scanIndex (coll: string, name: string, range: KeyRange, options: ScanOptions = {}): Promise<IndexEntry[]> {
+    const x = entryIndex(coll, name)
+    const min = Dexie.minKey as unknown as string
+    const max = Dexie.maxKey as unknown as string
+    let lower: unknown[] = [x, range.lower, range.lowerOpen === true ? max : min]
+    let upper: unknown[] = [x, range.upper, range.upperOpen === true ? min : max]
+    let lowerOpen = false
+    let upperOpen = false
+    if (options.after !== undefined) {
+      const a = [x, options.after.key, options.after.id]
+      if (options.reverse === true) { upper = a; upperOpen = true } else { lower = a; lowerOpen = true }
+    }
+    let q = this.db.entries.where('[x+k+i]').between(lower, upper, !lowerOpen, !upperOpen)
+    if (options.reverse === true) q = q.reverse()
+    if (options.limit !== undefined) q = q.limit(options.limit)
+    const keys = await q.primaryKeys()
+    return keys.map(([, k, i]) => ({ key: k, id: i }))
   }
 
   async getMeta<T> (key: string): Promise<T | undefined> {
@@ -112,6 +261,12 @@ export class DexieStorage implements Storage {
   async setMeta (key: string, value: unknown): Promise<void> { await this.db.meta.put({ key, value }) }
 
   async close (): Promise<void> { this.db.close() }
+
+  private async collectionExists (coll: string, state: CollState | undefined): Promise<boolean> {
+    if (collectionCreated(state)) return true
+    const any = await this.db.documents.where('[c+i]').between([coll, Dexie.minKey], [coll, Dexie.maxKey]).first()
+    return any !== undefined
+  }
 }
 
 class RegistryDb extends Dexie {
@@ -136,6 +291,10 @@ export class DexieStorageProvider implements StorageProvider {
     return new DexieStorage(`kitedb/${dbId}`, this.options)
   }
 
+  async destroy (dbId: string): Promise<void> {
+    await new Dexie(`kitedb/${dbId}`, this.options).delete()
+  }
+
   private get names (): Table<NameRow, string> {
     this.registry ??= new RegistryDb(this.options)
     return this.registry.names
@@ -144,6 +303,8 @@ export class DexieStorageProvider implements StorageProvider {
   async lookupName (name: string): Promise<string | undefined> { return (await this.names.get(name))?.address }
 
   async registerName (name: string, address: string): Promise<void> { await this.names.put({ name, address }) }
+
+  async unregisterName (name: string): Promise<void> { await this.names.delete(name) }
 
   async listNames (): Promise<Array<{ name: string, address: string }>> {
     return (await this.names.orderBy('name').toArray()).map(({ name, address }) => ({ name, address }))

@@ -2,3 +2,4 @@
 export * from './storage.js'
 export * from './memory.js'
 export * from './dexie.js'
+export * from './keys.js'

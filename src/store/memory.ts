@@ -1,12 +1,37 @@
 /**
  * In-memory `Storage`: for Node, tests and `storage: 'memory'`. Nothing survives the process.
- * Semantics are identical to `DexieStorage` (both pass test/store-conformance.ts).
+ * Semantics are identical to `DexieStorage` (both pass test/store/conformance.ts).
  */
-import { type Doc } from '../crdt/index.js'
+import { type CollState, type Doc, type DocState, collectionCreated, jsonEqual } from '../crdt/index.js'
+import { type IndexKey, type KeyRange, compareKeys, inRange, indexKeys } from './keys.js'
 import {
-  type ApplyBlockInput, type ApplyBlockResult, type DocRecord, type Storage, type StorageProvider,
-  dagUpdate, diffRecords
+  type ApplyBlockInput, type ApplyBlockResult, type DocChange, type IndexEntry, type IndexInfo, type IndexProgress,
+  type ScanOptions, type Storage, type StorageProvider, dagUpdate, docKey, indexDiff, indexName
 } from './storage.js'
+
+interface MemoryIndex {
+  info: IndexInfo
+  /** sorted by (key, id) */
+  entries: IndexEntry[]
+}
+
+const byId = (a: string, b: string): number => a < b ? -1 : a > b ? 1 : 0
+
+function compareEntries (a: IndexEntry, b: IndexEntry): number {
+  return compareKeys(a.key, b.key) || byId(a.id, b.id)
+}
+
+/** First position in `entries` whose entry is not before `probe` (binary search). */
+function lowerBound (entries: IndexEntry[], probe: (e: IndexEntry) => boolean): number {
+  let lo = 0
+  let hi = entries.length
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1
+    if (probe(entries[mid] as IndexEntry)) lo = mid + 1
+    else hi = mid
+  }
+  return lo
+}
 
 /** A `Storage` kept in plain Maps. */
 export class MemoryStorage implements Storage {
@@ -14,7 +39,10 @@ export class MemoryStorage implements Storage {
   private readonly blocks = new Map<string, Uint8Array>()
   private readonly heads = new Set<string>()
   private readonly missing = new Set<string>()
-  private readonly docs = new Map<string, Map<string, DocRecord>>()
+  private readonly states = new Map<string, Map<string, DocState>>()
+  private readonly docs = new Map<string, Map<string, Doc>>()
+  private readonly colls = new Map<string, CollState>()
+  private readonly indexes = new Map<string, Map<string, MemoryIndex>>()
   private readonly meta = new Map<string, unknown>()
 
   async hasBlock (cid: string): Promise<boolean> { return this.blocks.has(cid) }
@@ -28,35 +56,129 @@ export class MemoryStorage implements Storage {
   async getMissing (): Promise<string[]> { return [...this.missing].sort() }
 
   async applyBlock (input: ApplyBlockInput): Promise<ApplyBlockResult> {
-    if (this.blocks.has(input.cid)) return { applied: false, changes: [] }
-    const before = input.keys.map(k => this.docs.get(k.coll)?.get(k.id))
-    const after = input.merge(before.map(r => r?.state))
+    if (this.blocks.has(input.cid)) return { applied: false, changes: [], collections: [] }
+    const docsIn = new Map<string, DocState | undefined>()
+    for (const k of input.keys) docsIn.set(docKey(k.coll, k.id), this.states.get(k.coll)?.get(k.id))
+    for (const coll of input.dropped) {
+      for (const [id, state] of this.states.get(coll) ?? []) docsIn.set(docKey(coll, id), state)
+    }
+    const existedBefore = new Map(input.colls.map(c => [c, this.collectionExists(c)]))
+    const out = input.merge({ docs: docsIn, colls: new Map(input.colls.map(c => [c, this.colls.get(c)])) })
     // Everything below is synchronous: the block is applied atomically.
     const dag = dagUpdate(input.cid, input.parents, c => this.blocks.has(c), this.missing.has(input.cid))
-    for (const rec of after) {
-      let coll = this.docs.get(rec.coll)
-      if (coll === undefined) this.docs.set(rec.coll, coll = new Map())
-      coll.set(rec.id, structuredClone(rec))
+    const changes: DocChange[] = []
+    for (const rec of out.docs) {
+      mapOf(this.states, rec.coll).set(rec.id, structuredClone(rec.state))
+      const coll = mapOf(this.docs, rec.coll)
+      const before = coll.get(rec.id) ?? null
+      if (jsonEqual(before, rec.doc)) continue
+      if (rec.doc === null) coll.delete(rec.id)
+      else coll.set(rec.id, structuredClone(rec.doc))
+      for (const index of this.indexes.get(rec.coll)?.values() ?? []) {
+        const diff = indexDiff(index.info.paths, before, rec.doc)
+        for (const key of diff.remove) removeEntry(index.entries, { key, id: rec.id })
+        for (const key of diff.add) insertEntry(index.entries, { key, id: rec.id })
+      }
+      changes.push({ coll: rec.coll, id: rec.id, before: before === null ? null : structuredClone(before), after: rec.doc })
     }
+    for (const { coll, state } of out.colls) this.colls.set(coll, structuredClone(state))
     this.blocks.set(input.cid, input.bytes)
     for (const p of dag.removeHeads) this.heads.delete(p)
     if (dag.addHead) this.heads.add(input.cid)
     this.missing.delete(input.cid)
     for (const p of dag.addMissing) this.missing.add(p)
-    return { applied: true, changes: diffRecords(before, after) }
+    const collections = input.colls.filter(c => existedBefore.get(c) !== this.collectionExists(c))
+    return { applied: true, changes, collections }
   }
 
   async getDocs (coll: string): Promise<Doc[]> {
-    const records = [...(this.docs.get(coll)?.values() ?? [])]
-    return records.filter(r => r.doc !== null).sort((a, b) => a.id < b.id ? -1 : a.id > b.id ? 1 : 0).map(r => structuredClone(r.doc as Doc))
+    const docs = this.docs.get(coll)
+    if (docs === undefined) return []
+    return [...docs.keys()].sort(byId).map(id => structuredClone(docs.get(id) as Doc))
   }
 
   async getDoc (coll: string, id: string): Promise<Doc | undefined> {
-    const doc = this.docs.get(coll)?.get(id)?.doc
-    return doc == null ? undefined : structuredClone(doc)
+    const doc = this.docs.get(coll)?.get(id)
+    return doc === undefined ? undefined : structuredClone(doc)
   }
 
-  async getCollections (): Promise<string[]> { return [...this.docs.keys()].sort() }
+  async getDocsById (coll: string, ids: string[]): Promise<Array<Doc | undefined>> {
+    const docs = this.docs.get(coll)
+    return ids.map(id => { const d = docs?.get(id); return d === undefined ? undefined : structuredClone(d) })
+  }
+
+  async countDocs (coll: string): Promise<number> { return this.docs.get(coll)?.size ?? 0 }
+
+  async getCollections (): Promise<string[]> {
+    const names = new Set([...this.colls.keys(), ...this.docs.keys()])
+    return [...names].filter(c => this.collectionExists(c)).sort()
+  }
+
+  async listIndexes (coll: string): Promise<IndexInfo[]> {
+    return [...(this.indexes.get(coll)?.values() ?? [])].map(i => ({ ...i.info, paths: [...i.info.paths] }))
+  }
+
+  async createIndex (coll: string, paths: string[], onProgress?: (p: IndexProgress) => void): Promise<IndexInfo> {
+    const name = indexName(paths)
+    const byName = mapOf(this.indexes, coll)
+    const existing = byName.get(name)
+    if (existing !== undefined) return { ...existing.info }
+    const index: MemoryIndex = { info: { name, paths: [...paths], ready: false }, entries: [] }
+    byName.set(name, index)
+    // Blocks applied during the build maintain the index already; the build adds what existed before.
+    const ids = [...(this.docs.get(coll)?.keys() ?? [])]
+    const total = ids.length
+    onProgress?.({ done: 0, total })
+    for (let i = 0; i < total; i += 1000) {
+      for (const id of ids.slice(i, i + 1000)) {
+        const doc = this.docs.get(coll)?.get(id)
+        if (doc === undefined) continue
+        for (const key of indexKeys(doc, paths)) insertEntry(index.entries, { key, id })
+      }
+      onProgress?.({ done: Math.min(total, i + 1000), total })
+      await new Promise(resolve => setTimeout(resolve, 0))
+    }
+    index.info.ready = true
+    return { ...index.info }
+  }
+
+  async dropIndex (coll: string, name: string): Promise<void> {
+    this.indexes.get(coll)?.delete(name)
+  }
+
+  async scanIndex (coll: string, name: string, range: KeyRange, options: ScanOptions = {}): Promise<IndexEntry[]> {
+    const index = this.indexes.get(coll)?.get(name)
+    if (index === undefined) return []
+    const entries = index.entries
+    const limit = options.limit ?? Infinity
+    const out: IndexEntry[] = []
+    if (options.reverse !== true) {
+      let i = options.after !== undefined
+        ? lowerBound(entries, e => compareEntries(e, options.after as IndexEntry) <= 0)
+        : lowerBound(entries, e => compareKeys(e.key, range.lower) < 0)
+      for (; i < entries.length && out.length < limit; i++) {
+        const e = entries[i] as IndexEntry
+        if (!inRange(e.key, range)) {
+          if (compareKeys(e.key, range.upper) > 0) break
+          continue
+        }
+        out.push({ key: e.key, id: e.id })
+      }
+    } else {
+      let i = options.after !== undefined
+        ? lowerBound(entries, e => compareEntries(e, options.after as IndexEntry) < 0) - 1
+        : lowerBound(entries, e => compareKeys(e.key, range.upper) <= 0) - 1
+      for (; i >= 0 && out.length < limit; i--) {
+        const e = entries[i] as IndexEntry
+        if (!inRange(e.key, range)) {
+          if (compareKeys(e.key, range.lower) < 0) break
+          continue
+        }
+        out.push({ key: e.key, id: e.id })
+      }
+    }
+    return out
+  }
 
   async getMeta<T> (key: string): Promise<T | undefined> {
     return this.meta.has(key) ? structuredClone(this.meta.get(key)) as T : undefined
@@ -65,6 +187,27 @@ export class MemoryStorage implements Storage {
   async setMeta (key: string, value: unknown): Promise<void> { this.meta.set(key, structuredClone(value)) }
 
   async close (): Promise<void> {}
+
+  private collectionExists (coll: string): boolean {
+    return collectionCreated(this.colls.get(coll)) || (this.docs.get(coll)?.size ?? 0) > 0
+  }
+}
+
+function mapOf<V> (outer: Map<string, Map<string, V>>, key: string): Map<string, V> {
+  let inner = outer.get(key)
+  if (inner === undefined) outer.set(key, inner = new Map())
+  return inner
+}
+
+function insertEntry (entries: IndexEntry[], entry: IndexEntry): void {
+  const at = lowerBound(entries, e => compareEntries(e, entry) < 0)
+  if (at < entries.length && compareEntries(entries[at] as IndexEntry, entry) === 0) return
+  entries.splice(at, 0, entry)
+}
+
+function removeEntry (entries: IndexEntry[], entry: { key: IndexKey, id: string }): void {
+  const at = lowerBound(entries, e => compareEntries(e, entry) < 0)
+  if (at < entries.length && compareEntries(entries[at] as IndexEntry, entry) === 0) entries.splice(at, 1)
 }
 
 /**
@@ -82,9 +225,13 @@ export class MemoryStorageProvider implements StorageProvider {
     return s
   }
 
+  async destroy (dbId: string): Promise<void> { this.storages.delete(dbId) }
+
   async lookupName (name: string): Promise<string | undefined> { return this.names.get(name) }
 
   async registerName (name: string, address: string): Promise<void> { this.names.set(name, address) }
+
+  async unregisterName (name: string): Promise<void> { this.names.delete(name) }
 
   async listNames (): Promise<Array<{ name: string, address: string }>> {
     return [...this.names].map(([name, address]) => ({ name, address })).sort((a, b) => a.name < b.name ? -1 : 1)

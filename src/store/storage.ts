@@ -1,21 +1,37 @@
 /**
  * The storage seam: everything a replica persists, behind one interface with two implementations
- * (`MemoryStorage`, `DexieStorage`) that pass the same conformance suite (test/store-conformance.ts).
+ * (`MemoryStorage`, `DexieStorage`) that pass the same conformance suite (test/store/conformance.ts).
  *
- * A replica's storage holds: blocks by CID, the current heads, the set of CIDs that known blocks
- * name as parents but that are not stored yet (`missing`), the CRDT state and materialised
- * document of every document, and a small key-value `meta` table. Applying a block — storing it,
- * updating heads/missing and writing the documents it changes — is one atomic transaction.
+ * A replica's storage holds: blocks by CID; the current heads; `missing`, the CIDs that stored
+ * blocks name as parents but that are not stored yet; per document its CRDT state and, apart, its
+ * materialised document (so queries never read CRDT bookkeeping); per collection its CRDT state
+ * (create/drop stamps); declared secondary indexes and their entries; a key-value `meta` table.
+ * Applying a block — storing it, updating heads/missing, writing the states, documents and index
+ * entries it changes — is one atomic transaction.
  */
-import { type Doc, type DocState } from '../crdt/index.js'
+import { type CollState, type Doc, type DocState } from '../crdt/index.js'
+import { type IndexKey, type KeyRange, indexKeys } from './keys.js'
 
 /** Identifies one document. */
 export interface DocKey { coll: string, id: string }
 
-/** A document's CRDT state with the document it materialises to (`null` when deleted). */
-export interface DocRecord extends DocKey {
-  state: DocState
-  doc: Doc | null
+/** The map key of a document: `coll + NUL + id`. */
+export function docKey (coll: string, id: string): string {
+  return `${coll}\u0000${id}`
+}
+
+/** What a merge sees: current states of the documents and collections a block touches. */
+export interface MergeInput {
+  /** by `docKey`: the state of every document the block writes, and of every document of a collection it drops (`undefined` when new) */
+  docs: Map<string, DocState | undefined>
+  /** by name: the state of every collection the block touches */
+  colls: Map<string, CollState | undefined>
+}
+
+/** What a merge produces: new states, and documents as they now materialise (`null`: absent). */
+export interface MergeOutput {
+  docs: Array<DocKey & { state: DocState, doc: Doc | null }>
+  colls: Array<{ coll: string, state: CollState }>
 }
 
 /** What `applyBlock` needs to apply one block atomically. */
@@ -28,11 +44,12 @@ export interface ApplyBlockInput {
   parents: string[]
   /** distinct documents the block writes */
   keys: DocKey[]
-  /**
-   * Pure, synchronous merge: given the current state of each of `keys` (same order; `undefined`
-   * when new), returns the new records. Runs inside the storage transaction.
-   */
-  merge: (states: Array<DocState | undefined>) => DocRecord[]
+  /** distinct collections the block touches */
+  colls: string[]
+  /** collections the block drops: the states of all their documents are loaded for the merge */
+  dropped: string[]
+  /** pure, synchronous merge; runs inside the storage transaction */
+  merge: (input: MergeInput) => MergeOutput
 }
 
 /** One document changed by an applied block. */
@@ -47,7 +64,44 @@ export interface DocChange extends DocKey {
 export interface ApplyBlockResult {
   /** false when the block was already stored (nothing changed) */
   applied: boolean
+  /** documents whose materialised value changed */
   changes: DocChange[]
+  /** collections whose existence changed (created or dropped) */
+  collections: string[]
+}
+
+/** A declared secondary index. */
+export interface IndexInfo {
+  /** the name: the paths joined by `+`, e.g. `age` or `city+age` */
+  name: string
+  /** the indexed paths (dotted paths allowed) */
+  paths: string[]
+  /** false while it is being built over existing documents: the planner does not use it yet */
+  ready: boolean
+}
+
+/** Progress of an index build. */
+export interface IndexProgress {
+  /** documents indexed so far */
+  done: number
+  /** documents to index */
+  total: number
+}
+
+/** One index entry. */
+export interface IndexEntry {
+  key: IndexKey
+  id: string
+}
+
+/** Options of `scanIndex`. */
+export interface ScanOptions {
+  /** descending key order */
+  reverse?: boolean
+  /** continue after this entry (exclusive), in scan order */
+  after?: IndexEntry
+  /** most entries to return */
+  limit?: number
 }
 
 /** A replica's persistent state. All methods reject with the underlying storage error on I/O failure. */
@@ -64,12 +118,27 @@ export interface Storage {
   getMissing (): Promise<string[]>
   /** Apply one block atomically: all of it or none of it. Idempotent. */
   applyBlock (input: ApplyBlockInput): Promise<ApplyBlockResult>
-  /** Every existing (not deleted) document of a collection, in `_id` order. */
+  /** Every existing document of a collection, in `_id` order. */
   getDocs (coll: string): Promise<Doc[]>
   /** One document, or `undefined` when absent or deleted. */
   getDoc (coll: string, id: string): Promise<Doc | undefined>
-  /** Names of collections with at least one document record. */
+  /** Documents by id, same order (`undefined` where absent). */
+  getDocsById (coll: string, ids: string[]): Promise<Array<Doc | undefined>>
+  /** Number of existing documents in a collection. */
+  countDocs (coll: string): Promise<number>
+  /** Names of existing collections (created and not dropped since, or holding documents), sorted. */
   getCollections (): Promise<string[]>
+  /** Declared indexes of a collection. */
+  listIndexes (coll: string): Promise<IndexInfo[]>
+  /**
+   * Declare an index over `paths` and build it over existing documents (in batches, reporting
+   * progress); resolves when it is ready. Declaring an existing index resolves with it.
+   */
+  createIndex (coll: string, paths: string[], onProgress?: (p: IndexProgress) => void): Promise<IndexInfo>
+  /** Remove an index and its entries. */
+  dropIndex (coll: string, name: string): Promise<void>
+  /** Entries of index `name` within `range`, in key order (then id order). */
+  scanIndex (coll: string, name: string, range: KeyRange, options?: ScanOptions): Promise<IndexEntry[]>
   /** Read a meta value (structured-cloneable). */
   getMeta<T> (key: string): Promise<T | undefined>
   /** Write a meta value (structured-cloneable). */
@@ -83,12 +152,21 @@ export interface StorageProvider {
   readonly kind: string
   /** Open (creating if needed) the storage of the database with this manifest CID string. */
   open (dbId: string): Promise<Storage>
+  /** Delete every local trace of a database (its storage must be closed). */
+  destroy (dbId: string): Promise<void>
   /** Address registered for a local name, if any. */
   lookupName (name: string): Promise<string | undefined>
   /** Register a local name → address. */
   registerName (name: string, address: string): Promise<void>
+  /** Forget a local name. */
+  unregisterName (name: string): Promise<void>
   /** All registered local names with their addresses. */
   listNames (): Promise<Array<{ name: string, address: string }>>
+}
+
+/** Name of the index over `paths`. */
+export function indexName (paths: string[]): string {
+  return paths.join('+')
 }
 
 /**
@@ -107,7 +185,14 @@ export function dagUpdate (cid: string, parents: string[], isStored: (cid: strin
   }
 }
 
-/** Materialise-and-diff helper shared by implementations: the change list for a merge. */
-export function diffRecords (before: Array<DocRecord | undefined>, after: DocRecord[]): DocChange[] {
-  return after.map((rec, i) => ({ coll: rec.coll, id: rec.id, before: before[i]?.doc ?? null, after: rec.doc }))
+/** Index entries to delete and to add when a document changes from `before` to `after`. */
+export function indexDiff (paths: string[], before: Doc | null, after: Doc | null): { remove: IndexKey[], add: IndexKey[] } {
+  const old = before === null ? [] : indexKeys(before, paths)
+  const now = after === null ? [] : indexKeys(after, paths)
+  const oldSet = new Set(old.map(k => JSON.stringify(k)))
+  const nowSet = new Set(now.map(k => JSON.stringify(k)))
+  return {
+    remove: old.filter(k => !nowSet.has(JSON.stringify(k))),
+    add: now.filter(k => !oldSet.has(JSON.stringify(k)))
+  }
 }

@@ -4,16 +4,24 @@
  */
 import { InvalidBlockError } from '../errors.js'
 import {
-  type CID, type DocState, type EncodedBlock, type Op, HybridClock,
-  applyOp, decodeBlock, encodeBlock, jsonEqual, materialise, parseCid, stampOf
+  type CID, type EncodedBlock, type Op, HybridClock,
+  applyCollOp, applyOp, asCid, cidOf, decode, decodeBlock, encode, encodeBlock, isDocOp, materialise, parseCid, stampOf
 } from '../crdt/index.js'
-import { type DocChange, type DocKey, type DocRecord, type Storage } from '../store/index.js'
+import { type DocChange, type DocKey, type MergeInput, type MergeOutput, type Storage, docKey } from '../store/index.js'
 
 /** Where a change came from. */
 export type ChangeOrigin = 'local' | 'remote'
 
-/** Listener of document changes; called after the block's transaction committed. */
-export type ChangeListener = (changes: DocChange[], origin: ChangeOrigin) => void
+/** What one applied block changed. */
+export interface ChangeSet {
+  /** documents whose materialised value changed */
+  changes: DocChange[]
+  /** collections that came into existence or were dropped */
+  collections: string[]
+}
+
+/** Listener of changes; called after the block's transaction committed. */
+export type ChangeListener = (change: ChangeSet, origin: ChangeOrigin) => void
 
 /** Result of applying one block. */
 export interface Applied {
@@ -22,11 +30,27 @@ export interface Applied {
   /** false when the block was already stored */
   applied: boolean
   changes: DocChange[]
+  /** collections that came into existence or were dropped */
+  collections: string[]
   /** the block's parents */
   parents: CID[]
 }
 
 const REPLICA_ID_KEY = 'replicaId'
+const HEADSET_PREFIX = 'headset:'
+
+/** Decode a headset (a dag-cbor list of CIDs) that must hash to `hash`. Throws `InvalidBlockError`. */
+function decodeHeadset (bytes: Uint8Array, hash: string): string[] {
+  if (cidOf(bytes).toString() !== hash) throw new InvalidBlockError('headset bytes do not match its CID')
+  let list: unknown
+  try { list = decode(bytes) } catch (err) { throw new InvalidBlockError('headset is not dag-cbor', { cause: err }) }
+  if (!Array.isArray(list) || list.length > 1024) throw new InvalidBlockError('not a headset')
+  return list.map(c => {
+    const cid = asCid(c)
+    if (cid === undefined) throw new InvalidBlockError('headset holds a non-CID')
+    return cid.toString()
+  })
+}
 
 /** Random hex string of `bytes` bytes from the platform CSPRNG. */
 export function randomHex (bytes: number): string {
@@ -112,6 +136,38 @@ export class Replica {
   /** Current heads (CID strings, sorted). */
   async heads (): Promise<string[]> { return await this.storage.getHeads() }
 
+  /**
+   * A CID string naming the current state: the head's CID when there is one head; otherwise the
+   * CID of the dag-cbor list of heads (a *headset*), which is stored so peers can fetch it.
+   */
+  async headHash (): Promise<string> {
+    const heads = await this.storage.getHeads()
+    if (heads.length === 1) return heads[0] as string
+    const bytes = encode(heads.map(h => parseCid(h) as CID))
+    const cid = cidOf(bytes).toString()
+    await this.storage.setMeta(HEADSET_PREFIX + cid, bytes)
+    return cid
+  }
+
+  /** The heads a head hash names, if known here: `[hash]` for a stored block, a stored headset's list, or `undefined`. */
+  async resolveHeadHash (hash: string): Promise<string[] | undefined> {
+    if (await this.storage.hasBlock(hash)) return [hash]
+    const bytes = await this.storage.getMeta<Uint8Array>(HEADSET_PREFIX + hash)
+    return bytes === undefined ? undefined : decodeHeadset(bytes, hash)
+  }
+
+  /** Store a headset received from a peer; returns its heads. Throws `InvalidBlockError` if it is not one. */
+  async storeHeadset (hash: string, bytes: Uint8Array): Promise<string[]> {
+    const heads = decodeHeadset(bytes, hash)
+    await this.storage.setMeta(HEADSET_PREFIX + hash, bytes)
+    return heads
+  }
+
+  /** A stored headset's bytes, for serving to peers. */
+  async getHeadset (hash: string): Promise<Uint8Array | undefined> {
+    return await this.storage.getMeta<Uint8Array>(HEADSET_PREFIX + hash)
+  }
+
   /** CIDs named as parents but not stored yet. */
   async missing (): Promise<string[]> { return await this.storage.getMissing() }
 
@@ -124,11 +180,16 @@ export class Replica {
   private async apply ({ cid, bytes, block }: EncodedBlock, origin: 'local' | 'remote'): Promise<Applied> {
     const cidText = cid.toString()
     const keys: DocKey[] = []
-    const index = new Map<string, number>()
+    const seen = new Set<string>()
+    const colls = new Set<string>()
+    const dropped = new Set<string>()
     for (const op of block.ops) {
-      const k = `${op.coll}\u0000${op.id}`
-      if (!index.has(k)) {
-        index.set(k, keys.length)
+      colls.add(op.coll)
+      if (op.op === 'drop') dropped.add(op.coll)
+      if (!isDocOp(op)) continue
+      const k = docKey(op.coll, op.id)
+      if (!seen.has(k)) {
+        seen.add(k)
         keys.push({ coll: op.coll, id: op.id })
       }
     }
@@ -137,21 +198,40 @@ export class Replica {
       bytes,
       parents: block.parents.map(p => p.toString()),
       keys,
-      merge: (states: Array<DocState | undefined>): DocRecord[] => {
-        const next = [...states]
+      colls: [...colls],
+      dropped: [...dropped],
+      merge: ({ docs, colls: collStates }: MergeInput): MergeOutput => {
+        const states = new Map(docs)
+        const collNext = new Map(collStates)
         block.ops.forEach((op, i) => {
-          const at = index.get(`${op.coll}\u0000${op.id}`) as number
-          next[at] = applyOp(next[at], op, stampOf(block.hlc, cidText, i))
+          const stamp = stampOf(block.hlc, cidText, i)
+          if (isDocOp(op)) {
+            const k = docKey(op.coll, op.id)
+            states.set(k, applyOp(states.get(k), op, stamp))
+          } else {
+            collNext.set(op.coll, applyCollOp(collNext.get(op.coll), op, stamp))
+          }
         })
-        return keys.map((k, i) => ({ ...k, state: next[i] as DocState, doc: materialise(next[i]) }))
+        const out: MergeOutput = { docs: [], colls: [] }
+        for (const [k, state] of states) {
+          if (state === undefined) continue
+          const at = k.indexOf('\u0000')
+          const coll = k.slice(0, at)
+          out.docs.push({ coll, id: k.slice(at + 1), state, doc: materialise(state, collNext.get(coll)?.dropped) })
+        }
+        for (const c of colls) {
+          const state = collNext.get(c)
+          if (state !== undefined && state !== collStates.get(c)) out.colls.push({ coll: c, state })
+        }
+        return out
       }
     })
-    const changes = result.changes.filter(c => !jsonEqual(c.before, c.after))
-    if (result.applied && changes.length > 0) {
+    const { changes, collections } = result
+    if (result.applied && (changes.length > 0 || collections.length > 0)) {
       for (const l of this.listeners) {
-        try { l(changes, origin) } catch (err) { console.error('[kitedb] change listener threw', err) }
+        try { l({ changes, collections }, origin) } catch (err) { console.error('[kitedb] change listener threw', err) }
       }
     }
-    return { cid, bytes, applied: result.applied, changes, parents: block.parents }
+    return { cid, bytes, applied: result.applied, changes, collections, parents: block.parents }
   }
 }

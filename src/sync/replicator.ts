@@ -35,6 +35,18 @@ export interface ReplicatorOptions {
   peerTtlMs?: number
 }
 
+/** Progress of catching up: counts since the replica last had nothing missing. */
+export interface SyncProgress {
+  /** blocks known to exist that were missing when this catch-up began or appeared during it */
+  known: number
+  /** blocks fetched and applied so far */
+  fetched: number
+  /** documents changed by them */
+  documents: number
+  /** blocks still missing */
+  missing: number
+}
+
 /** Snapshot of the engine's state, for UIs and tests. */
 export interface SyncState {
   heads: string[]
@@ -64,6 +76,10 @@ export class Replicator {
   private stopped = false
   private lastSyncedAt: number | null = null
   private readonly peerListeners = new Set<(peers: string[]) => void>()
+  private readonly progressListeners = new Set<(p: SyncProgress) => void>()
+  private progress = { fetched: 0, documents: 0 }
+  /** head hashes asked for by `want` that may name headsets rather than blocks */
+  private readonly wantedHeadsets = new Set<string>()
   private lastPeers: string[] = []
 
   constructor (replica: Replica, transport: Transport, options: ReplicatorOptions = {}) {
@@ -122,6 +138,26 @@ export class Replicator {
     }
     out.delete(this.transport.peerId)
     return [...out].sort()
+  }
+
+  /**
+   * Fetch these CIDs (blocks, or headsets named by a head hash) from the current peers, and
+   * everything they lead to.
+   */
+  want (cids: string[]): void {
+    for (const c of cids) {
+      let sources = this.wanted.get(c)
+      if (sources === undefined) this.wanted.set(c, sources = new Set())
+      for (const p of this.peers()) sources.add(p)
+      this.wantedHeadsets.add(c)
+    }
+    void this.fetchMissing()
+  }
+
+  /** Called with catch-up progress after each fetched batch. Returns an unsubscribe function. */
+  onProgress (listener: (p: SyncProgress) => void): () => void {
+    this.progressListeners.add(listener)
+    return () => { this.progressListeners.delete(listener) }
   }
 
   /** Called with the peer list whenever it changes. Returns an unsubscribe function. */
@@ -196,7 +232,14 @@ export class Replicator {
     try {
       const applied = await this.replica.receive(bytes, expected)
       this.wanted.delete(applied.cid.toString())
-      if (applied.applied) this.lastSyncedAt = Date.now()
+      this.wantedHeadsets.delete(applied.cid.toString())
+      if (applied.applied) {
+        this.lastSyncedAt = Date.now()
+        if (expected !== undefined) {
+          this.progress.fetched++
+          this.progress.documents += applied.changes.length
+        }
+      }
       return true
     } catch (err) {
       if (!(err instanceof InvalidBlockError)) throw err
@@ -277,9 +320,39 @@ export class Replicator {
         log.warn(`dropped unrequested block ${cid} from ${peer}`)
         continue
       }
+      if (this.wantedHeadsets.has(cid) && await this.receiveHeadset(cid, bytes)) {
+        stored.push(cid)
+        continue
+      }
       if (await this.receive(bytes, peer, wanted.get(cid))) stored.push(cid)
     }
+    if (stored.length > 0) await this.emitProgress()
     return stored
+  }
+
+  /** A head hash fetched by `want` that is a headset: store it and want its heads. */
+  private async receiveHeadset (cid: string, bytes: Uint8Array): Promise<boolean> {
+    try {
+      const heads = await this.replica.storeHeadset(cid, bytes)
+      this.wanted.delete(cid)
+      this.wantedHeadsets.delete(cid)
+      const unknown: string[] = []
+      for (const h of heads) if (!await this.replica.storage.hasBlock(h)) unknown.push(h)
+      if (unknown.length > 0) this.want(unknown)
+      return true
+    } catch {
+      return false // not a headset: maybe a block
+    }
+  }
+
+  private async emitProgress (): Promise<void> {
+    if (this.progressListeners.size === 0) return
+    const missing = (await this.replica.missing()).length + this.wanted.size
+    const p: SyncProgress = { known: this.progress.fetched + missing, fetched: this.progress.fetched, documents: this.progress.documents, missing }
+    for (const l of this.progressListeners) {
+      try { l(p) } catch (err) { log.warn('progress listener threw', err) }
+    }
+    if (missing === 0) this.progress = { fetched: 0, documents: 0 }
   }
 }
 
@@ -319,7 +392,11 @@ async function answerBlockRequest (replicas: Map<string, Replica>, data: Uint8Ar
   }
   const target = replicas.get(req.db)
   if (target === undefined) return encodeBlocksResponse({ blocks: [] })
-  const found = await target.storage.getBlocks(req.cids.map(c => c.toString()))
+  const cids = req.cids.map(c => c.toString())
+  const found = await target.storage.getBlocks(cids)
+  for (let i = 0; i < found.length; i++) {
+    if (found[i] === undefined) found[i] = await target.getHeadset(cids[i] as string)
+  }
   const blocks: Uint8Array[] = []
   let size = 64
   for (const b of found) {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import fc from 'fast-check'
 import {
-  type Block, type Doc, type DocState, type JsonValue, type Op, type Stamp,
+  type Block, type Doc, type DocOp, type DocState, type JsonValue, type Stamp,
   applyOp, compareStamp, encodeBlock, materialise, stampOf
 } from '../../src/crdt/index.js'
 
@@ -9,7 +9,7 @@ const DB = 'bafyreigj5hby77l2bevcmbd4b65tpef7hy7ospuccnpwsjwe3zwgtfsvw4'
 const DOCS = ['d1', 'd2', 'd3']
 const FIELDS = ['a', 'b', 'c']
 
-const opArb: fc.Arbitrary<Op> = fc.oneof(
+const opArb: fc.Arbitrary<DocOp> = fc.oneof(
   fc.record({
     op: fc.constant('put' as const),
     coll: fc.constant('c'),
@@ -30,13 +30,13 @@ const blockArb: fc.Arbitrary<Block> = fc.record({
   ops: fc.array(opArb, { minLength: 1, maxLength: 4 })
 })
 
-interface Write { stamp: Stamp, op: Op }
+interface Write { stamp: Stamp, op: DocOp }
 
 function writesOf (blocks: Block[]): Write[] {
   const out: Write[] = []
   for (const b of blocks) {
     const cid = encodeBlock(b).cid.toString()
-    b.ops.forEach((op, i) => out.push({ stamp: stampOf(b.hlc, cid, i), op }))
+    b.ops.forEach((op, i) => out.push({ stamp: stampOf(b.hlc, cid, i), op: op as DocOp }))
   }
   return out
 }
@@ -107,7 +107,7 @@ describe('merge rules', () => {
   })
 
   it('concurrent increments all count, each once', () => {
-    const inc = (t: number): Op => ({ op: 'put', coll: 'c', id: 'x', inc: { n: 1 } })
+    const inc = (t: number): DocOp => ({ op: 'put', coll: 'c', id: 'x', inc: { n: 1 } })
     let st = applyOp(undefined, { op: 'put', coll: 'c', id: 'x', set: { n: 10 } }, s(1))
     st = applyOp(st, inc(2), [2, 0, 'r1', 'cidA', 0])
     st = applyOp(st, inc(2), [2, 0, 'r2', 'cidB', 0])

@@ -79,7 +79,7 @@ export function storageConformance (name: string, makeProvider: () => StoragePro
       const storage = await makeProvider().open(DB)
       const replica = await Replica.open(storage, DB)
       const seen: unknown[] = []
-      replica.onChange((changes, origin) => { seen.push({ changes, origin }) })
+      replica.onChange(({ changes }, origin) => { seen.push({ changes, origin }) })
       await replica.commit([{ op: 'put', coll: 'c', id: 'x', set: { v: 1 } }])
       await replica.commit([{ op: 'del', coll: 'c', id: 'x' }])
       expect(seen).toEqual([

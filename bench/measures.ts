@@ -1,0 +1,56 @@
+/**
+ * What `npm run bench` measures: each measure's name (for `--only`), its document count at scale
+ * 1, its unit and the systems it runs on. Shared by the driver (bench/run.ts) and its smoke test.
+ */
+
+/** A system as it appears in results. */
+export type System = 'dexie' | 'rxdb' | 'kitedb' | 'kitedb-replicated'
+
+/** One measure. */
+export interface Measure {
+  /** identifier, used by `--only` and in the JSON */
+  name: string
+  /** what is measured, for the table */
+  label: string
+  /** documents (or calls, or updates) at scale 1 */
+  n: number
+  unit: 'ms' | 'MB'
+  systems: System[]
+  /** how the figures are gathered: timed runs, single calls, or one reading */
+  kind: 'runs' | 'calls' | 'reading'
+  /** slow enough to default to fewer runs (3 instead of 5) */
+  slow?: boolean
+}
+
+const LOCAL: System[] = ['dexie', 'rxdb', 'kitedb']
+
+/** Every measure, in the order run and printed. */
+export const MEASURES: Measure[] = [
+  { name: 'insert-bulk', label: 'insert all docs in one call, persisted', n: 10_000, unit: 'ms', systems: LOCAL, kind: 'runs' },
+  { name: 'insert-one', label: 'insertOne, sequential, per call', n: 500, unit: 'ms', systems: LOCAL, kind: 'calls' },
+  { name: 'find-eq-indexed', label: 'find email = X (indexed)', n: 100_000, unit: 'ms', systems: LOCAL, kind: 'runs' },
+  { name: 'find-range-sort', label: 'find 30 ≤ age ≤ 40, sort age, limit 50 (indexed)', n: 100_000, unit: 'ms', systems: LOCAL, kind: 'runs' },
+  { name: 'find-unindexed', label: 'find nested.city = X (unindexed scan)', n: 100_000, unit: 'ms', systems: LOCAL, kind: 'runs' },
+  { name: 'update-many', label: 'updateMany of all docs (Dexie: bulkPut of the changed docs)', n: 1_000, unit: 'ms', systems: LOCAL, kind: 'runs' },
+  { name: 'cold-open', label: 'reloaded page: open to first find result', n: 100_000, unit: 'ms', systems: LOCAL, kind: 'runs', slow: true },
+  { name: 'observe-latency', label: 'update seen by the other page via observe', n: 200, unit: 'ms', systems: ['kitedb-replicated'], kind: 'calls' },
+  { name: 'catch-up', label: 'fresh page catches up the history (observe sees all docs)', n: 10_000, unit: 'ms', systems: ['kitedb-replicated'], kind: 'runs', slow: true },
+  { name: 'heap-after-load', label: 'JS heap after loading the docs (after GC)', n: 100_000, unit: 'MB', systems: LOCAL, kind: 'reading' }
+]
+
+/**
+ * One result. `median` and `p99` are null when the figure could not be taken; `note` then
+ * starts with `n/a:` (the system lacks the feature) or `error:` (the run failed).
+ */
+export interface Result {
+  name: string
+  system: System
+  n: number
+  unit: 'ms' | 'MB'
+  median: number | null
+  p99: number | null
+  note?: string
+}
+
+/** The `note` prefix of a figure the system cannot produce yet (e.g. a KiteDB method not built). */
+export const NOT_AVAILABLE = 'n/a:'

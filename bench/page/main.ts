@@ -1,0 +1,212 @@
+/**
+ * The benchmark page: `window.bench`, called by the Node driver (bench/run.ts) with
+ * `page.evaluate`. Every function makes its documents before it starts the clock and returns
+ * milliseconds measured with `performance.now()` around the timed call only.
+ */
+import { KiteDB, type Collection, type Database, type PeerInfo } from '../../src/index.js'
+import { makeDocs, type BenchDoc } from './docs.js'
+import { openStore, type LocalSystem, type Store } from './systems.js'
+
+/** A timed call: `ms` is null when the system lacks the feature (`notes` says which). */
+export interface Timed { ms: number | null, count?: number, notes: string[] }
+
+/** Milliseconds since the epoch with sub-millisecond precision, comparable between pages of one machine. */
+const nowAbs = (): number => performance.timeOrigin + performance.now()
+
+/** Collect garbage (Chromium runs with `--js-flags=--expose-gc`) so earlier work does not land in the next timing. */
+const gc = (): void => { (globalThis as { gc?: () => void }).gc?.() }
+
+async function time (fn: () => Promise<unknown>): Promise<number> {
+  gc()
+  const t0 = performance.now()
+  await fn()
+  return performance.now() - t0
+}
+
+async function withTimeout<T> (what: string, ms: number, promise: Promise<T>): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const timeout = new Promise<never>((_resolve, reject) => { timer = setTimeout(() => { reject(new Error(`${what}: no result within ${ms} ms`)) }, ms) })
+  try {
+    return await Promise.race([promise, timeout])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+/** The loaded database the find, cold-open and heap measures use (one per page). */
+let fixture: Store | undefined
+
+function loaded (): Store {
+  if (fixture === undefined) throw new Error('no database loaded in this page: call load() (or coldOpen()) first')
+  return fixture
+}
+
+type FindKind = 'email' | 'range' | 'city'
+
+/** Replicated KiteDB state of this page (one database per page). */
+const repl: { db?: Database, docs?: Collection<BenchDoc>, pings?: Collection<{ seq: number, sentAt: number }>, latencyBySeq: Map<number, number>, seen: number, onSeen: Set<() => void> } = {
+  latencyBySeq: new Map(), seen: -1, onSeen: new Set()
+}
+
+function replDb (): Database {
+  if (repl.db === undefined) throw new Error('no replicated database open in this page')
+  return repl.db
+}
+
+const api = {
+  /** Insert documents 0…count-1 into a new database with one call. */
+  async insertBulk (system: LocalSystem, name: string, count: number): Promise<Timed> {
+    const store = await openStore(system, name)
+    const docs = makeDocs(0, count)
+    const ms = await time(async () => { await store.insertMany(docs) })
+    await store.close()
+    return { ms, notes: store.notes }
+  },
+
+  /** Insert documents 0…count-1 into a new database one call at a time; returns each call's ms. */
+  async insertOneEach (system: LocalSystem, name: string, count: number): Promise<{ ms: number[], notes: string[] }> {
+    const store = await openStore(system, name)
+    const docs = makeDocs(0, count)
+    const ms: number[] = []
+    gc()
+    for (const doc of docs) {
+      const t0 = performance.now()
+      await store.insertOne(doc)
+      ms.push(performance.now() - t0)
+    }
+    await store.close()
+    return { ms, notes: store.notes }
+  },
+
+  /** Create the page's fixture database `name` with documents 0…count-1, inserted `chunk` at a time. */
+  async load (system: LocalSystem, name: string, count: number, chunk: number): Promise<Timed> {
+    const store = fixture = await openStore(system, name)
+    const ms = await time(async () => {
+      for (let start = 0; start < count; start += chunk) await store.insertMany(makeDocs(start, Math.min(chunk, count - start)))
+    })
+    return { ms, notes: store.notes }
+  },
+
+  /** One query on the fixture: equality on email, age range sorted and limited, or scan on nested.city. */
+  async find (kind: FindKind, arg: string): Promise<Timed> {
+    const store = loaded()
+    let count = 0
+    const run = { email: store.findEmail, range: store.findAgeRange, city: store.findCity }[kind]
+    const ms = await time(async () => { count = await run(arg) })
+    return { ms, count, notes: store.notes }
+  },
+
+  /** In a freshly loaded page: open the fixture database `name` and find `email`; the time covers both. */
+  async coldOpen (system: LocalSystem, name: string, email: string): Promise<Timed> {
+    let count = 0
+    const ms = await time(async () => {
+      fixture = await openStore(system, name)
+      count = await fixture.findEmail(email)
+    })
+    return { ms, count, notes: loaded().notes }
+  },
+
+  /** A new database holding documents 0…count-1; time setting `status` on all of them. */
+  async updateMany (system: LocalSystem, name: string, count: number): Promise<Timed> {
+    const store = await openStore(system, name)
+    try {
+      const update = store.updateMany
+      if (update === undefined) return { ms: null, notes: [...store.notes, 'n/a: updateMany not implemented'] }
+      const docs = makeDocs(0, count)
+      await store.insertMany(docs)
+      const changed = docs.map(d => ({ ...d, status: 'archived' }))
+      return { ms: await time(async () => { await update(changed) }), notes: store.notes }
+    } finally {
+      await store.close()
+    }
+  },
+
+  /** Replicated: create database `name` on the relays, wait until online; returns its address. */
+  async replCreate (name: string, relays: string[]): Promise<string> {
+    const db = repl.db = await KiteDB.init(name, { relays, storage: 'indexeddb' })
+    await db.whenOnline()
+    repl.docs = await db.initCollection<BenchDoc>('docs')
+    repl.pings = await db.initCollection('pings')
+    return db.address
+  },
+
+  /** Replicated: insert documents 0…count-1, `chunk` per call (one block each). */
+  async replInsertHistory (count: number, chunk: number): Promise<void> {
+    const docs = repl.docs as Collection<BenchDoc>
+    for (let start = 0; start < count; start += chunk) await docs.insert(makeDocs(start, Math.min(chunk, count - start)))
+  },
+
+  /** Replicated: write `{seq, sentAt: now}` into the `ping` document. */
+  async replPing (seq: number): Promise<void> {
+    await repl.pings?.updateOne({ _id: 'ping' }, { $set: { seq, sentAt: nowAbs() } }, { upsert: true })
+  },
+
+  /** Replicated: join `address`, wait until online and observe the `ping` document, recording each new seq's latency. */
+  async replJoin (address: string, relays: string[]): Promise<void> {
+    const db = repl.db = await KiteDB.open(address, { relays, storage: 'indexeddb' })
+    await db.whenOnline()
+    const pings = repl.pings = await db.initCollection('pings')
+    pings.observe({ _id: 'ping' }, docs => {
+      const doc = docs[0]
+      if (doc === undefined || doc.seq <= repl.seen) return
+      repl.latencyBySeq.set(doc.seq, nowAbs() - doc.sentAt)
+      repl.seen = doc.seq
+      for (const f of repl.onSeen) f()
+    })
+  },
+
+  /** Replicated: resolves once the observed ping reached `seq`. */
+  async replWaitSeq (seq: number, timeoutMs: number): Promise<void> {
+    let off = (): void => {}
+    try {
+      await withTimeout(`ping ${seq}`, timeoutMs, new Promise<void>(resolve => {
+        const check = (): void => { if (repl.seen >= seq) resolve() }
+        repl.onSeen.add(check)
+        off = () => { repl.onSeen.delete(check) }
+        check()
+      }))
+    } finally {
+      off()
+    }
+  },
+
+  /** Replicated: observe latencies (ms) of pings `from`… in seq order (a seq coalesced into a later one has none). */
+  replLatencies (from: number): number[] {
+    return [...repl.latencyBySeq.entries()].filter(([seq]) => seq >= from).sort(([a], [b]) => a - b).map(([, ms]) => ms)
+  },
+
+  /** Replicated: open `address` in this fresh page; ms until `observe({})` reports `count` documents. */
+  async replCatchUp (address: string, relays: string[], count: number, timeoutMs: number): Promise<number> {
+    const t0 = performance.now()
+    const db = repl.db = await KiteDB.open(address, { relays, storage: 'indexeddb' })
+    const docs = await db.initCollection<BenchDoc>('docs')
+    let stop = (): void => {}
+    try {
+      await withTimeout(`catching up ${count} documents`, timeoutMs, new Promise<void>(resolve => {
+        stop = docs.observe({}, found => { if (found.length >= count) resolve() })
+      }))
+    } finally {
+      stop()
+    }
+    return performance.now() - t0
+  },
+
+  /** Replicated: this page's peers and how they are connected. */
+  replPeers (): PeerInfo[] {
+    return replDb().peers()
+  },
+
+  /** Replicated: close this page's database. */
+  async replClose (): Promise<void> {
+    await replDb().close()
+  }
+}
+
+/** The functions the driver calls. */
+export type BenchApi = typeof api
+
+declare global {
+  interface Window { bench: BenchApi }
+}
+
+window.bench = api

@@ -1,0 +1,398 @@
+/**
+ * `npm run bench`: measures raw Dexie, RxDB (free Dexie storage) and KiteDB side by side in
+ * headless Chromium, on the same documents in the same run, and prints a markdown table.
+ *
+ *   npm run bench -- [--scale S] [--runs N] [--only NAME] [--json FILE]
+ *
+ * Builds bench/page with Vite, serves it with `vite.preview` on a free port and drives it through
+ * `window.bench`. Each system runs in its own Chromium with its own profile directory, so storage
+ * is on disk (not an incognito context's memory) and every system has its own renderer and
+ * IndexedDB. Replicated KiteDB runs in two more Chromiums (two "devices") through a relay started
+ * here. Exits 1 when a measure failed.
+ */
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { chromium, type BrowserContext, type Page } from '@playwright/test'
+import { build, preview, type PreviewServer } from 'vite'
+import { chromiumArgs, chromiumPath } from '../playwright.config.js'
+import { createRelayNode, type PeerNode } from '../src/net/index.js'
+import { CITIES, makeDoc } from './page/docs.js'
+import { type BenchApi, type Timed } from './page/main.js'
+import { type LocalSystem } from './page/systems.js'
+import { MEASURES, NOT_AVAILABLE, type Measure, type Result, type System } from './measures.js'
+
+/** Command-line options. */
+interface Options {
+  scale: number
+  runs?: number
+  only?: string
+  json?: string
+}
+
+const USAGE = 'usage: npm run bench -- [--scale S] [--runs N] [--only NAME] [--json FILE]\n' +
+  `measures: ${MEASURES.map(m => m.name).join(', ')}`
+
+/** Parse `argv` (without node and script); throws with the usage on a bad option. */
+function parseArgs (argv: string[]): Options {
+  const options: Options = { scale: 1 }
+  const value = (i: number): string => {
+    const v = argv[i]
+    if (v === undefined) throw new Error(`${argv[i - 1] ?? ''} needs a value\n${USAGE}`)
+    return v
+  }
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]
+    if (a === '--scale') options.scale = Number(value(++i))
+    else if (a === '--runs') options.runs = Number(value(++i))
+    else if (a === '--only') options.only = value(++i)
+    else if (a === '--json') options.json = value(++i)
+    else throw new Error(`unknown option ${a}\n${USAGE}`)
+  }
+  if (!(options.scale > 0)) throw new Error('--scale must be a positive number')
+  if (options.runs !== undefined && !(Number.isInteger(options.runs) && options.runs >= 1)) throw new Error('--runs must be an integer ≥ 1')
+  if (options.only !== undefined && !MEASURES.some(m => m.name === options.only)) throw new Error(`unknown measure ${options.only}\n${USAGE}`)
+  return options
+}
+
+/** Median and nearest-rank 99th percentile of `xs` (non-empty). */
+function stats (xs: number[]): { median: number, p99: number } {
+  const s = [...xs].sort((a, b) => a - b)
+  const mid = s.length >> 1
+  const median = s.length % 2 === 1 ? s[mid] as number : ((s[mid - 1] as number) + (s[mid] as number)) / 2
+  return { median, p99: s[Math.ceil(0.99 * s.length) - 1] as number }
+}
+
+const log = (msg: string): void => { process.stderr.write(`[bench] ${msg}\n`) }
+const LOCAL_SYSTEMS: LocalSystem[] = ['dexie', 'rxdb', 'kitedb']
+/** documents per insert call when loading a database, and per block of replicated history */
+const LOAD_CHUNK = 1000
+const HISTORY_CHUNK = 100
+
+/** Call `window.bench[method](...args)` in `page`. */
+async function call<K extends keyof BenchApi> (page: Page, method: K, ...args: Parameters<BenchApi[K]>): Promise<Awaited<ReturnType<BenchApi[K]>>> {
+  return await page.evaluate(async ([m, a]) => await (window.bench[m] as (...x: unknown[]) => unknown)(...a), [method, args] as const) as Awaited<ReturnType<BenchApi[K]>>
+}
+
+/** A Chromium with its own profile directory, showing the benchmark page. */
+interface Browser { page: Page, close: () => Promise<void> }
+
+/** The resources of one benchmark run, released by `close`. */
+class Bench {
+  private readonly browsers = new Map<LocalSystem, Browser>()
+  private readonly fixtures = new Map<LocalSystem, { name: string, timed: Timed, heapMB: number }>()
+  private relay?: PeerNode
+  private readonly open = new Set<Browser>()
+  private readonly runId = Date.now().toString(36)
+
+  constructor (private readonly url: string, private readonly options: Options) {}
+
+  scaled (n: number): number { return Math.max(1, Math.round(n * this.options.scale)) }
+
+  /** measured runs of `m` (a warm-up run comes first and is discarded) */
+  runs (m: Measure): number { return this.options.runs ?? (m.slow === true ? 3 : 5) }
+
+  /** A database name never used before. */
+  dbName (system: string, what: string, run: number): string { return `bench-${this.runId}-${system}-${what}-${run}` }
+
+  async launch (label: string): Promise<Browser> {
+    const dir = await mkdtemp(join(tmpdir(), `kitedb-bench-${label}-`))
+    let context: BrowserContext | undefined
+    try {
+      context = await chromium.launchPersistentContext(dir, { executablePath: chromiumPath, args: [...chromiumArgs, '--js-flags=--expose-gc'], headless: true })
+      const page = context.pages()[0] ?? await context.newPage()
+      page.on('pageerror', err => { log(`${label} page error: ${err.message}`) })
+      page.on('console', msg => { if (msg.type() === 'error') log(`${label} console: ${msg.text()}`) })
+      await page.goto(this.url)
+      await page.waitForFunction(() => 'bench' in window)
+      const ctx = context
+      const browser: Browser = {
+        page,
+        close: async () => {
+          this.open.delete(browser)
+          await ctx.close()
+          await rm(dir, { recursive: true, force: true })
+        }
+      }
+      this.open.add(browser)
+      return browser
+    } catch (err) {
+      await context?.close()
+      await rm(dir, { recursive: true, force: true })
+      throw err
+    }
+  }
+
+  /** The page of a local system (its Chromium is started on first use). */
+  async page (system: LocalSystem): Promise<Page> {
+    let b = this.browsers.get(system)
+    if (b === undefined) this.browsers.set(system, b = await this.launch(system))
+    return b.page
+  }
+
+  /** The relay multiaddr (the relay is started on first use). */
+  async relayAddrs (): Promise<string[]> {
+    this.relay ??= await createRelayNode({ port: 0 })
+    return this.relay.getMultiaddrs().map(ma => ma.toString())
+  }
+
+  /** Documents in the find/cold-open/heap database. */
+  fixtureSize (): number { return this.scaled(100_000) }
+
+  /** Load the system's 100,000-doc database into its page once, then read its JS heap. */
+  async fixture (system: LocalSystem): Promise<{ name: string, timed: Timed, heapMB: number }> {
+    let f = this.fixtures.get(system)
+    if (f !== undefined) return f
+    const page = await this.page(system)
+    const name = this.dbName(system, 'fixture', 0)
+    const n = this.fixtureSize()
+    const timed = await call(page, 'load', system, name, n, LOAD_CHUNK)
+    log(`${system}: loaded ${n} docs in ${((timed.ms ?? 0) / 1000).toFixed(1)} s (${LOAD_CHUNK} per call)`)
+    const cdp = await page.context().newCDPSession(page)
+    await cdp.send('HeapProfiler.collectGarbage')
+    const { usedSize } = await cdp.send('Runtime.getHeapUsage')
+    await cdp.detach()
+    this.fixtures.set(system, f = { name, timed, heapMB: usedSize / 2 ** 20 })
+    return f
+  }
+
+  /** Reload the page of `system` (a cold start: no JS state, the database on disk). */
+  async reload (system: LocalSystem): Promise<Page> {
+    const page = await this.page(system)
+    await page.reload()
+    await page.waitForFunction(() => 'bench' in window)
+    return page
+  }
+
+  async close (): Promise<void> {
+    for (const b of [...this.open]) await b.close().catch(err => { log(`closing a browser: ${(err as Error).message}`) })
+    await this.relay?.stop()
+  }
+}
+
+/** Figures and notes of one system in one measure, turned into a `Result`. */
+class Tally {
+  readonly samples: number[] = []
+  readonly notes = new Set<string>()
+  failed?: string
+  unavailable = false
+
+  add (t: Timed, keep: boolean): void {
+    for (const note of t.notes) this.notes.add(note)
+    if (t.ms === null) this.unavailable = true
+    else if (keep) this.samples.push(t.ms)
+  }
+
+  result (m: Measure, system: System, n: number): Result {
+    const base = { name: m.name, system, n, unit: m.unit }
+    const notes = [...this.notes]
+    const na = notes.filter(x => x.startsWith(NOT_AVAILABLE))
+    const others = notes.filter(x => !x.startsWith(NOT_AVAILABLE))
+    if (this.failed !== undefined) return { ...base, median: null, p99: null, note: [`error: ${this.failed}`, ...others].join('; ') }
+    if (this.unavailable || this.samples.length === 0) return { ...base, median: null, p99: null, note: [...na, ...others].join('; ') || `${NOT_AVAILABLE} no figure` }
+    return { ...base, ...stats(this.samples), ...(others.length > 0 ? { note: others.join('; ') } : {}) }
+  }
+}
+
+/**
+ * Run `m` on every local system: a warm-up run, then the measured runs, the systems interleaved
+ * within each run. `once` gives one run's figure (or one per call); a figure with a result count
+ * different from Dexie's in the same run gets a note.
+ */
+async function runLocal (bench: Bench, m: Measure, n: number, once: (system: LocalSystem, run: number) => Promise<Timed | Timed[]>): Promise<Result[]> {
+  const tallies = new Map(LOCAL_SYSTEMS.map(s => [s, new Tally()]))
+  const runs = bench.runs(m)
+  for (let run = 0; run <= runs; run++) {
+    let dexieCount: number | undefined
+    for (const system of LOCAL_SYSTEMS) {
+      const tally = tallies.get(system) as Tally
+      if (tally.failed !== undefined || tally.unavailable) continue
+      try {
+        const figures = await once(system, run)
+        for (const t of Array.isArray(figures) ? figures : [figures]) {
+          tally.add(t, run > 0)
+          if (t.count === undefined) continue
+          if (system === 'dexie') dexieCount = t.count
+          else if (t.count !== dexieCount) tally.notes.add(`run ${run}: ${t.count} results, Dexie found ${dexieCount}`)
+        }
+      } catch (err) {
+        tally.failed = (err as Error).message.split('\n')[0]
+      }
+    }
+  }
+  return LOCAL_SYSTEMS.map(s => (tallies.get(s) as Tally).result(m, s, n))
+}
+
+/** The email looked up in run `run` (a different document each run, the same for every system). */
+function emailFor (bench: Bench, run: number): string {
+  return makeDoc((run * 7919 + 13) % bench.fixtureSize()).email
+}
+
+async function measureLocal (bench: Bench, m: Measure): Promise<Result[]> {
+  const n = bench.scaled(m.n)
+  switch (m.name) {
+    case 'insert-bulk':
+      return await runLocal(bench, m, n, async (s, run) => await call(await bench.page(s), 'insertBulk', s, bench.dbName(s, m.name, run), n))
+    case 'insert-one':
+      return await runLocal(bench, m, n, async (s, run) => {
+        const { ms, notes } = await call(await bench.page(s), 'insertOneEach', s, bench.dbName(s, m.name, run), n)
+        return ms.map(x => ({ ms: x, notes }))
+      })
+    case 'find-eq-indexed':
+    case 'find-range-sort':
+    case 'find-unindexed': {
+      const kind = ({ 'find-eq-indexed': 'email', 'find-range-sort': 'range', 'find-unindexed': 'city' } as const)[m.name]
+      return await runLocal(bench, m, n, async (s, run) => {
+        await bench.fixture(s)
+        return await call(await bench.page(s), 'find', kind, kind === 'city' ? CITIES[run % CITIES.length] as string : emailFor(bench, run))
+      })
+    }
+    case 'update-many':
+      return await runLocal(bench, m, n, async (s, run) => await call(await bench.page(s), 'updateMany', s, bench.dbName(s, m.name, run), n))
+    case 'cold-open':
+      return await runLocal(bench, m, n, async (s, run) => {
+        const { name } = await bench.fixture(s)
+        return await call(await bench.reload(s), 'coldOpen', s, name, emailFor(bench, run))
+      })
+    case 'heap-after-load':
+      return await Promise.all(LOCAL_SYSTEMS.map(async s => {
+        const tally = new Tally()
+        try {
+          const { timed, heapMB } = await bench.fixture(s)
+          tally.add({ ms: heapMB, notes: [...timed.notes, 'CDP Runtime.getHeapUsage after HeapProfiler.collectGarbage'] }, true)
+        } catch (err) {
+          tally.failed = (err as Error).message.split('\n')[0]
+        }
+        return tally.result(m, s, n)
+      }))
+    default:
+      throw new Error(`no runner for ${m.name}`)
+  }
+}
+
+/**
+ * Observe latency: page A writes `{seq, sentAt}` into one document, page B's `observe` callback
+ * records its arrival; A writes the next once B has seen the last. Warm-up pings are discarded.
+ */
+async function observeLatency (bench: Bench, m: Measure, n: number): Promise<Result> {
+  const tally = new Tally()
+  const relays = await bench.relayAddrs()
+  const warm = Math.max(5, Math.round(n / 10))
+  const a = await bench.launch('replica-a')
+  const b = await bench.launch('replica-b')
+  try {
+    const address = await call(a.page, 'replCreate', bench.dbName('replicated', m.name, 0), relays)
+    await call(a.page, 'replPing', 0)
+    await call(b.page, 'replJoin', address, relays)
+    await call(b.page, 'replWaitSeq', 0, 60_000)
+    // Measure the steady state: give the pages up to 15 s to upgrade to a direct connection.
+    const deadline = Date.now() + 15_000
+    let kinds: string[] = []
+    do {
+      kinds = (await call(b.page, 'replPeers')).map(p => `${p.kind} (${p.transport})`)
+      if (kinds.some(k => k.startsWith('direct'))) break
+      await new Promise(resolve => setTimeout(resolve, 250))
+    } while (Date.now() < deadline)
+    tally.notes.add(`B's peers: ${kinds.join(', ') || 'none'}`)
+    for (let seq = 1; seq <= warm + n; seq++) {
+      await Promise.all([call(a.page, 'replPing', seq), call(b.page, 'replWaitSeq', seq, 30_000)])
+    }
+    for (const ms of await call(b.page, 'replLatencies', warm + 1)) tally.add({ ms, notes: [] }, true)
+    tally.notes.add(`${warm} warm-up updates discarded`)
+    await call(a.page, 'replClose')
+    await call(b.page, 'replClose')
+  } catch (err) {
+    tally.failed = (err as Error).message.split('\n')[0]
+  } finally {
+    await a.close()
+    await b.close()
+  }
+  return tally.result(m, 'kitedb-replicated', n)
+}
+
+/**
+ * Catch-up: page A writes the history (`HISTORY_CHUNK` docs per block), then a fresh Chromium B
+ * opens A's address; the time runs from B's `KiteDB.open` to its `observe({})` seeing every doc.
+ */
+async function catchUp (bench: Bench, m: Measure, n: number): Promise<Result> {
+  const tally = new Tally()
+  const relays = await bench.relayAddrs()
+  for (let run = 0; run <= bench.runs(m) && tally.failed === undefined; run++) {
+    const a = await bench.launch('replica-a')
+    try {
+      const address = await call(a.page, 'replCreate', bench.dbName('replicated', m.name, run), relays)
+      await call(a.page, 'replInsertHistory', n, HISTORY_CHUNK)
+      const b = await bench.launch('replica-b')
+      try {
+        tally.add({ ms: await call(b.page, 'replCatchUp', address, relays, n, 60_000 + n * 20), notes: [`history: ${Math.ceil(n / HISTORY_CHUNK)} blocks of ≤ ${HISTORY_CHUNK} docs`] }, run > 0)
+        await call(b.page, 'replClose')
+      } finally {
+        await b.close()
+      }
+      await call(a.page, 'replClose')
+    } catch (err) {
+      tally.failed = (err as Error).message.split('\n')[0]
+    } finally {
+      await a.close()
+    }
+  }
+  return tally.result(m, 'kitedb-replicated', n)
+}
+
+function formatValue (x: number, unit: string): string {
+  return `${x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2)} ${unit}`
+}
+
+/** The results as a markdown table (measure | system | n | median | p99 | ratio to Dexie), then their notes. */
+function formatTable (results: Result[]): string {
+  const lines = ['| measure | system | n | median | p99 | ratio to Dexie |', '|---|---|---:|---:|---:|---:|']
+  const notes: string[] = []
+  for (const r of results) {
+    const label = MEASURES.find(m => m.name === r.name)?.label ?? r.name
+    const dexie = results.find(x => x.name === r.name && x.system === 'dexie')?.median
+    const ratio = r.median !== null && dexie !== undefined && dexie !== null && dexie > 0 ? `${(r.median / dexie).toFixed(2)}×` : '—'
+    const empty = r.note?.startsWith('error:') === true ? 'error' : 'n/a'
+    lines.push(`| ${r.name}: ${label} | ${r.system} | ${r.n.toLocaleString('en-US')} | ${r.median !== null ? formatValue(r.median, r.unit) : empty} | ${r.p99 !== null ? formatValue(r.p99, r.unit) : empty} | ${ratio} |`)
+    if (r.note !== undefined) notes.push(`- ${r.name} / ${r.system}: ${r.note}`)
+  }
+  return [...lines, ...(notes.length > 0 ? ['', 'Notes:', ...notes] : [])].join('\n')
+}
+
+/** Run the benchmark with `options`; returns the results (also printed, and written as JSON with `--json`). */
+async function runBench (options: Options): Promise<Result[]> {
+  const started = Date.now()
+  const configFile = fileURLToPath(new URL('./vite.config.ts', import.meta.url))
+  log('building the page…')
+  await build({ configFile })
+  const server: PreviewServer = await preview({ configFile, preview: { port: 0 } })
+  const url = server.resolvedUrls?.local[0]
+  if (url === undefined) throw new Error('vite preview has no local URL')
+  const bench = new Bench(url, options)
+  const results: Result[] = []
+  try {
+    for (const m of MEASURES.filter(x => options.only === undefined || x.name === options.only)) {
+      const t0 = Date.now()
+      const n = bench.scaled(m.n)
+      if (m.name === 'observe-latency') results.push(await observeLatency(bench, m, n))
+      else if (m.name === 'catch-up') results.push(await catchUp(bench, m, n))
+      else results.push(...await measureLocal(bench, m))
+      log(`${m.name} done in ${((Date.now() - t0) / 1000).toFixed(1)} s`)
+    }
+  } finally {
+    await bench.close()
+    await server.close()
+  }
+  console.log(formatTable(results))
+  console.log(`\nscale ${options.scale}, ${((Date.now() - started) / 1000).toFixed(1)} s in all`)
+  if (options.json !== undefined) await writeFile(options.json, JSON.stringify(results, null, 2) + '\n')
+  return results
+}
+
+try {
+  const results = await runBench(parseArgs(process.argv.slice(2)))
+  process.exit(results.some(r => r.note?.startsWith('error:') === true) ? 1 : 0)
+} catch (err) {
+  console.error((err as Error).message)
+  process.exit(2)
+}

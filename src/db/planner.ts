@@ -1,0 +1,282 @@
+/**
+ * The query planner over our secondary indexes. A query is answered from an index when a ready
+ * index's leading paths carry equality (`v`, `$eq`, `$in`) and optionally one range (`$gt $gte
+ * $lt $lte`, numbers or strings) predicates at the top level of the query (or of a top-level
+ * `$and`), or when the sort is on an index's first path. Index entries give candidate ids; only
+ * those documents are read, and the full query is always applied to them again with mingo, so a
+ * plan can only change speed, never results. Everything else scans the collection.
+ *
+ * Results are exactly those of mingo over all documents in `_id` order: candidates are put in
+ * `_id` order before mingo sorts them (mingo's sort is stable), so ties break the same way.
+ */
+import { find as mingoFind } from 'mingo'
+import { ValidationError } from '../errors.js'
+import { type Doc, type JsonValue, isPlainObject } from '../crdt/index.js'
+import {
+  type IndexEntry, type IndexInfo, type IndexKey, type KeyPart, type KeyRange, type Storage,
+  RANK, compareKeys, encodeValue, keyPartsAt
+} from '../store/index.js'
+
+/** Options of a find: sort, skip, limit (as MongoDB's). */
+export interface QueryOptions {
+  sort?: Record<string, 1 | -1>
+  skip?: number
+  limit?: number
+}
+
+/** How a query was (or would be) answered. */
+export interface Explain {
+  /** `'index'`: from index entries; `'scan'`: every document of the collection was read */
+  strategy: 'index' | 'scan'
+  /** the index used, when `strategy` is `'index'` */
+  index?: string
+  /** whether the sort was answered by walking the index in order (stopping early with a limit) */
+  sortedByIndex: boolean
+  /** index entries read */
+  entriesRead: number
+  /** documents read from storage */
+  docsRead: number
+  /** documents returned */
+  returned: number
+}
+
+/** One part of the plan: what to look up in the index. */
+interface IndexPlan {
+  index: IndexInfo
+  ranges: KeyRange[]
+  /** walk in sort order and stop early (sort on the index's first path, no other ordering needs) */
+  sorted?: { path: string, reverse: boolean }
+  score: number
+}
+
+type Predicate = { eq: KeyPart[] } | { lower?: KeyPart, lowerOpen: boolean, upper?: KeyPart, upperOpen: boolean }
+
+/** The indexable predicates of a query, by path. */
+function predicates (query: Record<string, unknown>): Map<string, Predicate> {
+  const out = new Map<string, Predicate>()
+  const conjuncts: Array<Record<string, unknown>> = [query]
+  if (Array.isArray(query.$and)) for (const c of query.$and) if (isPlainObject(c)) conjuncts.push(c)
+  for (const c of conjuncts) {
+    for (const [path, cond] of Object.entries(c)) {
+      if (path.startsWith('$') || path.split('.').some(p => /^\d+$/.test(p))) continue
+      const p = predicateOf(cond)
+      if (p !== undefined && !out.has(path)) out.set(path, p)
+    }
+  }
+  return out
+}
+
+function isScalar (v: unknown): v is null | boolean | number | string {
+  return v === null || typeof v === 'boolean' || typeof v === 'number' || typeof v === 'string'
+}
+
+function predicateOf (cond: unknown): Predicate | undefined {
+  if (isScalar(cond)) return { eq: [encodeValue(cond)] }
+  if (!isPlainObject(cond)) return undefined
+  const ops = Object.keys(cond)
+  if (ops.length === 0 || !ops.every(o => o.startsWith('$'))) return undefined
+  if ('$eq' in cond && isScalar(cond.$eq)) return { eq: [encodeValue(cond.$eq)] }
+  if (Array.isArray(cond.$in) && cond.$in.length > 0 && cond.$in.length <= 100 && cond.$in.every(isScalar)) {
+    return { eq: cond.$in.map(v => encodeValue(v as JsonValue)) }
+  }
+  // A range applies to one type: MongoDB's comparison operators bracket by type.
+  let type: 'number' | 'string' | undefined
+  const bound = (v: unknown): KeyPart | undefined => {
+    if (typeof v !== 'number' && typeof v !== 'string') return undefined
+    if (type !== undefined && typeof v !== type) return undefined
+    type = typeof v as 'number' | 'string'
+    return encodeValue(v)
+  }
+  let lower: KeyPart | undefined
+  let upper: KeyPart | undefined
+  let lowerOpen = false
+  let upperOpen = false
+  for (const [op, v] of Object.entries(cond)) {
+    if (op === '$gt' || op === '$gte') {
+      const b = bound(v)
+      if (b === undefined) return undefined
+      lower = b
+      lowerOpen = op === '$gt'
+    } else if (op === '$lt' || op === '$lte') {
+      const b = bound(v)
+      if (b === undefined) return undefined
+      upper = b
+      upperOpen = op === '$lt'
+    }
+  }
+  if (type === undefined) return undefined
+  const rank = type === 'number' ? RANK.number : RANK.string
+  // Missing bounds close the range at the edges of the type: [rank] sorts below [rank, v], [rank + 1] above.
+  return {
+    lower: lower ?? [rank],
+    lowerOpen: lower !== undefined && lowerOpen,
+    upper: upper ?? [rank + 1],
+    upperOpen: upper === undefined ? true : upperOpen
+  }
+}
+
+const MAX_PART: KeyPart = [RANK.max]
+
+/** Key ranges for equality on `prefixes` (one list of parts per path) and an optional range after them. */
+function rangesFor (prefixes: KeyPart[][], range: Predicate | undefined, morePathsAfter: boolean): KeyRange[] {
+  let combos: IndexKey[] = [[]]
+  for (const parts of prefixes) {
+    const next: IndexKey[] = []
+    for (const c of combos) for (const p of parts) next.push([...c, p])
+    combos = next
+    if (combos.length > 256) return []
+  }
+  return combos.map(prefix => {
+    if (range === undefined || 'eq' in range) return { lower: prefix, upper: [...prefix, MAX_PART] }
+    const lower = [...prefix, range.lower as KeyPart]
+    const upper = [...prefix, range.upper as KeyPart]
+    // With paths after the ranged one, keys extend past the bound part: widen the bounds to match.
+    if (morePathsAfter && range.lowerOpen) lower.push(MAX_PART)
+    if (morePathsAfter && !range.upperOpen) upper.push(MAX_PART)
+    return { lower, upper, lowerOpen: range.lowerOpen, upperOpen: range.upperOpen }
+  })
+}
+
+/** Choose the best ready index for a query and sort, or `undefined` to scan. */
+export function choosePlan (query: Record<string, unknown>, options: QueryOptions, indexes: IndexInfo[]): IndexPlan | undefined {
+  const preds = predicates(query)
+  const sortKeys = Object.keys(options.sort ?? {})
+  let best: IndexPlan | undefined
+  for (const index of indexes) {
+    if (!index.ready) continue
+    const prefixes: KeyPart[][] = []
+    let range: Predicate | undefined
+    let score = 0
+    for (const path of index.paths) {
+      const p = preds.get(path)
+      if (p === undefined) break
+      if ('eq' in p) {
+        prefixes.push(p.eq)
+        score += 2
+      } else {
+        range = p
+        score += 1
+        break
+      }
+    }
+    const first = index.paths[0] as string
+    const sortable = sortKeys.length === 1 && sortKeys[0] === first && prefixes.length === 0
+    if (score === 0 && !sortable) continue
+    const usedPaths = prefixes.length + (range !== undefined ? 1 : 0)
+    const ranges = score === 0
+      ? [{ lower: [], upper: [MAX_PART] }]
+      : rangesFor(prefixes, range, usedPaths < index.paths.length)
+    if (ranges.length === 0) continue
+    const plan: IndexPlan = { index, ranges, score: score + (sortable ? 0.5 : 0) }
+    if (sortable && ranges.length === 1) plan.sorted = { path: first, reverse: options.sort?.[first] === -1 }
+    if (best === undefined || plan.score > best.score) best = plan
+  }
+  return best
+}
+
+/** Run mingo over `docs` (already in `_id` order). Throws `ValidationError` for an invalid query. */
+export function runMingo (docs: Doc[], query: Record<string, unknown>, projection: Record<string, unknown> | undefined, options: QueryOptions): Doc[] {
+  try {
+    let cursor = mingoFind(docs, query, projection)
+    if (options.sort !== undefined) cursor = cursor.sort(options.sort)
+    if (options.skip !== undefined) cursor = cursor.skip(options.skip)
+    if (options.limit !== undefined && options.limit > 0) cursor = cursor.limit(options.limit) // 0: no limit, as in MongoDB
+    return cursor.all() as Doc[]
+  } catch (err) {
+    throw new ValidationError(`invalid query: ${(err as Error).message}`, { cause: err })
+  }
+}
+
+/** Check a query by compiling it (unknown operators, bad regex…) without running it. */
+export function checkQuery (query: unknown): asserts query is Record<string, unknown> {
+  if (!isPlainObject(query)) throw new ValidationError('a query must be a plain object')
+  runMingo([], query, undefined, {})
+}
+
+const byId = (a: Doc, b: Doc): number => a._id < b._id ? -1 : a._id > b._id ? 1 : 0
+
+/**
+ * Answer a query over collection `coll`: from the best index, or by a scan. Returns the documents
+ * and how they were found.
+ */
+export async function executeQuery (
+  storage: Storage, coll: string, query: Record<string, unknown>, projection: Record<string, unknown> | undefined,
+  options: QueryOptions
+): Promise<{ docs: Doc[], explain: Explain }> {
+  checkQuery(query)
+  checkOptions(options)
+  const plan = choosePlan(query, options, await storage.listIndexes(coll))
+  if (plan === undefined) {
+    const all = await storage.getDocs(coll)
+    const docs = runMingo(all, query, projection, options)
+    return { docs, explain: { strategy: 'scan', sortedByIndex: false, entriesRead: 0, docsRead: all.length, returned: docs.length } }
+  }
+  // limit 0 means no limit, as in MongoDB
+  const need = options.limit !== undefined && options.limit > 0 ? (options.skip ?? 0) + options.limit : Infinity
+  const candidates = new Map<string, Doc>()
+  let entriesRead = 0
+  let docsRead = 0
+  if (plan.sorted !== undefined && need !== Infinity) {
+    // Walk the index in sort order; stop once `need` matching documents sort strictly before the
+    // current key: any document not seen yet sorts at or after it. (A document's sort key is its
+    // minimum value at the path, as mingo sorts arrays, whichever the direction.)
+    const { path, reverse } = plan.sorted
+    const range = plan.ranges[0] as KeyRange
+    const seen = new Set<string>()
+    const sortKeys = new Map<string, KeyPart>()
+    let after: IndexEntry | undefined
+    const batch = Math.min(Math.max(need * 2, 64), 1000)
+    for (;;) {
+      const entries = await storage.scanIndex(coll, plan.index.name, range, { reverse, limit: batch, ...(after !== undefined ? { after } : {}) })
+      entriesRead += entries.length
+      if (entries.length === 0) break
+      after = entries[entries.length - 1]
+      const fresh = [...new Set(entries.map(e => e.id))].filter(id => !seen.has(id))
+      for (const id of fresh) seen.add(id)
+      const docs = await storage.getDocsById(coll, fresh)
+      docsRead += fresh.length
+      for (const doc of docs) {
+        if (doc === undefined || runMingo([doc], query, undefined, {}).length === 0) continue
+        candidates.set(doc._id, doc)
+        sortKeys.set(doc._id, minPart(doc, path))
+      }
+      const current = (after as IndexEntry).key[0] as KeyPart
+      let ahead = 0
+      for (const k of sortKeys.values()) {
+        const c = compareKeys(k, current)
+        if (reverse ? c > 0 : c < 0) ahead++
+      }
+      if (ahead >= need || entries.length < batch) break
+    }
+  } else {
+    const ids = new Set<string>()
+    for (const range of plan.ranges) {
+      const entries = await storage.scanIndex(coll, plan.index.name, range)
+      entriesRead += entries.length
+      for (const e of entries) ids.add(e.id)
+    }
+    const docs = await storage.getDocsById(coll, [...ids])
+    docsRead += ids.size
+    for (const d of docs) if (d !== undefined) candidates.set(d._id, d)
+  }
+  const docs = runMingo([...candidates.values()].sort(byId), query, projection, options)
+  return {
+    docs,
+    explain: { strategy: 'index', index: plan.index.name, sortedByIndex: plan.sorted !== undefined && need !== Infinity, entriesRead, docsRead, returned: docs.length }
+  }
+}
+
+function minPart (doc: Doc, path: string): KeyPart {
+  const parts = keyPartsAt(doc, path)
+  return parts.reduce((m, p) => compareKeys(p, m) < 0 ? p : m, parts[0] as KeyPart)
+}
+
+function checkOptions (options: QueryOptions): void {
+  if (!isPlainObject(options)) throw new ValidationError('find options must be an object {sort, skip, limit}')
+  const { sort, skip, limit } = options as QueryOptions
+  if (sort !== undefined && (!isPlainObject(sort) || !Object.values(sort).every(v => v === 1 || v === -1))) {
+    throw new ValidationError('sort must map fields to 1 (ascending) or -1 (descending)')
+  }
+  if (skip !== undefined && (!Number.isInteger(skip) || skip < 0)) throw new ValidationError('skip must be a non-negative integer')
+  if (limit !== undefined && (!Number.isInteger(limit) || limit < 0)) throw new ValidationError('limit must be a non-negative integer')
+}
