@@ -66,6 +66,36 @@ function datesToStrings (value: unknown): unknown {
   return value
 }
 
+const NUMERIC_OPERATORS = ['$inc', '$mul']
+const ARRAY_OPERATORS = ['$push', '$addToSet', '$pull', '$pullAll', '$pop']
+
+/**
+ * MongoDB refuses `$inc`/`$mul` on a field holding a non-number and array operators on a field
+ * holding a non-array; mingo silently does nothing. Check first, so a bad update is an error.
+ */
+function checkOperandTypes (doc: Doc, update: Record<string, unknown>): void {
+  for (const [op, fields] of Object.entries(update)) {
+    const numeric = NUMERIC_OPERATORS.includes(op)
+    if ((!numeric && !ARRAY_OPERATORS.includes(op)) || !isPlainObject(fields)) continue
+    for (const path of Object.keys(fields)) {
+      const current = valueAtPath(doc, path)
+      if (current === undefined || current === null && !numeric) continue
+      if (numeric && typeof current !== 'number') throw new ValidationError(`cannot apply ${op} to "${path}": it holds a non-number`)
+      if (!numeric && !Array.isArray(current)) throw new ValidationError(`cannot apply ${op} to "${path}": it holds a non-array`)
+    }
+  }
+}
+
+/** The value at a dotted path through nested objects (`undefined` when missing or behind an array). */
+function valueAtPath (doc: Doc, path: string): unknown {
+  let value: unknown = doc
+  for (const part of path.split('.')) {
+    if (!isPlainObject(value)) return undefined
+    value = value[part]
+  }
+  return value
+}
+
 /** Throw `ValidationError` unless `update` is a valid update document (checked on an empty document). */
 export function checkUpdate (update: unknown): void {
   applyUpdate('check', { _id: 'check' }, update)
@@ -83,6 +113,7 @@ export function applyUpdate (coll: string, before: Doc, update: unknown): { afte
   for (const key of Object.keys(update)) {
     if (!key.startsWith('$')) throw new ValidationError(`update key "${key}" is not an update operator (use {$set: {${key}: …}})`)
   }
+  checkOperandTypes(before, update)
   const after = structuredClone(before) as Record<string, unknown>
   try {
     mingoUpdate(after, update as Parameters<typeof mingoUpdate>[1], undefined, undefined, { cloneMode: 'deep' })

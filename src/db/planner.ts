@@ -225,7 +225,7 @@ export async function executeQuery (
     const seen = new Set<string>()
     const sortKeys = new Map<string, KeyPart>()
     let after: IndexEntry | undefined
-    const batch = Math.min(Math.max(need * 2, 64), 1000)
+    const batch = Math.min(Math.max(need * 2, 16), 1000)
     for (;;) {
       const entries = await storage.scanIndex(coll, plan.index.name, range, { reverse, limit: batch, ...(after !== undefined ? { after } : {}) })
       entriesRead += entries.length

@@ -1,0 +1,108 @@
+/**
+ * The query planner: answers from indexes equal mingo over all documents, for random documents
+ * and queries; and indexes are actually used (explain).
+ */
+import { describe, expect, it } from 'vitest'
+import fc from 'fast-check'
+import { find as mingoFind } from 'mingo'
+import { KiteDB, type Collection, type Doc } from '../../src/index.js'
+import { storageKinds } from '../helpers/storages.js'
+
+const scalar = fc.oneof(fc.integer({ min: -3, max: 6 }), fc.constantFrom('a', 'b', 'c', 'ab'), fc.boolean(), fc.constant(null))
+const value = fc.oneof({ weight: 4, arbitrary: scalar }, { weight: 1, arbitrary: fc.array(scalar, { maxLength: 3 }) })
+const docArb = fc.record({
+  a: value,
+  b: value,
+  n: fc.record({ x: value }, { requiredKeys: [] })
+}, { requiredKeys: [] })
+
+const cond = fc.oneof(
+  scalar,
+  scalar.map(v => ({ $eq: v })),
+  fc.array(scalar, { minLength: 1, maxLength: 3 }).map(vs => ({ $in: vs })),
+  fc.tuple(fc.constantFrom('$gt', '$gte', '$lt', '$lte'), fc.oneof(fc.integer({ min: -3, max: 6 }), fc.constantFrom('a', 'b'))).map(([op, v]) => ({ [op]: v })),
+  fc.tuple(fc.integer({ min: -3, max: 2 }), fc.integer({ min: 2, max: 6 })).map(([lo, hi]) => ({ $gte: lo, $lt: hi })),
+  fc.constantFrom({ $exists: true }, { $exists: false }, { $ne: 1 }, { $nin: ['a', 1] }, { $size: 1 })
+)
+const queryArb = fc.oneof(
+  fc.record({ a: cond }, { requiredKeys: [] }),
+  fc.record({ a: cond, b: cond }, { requiredKeys: ['a'] }),
+  fc.record({ 'n.x': cond }),
+  cond.map(c => ({ $and: [{ a: c }, { b: { $ne: 'zzz' } }] })),
+  fc.tuple(cond, cond).map(([x, y]) => ({ $or: [{ a: x }, { b: y }] }))
+)
+const optionsArb = fc.record({
+  sort: fc.option(fc.constantFrom({ a: 1 }, { a: -1 }, { b: 1 }, { 'n.x': -1 }), { nil: undefined }),
+  skip: fc.option(fc.integer({ min: 0, max: 3 }), { nil: undefined }),
+  limit: fc.option(fc.integer({ min: 0, max: 5 }), { nil: undefined })
+}, { requiredKeys: [] })
+
+function reference (docs: Doc[], query: Record<string, unknown>, options: { sort?: Record<string, 1 | -1>, skip?: number, limit?: number }): Doc[] {
+  let cursor = mingoFind([...docs].sort((x, y) => x._id < y._id ? -1 : 1), query)
+  if (options.sort !== undefined) cursor = cursor.sort(options.sort)
+  if (options.skip !== undefined) cursor = cursor.skip(options.skip)
+  if (options.limit !== undefined && options.limit > 0) cursor = cursor.limit(options.limit)
+  return cursor.all() as Doc[]
+}
+
+describe.each(storageKinds)('query planner on %s storage', (_kind, makeProvider) => {
+  it('find with indexes returns exactly what mingo returns over all documents', async () => {
+    await fc.assert(fc.asyncProperty(
+      fc.array(docArb, { maxLength: 40 }), fc.array(fc.tuple(queryArb, optionsArb), { minLength: 1, maxLength: 6 }),
+      async (raw, queries) => {
+        const db = await KiteDB.init('p', { storage: makeProvider() })
+        const c = await db.initCollection('c', { indexes: ['a', ['a', 'b'], 'n.x'] })
+        const docs = raw.map((d, i) => ({ _id: `d${String(i).padStart(2, '0')}`, ...d })) as Doc[]
+        await c.insert(docs as never)
+        const stored = await c.find()
+        for (const [query, options] of queries) {
+          const got = await c.find(query as never, undefined, options as never)
+          expect(got).toEqual(reference(stored as Doc[], query as Record<string, unknown>, options as never))
+        }
+        await db.close()
+      }), { numRuns: 120 })
+  })
+
+  describe('explain', () => {
+    const people = async (): Promise<Collection> => {
+      const db = await KiteDB.init('e', { storage: makeProvider() })
+      const c = await db.initCollection('people', { indexes: ['age', 'email', ['city', 'age']] })
+      await c.insert(Array.from({ length: 400 }, (_, i) => ({ _id: `p${String(i).padStart(3, '0')}`, age: i % 80, email: `u${i}@x.test`, city: ['Oslo', 'Rome', 'Lima', 'Pune'][i % 4] as string, name: `n${i}` })))
+      return c
+    }
+
+    it('uses an index for equality and reads only the matching documents', async () => {
+      const c = await people()
+      expect(await c.explain({ email: 'u7@x.test' })).toMatchObject({ strategy: 'index', index: 'email', docsRead: 1, returned: 1 })
+      expect(await c.explain({ email: { $in: ['u1@x.test', 'u2@x.test', 'none'] } })).toMatchObject({ strategy: 'index', index: 'email', docsRead: 2, returned: 2 })
+    })
+
+    it('uses a range, prefers the compound index for equality + range, and scans otherwise', async () => {
+      const c = await people()
+      expect(await c.explain({ age: { $gte: 10, $lt: 12 } })).toMatchObject({ strategy: 'index', index: 'age', docsRead: 10, returned: 10 })
+      expect(await c.explain({ city: 'Oslo', age: { $lt: 8 } })).toMatchObject({ strategy: 'index', index: 'city+age', docsRead: 10, returned: 10 })
+      expect(await c.explain({ name: 'n5' })).toMatchObject({ strategy: 'scan', docsRead: 400, returned: 1 })
+      expect(await c.explain({ age: { $ne: 3 } })).toMatchObject({ strategy: 'scan' })
+    })
+
+    it('answers a sort with a limit by walking the index and stopping early', async () => {
+      const c = await people()
+      const plan = await c.explain({ age: { $gte: 30 } }, { sort: { age: 1 }, limit: 5 })
+      expect(plan).toMatchObject({ strategy: 'index', index: 'age', sortedByIndex: true, returned: 5 })
+      expect(plan.docsRead).toBeLessThan(100)
+      const desc = await c.explain({}, { sort: { age: -1 }, limit: 3 })
+      expect(desc).toMatchObject({ strategy: 'index', sortedByIndex: true, returned: 3 })
+      expect(desc.docsRead).toBeLessThan(100)
+      expect((await c.find({}, undefined, { sort: { age: -1 }, limit: 3 })).map(d => d.age)).toEqual([79, 79, 79])
+    })
+
+    it('keeps indexes up to date through updates, deletes and drops', async () => {
+      const c = await people()
+      await c.updateMany({ age: 5 }, { $set: { age: 500 } })
+      expect(await c.countDocuments({ age: 5 })).toBe(0)
+      expect(await c.explain({ age: 500 })).toMatchObject({ strategy: 'index', docsRead: 5, returned: 5 })
+      await c.deleteMany({ age: 500 })
+      expect(await c.explain({ age: 500 })).toMatchObject({ docsRead: 0, returned: 0 })
+    })
+  })
+})
