@@ -64,15 +64,31 @@ function stats (xs: number[]): { median: number, p99: number } {
   return { median, p99: s[Math.ceil(0.99 * s.length) - 1] as number }
 }
 
+/** An error's first line, without Playwright's `page.evaluate: ` prefix. */
+const errorText = (err: unknown): string => ((err as Error).message.split('\n')[0] ?? '').replace(/^page\.evaluate: /, '')
+const round = (x: number): number => Math.round(x * 1000) / 1000
 const log = (msg: string): void => { process.stderr.write(`[bench] ${msg}\n`) }
 const LOCAL_SYSTEMS: LocalSystem[] = ['dexie', 'rxdb', 'kitedb']
-/** documents per insert call when loading a database, and per block of replicated history */
+/** documents per insert call when loading the find/cold-open/heap database */
 const LOAD_CHUNK = 1000
+/** documents per insert call (so per block) of the replicated history */
 const HISTORY_CHUNK = 100
 
 /** Call `window.bench[method](...args)` in `page`. */
 async function call<K extends keyof BenchApi> (page: Page, method: K, ...args: Parameters<BenchApi[K]>): Promise<Awaited<ReturnType<BenchApi[K]>>> {
   return await page.evaluate(async ([m, a]) => await (window.bench[m] as (...x: unknown[]) => unknown)(...a), [method, args] as const) as Awaited<ReturnType<BenchApi[K]>>
+}
+
+/** Wait until the page has set `window.bench`; rejects at once when its script throws. */
+async function ready (page: Page): Promise<void> {
+  let onError = (_err: Error): void => {}
+  const failed = new Promise<never>((_resolve, reject) => { onError = err => { reject(new Error(`the benchmark page failed to start: ${err.message}`)) } })
+  page.once('pageerror', onError)
+  try {
+    await Promise.race([page.waitForFunction(() => 'bench' in window), failed])
+  } finally {
+    page.off('pageerror', onError)
+  }
 }
 
 /** A Chromium with its own profile directory, showing the benchmark page. */
@@ -105,7 +121,7 @@ class Bench {
       page.on('pageerror', err => { log(`${label} page error: ${err.message}`) })
       page.on('console', msg => { if (msg.type() === 'error') log(`${label} console: ${msg.text()}`) })
       await page.goto(this.url)
-      await page.waitForFunction(() => 'bench' in window)
+      await ready(page)
       const ctx = context
       const browser: Browser = {
         page,
@@ -161,7 +177,7 @@ class Bench {
   async reload (system: LocalSystem): Promise<Page> {
     const page = await this.page(system)
     await page.reload()
-    await page.waitForFunction(() => 'bench' in window)
+    await ready(page)
     return page
   }
 
@@ -178,10 +194,11 @@ class Tally {
   failed?: string
   unavailable = false
 
-  add (t: Timed, keep: boolean): void {
-    for (const note of t.notes) this.notes.add(note)
-    if (t.ms === null) this.unavailable = true
-    else if (keep) this.samples.push(t.ms)
+  /** One figure (null: the system lacks the feature) with its notes; `keep` false for a warm-up. */
+  add (value: number | null, notes: string[], keep: boolean): void {
+    for (const note of notes) this.notes.add(note)
+    if (value === null) this.unavailable = true
+    else if (keep) this.samples.push(value)
   }
 
   result (m: Measure, system: System, n: number): Result {
@@ -190,8 +207,10 @@ class Tally {
     const na = notes.filter(x => x.startsWith(NOT_AVAILABLE))
     const others = notes.filter(x => !x.startsWith(NOT_AVAILABLE))
     if (this.failed !== undefined) return { ...base, median: null, p99: null, note: [`error: ${this.failed}`, ...others].join('; ') }
-    if (this.unavailable || this.samples.length === 0) return { ...base, median: null, p99: null, note: [...na, ...others].join('; ') || `${NOT_AVAILABLE} no figure` }
-    return { ...base, ...stats(this.samples), ...(others.length > 0 ? { note: others.join('; ') } : {}) }
+    if (this.unavailable) return { ...base, median: null, p99: null, note: [...na, ...others].join('; ') }
+    if (this.samples.length === 0) return { ...base, median: null, p99: null, note: ['error: no figure', ...others].join('; ') }
+    const { median, p99 } = stats(this.samples)
+    return { ...base, median: round(median), p99: round(p99), ...(others.length > 0 ? { note: others.join('; ') } : {}) }
   }
 }
 
@@ -211,13 +230,13 @@ async function runLocal (bench: Bench, m: Measure, n: number, once: (system: Loc
       try {
         const figures = await once(system, run)
         for (const t of Array.isArray(figures) ? figures : [figures]) {
-          tally.add(t, run > 0)
+          tally.add(t.ms, t.notes, run > 0)
           if (t.count === undefined) continue
           if (system === 'dexie') dexieCount = t.count
           else if (t.count !== dexieCount) tally.notes.add(`run ${run}: ${t.count} results, Dexie found ${dexieCount}`)
         }
       } catch (err) {
-        tally.failed = (err as Error).message.split('\n')[0]
+        tally.failed = errorText(err)
       }
     }
   }
@@ -255,17 +274,20 @@ async function measureLocal (bench: Bench, m: Measure): Promise<Result[]> {
         const { name } = await bench.fixture(s)
         return await call(await bench.reload(s), 'coldOpen', s, name, emailFor(bench, run))
       })
-    case 'heap-after-load':
-      return await Promise.all(LOCAL_SYSTEMS.map(async s => {
+    case 'heap-after-load': {
+      const results: Result[] = []
+      for (const s of LOCAL_SYSTEMS) {
         const tally = new Tally()
         try {
           const { timed, heapMB } = await bench.fixture(s)
-          tally.add({ ms: heapMB, notes: [...timed.notes, 'CDP Runtime.getHeapUsage after HeapProfiler.collectGarbage'] }, true)
+          tally.add(heapMB, timed.notes, true)
         } catch (err) {
-          tally.failed = (err as Error).message.split('\n')[0]
+          tally.failed = errorText(err)
         }
-        return tally.result(m, s, n)
-      }))
+        results.push(tally.result(m, s, n))
+      }
+      return results
+    }
     default:
       throw new Error(`no runner for ${m.name}`)
   }
@@ -298,12 +320,12 @@ async function observeLatency (bench: Bench, m: Measure, n: number): Promise<Res
     for (let seq = 1; seq <= warm + n; seq++) {
       await Promise.all([call(a.page, 'replPing', seq), call(b.page, 'replWaitSeq', seq, 30_000)])
     }
-    for (const ms of await call(b.page, 'replLatencies', warm + 1)) tally.add({ ms, notes: [] }, true)
+    for (const ms of await call(b.page, 'replLatencies', warm + 1)) tally.add(ms, [], true)
     tally.notes.add(`${warm} warm-up updates discarded`)
     await call(a.page, 'replClose')
     await call(b.page, 'replClose')
   } catch (err) {
-    tally.failed = (err as Error).message.split('\n')[0]
+    tally.failed = errorText(err)
   } finally {
     await a.close()
     await b.close()
@@ -325,14 +347,15 @@ async function catchUp (bench: Bench, m: Measure, n: number): Promise<Result> {
       await call(a.page, 'replInsertHistory', n, HISTORY_CHUNK)
       const b = await bench.launch('replica-b')
       try {
-        tally.add({ ms: await call(b.page, 'replCatchUp', address, relays, n, 60_000 + n * 20), notes: [`history: ${Math.ceil(n / HISTORY_CHUNK)} blocks of ≤ ${HISTORY_CHUNK} docs`] }, run > 0)
+        const ms = await call(b.page, 'replCatchUp', address, relays, n, 60_000 + n * 20)
+        tally.add(ms, [`history written as ${Math.ceil(n / HISTORY_CHUNK)} insert call(s) of ≤ ${HISTORY_CHUNK} docs`], run > 0)
         await call(b.page, 'replClose')
       } finally {
         await b.close()
       }
       await call(a.page, 'replClose')
     } catch (err) {
-      tally.failed = (err as Error).message.split('\n')[0]
+      tally.failed = errorText(err)
     } finally {
       await a.close()
     }
@@ -344,19 +367,32 @@ function formatValue (x: number, unit: string): string {
   return `${x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2)} ${unit}`
 }
 
-/** The results as a markdown table (measure | system | n | median | p99 | ratio to Dexie), then their notes. */
+/** How the systems are driven, printed under the table. */
+const METHOD = [
+  'Each system runs in its own headless Chromium with an on-disk profile; a warm-up run is discarded; median/p99 are over runs, or over calls for per-call measures.',
+  'Dexie: a plain table indexed `_id, age, email`. RxDB: free Dexie storage, dev-mode off, no schema validation, multiInstance off, primary key `id`;',
+  'its updateMany is find(selector).incrementalPatch(), and its query cache is dropped after each find so every run reads storage.',
+  'Dexie\'s unindexed scan is toArray() (one getAll) and a JS filter.',
+  'KiteDB: local-only with storage `indexeddb`; kitedb-replicated: two Chromiums joined through a relay in the bench process.',
+  `The find, cold-open and heap measures share one database per system, loaded ${LOAD_CHUNK} docs per call; heap: CDP Runtime.getHeapUsage after HeapProfiler.collectGarbage.`
+]
+
+/** The results as a markdown table (measure | system | n | median | p99 | ratio to Dexie), then their notes (each once, with the measures it applies to). */
 function formatTable (results: Result[]): string {
   const lines = ['| measure | system | n | median | p99 | ratio to Dexie |', '|---|---|---:|---:|---:|---:|']
-  const notes: string[] = []
+  const notes = new Map<string, string[]>()
   for (const r of results) {
     const label = MEASURES.find(m => m.name === r.name)?.label ?? r.name
     const dexie = results.find(x => x.name === r.name && x.system === 'dexie')?.median
     const ratio = r.median !== null && dexie !== undefined && dexie !== null && dexie > 0 ? `${(r.median / dexie).toFixed(2)}×` : '—'
     const empty = r.note?.startsWith('error:') === true ? 'error' : 'n/a'
     lines.push(`| ${r.name}: ${label} | ${r.system} | ${r.n.toLocaleString('en-US')} | ${r.median !== null ? formatValue(r.median, r.unit) : empty} | ${r.p99 !== null ? formatValue(r.p99, r.unit) : empty} | ${ratio} |`)
-    if (r.note !== undefined) notes.push(`- ${r.name} / ${r.system}: ${r.note}`)
+    for (const note of r.note?.split('; ') ?? []) {
+      const key = `${r.system}: ${note}`
+      notes.set(key, [...notes.get(key) ?? [], r.name])
+    }
   }
-  return [...lines, ...(notes.length > 0 ? ['', 'Notes:', ...notes] : [])].join('\n')
+  return [...lines, '', ...METHOD, ...(notes.size > 0 ? ['', 'Notes:', ...[...notes].map(([note, names]) => `- ${note} (${names.join(', ')})`)] : [])].join('\n')
 }
 
 /** Run the benchmark with `options`; returns the results (also printed, and written as JSON with `--json`). */

@@ -7,7 +7,7 @@ export { Database, type PeerInfo, type NetworkStatus, type DatabaseEvents, type 
 export { Collection, type FindOptions, type CreateIndexOptions, type IndexSpec } from './db/collection.js'
 export { LiveQuery, type LiveQueryOptions, type Observer, type Subscription } from './db/live.js'
 export { type Explain } from './db/planner.js'
-export type { Query, Update, Filter, UpdateFilter, Projection, Sort, WithId, OptionalId, Condition, FieldOperators, PushModifiers, AnyDoc } from './db/types.js'
+export type { Filter, UpdateFilter, LooseFilter, LooseUpdate, Projection, Sort, WithId, OptionalId, Condition, FieldOperators, PushModifiers, AnyDoc } from './db/types.js'
 export { type Announcement } from './db/announce.js'
 export { newObjectId } from './db/ops.js'
 export * from './errors.js'

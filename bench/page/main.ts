@@ -5,7 +5,7 @@
  */
 import { KiteDB, type Collection, type Database, type PeerInfo } from '../../src/index.js'
 import { makeDocs, type BenchDoc } from './docs.js'
-import { openStore, type LocalSystem, type Store } from './systems.js'
+import { openStore, type FindKind, type LocalSystem, type Store } from './systems.js'
 
 /** A timed call: `ms` is null when the system lacks the feature (`notes` says which). */
 export interface Timed { ms: number | null, count?: number, notes: string[] }
@@ -40,8 +40,6 @@ function loaded (): Store {
   if (fixture === undefined) throw new Error('no database loaded in this page: call load() (or coldOpen()) first')
   return fixture
 }
-
-type FindKind = 'email' | 'range' | 'city'
 
 /** Replicated KiteDB state of this page (one database per page). */
 const repl: { db?: Database, docs?: Collection<BenchDoc>, pings?: Collection<{ seq: number, sentAt: number }>, latencyBySeq: Map<number, number>, seen: number, onSeen: Set<() => void> } = {
@@ -91,9 +89,8 @@ const api = {
   async find (kind: FindKind, arg: string): Promise<Timed> {
     const store = loaded()
     let count = 0
-    const run = { email: store.findEmail, range: store.findAgeRange, city: store.findCity }[kind]
-    const ms = await time(async () => { count = await run(arg) })
-    return { ms, count, notes: store.notes }
+    const ms = await time(async () => { count = await store.find(kind, arg) })
+    return { ms, count, notes: store.explain !== undefined ? [...store.notes, await store.explain(kind, arg)] : store.notes }
   },
 
   /** In a freshly loaded page: open the fixture database `name` and find `email`; the time covers both. */
@@ -101,7 +98,7 @@ const api = {
     let count = 0
     const ms = await time(async () => {
       fixture = await openStore(system, name)
-      count = await fixture.findEmail(email)
+      count = await fixture.find('email', email)
     })
     return { ms, count, notes: loaded().notes }
   },

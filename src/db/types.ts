@@ -116,9 +116,3 @@ export type Sort<T> = { [K in keyof WithId<T>]?: 1 | -1 } & Dotted<1 | -1>
 
 /** The default document shape: any JSON-like fields. */
 export type AnyDoc = Record<string, JsonValue | undefined>
-
-/** A query on any documents (`Filter<AnyDoc>`). */
-export type Query = Filter<AnyDoc>
-
-/** An update of any documents (`UpdateFilter<AnyDoc>`). */
-export type Update = UpdateFilter<AnyDoc>

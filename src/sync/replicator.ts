@@ -68,6 +68,8 @@ export class Replicator {
   private timer?: ReturnType<typeof setInterval>
   /** head CIDs announced by peers that we do not store, with who announced them */
   private readonly wanted = new Map<string, Set<string>>()
+  /** per wanted CID: rounds in which every asked peer answered without it */
+  private readonly unanswered = new Map<string, number>()
   /** peers by the time (ms) we last heard from them */
   private readonly seen = new Map<string, number>()
   private fetching = false
@@ -121,11 +123,15 @@ export class Replicator {
     for (const c of this.cleanups.splice(0)) c()
   }
 
-  /** Publish a block just committed locally: heads, plus the block inline when small. */
+  /**
+   * Publish a block just committed locally: heads, plus the block inline when small. The inline
+   * block's CID is always among the heads sent with it (receivers check this: see `handleMessage`).
+   */
   async publishLocal (applied: Applied): Promise<void> {
-    const heads = await this.replica.heads()
-    const blocks = applied.bytes.byteLength <= INLINE_BLOCK_BYTES ? [applied.bytes] : []
-    await this.publish(heads, blocks)
+    const heads = new Set(await this.replica.heads())
+    const inline = applied.bytes.byteLength <= INLINE_BLOCK_BYTES
+    if (inline) heads.add(applied.cid.toString())
+    await this.publish([...heads].sort(), inline ? [applied.bytes] : [])
   }
 
   /** Remote peers replicating this database: topic subscribers plus peers heard from recently. */
@@ -215,7 +221,17 @@ export class Replicator {
 
   private async handleMessage (data: Uint8Array, from: string): Promise<void> {
     const msg = decodeHeadsMessage(data)
-    for (const bytes of msg.blocks) await this.receive(bytes, from)
+    // An inline block must be one the message names among its heads: bytes damaged on the way
+    // hash to another CID, so they cannot pass for a block (and a damaged CID matches no block).
+    const named = new Set(msg.heads.map(h => h.toString()))
+    for (const bytes of msg.blocks) {
+      const cid = cidOf(bytes)
+      if (!named.has(cid.toString())) {
+        log.warn(`dropped inline block ${cid.toString()} from ${from}: not among the message's heads`)
+        continue
+      }
+      await this.receive(bytes, from, cid)
+    }
     let want = false
     for (const head of msg.heads) {
       const h = head.toString()
@@ -232,6 +248,7 @@ export class Replicator {
     try {
       const applied = await this.replica.receive(bytes, expected)
       this.wanted.delete(applied.cid.toString())
+      this.unanswered.delete(applied.cid.toString())
       this.wantedHeadsets.delete(applied.cid.toString())
       if (applied.applied) {
         this.lastSyncedAt = Date.now()
@@ -295,6 +312,21 @@ export class Replicator {
       }
       if (got.size > 0) progress = true
       remaining = remaining.filter(c => !got.has(c))
+    }
+    // A wanted head that every asked peer answered without, three rounds running, is forgotten (a
+    // peer announced a block it no longer has, or a damaged CID); heads republished later bring it back.
+    if (!failed && candidates.size > 0) {
+      for (const c of remaining) {
+        if (!this.wanted.has(c)) continue
+        const misses = (this.unanswered.get(c) ?? 0) + 1
+        if (misses >= 3) {
+          this.wanted.delete(c)
+          this.wantedHeadsets.delete(c)
+          this.unanswered.delete(c)
+        } else {
+          this.unanswered.set(c, misses)
+        }
+      }
     }
     return { progress, failed }
   }

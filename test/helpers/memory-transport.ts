@@ -10,6 +10,12 @@ export class MemoryHub {
   readonly peers = new Map<string, MemoryTransport>()
   /** probability in [0, 1) that a published message is lost on its way to one subscriber */
   drop = 0
+  /** probability that a delivery (message or response) happens twice */
+  duplicate = 0
+  /** probability that a delivered message or response has a few bytes flipped */
+  corrupt = 0
+  /** maximum random delay of a delivery, ms (deliveries overtake each other: reordering) */
+  maxDelayMs = 0
   /** peer groups that can talk: peers in different groups cannot (undefined: everyone can) */
   private groups?: Array<Set<string>>
   private rng = 1
@@ -40,6 +46,23 @@ export class MemoryHub {
   random (): number {
     this.rng = (this.rng * 16807) % 2147483647
     return (this.rng - 1) / 2147483646
+  }
+
+  /** Seed the pseudo-random generator. */
+  seed (n: number): void { this.rng = (Math.abs(Math.floor(n)) % 2147483646) + 1 }
+
+  /** Deliver `data` to `fn` as the network would: maybe lost (when `droppable`), delayed, duplicated, corrupted. */
+  deliver (data: Uint8Array, fn: (data: Uint8Array) => void, droppable: boolean): void {
+    if (droppable && this.drop > 0 && this.random() < this.drop) return
+    const copies = this.duplicate > 0 && this.random() < this.duplicate ? 2 : 1
+    for (let i = 0; i < copies; i++) {
+      let bytes = Uint8Array.from(data)
+      if (this.corrupt > 0 && this.random() < this.corrupt && bytes.length > 0) {
+        bytes = Uint8Array.from(bytes)
+        for (let j = 0; j < 3; j++) bytes[Math.floor(this.random() * bytes.length)] ^= 1 << Math.floor(this.random() * 8)
+      }
+      setTimeout(() => { fn(bytes) }, this.maxDelayMs > 0 ? Math.floor(this.random() * this.maxDelayMs) : 0)
+    }
   }
 }
 
@@ -75,8 +98,7 @@ export class MemoryTransport implements Transport {
   async publish (topic: string, data: Uint8Array): Promise<void> {
     for (const other of this.hub.peers.values()) {
       if (other === this || !this.hub.canTalk(this.peerId, other.peerId)) continue
-      if (this.hub.drop > 0 && this.hub.random() < this.hub.drop) continue
-      for (const h of other.handlers.get(topic) ?? []) setTimeout(() => { h(Uint8Array.from(data), this.peerId) }, 0)
+      for (const h of other.handlers.get(topic) ?? []) this.hub.deliver(data, bytes => { h(bytes, this.peerId) }, true)
     }
   }
 
@@ -95,8 +117,11 @@ export class MemoryTransport implements Transport {
     const target = this.hub.peers.get(peer)
     const handler = target?.protocols.get(protocol)
     if (target === undefined || handler === undefined || !this.hub.canTalk(this.peerId, peer)) throw new NetworkError(`cannot reach ${peer}`)
-    await new Promise(resolve => setTimeout(resolve, 0))
-    return await handler(Uint8Array.from(data), this.peerId)
+    if (this.hub.drop > 0 && this.hub.random() < this.hub.drop) throw new NetworkError(`request to ${peer} lost`)
+    const request = await new Promise<Uint8Array>(resolve => { this.hub.deliver(data, resolve, false) })
+    const response = await handler(request, this.peerId)
+    if (!this.hub.canTalk(this.peerId, peer)) throw new NetworkError(`connection to ${peer} lost`)
+    return await new Promise<Uint8Array>(resolve => { this.hub.deliver(response, resolve, false) })
   }
 
   handle (protocol: string, handler: (data: Uint8Array, from: string) => Promise<Uint8Array>): () => void {
