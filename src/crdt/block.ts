@@ -10,10 +10,14 @@ import { asCid, cidOf, decode, encode, type CID } from './codec.js'
 import { type Hlc } from './hlc.js'
 import { type JsonValue, assertJsonValue, isPlainObject } from './json.js'
 
-/** Largest encoded block accepted, in bytes (1 MiB). */
+/** Largest encoded block (or chunk) accepted, in bytes (1 MiB). */
 export const MAX_BLOCK_BYTES = 1024 * 1024
 /** Most parents a block may name. */
 export const MAX_PARENTS = 1024
+/** Ops beyond about this many encoded bytes move into chunks (512 KiB). */
+export const CHUNK_TARGET_BYTES = 512 * 1024
+/** Most chunks one block may name (so one call writes at most about 32 MiB). */
+export const MAX_CHUNKS = 64
 
 /**
  * Write fields of one document: `set` writes LWW registers, `unset` removes fields, `inc` adds
@@ -64,7 +68,11 @@ export function isDocOp (op: Op): op is DocOp {
   return op.op === 'put' || op.op === 'del'
 }
 
-/** A decoded block. */
+/**
+ * A decoded block. Its ops are `ops` followed by the ops of each chunk in `chunks`, in order: a
+ * large call keeps being one block (applied atomically everywhere) while no encoded node exceeds
+ * `MAX_BLOCK_BYTES`. A block with chunks is applied only once all its chunks are present.
+ */
 export interface Block {
   /** format version, always 1 */
   v: 1
@@ -73,34 +81,109 @@ export interface Block {
   /** CIDs of the heads this block was written on top of */
   parents: CID[]
   hlc: Hlc
+  /** the ops held in the block itself (all of them, when it has no chunks) */
   ops: Op[]
+  /** CIDs of chunks holding the rest of the ops (`{v: 1, ops}` dag-cbor nodes) */
+  chunks?: CID[]
 }
 
-/** A block together with its encoding and CID. */
+/** An encoded chunk of a block's ops. */
+export interface EncodedChunk {
+  cid: CID
+  bytes: Uint8Array
+}
+
+/** A block together with its encoding and CID (and, for a large block, its encoded chunks). */
 export interface EncodedBlock {
   cid: CID
   bytes: Uint8Array
   block: Block
+  /** encoded chunks, when the block has them and they are at hand */
+  chunks?: EncodedChunk[]
 }
 
-/** Encode a block and compute its CID. Throws `InvalidBlockError` if it is not valid (e.g. too large). */
+/**
+ * Encode a block (all its ops in `block.ops`; `block.chunks` must be absent) and compute its CID.
+ * Ops beyond `CHUNK_TARGET_BYTES` go into chunks. Throws `InvalidBlockError` if it is not valid or
+ * too large (one op over `MAX_BLOCK_BYTES`, or more than `MAX_CHUNKS` chunks).
+ */
 export function encodeBlock (block: Block): EncodedBlock {
   validateBlock(block)
-  const wire = {
+  const ops = block.ops.map(stripEmpty)
+  const groups = splitOps(ops)
+  const chunks = groups.slice(1).map(group => encodeNode({ v: 1, ops: group }, 'chunk'))
+  if (chunks.length > MAX_CHUNKS) throw new InvalidBlockError(`one call writes about ${chunks.length * CHUNK_TARGET_BYTES} bytes, over the ${MAX_CHUNKS * CHUNK_TARGET_BYTES}-byte limit`)
+  const wire: Record<string, unknown> = {
     v: 1,
     db: block.db,
     parents: block.parents,
     hlc: [block.hlc.t, block.hlc.c, block.hlc.r],
-    ops: block.ops.map(stripEmpty)
+    ops: groups[0]
   }
+  if (chunks.length > 0) wire.chunks = chunks.map(c => c.cid)
+  const { bytes, cid } = encodeNode(wire, 'block')
+  const out: EncodedBlock = { cid, bytes, block: { ...block, ops: block.ops } }
+  if (chunks.length > 0) {
+    out.block.chunks = chunks.map(c => c.cid)
+    out.chunks = chunks
+  }
+  return out
+}
+
+/** Encode one node, checking the size limit. */
+function encodeNode (value: unknown, what: string): EncodedChunk {
   let bytes: Uint8Array
   try {
-    bytes = encode(wire)
+    bytes = encode(value)
   } catch (err) {
-    throw new InvalidBlockError('cannot encode block', { cause: err })
+    throw new InvalidBlockError(`cannot encode ${what}`, { cause: err })
   }
-  if (bytes.byteLength > MAX_BLOCK_BYTES) throw new InvalidBlockError(`block is ${bytes.byteLength} bytes, over the ${MAX_BLOCK_BYTES}-byte limit`)
-  return { cid: cidOf(bytes), bytes, block }
+  if (bytes.byteLength > MAX_BLOCK_BYTES) throw new InvalidBlockError(`${what} is ${bytes.byteLength} bytes, over the ${MAX_BLOCK_BYTES}-byte limit (a document over 1 MiB?)`)
+  return { cid: cidOf(bytes), bytes }
+}
+
+/**
+ * Split ops into groups of about `CHUNK_TARGET_BYTES` encoded (estimated from their JSON length,
+ * which dag-cbor does not exceed for these values): the first group stays in the block.
+ */
+function splitOps (ops: Op[]): Op[][] {
+  const groups: Op[][] = [[]]
+  let size = 0
+  for (const op of ops) {
+    const estimate = JSON.stringify(op).length + 16
+    if (size + estimate > CHUNK_TARGET_BYTES && (groups[groups.length - 1] as Op[]).length > 0) {
+      groups.push([])
+      size = 0
+    }
+    (groups[groups.length - 1] as Op[]).push(op)
+    size += estimate
+  }
+  return groups
+}
+
+/**
+ * Decode and verify a chunk that must hash to `expected`; returns its ops. Throws
+ * `InvalidBlockError` for any invalid input.
+ */
+export function decodeChunk (bytes: Uint8Array, expected: CID): Op[] {
+  if (!(bytes instanceof Uint8Array)) throw new InvalidBlockError('chunk is not a byte array')
+  if (bytes.byteLength > MAX_BLOCK_BYTES) throw new InvalidBlockError('chunk is over the size limit')
+  if (!cidOf(bytes).equals(expected)) throw new InvalidBlockError(`chunk bytes do not hash to ${String(expected)}`)
+  let raw: unknown
+  try {
+    raw = decode(bytes)
+  } catch (err) {
+    throw new InvalidBlockError('chunk is not dag-cbor', { cause: err })
+  }
+  if (!isPlainObject(raw) || raw.v !== 1 || Object.keys(raw).length !== 2 || !Array.isArray(raw.ops) || raw.ops.length === 0) throw new InvalidBlockError('not a chunk')
+  const ops = raw.ops.map(normaliseOp)
+  ops.forEach((op, i) => { validateOp(op, i) })
+  return ops
+}
+
+/** The full op list of a block whose chunks' ops are given (in the block's chunk order). */
+export function assembleOps (block: Block, chunkOps: Op[][]): Op[] {
+  return chunkOps.length === 0 ? block.ops : [...block.ops, ...chunkOps.flat()]
 }
 
 /**
@@ -128,6 +211,14 @@ export function decodeBlock (bytes: Uint8Array, expected?: CID): EncodedBlock {
     parents: Array.isArray(raw.parents) ? raw.parents.map(p => asCid(p) as CID) : (undefined as unknown as CID[]),
     hlc: { t: hlc[0] as number, c: hlc[1] as number, r: hlc[2] as string },
     ops: Array.isArray(raw.ops) ? raw.ops.map(normaliseOp) : (undefined as unknown as Op[])
+  }
+  if (raw.chunks !== undefined) {
+    if (!Array.isArray(raw.chunks) || raw.chunks.length === 0 || raw.chunks.length > MAX_CHUNKS) throw new InvalidBlockError('chunks is not a list of 1–64 CIDs')
+    block.chunks = raw.chunks.map(c => {
+      const chunk = asCid(c)
+      if (chunk === undefined) throw new InvalidBlockError('chunks holds a non-CID')
+      return chunk
+    })
   }
   validateBlock(block)
   return { cid, bytes, block }
@@ -178,6 +269,7 @@ function validateBlock (block: Block): void {
   if (!Number.isSafeInteger(c) || c < 0) throw new InvalidBlockError('hlc.c is not a non-negative integer')
   if (typeof r !== 'string' || r.length === 0 || r.length > 128) throw new InvalidBlockError('hlc.r is not a replica id')
   if (!Array.isArray(block.ops) || block.ops.length === 0) throw new InvalidBlockError('ops is not a non-empty list')
+  if (block.chunks !== undefined && (!Array.isArray(block.chunks) || block.chunks.some(c => c == null))) throw new InvalidBlockError('chunks is not a list of CIDs')
   block.ops.forEach((op, i) => validateOp(op, i))
 }
 

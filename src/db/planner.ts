@@ -49,7 +49,8 @@ interface IndexPlan {
   score: number
 }
 
-type Predicate = { eq: KeyPart[] } | { lower?: KeyPart, lowerOpen: boolean, upper?: KeyPart, upperOpen: boolean }
+type Range = { lower: KeyPart, lowerOpen: boolean, upper: KeyPart, upperOpen: boolean, rank: number, hasLower: boolean, hasUpper: boolean }
+type Predicate = { eq: KeyPart[] } | Range
 
 /** The indexable predicates of a query, by path. */
 function predicates (query: Record<string, unknown>): Map<string, Predicate> {
@@ -111,8 +112,17 @@ function predicateOf (cond: unknown): Predicate | undefined {
     lower: lower ?? [rank],
     lowerOpen: lower !== undefined && lowerOpen,
     upper: upper ?? [rank + 1],
-    upperOpen: upper === undefined ? true : upperOpen
+    upperOpen: upper === undefined ? true : upperOpen,
+    rank,
+    hasLower: lower !== undefined,
+    hasUpper: upper !== undefined
   }
+}
+
+/** On a multikey index the bounds of a range cannot be intersected: keep the lower one only. */
+function singleBound (r: Range): Range {
+  if (!r.hasLower || !r.hasUpper) return r
+  return { ...r, upper: [r.rank + 1], upperOpen: true, hasUpper: false }
 }
 
 const MAX_PART: KeyPart = [RANK.max]
@@ -128,8 +138,8 @@ function rangesFor (prefixes: KeyPart[][], range: Predicate | undefined, morePat
   }
   return combos.map(prefix => {
     if (range === undefined || 'eq' in range) return { lower: prefix, upper: [...prefix, MAX_PART] }
-    const lower = [...prefix, range.lower as KeyPart]
-    const upper = [...prefix, range.upper as KeyPart]
+    const lower = [...prefix, range.lower]
+    const upper = [...prefix, range.upper]
     // With paths after the ranged one, keys extend past the bound part: widen the bounds to match.
     if (morePathsAfter && range.lowerOpen) lower.push(MAX_PART)
     if (morePathsAfter && !range.upperOpen) upper.push(MAX_PART)
@@ -154,7 +164,7 @@ export function choosePlan (query: Record<string, unknown>, options: QueryOption
         prefixes.push(p.eq)
         score += 2
       } else {
-        range = p
+        range = index.multikey ? singleBound(p) : p
         score += 1
         break
       }

@@ -8,10 +8,10 @@
  */
 import { Dexie, type Table } from 'dexie'
 import { type CollState, type Doc, type DocState, collectionCreated, jsonEqual } from '../crdt/index.js'
-import { type IndexKey, type KeyRange, indexKeys } from './keys.js'
+import { type IndexKey, type KeyRange, indexKeys, isMultikey } from './keys.js'
 import {
   type ApplyBlockInput, type ApplyBlockResult, type DocChange, type IndexEntry, type IndexInfo, type IndexProgress,
-  type ScanOptions, type Storage, type StorageProvider, dagUpdate, docKey, indexDiff, indexName
+  type ScanOptions, type Storage, type StorageProvider, type StoredNode, dagUpdate, docKey, indexDiff, indexName
 } from './storage.js'
 
 interface BlockRow { cid: string, bytes: Uint8Array }
@@ -24,8 +24,8 @@ interface StateRow { c: string, i: string, s: DocState }
 interface DocRow { c: string, i: string, d: Doc }
 /** CRDT state of a collection */
 interface CollRow { c: string, s: CollState }
-/** declared index: collection, name, paths, ready */
-interface IndexRow { c: string, n: string, paths: string[], ready: boolean }
+/** declared index: collection, name, paths, ready, multikey */
+interface IndexRow { c: string, n: string, paths: string[], ready: boolean, multikey?: boolean }
 /** index entry: index id (`coll NUL name`), key, document id */
 interface EntryRow { x: string, k: IndexKey, i: string }
 
@@ -87,6 +87,10 @@ export class DexieStorage implements Storage {
     return rows.map(r => r?.bytes)
   }
 
+  async putNodes (nodes: StoredNode[]): Promise<void> {
+    await this.db.blocks.bulkPut(nodes.map(n => ({ cid: n.cid, bytes: n.bytes })))
+  }
+
   async getHeads (): Promise<string[]> { return (await this.db.heads.toCollection().primaryKeys()).sort() }
 
   async getMissing (): Promise<string[]> { return (await this.db.missing.toCollection().primaryKeys()).sort() }
@@ -117,6 +121,7 @@ export class DexieStorage implements Storage {
       const deleteDocs: Array<[string, string]> = []
       const putEntries: EntryRow[] = []
       const deleteEntries: Array<[string, IndexKey, string]> = []
+      const newlyMultikey: IndexRow[] = []
       out.docs.forEach((rec, i) => {
         const before = beforeDocs[i]?.d ?? null
         if (jsonEqual(before, rec.doc)) return
@@ -124,6 +129,10 @@ export class DexieStorage implements Storage {
         else putDocs.push({ c: rec.coll, i: rec.id, d: rec.doc })
         for (const index of indexRows) {
           if (index.c !== rec.coll) continue
+          if (rec.doc !== null && index.multikey !== true && isMultikey(rec.doc, index.paths)) {
+            index.multikey = true
+            newlyMultikey.push(index)
+          }
           const x = entryIndex(index.c, index.n)
           const diff = indexDiff(index.paths, before, rec.doc)
           for (const k of diff.remove) deleteEntries.push([x, k, rec.id])
@@ -140,7 +149,8 @@ export class DexieStorage implements Storage {
         deleteEntries.length > 0 ? db.entries.bulkDelete(deleteEntries) : undefined,
         putEntries.length > 0 ? db.entries.bulkPut(putEntries) : undefined,
         out.colls.length > 0 ? db.colls.bulkPut(out.colls.map(c => ({ c: c.coll, s: c.state }))) : undefined,
-        db.blocks.add({ cid: input.cid, bytes: input.bytes }),
+        newlyMultikey.length > 0 ? db.indexes.bulkPut(newlyMultikey) : undefined,
+        db.blocks.bulkPut([{ cid: input.cid, bytes: input.bytes }, ...(input.nodes ?? []).map(n => ({ cid: n.cid, bytes: n.bytes }))]),
         db.heads.bulkDelete(dag.removeHeads),
         dag.addHead ? db.heads.put({ cid: input.cid }) : undefined,
         db.missing.delete(input.cid),
@@ -192,7 +202,7 @@ export class DexieStorage implements Storage {
   }
 
   async listIndexes (coll: string): Promise<IndexInfo[]> {
-    return (await this.db.indexes.where('c').equals(coll).toArray()).map(r => ({ name: r.n, paths: r.paths, ready: r.ready }))
+    return (await this.db.indexes.where('c').equals(coll).toArray()).map(r => ({ name: r.n, paths: r.paths, ready: r.ready, multikey: r.multikey === true }))
   }
 
   async createIndex (coll: string, paths: string[], onProgress?: (p: IndexProgress) => void): Promise<IndexInfo> {
@@ -200,7 +210,7 @@ export class DexieStorage implements Storage {
     const name = indexName(paths)
     const x = entryIndex(coll, name)
     const existing = await db.indexes.get([coll, name])
-    if (existing?.ready === true) return { name, paths: existing.paths, ready: true }
+    if (existing?.ready === true) return { name, paths: existing.paths, ready: true, multikey: existing.multikey === true }
     // Declared first, so blocks applied during the build maintain it; the build then indexes every
     // document that existed, one batch per transaction (each batch reads the document and writes
     // its entries together, so it never writes stale entries).
@@ -210,11 +220,12 @@ export class DexieStorage implements Storage {
     let done = 0
     let after: [string, string] = [coll, Dexie.minKey as unknown as string]
     for (;;) {
-      const batch = await db.transaction('rw', [db.documents, db.entries], async () => {
+      const batch = await db.transaction('rw', [db.documents, db.entries, db.indexes], async () => {
         const rows = await db.documents.where('[c+i]').between(after, [coll, Dexie.maxKey], false, true).limit(1000).toArray()
         const entries: EntryRow[] = []
         for (const r of rows) for (const k of indexKeys(r.d, paths)) entries.push({ x, k, i: r.i })
         if (entries.length > 0) await db.entries.bulkPut(entries)
+        if (rows.some(r => isMultikey(r.d, paths))) await db.indexes.update([coll, name], { multikey: true })
         return rows
       })
       if (batch.length === 0) break
@@ -222,8 +233,9 @@ export class DexieStorage implements Storage {
       after = [coll, (batch[batch.length - 1] as DocRow).i]
       onProgress?.({ done: Math.min(done, total), total: Math.max(total, done) })
     }
-    await db.indexes.put({ c: coll, n: name, paths, ready: true })
-    return { name, paths, ready: true }
+    await db.indexes.update([coll, name], { ready: true })
+    const row = await db.indexes.get([coll, name])
+    return { name, paths, ready: true, multikey: row?.multikey === true }
   }
 
   async dropIndex (coll: string, name: string): Promise<void> {

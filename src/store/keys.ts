@@ -88,6 +88,15 @@ export function indexKeys (doc: Doc, paths: string[]): IndexKey[] {
   return dedupe(keys)
 }
 
+/**
+ * Whether a document makes an index over `paths` multikey: more than one value at some path. On a
+ * multikey index, bounds of a range cannot be intersected (MongoDB matches `{a: {$gte: 0, $lt: 2}}`
+ * on `a: [2, -1]`: one element meets each bound), so the planner uses one bound.
+ */
+export function isMultikey (doc: Doc, paths: string[]): boolean {
+  return paths.some(p => keyPartsAt(doc, p).length > 1)
+}
+
 /** IndexedDB key order (numbers < strings < arrays; arrays element-wise, shorter prefix first). */
 export function compareKeys (a: unknown, b: unknown): number {
   const ta = keyType(a)

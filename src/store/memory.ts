@@ -3,10 +3,10 @@
  * Semantics are identical to `DexieStorage` (both pass test/store/conformance.ts).
  */
 import { type CollState, type Doc, type DocState, collectionCreated, jsonEqual } from '../crdt/index.js'
-import { type IndexKey, type KeyRange, compareKeys, inRange, indexKeys } from './keys.js'
+import { type IndexKey, type KeyRange, compareKeys, inRange, indexKeys, isMultikey } from './keys.js'
 import {
   type ApplyBlockInput, type ApplyBlockResult, type DocChange, type IndexEntry, type IndexInfo, type IndexProgress,
-  type ScanOptions, type Storage, type StorageProvider, dagUpdate, docKey, indexDiff, indexName
+  type ScanOptions, type Storage, type StorageProvider, type StoredNode, dagUpdate, docKey, indexDiff, indexName
 } from './storage.js'
 
 interface MemoryIndex {
@@ -51,6 +51,10 @@ export class MemoryStorage implements Storage {
     return cids.map(c => this.blocks.get(c))
   }
 
+  async putNodes (nodes: StoredNode[]): Promise<void> {
+    for (const n of nodes) if (!this.blocks.has(n.cid)) this.blocks.set(n.cid, n.bytes)
+  }
+
   async getHeads (): Promise<string[]> { return [...this.heads].sort() }
 
   async getMissing (): Promise<string[]> { return [...this.missing].sort() }
@@ -75,6 +79,7 @@ export class MemoryStorage implements Storage {
       if (rec.doc === null) coll.delete(rec.id)
       else coll.set(rec.id, structuredClone(rec.doc))
       for (const index of this.indexes.get(rec.coll)?.values() ?? []) {
+        if (rec.doc !== null && !index.info.multikey && isMultikey(rec.doc, index.info.paths)) index.info.multikey = true
         const diff = indexDiff(index.info.paths, before, rec.doc)
         for (const key of diff.remove) removeEntry(index.entries, { key, id: rec.id })
         for (const key of diff.add) insertEntry(index.entries, { key, id: rec.id })
@@ -83,6 +88,7 @@ export class MemoryStorage implements Storage {
     }
     for (const { coll, state } of out.colls) this.colls.set(coll, structuredClone(state))
     this.blocks.set(input.cid, input.bytes)
+    for (const n of input.nodes ?? []) this.blocks.set(n.cid, n.bytes)
     for (const p of dag.removeHeads) this.heads.delete(p)
     if (dag.addHead) this.heads.add(input.cid)
     this.missing.delete(input.cid)
@@ -123,7 +129,7 @@ export class MemoryStorage implements Storage {
     const byName = mapOf(this.indexes, coll)
     const existing = byName.get(name)
     if (existing !== undefined) return { ...existing.info }
-    const index: MemoryIndex = { info: { name, paths: [...paths], ready: false }, entries: [] }
+    const index: MemoryIndex = { info: { name, paths: [...paths], ready: false, multikey: false }, entries: [] }
     byName.set(name, index)
     // Blocks applied during the build maintain the index already; the build adds what existed before.
     const ids = [...(this.docs.get(coll)?.keys() ?? [])]
@@ -133,6 +139,7 @@ export class MemoryStorage implements Storage {
       for (const id of ids.slice(i, i + 1000)) {
         const doc = this.docs.get(coll)?.get(id)
         if (doc === undefined) continue
+        if (!index.info.multikey && isMultikey(doc, paths)) index.info.multikey = true
         for (const key of indexKeys(doc, paths)) insertEntry(index.entries, { key, id })
       }
       onProgress?.({ done: Math.min(total, i + 1000), total })

@@ -50,6 +50,14 @@ export interface ApplyBlockInput {
   dropped: string[]
   /** pure, synchronous merge; runs inside the storage transaction */
   merge: (input: MergeInput) => MergeOutput
+  /** content-addressed nodes to store with the block (its chunks) */
+  nodes?: StoredNode[]
+}
+
+/** A content-addressed node that is not a DAG block (a block's chunk), stored by CID. */
+export interface StoredNode {
+  cid: string
+  bytes: Uint8Array
 }
 
 /** One document changed by an applied block. */
@@ -78,6 +86,8 @@ export interface IndexInfo {
   paths: string[]
   /** false while it is being built over existing documents: the planner does not use it yet */
   ready: boolean
+  /** true once any document had more than one value at an indexed path (it stays true) */
+  multikey: boolean
 }
 
 /** Progress of an index build. */
@@ -110,8 +120,10 @@ export interface Storage {
   readonly kind: string
   /** Whether a block is stored. */
   hasBlock (cid: string): Promise<boolean>
-  /** Stored bytes of each CID (`undefined` where not stored), same order as `cids`. */
+  /** Stored bytes of each CID, blocks and chunks alike (`undefined` where not stored), same order as `cids`. */
   getBlocks (cids: string[]): Promise<Array<Uint8Array | undefined>>
+  /** Store chunks that arrived before their block (idempotent; they are never heads or parents). */
+  putNodes (nodes: StoredNode[]): Promise<void>
   /** CID strings of the current heads, sorted. */
   getHeads (): Promise<string[]>
   /** CID strings named as parents by stored blocks but not stored themselves, sorted. */

@@ -5,7 +5,7 @@
 import { InvalidBlockError } from '../errors.js'
 import {
   type CID, type EncodedBlock, type Op, HybridClock,
-  applyCollOp, applyOp, asCid, cidOf, decode, decodeBlock, encode, encodeBlock, isDocOp, materialise, parseCid, stampOf
+  applyCollOp, applyOp, asCid, assembleOps, cidOf, decode, decodeBlock, decodeChunk, encode, encodeBlock, isDocOp, materialise, parseCid, stampOf
 } from '../crdt/index.js'
 import { type DocChange, type DocKey, type MergeInput, type MergeOutput, type Storage, docKey } from '../store/index.js'
 
@@ -34,6 +34,8 @@ export interface Applied {
   collections: string[]
   /** the block's parents */
   parents: CID[]
+  /** chunks the block waits for (it is held until they arrive, then applied); absent when applied */
+  missingChunks?: CID[]
 }
 
 const REPLICA_ID_KEY = 'replicaId'
@@ -67,6 +69,8 @@ export class Replica {
   readonly clock: HybridClock
   private queue: Promise<unknown> = Promise.resolve()
   private readonly listeners = new Set<ChangeListener>()
+  /** received blocks waiting for chunks, by CID string (in memory: after a reload they are fetched again) */
+  private readonly pending = new Map<string, EncodedBlock>()
 
   private constructor (storage: Storage, dbId: string, clock: HybridClock) {
     this.storage = storage
@@ -127,10 +131,47 @@ export class Replica {
   async receive (bytes: Uint8Array, expected?: CID): Promise<Applied> {
     const encoded = decodeBlock(bytes, expected)
     if (encoded.block.db !== this.dbId) throw new InvalidBlockError(`block belongs to database ${encoded.block.db}, not ${this.dbId}`)
-    return await this.enqueue(async () => {
-      this.clock.observe(encoded.block.hlc)
-      return await this.apply(encoded, 'remote')
-    })
+    return await this.enqueue(async () => await this.applyRemote(encoded))
+  }
+
+  /**
+   * Verify and store a chunk received from the network, then apply every held block it completes.
+   * Throws `InvalidBlockError` when the bytes do not hash to `expected` or are not a chunk.
+   */
+  async receiveChunk (bytes: Uint8Array, expected: CID): Promise<Applied[]> {
+    decodeChunk(bytes, expected)
+    await this.storage.putNodes([{ cid: expected.toString(), bytes }])
+    const out: Applied[] = []
+    for (const encoded of [...this.pending.values()]) {
+      if (!(encoded.block.chunks ?? []).some(c => c.equals(expected))) continue
+      out.push(await this.enqueue(async () => await this.applyRemote(encoded)))
+    }
+    return out
+  }
+
+  /** Whether a CID names a chunk some held block waits for. */
+  isPendingChunk (cid: string): boolean {
+    for (const encoded of this.pending.values()) if ((encoded.block.chunks ?? []).some(c => c.toString() === cid)) return true
+    return false
+  }
+
+  /** Apply a remote block, or hold it while chunks are missing. Runs inside the write queue. */
+  private async applyRemote (encoded: EncodedBlock): Promise<Applied> {
+    const cidText = encoded.cid.toString()
+    const chunkCids = encoded.block.chunks ?? []
+    if (chunkCids.length > 0) {
+      const found = await this.storage.getBlocks(chunkCids.map(c => c.toString()))
+      const missingChunks = chunkCids.filter((_, i) => found[i] === undefined)
+      if (missingChunks.length > 0) {
+        if (!await this.storage.hasBlock(cidText)) this.pending.set(cidText, encoded)
+        return { cid: encoded.cid, bytes: encoded.bytes, applied: false, changes: [], collections: [], parents: encoded.block.parents, missingChunks }
+      }
+      const ops = assembleOps(encoded.block, chunkCids.map((c, i) => decodeChunk(found[i] as Uint8Array, c)))
+      encoded = { ...encoded, block: { ...encoded.block, ops } }
+    }
+    this.pending.delete(cidText)
+    this.clock.observe(encoded.block.hlc)
+    return await this.apply(encoded, 'remote')
   }
 
   /** Current heads (CID strings, sorted). */
@@ -177,7 +218,7 @@ export class Replica {
     return await run
   }
 
-  private async apply ({ cid, bytes, block }: EncodedBlock, origin: 'local' | 'remote'): Promise<Applied> {
+  private async apply ({ cid, bytes, block, chunks }: EncodedBlock, origin: 'local' | 'remote'): Promise<Applied> {
     const cidText = cid.toString()
     const keys: DocKey[] = []
     const seen = new Set<string>()
@@ -196,6 +237,7 @@ export class Replica {
     const result = await this.storage.applyBlock({
       cid: cidText,
       bytes,
+      ...(chunks !== undefined ? { nodes: chunks.map(c => ({ cid: c.cid.toString(), bytes: c.bytes })) } : {}),
       parents: block.parents.map(p => p.toString()),
       keys,
       colls: [...colls],

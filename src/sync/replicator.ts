@@ -11,7 +11,7 @@
  *   dropped with a logged reason and never stops the engine.
  */
 import { InvalidBlockError } from '../errors.js'
-import { type CID, cidOf, parseCid } from '../crdt/index.js'
+import { type CID, cidOf, decodeBlock, parseCid } from '../crdt/index.js'
 import { createLogger } from '../log.js'
 import { type Applied, type Replica } from './replica.js'
 import { type Transport } from './transport.js'
@@ -244,24 +244,30 @@ export class Replicator {
     if (want) void this.fetchMissing()
   }
 
-  private async receive (bytes: Uint8Array, from: string, expected?: CID): Promise<boolean> {
+  private async receive (bytes: Uint8Array, from: string, expected?: CID): Promise<Applied | undefined> {
     try {
       const applied = await this.replica.receive(bytes, expected)
-      this.wanted.delete(applied.cid.toString())
-      this.unanswered.delete(applied.cid.toString())
-      this.wantedHeadsets.delete(applied.cid.toString())
-      if (applied.applied) {
-        this.lastSyncedAt = Date.now()
-        if (expected !== undefined) {
-          this.progress.fetched++
-          this.progress.documents += applied.changes.length
-        }
-      }
-      return true
+      this.noteApplied(applied)
+      for (const chunk of applied.missingChunks ?? []) this.addWanted(chunk.toString(), from)
+      if (applied.missingChunks !== undefined) void this.fetchMissing()
+      return applied
     } catch (err) {
       if (!(err instanceof InvalidBlockError)) throw err
       log.warn(`dropped block from ${from}: ${err.message}`)
-      return false
+      return undefined
+    }
+  }
+
+  private noteApplied (applied: Applied): void {
+    if (applied.missingChunks !== undefined) return
+    const c = applied.cid.toString()
+    this.wanted.delete(c)
+    this.wantedHeadsets.delete(c)
+    this.unanswered.delete(c)
+    if (applied.applied) {
+      this.lastSyncedAt = Date.now()
+      this.progress.fetched++
+      this.progress.documents += applied.changes.length
     }
   }
 
@@ -331,35 +337,73 @@ export class Replicator {
     return { progress, failed }
   }
 
-  /** Request blocks from one peer; returns the CIDs stored, or undefined if the peer failed. */
+  /**
+   * Request blocks from one peer; returns the CIDs stored, or undefined if the peer failed. The
+   * response may also carry, unasked, chunks and ancestors of what was asked: a block is accepted
+   * only if it was asked for, is a chunk or parent of a block accepted before it in this response,
+   * or is missing here — content addressing makes each of those safe to take from anyone.
+   */
   private async requestBlocks (peer: string, cids: string[]): Promise<string[] | undefined> {
-    const wanted = new Map(cids.map(c => [c, parseCid(c) as CID]))
+    const asked = new Map(cids.map(c => [c, parseCid(c) as CID]))
     let response
     try {
+      const have = (await this.replica.heads()).map(h => parseCid(h) as CID)
       const bytes = await this.transport.request(peer, BLOCKS_PROTOCOL,
-        encodeBlocksRequest({ db: this.replica.dbId, cids: [...wanted.values()] }), { timeoutMs: this.opts.fetchTimeoutMs })
+        encodeBlocksRequest({ db: this.replica.dbId, cids: [...asked.values()], have }), { timeoutMs: this.opts.fetchTimeoutMs })
       response = decodeBlocksResponse(bytes)
     } catch (err) {
       log.debug(`block request to ${peer} failed: ${(err as Error).message}`)
       return undefined
     }
+    const acceptable = new Set(asked.keys())
+    const missing = new Set(await this.replica.missing())
     const stored: string[] = []
     for (const bytes of response.blocks) {
-      // Only blocks we asked for are accepted: the CID is recomputed from the bytes and must be one of them.
       if (!(bytes instanceof Uint8Array)) continue
-      const cid = cidOf(bytes).toString()
-      if (!wanted.has(cid)) {
-        log.warn(`dropped unrequested block ${cid} from ${peer}`)
+      const cid = cidOf(bytes)
+      const c = cid.toString()
+      if (!acceptable.has(c) && !missing.has(c) && !this.replica.isPendingChunk(c)) {
+        log.debug(`ignored unrequested block ${c} from ${peer}`)
         continue
       }
-      if (this.wantedHeadsets.has(cid) && await this.receiveHeadset(cid, bytes)) {
-        stored.push(cid)
+      if (this.wantedHeadsets.has(c) && await this.receiveHeadset(c, bytes)) {
+        stored.push(c)
         continue
       }
-      if (await this.receive(bytes, peer, wanted.get(cid))) stored.push(cid)
+      if (this.replica.isPendingChunk(c)) {
+        if (await this.receiveChunk(bytes, cid, peer)) stored.push(c)
+        continue
+      }
+      const applied = await this.receive(bytes, peer, cid)
+      if (applied === undefined) continue
+      stored.push(c)
+      for (const p of applied.parents) acceptable.add(p.toString())
+      for (const chunk of applied.missingChunks ?? []) {
+        acceptable.add(chunk.toString())
+        this.addWanted(chunk.toString(), peer)
+      }
     }
     if (stored.length > 0) await this.emitProgress()
     return stored
+  }
+
+  /** A chunk a held block waits for: verify, store, apply what it completes. */
+  private async receiveChunk (bytes: Uint8Array, cid: CID, from: string): Promise<boolean> {
+    try {
+      for (const applied of await this.replica.receiveChunk(bytes, cid)) this.noteApplied(applied)
+      this.wanted.delete(cid.toString())
+      return true
+    } catch (err) {
+      if (!(err instanceof InvalidBlockError)) throw err
+      log.warn(`dropped chunk from ${from}: ${err.message}`)
+      return false
+    }
+  }
+
+  private addWanted (cid: string, source: string): void {
+    let sources = this.wanted.get(cid)
+    if (sources === undefined) this.wanted.set(cid, sources = new Set())
+    sources.add(source)
   }
 
   /** A head hash fetched by `want` that is a headset: store it and want its heads. */
@@ -424,18 +468,29 @@ async function answerBlockRequest (replicas: Map<string, Replica>, data: Uint8Ar
   }
   const target = replicas.get(req.db)
   if (target === undefined) return encodeBlocksResponse({ blocks: [] })
-  const cids = req.cids.map(c => c.toString())
-  const found = await target.storage.getBlocks(cids)
-  for (let i = 0; i < found.length; i++) {
-    if (found[i] === undefined) found[i] = await target.getHeadset(cids[i] as string)
-  }
+  // The asked blocks first, then, breadth first, their chunks and ancestors, up to the requester's
+  // heads and the message budget: a requester that lacks a long chain gets it in one round trip.
+  const have = new Set(req.have.map(c => c.toString()))
+  const queue = req.cids.map(c => c.toString())
+  const sent = new Set<string>()
   const blocks: Uint8Array[] = []
   let size = 64
-  for (const b of found) {
-    if (b === undefined) continue
-    if (size + b.byteLength + 16 > MAX_MESSAGE_BYTES) break // the requester asks again for the rest
-    size += b.byteLength + 16
-    blocks.push(b)
+  while (queue.length > 0 && blocks.length < MAX_REQUEST_CIDS) {
+    const cid = queue.shift() as string
+    if (sent.has(cid)) continue
+    sent.add(cid)
+    const bytes = (await target.storage.getBlocks([cid]))[0] ?? await target.getHeadset(cid)
+    if (bytes === undefined) continue
+    if (size + bytes.byteLength + 16 > MAX_MESSAGE_BYTES) break // the requester asks again for the rest
+    size += bytes.byteLength + 16
+    blocks.push(bytes)
+    try {
+      const { block } = decodeBlock(bytes)
+      for (const c of block.chunks ?? []) queue.push(c.toString())
+      for (const p of block.parents) if (!have.has(p.toString())) queue.push(p.toString())
+    } catch {
+      // a chunk or a headset: nothing to walk
+    }
   }
   return encodeBlocksResponse({ blocks })
 }

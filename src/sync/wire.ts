@@ -30,10 +30,15 @@ export interface HeadsMessage {
   blocks: Uint8Array[]
 }
 
-/** Fetch request: CIDs of blocks of database `db` that the sender lacks. */
+/**
+ * Fetch request: CIDs of blocks of database `db` that the sender lacks, and the sender's heads
+ * (`have`). The responder sends the requested blocks, then their chunks and ancestors (breadth
+ * first, stopping at `have` and at the message budget), so a long chain costs one round trip.
+ */
 export interface BlocksRequest {
   db: string
   cids: CID[]
+  have: CID[]
 }
 
 /** Fetch response: the requested blocks the responder has (a subset, possibly empty). */
@@ -53,13 +58,13 @@ export function decodeHeadsMessage (bytes: Uint8Array): HeadsMessage {
 }
 
 export function encodeBlocksRequest (m: BlocksRequest): Uint8Array {
-  return encode({ v: 1, db: m.db, cids: m.cids })
+  return encode({ v: 1, db: m.db, cids: m.cids, have: m.have })
 }
 
 export function decodeBlocksRequest (bytes: Uint8Array): BlocksRequest {
   const raw = decodeMap(bytes)
   if (typeof raw.db !== 'string' || raw.db.length === 0 || raw.db.length > 200) throw new InvalidMessageError('db is not a database id')
-  return { db: raw.db, cids: cidList(raw.cids, MAX_REQUEST_CIDS, 'cids') }
+  return { db: raw.db, cids: cidList(raw.cids, MAX_REQUEST_CIDS, 'cids'), have: raw.have === undefined ? [] : cidList(raw.have, MAX_HEADS, 'have') }
 }
 
 export function encodeBlocksResponse (m: BlocksResponse): Uint8Array {

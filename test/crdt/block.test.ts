@@ -74,3 +74,26 @@ describe('blocks', () => {
     }), { numRuns: 2000 })
   })
 })
+
+describe('large blocks', () => {
+  it('keeps ops beyond 512 KiB in chunks, each under the block limit, and reassembles them', async () => {
+    const { CHUNK_TARGET_BYTES, assembleOps, decodeChunk } = await import('../../src/crdt/index.js')
+    const ops = Array.from({ length: 6000 }, (_, i) => ({ op: 'put' as const, coll: 'c', id: `d${i}`, set: { text: 'x'.repeat(300), i } }))
+    const enc = encodeBlock({ ...sample(), ops })
+    expect(enc.chunks?.length).toBeGreaterThanOrEqual(3)
+    expect(enc.bytes.byteLength).toBeLessThanOrEqual(CHUNK_TARGET_BYTES + 64 * 1024)
+    for (const c of enc.chunks ?? []) expect(c.bytes.byteLength).toBeLessThanOrEqual(MAX_BLOCK_BYTES)
+    const dec = decodeBlock(enc.bytes, enc.cid)
+    expect(dec.block.chunks?.map(String)).toEqual(enc.chunks?.map(c => c.cid.toString()))
+    const all = assembleOps(dec.block, (enc.chunks ?? []).map(c => decodeChunk(c.bytes, c.cid)))
+    expect(all).toEqual(ops)
+    // A chunk under another CID, or a block posing as a chunk, is rejected.
+    const [first, second] = enc.chunks ?? []
+    expect(() => decodeChunk((first as { bytes: Uint8Array }).bytes, (second as unknown as { cid: never }).cid)).toThrow(InvalidBlockError)
+    expect(() => decodeChunk(enc.bytes, enc.cid)).toThrow(InvalidBlockError)
+  })
+
+  it('refuses a single document over the block limit', () => {
+    expect(() => encodeBlock({ ...sample(), ops: [{ op: 'put', coll: 'c', id: 'big', set: { x: 'y'.repeat(MAX_BLOCK_BYTES) } }] })).toThrow(/limit/)
+  })
+})

@@ -94,12 +94,18 @@ describe('convergence under loss, duplication, reordering, corruption and partit
           // Heal: any path between any two peers is enough from here on.
           hub.heal()
           Object.assign(hub, { drop: 0, duplicate: 0, corrupt: 0, maxDelayMs: 0 })
-          const deadline = Date.now() + 5000
+          const deadline = Date.now() + 20_000 // generous: CI runs this beside Chromium-heavy tests
           for (;;) {
             const heads = await Promise.all(replicas.map(async r => JSON.stringify(await r.replica.heads())))
             const missing = await Promise.all(replicas.map(async r => (await r.replica.missing()).length))
             if (heads.every(h => h === heads[0]) && missing.every(m => m === 0)) break
-            if (Date.now() > deadline) throw new Error(`no quiescence: heads ${heads.join(' | ')}, missing ${missing.join(',')}`)
+            if (Date.now() > deadline) {
+              const state = replicas.map(r => {
+                const x = r as unknown as { wanted: Map<string, Set<string>>, fetching: boolean, unanswered: Map<string, number> }
+                return `${r.transport.peerId}: wanted ${[...x.wanted.entries()].map(([k, v]) => `${k.slice(-6)}<-${[...v].join(',')}`).join(' ')}; fetching ${String(x.fetching)}; unanswered ${JSON.stringify([...x.unanswered])}`
+              })
+              throw new Error(`no quiescence: heads ${heads.join(' | ')}, missing ${missing.join(',')}\n${state.join('\n')}`)
+            }
             await new Promise(resolve => setTimeout(resolve, 5))
           }
           // Reference: every block written, each applied once, newest first, to a fresh replica.

@@ -102,3 +102,37 @@ describe('Replicator over an in-memory transport', () => {
     }
   })
 })
+
+describe('Replicator: large blocks and catch-up', () => {
+  it('replicates a call of 10,000 documents (a block with chunks) and applies it whole', async () => {
+    const hub = new MemoryHub()
+    const a = await replicaOn(hub, 'A')
+    const b = await replicaOn(hub, 'B')
+    const ops = Array.from({ length: 10_000 }, (_, i) => ({ op: 'put' as const, coll: 'c', id: `d${String(i).padStart(5, '0')}`, set: { text: 'lorem ipsum '.repeat(30), i } }))
+    const applied = await a.replica.commit(ops)
+    expect(applied?.changes.length).toBe(10_000)
+    await a.publishLocal(applied as NonNullable<typeof applied>)
+    // B never sees part of the call: either none of its documents or all of them.
+    const counts: number[] = []
+    await eventually(async () => {
+      const n = (await docs(b) as unknown[]).length
+      counts.push(n)
+      return n === 10_000
+    }, 20_000, 'the large block')
+    expect(counts.every(n => n === 0 || n === 10_000)).toBe(true)
+    expect(await b.replica.heads()).toEqual(await a.replica.heads())
+  })
+
+  it('a late joiner gets a 100-block chain in one request, thanks to ancestors pushed with the answer', async () => {
+    const hub = new MemoryHub()
+    const a = await replicaOn(hub, 'A')
+    for (let i = 0; i < 100; i++) await write(a, `d${i}`, { i })
+    const b = await replicaOn(hub, 'B')
+    let requests = 0
+    const transportB = hub.peers.get('B') as NonNullable<ReturnType<typeof hub.peers.get>>
+    const original = transportB.request.bind(transportB)
+    transportB.request = async (...args) => { requests++; return await original(...args) }
+    await eventually(async () => (await docs(b) as unknown[]).length === 100, 10_000, 'catch-up')
+    expect(requests).toBeLessThanOrEqual(2)
+  })
+})
