@@ -250,13 +250,21 @@ export async function executeQuery (
         candidates.set(doc._id, doc)
         sortKeys.set(doc._id, minPart(doc, path))
       }
+      if (entries.length < batch) break
+      // Ascending on a single-path, single-valued index, the first `need` matches in index order are
+      // the answer: each document appears once, at its sort key, and ties come in `_id` order, as
+      // mingo breaks them (on a compound index, ties are ordered by the next path instead).
+      if (!reverse && !plan.index.multikey && plan.index.paths.length === 1) {
+        if (candidates.size >= need) break
+        continue
+      }
       const current = (after as IndexEntry).key[0] as KeyPart
       let ahead = 0
       for (const k of sortKeys.values()) {
         const c = compareKeys(k, current)
         if (reverse ? c > 0 : c < 0) ahead++
       }
-      if (ahead >= need || entries.length < batch) break
+      if (ahead >= need) break
     }
   } else {
     const ids = new Set<string>()
