@@ -111,11 +111,11 @@ describe('sorted index walks on a compound index', () => {
   it('ties on the first path still come out in _id order', async () => {
     const db = await KiteDB.init('cs', { storage: storageKinds[0]?.[1]() })
     const c = await db.initCollection('c', { indexes: [['a', 'b']] })
-    await c.insert([
-      { _id: 'd1', a: 1, b: 9 }, { _id: 'd2', a: 1, b: 1 }, { _id: 'd3', a: 1, b: 5 }, { _id: 'd4', a: 0, b: 7 }, { _id: 'd5', a: 2, b: 0 }
-    ])
+    // 60 documents tied on a, whose b order is the reverse of their _id order: more than one batch.
+    await c.insert(Array.from({ length: 60 }, (_, i) => ({ _id: `d${String(i).padStart(2, '0')}`, a: 1, b: 100 - i })))
+    await c.insertOne({ _id: 'z', a: 0, b: 0 })
     expect((await c.explain({}, { sort: { a: 1 }, limit: 2 }))).toMatchObject({ index: 'a+b', sortedByIndex: true })
-    expect((await c.find({}, undefined, { sort: { a: 1 }, limit: 2 })).map(d => d._id)).toEqual(['d4', 'd1'])
-    expect((await c.find({}, undefined, { sort: { a: 1 }, skip: 1, limit: 3 })).map(d => d._id)).toEqual(['d1', 'd2', 'd3'])
+    expect((await c.find({}, undefined, { sort: { a: 1 }, limit: 2 })).map(d => d._id)).toEqual(['z', 'd00'])
+    expect((await c.find({}, undefined, { sort: { a: 1 }, skip: 1, limit: 3 })).map(d => d._id)).toEqual(['d00', 'd01', 'd02'])
   })
 })
