@@ -29,6 +29,11 @@ export interface OpenOptions {
    */
   node?: string
   /**
+   * false: talk to peers only through the relays, never over direct WebRTC connections (where
+   * WebRTC is blocked, or to keep peers' IP addresses from each other). Default true.
+   */
+  directConnections?: boolean
+  /**
    * Replicate over this transport instead of libp2p (`relays` and `node` are then ignored): for
    * custom networks and tests. The transport stays open when the database closes.
    */
@@ -43,6 +48,8 @@ export interface DiscoverOptions {
   timeoutMs?: number
   /** libp2p node name, as in `OpenOptions.node` */
   node?: string
+  /** as in `OpenOptions.directConnections` */
+  directConnections?: boolean
 }
 
 const MANIFEST_KEY = 'manifest'
@@ -61,6 +68,13 @@ function providerFor (storage: OpenOptions['storage']): StorageProvider {
     return (indexedDbProvider ??= new DexieStorageProvider())
   }
   throw new ValidationError(`unknown storage ${JSON.stringify(storage)}: use 'indexeddb', 'memory' or a StorageProvider`)
+}
+
+function networkOptions (options: Pick<OpenOptions, 'node' | 'directConnections'>): { node?: string, directConnections?: boolean } {
+  return {
+    ...(options.node !== undefined ? { node: options.node } : {}),
+    ...(options.directConnections !== undefined ? { directConnections: options.directConnections } : {})
+  }
 }
 
 function relayList (options: OpenOptions): string[] {
@@ -154,7 +168,7 @@ export class KiteDB {
     if (typeof peerId !== 'string' || peerId.length === 0) throw new ValidationError('discover takes a peer id string')
     const relays = typeof options.relays === 'string' ? [options.relays] : options.relays
     const timeoutMs = options.timeoutMs ?? 15_000
-    const lease = await acquireNetwork(relays, options.node !== undefined ? { node: options.node } : {})
+    const lease = await acquireNetwork(relays, networkOptions(options))
     try {
       return await new Promise<Announcement>((resolve, reject) => {
         const timer = setTimeout(() => { off(); reject(new TimeoutError(`peer ${peerId} announced nothing within ${timeoutMs} ms`)) }, timeoutMs)
@@ -197,7 +211,7 @@ async function openAddress (provider: StorageProvider, address: string, relays: 
     replica,
     ...(options.transport !== undefined
       ? { connect: async () => ({ transport: options.transport as Transport, relays: [], release: async () => {} }) }
-      : relays.length > 0 ? { connect: async () => await acquireNetwork(relays, options.node !== undefined ? { node: options.node } : {}) } : {}),
+      : relays.length > 0 ? { connect: async () => await acquireNetwork(relays, networkOptions(options)) } : {}),
     ...(options.replication !== undefined ? { replication: options.replication } : {}),
     onClose: () => { openDatabases.delete(db) }
   })

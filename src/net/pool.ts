@@ -29,6 +29,8 @@ export interface AcquireOptions {
   node?: string
   /** identity of a newly started node */
   privateKey?: PrivateKey
+  /** false: never open direct connections to peers, only relayed ones (default true) */
+  directConnections?: boolean
 }
 
 /**
@@ -37,10 +39,11 @@ export interface AcquireOptions {
  */
 export async function acquireNetwork (relays: string[], options: AcquireOptions = {}): Promise<NetworkLease> {
   const mas = parseRelays(relays)
-  const key = `${options.node ?? 'default'}\u0000${mas.map(m => m.toString()).sort().join(' ')}`
+  const direct = options.directConnections ?? true
+  const key = `${options.node ?? 'default'}\u0000${String(direct)}\u0000${mas.map(m => m.toString()).sort().join(' ')}`
   let entry = pool.get(key)
   if (entry === undefined) {
-    const ready = createPeerNode({ relays: mas.map(m => m.toString()), ...(options.privateKey !== undefined ? { privateKey: options.privateKey } : {}) }).then(node => new Libp2pTransport(node, { relays: mas }))
+    const ready = createPeerNode({ relays: mas.map(m => m.toString()), ...(options.privateKey !== undefined ? { privateKey: options.privateKey } : {}) }).then(node => new Libp2pTransport(node, { relays: mas, directConnections: direct }))
     entry = { ready, refs: 0 }
     pool.set(key, entry)
     ready.catch(() => { if (pool.get(key) === entry) pool.delete(key) })

@@ -29,6 +29,8 @@ export interface Libp2pTransportOptions {
   upgradeFallbackMs?: number
   /** wait between upgrade attempts to one peer, ms (default 5000) */
   upgradeBackoffMs?: number
+  /** false: never open direct WebRTC connections; talk to peers only through the relays (default true) */
+  directConnections?: boolean
 }
 
 type MessageHandler = (data: Uint8Array, from: string) => void
@@ -44,7 +46,7 @@ export class Libp2pTransport implements Transport {
   private readonly firstHeard = new Map<string, number>()
   private readonly lastUpgradeAttempt = new Map<string, number>()
   private readonly upgrading = new Set<string>()
-  private readonly opts: { upgradeFallbackMs: number, upgradeBackoffMs: number }
+  private readonly opts: { upgradeFallbackMs: number, upgradeBackoffMs: number, directConnections: boolean }
   private readonly onMessage: (evt: CustomEvent) => void
   private readonly onSubscriptionChange: (evt: CustomEvent) => void
 
@@ -53,7 +55,7 @@ export class Libp2pTransport implements Transport {
     this.peerId = node.peerId.toString()
     this.relays = options.relays
     this.relayIds = new Set(options.relays.map(r => r.getComponents().find(c => c.name === 'p2p')?.value ?? ''))
-    this.opts = { upgradeFallbackMs: options.upgradeFallbackMs ?? 10_000, upgradeBackoffMs: options.upgradeBackoffMs ?? 5000 }
+    this.opts = { upgradeFallbackMs: options.upgradeFallbackMs ?? 10_000, upgradeBackoffMs: options.upgradeBackoffMs ?? 5000, directConnections: options.directConnections ?? true }
     const pubsub = node.services.pubsub
     this.onMessage = (evt) => {
       const msg = evt.detail as { type: string, topic: string, data: Uint8Array, from?: PeerId }
@@ -231,7 +233,7 @@ export class Libp2pTransport implements Transport {
 
   /** Open a direct WebRTC connection to a peer heard only through the relay. */
   private maybeUpgrade (peer: string): void {
-    if (this.node.status !== 'started' || this.upgrading.has(peer)) return
+    if (!this.opts.directConnections || this.node.status !== 'started' || this.upgrading.has(peer)) return
     if (this.connection(peer).kind === 'direct') return
     const now = Date.now()
     if (!this.firstHeard.has(peer)) this.firstHeard.set(peer, now)
