@@ -104,11 +104,12 @@ export interface EncodedBlock {
 
 /**
  * Encode a block (all its ops in `block.ops`; `block.chunks` must be absent) and compute its CID.
- * Ops beyond `CHUNK_TARGET_BYTES` go into chunks. Throws `InvalidBlockError` if it is not valid or
+ * Ops beyond `CHUNK_TARGET_BYTES` go into chunks. `valuesChecked`: the caller has already checked
+ * every value is JSON-like (local writes, checked by the API), so only the structure is checked. Throws `InvalidBlockError` if it is not valid or
  * too large (one op over `MAX_BLOCK_BYTES`, or more than `MAX_CHUNKS` chunks).
  */
-export function encodeBlock (block: Block): EncodedBlock {
-  validateBlock(block)
+export function encodeBlock (block: Block, options: { valuesChecked?: boolean } = {}): EncodedBlock {
+  validateBlock(block, options.valuesChecked === true)
   const ops = block.ops.map(stripEmpty)
   const groups = splitOps(ops)
   const chunks = groups.slice(1).map(group => encodeNode({ v: 1, ops: group }, 'chunk'))
@@ -260,7 +261,7 @@ function stripEmpty (op: Op): Op {
   return out
 }
 
-function validateBlock (block: Block): void {
+function validateBlock (block: Block, valuesChecked = false): void {
   if (typeof block.db !== 'string' || block.db.length === 0 || block.db.length > 200) throw new InvalidBlockError('db is not a CID string')
   if (!Array.isArray(block.parents) || block.parents.some(p => p == null)) throw new InvalidBlockError('parents is not a list of CIDs')
   if (block.parents.length > MAX_PARENTS) throw new InvalidBlockError(`more than ${MAX_PARENTS} parents`)
@@ -270,10 +271,10 @@ function validateBlock (block: Block): void {
   if (typeof r !== 'string' || r.length === 0 || r.length > 128) throw new InvalidBlockError('hlc.r is not a replica id')
   if (!Array.isArray(block.ops) || block.ops.length === 0) throw new InvalidBlockError('ops is not a non-empty list')
   if (block.chunks !== undefined && (!Array.isArray(block.chunks) || block.chunks.some(c => c == null))) throw new InvalidBlockError('chunks is not a list of CIDs')
-  block.ops.forEach((op, i) => validateOp(op, i))
+  block.ops.forEach((op, i) => { validateOp(op, i, valuesChecked) })
 }
 
-function validateOp (op: Op, i: number): void {
+function validateOp (op: Op, i: number, valuesChecked = false): void {
   const where = `ops[${i}]`
   if (!isPlainObject(op)) throw new InvalidBlockError(`${where} is not a map`)
   if (!isValidCollectionName(op.coll)) throw new InvalidBlockError(`${where}.coll is not a collection name`)
@@ -289,10 +290,12 @@ function validateOp (op: Op, i: number): void {
     if (!isPlainObject(op.set)) throw new InvalidBlockError(`${where}.set is not a map`)
     for (const [k, v] of Object.entries(op.set)) {
       if (!isValidFieldName(k)) throw new InvalidBlockError(`${where}.set has bad field name ${JSON.stringify(k)}`)
-      try {
-        assertJsonValue(v, `${where}.set.${k}`)
-      } catch (err) {
-        throw new InvalidBlockError((err as Error).message)
+      if (!valuesChecked) {
+        try {
+          assertJsonValue(v, `${where}.set.${k}`)
+        } catch (err) {
+          throw new InvalidBlockError((err as Error).message)
+        }
       }
       written.add(k)
     }

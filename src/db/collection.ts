@@ -9,8 +9,8 @@
  */
 import { DuplicateKeyError, InvalidBlockError, ValidationError } from '../errors.js'
 import { type Doc, type JsonValue, type Op, isPlainObject } from '../crdt/index.js'
-import { type IndexInfo, type IndexProgress, type Storage, valuesAt } from '../store/index.js'
-import { type ChangeSet } from '../sync/index.js'
+import { type IndexInfo, type IndexProgress, type Storage, docKey, valuesAt } from '../store/index.js'
+import { type BeforeCheck, type ChangeSet } from '../sync/index.js'
 import { applyUpdate, checkUpdate, insertOp, prepareInsert, replaceOp } from './ops.js'
 import { type Explain, type QueryOptions, checkQuery, executeQuery } from './planner.js'
 import { LiveQuery, type LiveQueryOptions } from './live.js'
@@ -37,8 +37,11 @@ export interface CollectionHost {
   /** throws `DatabaseClosedError` when closed */
   assertOpen (): void
   readonly storage: Storage
-  /** write ops as one block; `prepare` runs inside the write queue and may throw to abort */
-  write (prepare: () => Promise<Op[]>): Promise<ChangeSet>
+  /**
+   * Write ops as one block; `prepare` runs inside the write queue and may throw to abort; `check`
+   * runs inside the block's transaction with the documents as they are just before it
+   */
+  write (prepare: () => Promise<Op[]>, check?: BeforeCheck): Promise<ChangeSet>
   /** listen to changes of `coll` (documents or the collection itself); returns unsubscribe */
   watch (coll: string, listener: () => void): () => void
   /** the database's head hash (see `Database.getHeadHash`) */
@@ -78,11 +81,11 @@ export class Collection<T extends object = AnyDoc> {
       if (ids.has(d._id)) throw new DuplicateKeyError(this.name, d._id)
       ids.add(d._id)
     }
-    await this.write(async () => {
-      const existing = await this.host.storage.getDocsById(this.name, prepared.map(d => d._id))
-      const dup = existing.findIndex(d => d !== undefined)
-      if (dup >= 0) throw new DuplicateKeyError(this.name, (prepared[dup] as Doc)._id)
-      return prepared.map(d => insertOp(this.name, d))
+    // The duplicate check runs inside the block's transaction, against the documents as they are
+    // just before it: no separate read, and no race with a block applied in between.
+    await this.write(async () => prepared.map(d => insertOp(this.name, d)), before => {
+      const dup = prepared.find(d => (before.get(docKey(this.name, d._id)) ?? null) !== null)
+      if (dup !== undefined) throw new DuplicateKeyError(this.name, dup._id)
     })
     return prepared as unknown as Array<WithId<T>>
   }
@@ -338,9 +341,9 @@ export class Collection<T extends object = AnyDoc> {
     return deleted as unknown as Array<WithId<T>>
   }
 
-  private async write (prepare: () => Promise<Op[]>): Promise<ChangeSet> {
+  private async write (prepare: () => Promise<Op[]>, check?: BeforeCheck): Promise<ChangeSet> {
     try {
-      return await this.host.write(prepare)
+      return await this.host.write(prepare, check)
     } catch (err) {
       if (err instanceof InvalidBlockError) throw new ValidationError(err.message.replace(/^invalid block: /, ''), { cause: err })
       throw err

@@ -9,7 +9,7 @@ import {
 import { type Op, isValidCollectionName, parseCid } from '../crdt/index.js'
 import { type DocChange, type IndexProgress, type Storage } from '../store/index.js'
 import {
-  type ChangeOrigin, type ChangeSet, type PeerConnection, type Replica, Replicator, type ReplicatorOptions, type SyncProgress, type SyncState
+  type BeforeCheck, type ChangeOrigin, type ChangeSet, type PeerConnection, type Replica, Replicator, type ReplicatorOptions, type SyncProgress, type SyncState
 } from '../sync/index.js'
 import { type NetworkLease } from '../net/index.js'
 import { createLogger } from '../log.js'
@@ -289,9 +289,9 @@ export class Database {
     return {
     assertOpen: () => { this.assertOpen() },
     storage: this.storage,
-    write: async (prepare: () => Promise<Op[]>): Promise<ChangeSet> => {
+    write: async (prepare: () => Promise<Op[]>, check?: BeforeCheck): Promise<ChangeSet> => {
       this.assertOpen()
-      const applied = await this.replica.commit(prepare)
+      const applied = await this.replica.commit(prepare, check !== undefined ? { check } : {})
       if (applied === undefined) return { changes: [], collections: [] }
       if (this.replicator !== undefined) void this.replicator.publishLocal(applied)
       return { changes: applied.changes, collections: applied.collections }

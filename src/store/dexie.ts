@@ -98,7 +98,7 @@ export class DexieStorage implements Storage {
   async applyBlock (input: ApplyBlockInput): Promise<ApplyBlockResult> {
     const { db } = this
     return await db.transaction('rw', [db.blocks, db.heads, db.missing, db.states, db.documents, db.colls, db.indexes, db.entries], async () => {
-      if ((await db.blocks.where('cid').equals(input.cid).count()) > 0) return { applied: false, changes: [], collections: [] }
+      if ((await db.blocks.where('cid').equals(input.cid).count()) > 0) return { applied: false, changes: [], collections: [], heads: (await db.heads.toCollection().primaryKeys()).sort() }
       const keys = input.keys.map(k => [k.coll, k.id] as [string, string])
       const [states, collRows, wasMissing, storedParents, indexRows, droppedStates] = await Promise.all([
         db.states.bulkGet(keys),
@@ -113,18 +113,18 @@ export class DexieStorage implements Storage {
       for (const rows of droppedStates) for (const r of rows) docsIn.set(docKey(r.c, r.i), r.s)
       const collsIn = new Map(input.colls.map((c, i) => [c, collRows[i]?.s]))
       const existedBefore = await Promise.all(input.colls.map(async c => await this.collectionExists(c, collsIn.get(c))))
-      const out = input.merge({ docs: docsIn, colls: collsIn })
-
-      const beforeDocs = await db.documents.bulkGet(out.docs.map(r => [r.coll, r.id] as [string, string]))
+      // The merge reports each document as it materialises before the block: no read of the documents table.
+      const before = new Map<string, Doc | null>()
+      const out = input.merge({ docs: docsIn, colls: collsIn, before })
       const changes: DocChange[] = []
       const putDocs: DocRow[] = []
       const deleteDocs: Array<[string, string]> = []
       const putEntries: EntryRow[] = []
       const deleteEntries: Array<[string, IndexKey, string]> = []
       const newlyMultikey: IndexRow[] = []
-      out.docs.forEach((rec, i) => {
-        const before = beforeDocs[i]?.d ?? null
-        if (jsonEqual(before, rec.doc)) return
+      out.docs.forEach(rec => {
+        const was = before.get(docKey(rec.coll, rec.id)) ?? null
+        if (jsonEqual(was, rec.doc)) return
         if (rec.doc === null) deleteDocs.push([rec.coll, rec.id])
         else putDocs.push({ c: rec.coll, i: rec.id, d: rec.doc })
         for (const index of indexRows) {
@@ -134,11 +134,11 @@ export class DexieStorage implements Storage {
             newlyMultikey.push(index)
           }
           const x = entryIndex(index.c, index.n)
-          const diff = indexDiff(index.paths, before, rec.doc)
+          const diff = indexDiff(index.paths, was, rec.doc)
           for (const k of diff.remove) deleteEntries.push([x, k, rec.id])
           for (const k of diff.add) putEntries.push({ x, k, i: rec.id })
         }
-        changes.push({ coll: rec.coll, id: rec.id, before, after: rec.doc })
+        changes.push({ coll: rec.coll, id: rec.id, before: was, after: rec.doc })
       })
       const stored = new Set(storedParents)
       const dag = dagUpdate(input.cid, input.parents, c => stored.has(c), wasMissing !== undefined)
@@ -158,7 +158,8 @@ export class DexieStorage implements Storage {
       ])
       const collsAfter = new Map(out.colls.map(c => [c.coll, c.state]))
       const existsAfter = await Promise.all(input.colls.map(async c => await this.collectionExists(c, collsAfter.get(c) ?? collsIn.get(c))))
-      return { applied: true, changes, collections: input.colls.filter((_, i) => existedBefore[i] !== existsAfter[i]) }
+      const heads = (await db.heads.toCollection().primaryKeys()).sort()
+      return { applied: true, changes, collections: input.colls.filter((_, i) => existedBefore[i] !== existsAfter[i]), heads }
     })
   }
 
@@ -173,6 +174,12 @@ export class DexieStorage implements Storage {
 
   async getDocsById (coll: string, ids: string[]): Promise<Array<Doc | undefined>> {
     return (await this.db.documents.bulkGet(ids.map(id => [coll, id] as [string, string]))).map(r => r?.d)
+  }
+
+  async existingIds (coll: string, ids: string[]): Promise<Set<string>> {
+    if (ids.length === 0) return new Set()
+    const keys = await this.db.documents.where('[c+i]').anyOf(ids.map(id => [coll, id])).primaryKeys()
+    return new Set(keys.map(k => k[1]))
   }
 
   async countDocs (coll: string): Promise<number> {

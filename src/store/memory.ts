@@ -60,14 +60,14 @@ export class MemoryStorage implements Storage {
   async getMissing (): Promise<string[]> { return [...this.missing].sort() }
 
   async applyBlock (input: ApplyBlockInput): Promise<ApplyBlockResult> {
-    if (this.blocks.has(input.cid)) return { applied: false, changes: [], collections: [] }
+    if (this.blocks.has(input.cid)) return { applied: false, changes: [], collections: [], heads: [...this.heads].sort() }
     const docsIn = new Map<string, DocState | undefined>()
     for (const k of input.keys) docsIn.set(docKey(k.coll, k.id), this.states.get(k.coll)?.get(k.id))
     for (const coll of input.dropped) {
       for (const [id, state] of this.states.get(coll) ?? []) docsIn.set(docKey(coll, id), state)
     }
     const existedBefore = new Map(input.colls.map(c => [c, this.collectionExists(c)]))
-    const out = input.merge({ docs: docsIn, colls: new Map(input.colls.map(c => [c, this.colls.get(c)])) })
+    const out = input.merge({ docs: docsIn, colls: new Map(input.colls.map(c => [c, this.colls.get(c)])), before: new Map() })
     // Everything below is synchronous: the block is applied atomically.
     const dag = dagUpdate(input.cid, input.parents, c => this.blocks.has(c), this.missing.has(input.cid))
     const changes: DocChange[] = []
@@ -94,7 +94,7 @@ export class MemoryStorage implements Storage {
     this.missing.delete(input.cid)
     for (const p of dag.addMissing) this.missing.add(p)
     const collections = input.colls.filter(c => existedBefore.get(c) !== this.collectionExists(c))
-    return { applied: true, changes, collections }
+    return { applied: true, changes, collections, heads: [...this.heads].sort() }
   }
 
   async getDocs (coll: string): Promise<Doc[]> {
@@ -111,6 +111,11 @@ export class MemoryStorage implements Storage {
   async getDocsById (coll: string, ids: string[]): Promise<Array<Doc | undefined>> {
     const docs = this.docs.get(coll)
     return ids.map(id => { const d = docs?.get(id); return d === undefined ? undefined : structuredClone(d) })
+  }
+
+  async existingIds (coll: string, ids: string[]): Promise<Set<string>> {
+    const docs = this.docs.get(coll)
+    return new Set(ids.filter(id => docs?.has(id) === true))
   }
 
   async countDocs (coll: string): Promise<number> { return this.docs.get(coll)?.size ?? 0 }

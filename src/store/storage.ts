@@ -22,6 +22,8 @@ export function docKey (coll: string, id: string): string {
 
 /** What a merge sees: current states of the documents and collections a block touches. */
 export interface MergeInput {
+  /** by `docKey`: each document as it materialises now (`null`: absent) — what a change starts from */
+  before: Map<string, Doc | null>
   /** by `docKey`: the state of every document the block writes, and of every document of a collection it drops (`undefined` when new) */
   docs: Map<string, DocState | undefined>
   /** by name: the state of every collection the block touches */
@@ -76,6 +78,8 @@ export interface ApplyBlockResult {
   changes: DocChange[]
   /** collections whose existence changed (created or dropped) */
   collections: string[]
+  /** the heads after the block (sorted) */
+  heads: string[]
 }
 
 /** A declared secondary index. */
@@ -136,6 +140,8 @@ export interface Storage {
   getDoc (coll: string, id: string): Promise<Doc | undefined>
   /** Documents by id, same order (`undefined` where absent). */
   getDocsById (coll: string, ids: string[]): Promise<Array<Doc | undefined>>
+  /** Which of these ids exist in the collection (reads keys only). */
+  existingIds (coll: string, ids: string[]): Promise<Set<string>>
   /** Number of existing documents in a collection. */
   countDocs (coll: string): Promise<number>
   /** Names of existing collections (created and not dropped since, or holding documents), sorted. */

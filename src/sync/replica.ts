@@ -8,9 +8,16 @@ import {
   applyCollOp, applyOp, asCid, assembleOps, cidOf, decode, decodeBlock, decodeChunk, encode, encodeBlock, isDocOp, materialise, parseCid, stampOf
 } from '../crdt/index.js'
 import { type DocChange, type DocKey, type MergeInput, type MergeOutput, type Storage, docKey } from '../store/index.js'
+import { type Doc } from '../crdt/index.js'
 
 /** Where a change came from. */
 export type ChangeOrigin = 'local' | 'remote'
+
+/**
+ * A check of a local write against the documents as they are just before it, inside the block's
+ * transaction (by `docKey`: the document, or `null` when absent). Throwing aborts the write.
+ */
+export type BeforeCheck = (before: Map<string, Doc | null>) => void
 
 /** What one applied block changed. */
 export interface ChangeSet {
@@ -71,6 +78,11 @@ export class Replica {
   private readonly listeners = new Set<ChangeListener>()
   /** received blocks waiting for chunks, by CID string (in memory: after a reload they are fetched again) */
   private readonly pending = new Map<string, EncodedBlock>()
+  /**
+   * The heads as of the last block this replica applied (storage stays authoritative; a stale copy,
+   * as another tab writing the same database could cause, only gives a new block fewer parents)
+   */
+  private headsCache?: string[]
 
   private constructor (storage: Storage, dbId: string, clock: HybridClock) {
     this.storage = storage
@@ -108,19 +120,20 @@ export class Replica {
    * (e.g. a duplicate-key check that must not race other writes). When there are no ops, nothing
    * is written and `undefined` is returned.
    */
-  async commit (ops: Op[] | (() => Promise<Op[]>)): Promise<Applied | undefined> {
+  async commit (ops: Op[] | (() => Promise<Op[]>), options: { check?: BeforeCheck } = {}): Promise<Applied | undefined> {
     return await this.enqueue(async () => {
       const list = typeof ops === 'function' ? await ops() : ops
       if (list.length === 0) return undefined
-      const heads = await this.storage.getHeads()
+      const heads = await this.heads()
+      // Local ops come from the API layer, which has checked every value.
       const encoded = encodeBlock({
         v: 1,
         db: this.dbId,
         parents: heads.map(h => parseCid(h) as CID),
         hlc: this.clock.tick(),
         ops: list
-      })
-      return await this.apply(encoded, 'local')
+      }, { valuesChecked: true })
+      return await this.apply(encoded, 'local', options.check)
     })
   }
 
@@ -175,7 +188,10 @@ export class Replica {
   }
 
   /** Current heads (CID strings, sorted). */
-  async heads (): Promise<string[]> { return await this.storage.getHeads() }
+  async heads (): Promise<string[]> {
+    this.headsCache ??= await this.storage.getHeads()
+    return [...this.headsCache]
+  }
 
   /**
    * A CID string naming the current state: the head's CID when there is one head; otherwise the
@@ -218,7 +234,7 @@ export class Replica {
     return await run
   }
 
-  private async apply ({ cid, bytes, block, chunks }: EncodedBlock, origin: 'local' | 'remote'): Promise<Applied> {
+  private async apply ({ cid, bytes, block, chunks }: EncodedBlock, origin: 'local' | 'remote', check?: BeforeCheck): Promise<Applied> {
     const cidText = cid.toString()
     const keys: DocKey[] = []
     const seen = new Set<string>()
@@ -242,7 +258,12 @@ export class Replica {
       keys,
       colls: [...colls],
       dropped: [...dropped],
-      merge: ({ docs, colls: collStates }: MergeInput): MergeOutput => {
+      merge: ({ docs, colls: collStates, before }: MergeInput): MergeOutput => {
+        for (const [k, state] of docs) {
+          const coll = k.slice(0, k.indexOf('\u0000'))
+          before.set(k, materialise(state, collStates.get(coll)?.dropped))
+        }
+        check?.(before)
         const states = new Map(docs)
         const collNext = new Map(collStates)
         block.ops.forEach((op, i) => {
@@ -269,6 +290,7 @@ export class Replica {
       }
     })
     const { changes, collections } = result
+    this.headsCache = result.heads
     if (result.applied && (changes.length > 0 || collections.length > 0)) {
       for (const l of this.listeners) {
         try { l({ changes, collections }, origin) } catch (err) { console.error('[kitedb] change listener threw', err) }
