@@ -6,7 +6,7 @@ import { DatabaseExistsError, InvalidAddressError, NotFoundError, TimeoutError, 
 import { type Manifest, decodeManifest, encodeManifest, formatAddress, parseAddress } from '../crdt/index.js'
 import { DexieStorageProvider, MemoryStorageProvider, type StorageProvider } from '../store/index.js'
 import { Replica, randomHex, type ReplicatorOptions, type Transport } from '../sync/index.js'
-import { acquireNetwork, parseRelays } from '../net/index.js'
+import { type AcquireOptions, acquireNetwork, claimIdentity, parseRelays } from '../net/index.js'
 import { type Announcement, announceTopic, decodeAnnouncement } from './announce.js'
 import { Database } from './database.js'
 
@@ -50,6 +50,8 @@ export interface DiscoverOptions {
   node?: string
   /** as in `OpenOptions.directConnections` */
   directConnections?: boolean
+  /** where the device identity is kept, as in `OpenOptions.storage` */
+  storage?: OpenOptions['storage']
 }
 
 const MANIFEST_KEY = 'manifest'
@@ -70,10 +72,13 @@ function providerFor (storage: OpenOptions['storage']): StorageProvider {
   throw new ValidationError(`unknown storage ${JSON.stringify(storage)}: use 'indexeddb', 'memory' or a StorageProvider`)
 }
 
-function networkOptions (options: Pick<OpenOptions, 'node' | 'directConnections'>): { node?: string, directConnections?: boolean } {
+/** Network options, with the device identity of the node (kept by the storage provider, so it survives reloads). */
+function networkOptions (options: Pick<OpenOptions, 'node' | 'directConnections' | 'storage'>): AcquireOptions {
+  const provider = providerFor(options.storage)
   return {
     ...(options.node !== undefined ? { node: options.node } : {}),
-    ...(options.directConnections !== undefined ? { directConnections: options.directConnections } : {})
+    ...(options.directConnections !== undefined ? { directConnections: options.directConnections } : {}),
+    identity: async () => await claimIdentity(provider, options.node ?? 'default')
   }
 }
 

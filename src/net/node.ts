@@ -61,6 +61,8 @@ export interface PeerNodeOptions {
   privateKey?: PrivateKey
   /** how long to wait for a relay reservation and a dialable WebRTC address, ms (default 15000) */
   readyTimeoutMs?: number
+  /** false: no WebRTC listener (peers reach this node only through the relays); default true */
+  webrtc?: boolean
 }
 
 /** Parse relay multiaddr strings; throws `ValidationError` naming the bad one. */
@@ -88,12 +90,11 @@ export async function createPeerNode (options: PeerNodeOptions): Promise<PeerNod
   const relays = parseRelays(options.relays)
   const node = await createLibp2p({
     ...(options.privateKey !== undefined ? { privateKey: options.privateKey } : {}),
-    addresses: { listen: ['/p2p-circuit', '/webrtc'] },
-    transports: [
-      webSockets(),
-      circuitRelayTransport(),
-      webRTC({ rtcConfiguration: { iceServers: [] } })
-    ],
+    addresses: { listen: options.webrtc === false ? ['/p2p-circuit'] : ['/p2p-circuit', '/webrtc'] },
+    // A relay-only node has no WebRTC transport at all: it neither dials nor accepts direct connections.
+    transports: options.webrtc === false
+      ? [webSockets(), circuitRelayTransport()]
+      : [webSockets(), circuitRelayTransport(), webRTC({ rtcConfiguration: { iceServers: [] } })],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     connectionGater: openGater,
@@ -115,8 +116,10 @@ export async function createPeerNode (options: PeerNodeOptions): Promise<PeerNod
       }
     }))
     if (connected === 0) throw new NetworkError(`cannot reach any relay (${errors.join('; ')})`)
-    await waitFor(() => node.getMultiaddrs().some(ma => WebRTC.exactMatch(ma)), options.readyTimeoutMs ?? 15_000,
-      'no relay reservation with a WebRTC address')
+    const ready = options.webrtc === false
+      ? () => node.getMultiaddrs().some(ma => ma.toString().includes('/p2p-circuit'))
+      : () => node.getMultiaddrs().some(ma => WebRTC.exactMatch(ma))
+    await waitFor(ready, options.readyTimeoutMs ?? 15_000, 'no relay reservation with a dialable address')
     return node
   } catch (err) {
     await node.stop()

@@ -5,6 +5,7 @@
 import { type PrivateKey } from '@libp2p/interface'
 import { createPeerNode, parseRelays } from './node.js'
 import { Libp2pTransport } from './transport.js'
+import { type IdentityClaim } from './identity.js'
 import { type Transport } from '../sync/transport.js'
 
 /** A shared network handle: use `transport`, call `release()` once when done. */
@@ -16,7 +17,7 @@ export interface NetworkLease {
 }
 
 interface PoolEntry {
-  ready: Promise<Libp2pTransport>
+  ready: Promise<{ transport: Libp2pTransport, identity?: IdentityClaim }>
   refs: number
 }
 
@@ -29,6 +30,8 @@ export interface AcquireOptions {
   node?: string
   /** identity of a newly started node */
   privateKey?: PrivateKey
+  /** claims the identity of a newly started node (released when the node stops); overrides `privateKey` */
+  identity?: () => Promise<IdentityClaim>
   /** false: never open direct connections to peers, only relayed ones (default true) */
   directConnections?: boolean
 }
@@ -43,7 +46,17 @@ export async function acquireNetwork (relays: string[], options: AcquireOptions 
   const key = `${options.node ?? 'default'}\u0000${String(direct)}\u0000${mas.map(m => m.toString()).sort().join(' ')}`
   let entry = pool.get(key)
   if (entry === undefined) {
-    const ready = createPeerNode({ relays: mas.map(m => m.toString()), ...(options.privateKey !== undefined ? { privateKey: options.privateKey } : {}) }).then(node => new Libp2pTransport(node, { relays: mas, directConnections: direct }))
+    const ready = (async () => {
+      const identity = options.identity !== undefined ? await options.identity() : undefined
+      const privateKey = identity?.privateKey ?? options.privateKey
+      try {
+        const node = await createPeerNode({ relays: mas.map(m => m.toString()), webrtc: direct, ...(privateKey !== undefined ? { privateKey } : {}) })
+        return { transport: new Libp2pTransport(node, { relays: mas, directConnections: direct }), ...(identity !== undefined ? { identity } : {}) }
+      } catch (err) {
+        identity?.release()
+        throw err
+      }
+    })()
     entry = { ready, refs: 0 }
     pool.set(key, entry)
     ready.catch(() => { if (pool.get(key) === entry) pool.delete(key) })
@@ -51,8 +64,9 @@ export async function acquireNetwork (relays: string[], options: AcquireOptions 
   entry.refs++
   const held = entry
   let transport: Libp2pTransport
+  let identity: IdentityClaim | undefined
   try {
-    transport = await held.ready
+    ({ transport, identity } = await held.ready)
   } catch (err) {
     held.refs--
     throw err
@@ -68,6 +82,7 @@ export async function acquireNetwork (relays: string[], options: AcquireOptions 
       if (pool.get(key) === held) pool.delete(key)
       transport.close()
       await transport.node.stop()
+      identity?.release()
     }
   }
 }

@@ -29,7 +29,8 @@ export interface Libp2pTransportOptions {
   upgradeFallbackMs?: number
   /** wait between upgrade attempts to one peer, ms (default 5000) */
   upgradeBackoffMs?: number
-  /** false: never open direct WebRTC connections; talk to peers only through the relays (default true) */
+  /** false: never open direct WebRTC connections; talk to peers only through the relays (default
+   * true; the node should then also have no WebRTC listener, so peers cannot open them either) */
   directConnections?: boolean
 }
 
@@ -46,6 +47,9 @@ export class Libp2pTransport implements Transport {
   private readonly firstHeard = new Map<string, number>()
   private readonly lastUpgradeAttempt = new Map<string, number>()
   private readonly upgrading = new Set<string>()
+  /** peers whose identify protocols lack WebRTC signalling */
+  private readonly refusesWebRTC = new Set<string>()
+  private readonly onIdentify: (evt: CustomEvent) => void
   private readonly opts: { upgradeFallbackMs: number, upgradeBackoffMs: number, directConnections: boolean }
   private readonly onMessage: (evt: CustomEvent) => void
   private readonly onSubscriptionChange: (evt: CustomEvent) => void
@@ -76,6 +80,12 @@ export class Libp2pTransport implements Transport {
         for (const h of this.subscriberHandlers.get(topic) ?? []) h(peerId.toString())
       }
     }
+    this.onIdentify = (evt) => {
+      const { peerId, protocols } = evt.detail as { peerId: PeerId, protocols: string[] }
+      if (!protocols.some(p => p.startsWith('/webrtc-signaling/'))) this.refusesWebRTC.add(peerId.toString())
+      else this.refusesWebRTC.delete(peerId.toString())
+    }
+    node.addEventListener('peer:identify', this.onIdentify)
     pubsub.addEventListener('message', this.onMessage)
     pubsub.addEventListener('subscription-change', this.onSubscriptionChange)
   }
@@ -200,6 +210,7 @@ export class Libp2pTransport implements Transport {
 
   /** Stop listening to pubsub events (the node itself is stopped by its owner). */
   close (): void {
+    this.node.removeEventListener('peer:identify', this.onIdentify)
     this.node.services.pubsub.removeEventListener('message', this.onMessage)
     this.node.services.pubsub.removeEventListener('subscription-change', this.onSubscriptionChange)
   }
@@ -236,6 +247,8 @@ export class Libp2pTransport implements Transport {
     if (!this.opts.directConnections || this.node.status !== 'started' || this.upgrading.has(peer)) return
     if (this.connection(peer).kind === 'direct') return
     const now = Date.now()
+    // A peer that told us (identify) its protocols and has no WebRTC signalling is relay-only.
+    if (this.refusesWebRTC.has(peer)) return
     if (!this.firstHeard.has(peer)) this.firstHeard.set(peer, now)
     const mine = this.peerId < peer
     if (!mine && now - (this.firstHeard.get(peer) as number) < this.opts.upgradeFallbackMs) return

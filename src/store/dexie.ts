@@ -288,11 +288,15 @@ export class DexieStorage implements Storage {
   }
 }
 
+interface SecretRow { name: string, bytes: Uint8Array }
+
 class RegistryDb extends Dexie {
   names!: Table<NameRow, string>
+  secrets!: Table<SecretRow, string>
   constructor (options: DexieOptions) {
     super('kitedb', options)
     this.version(1).stores({ names: 'name, address' })
+    this.version(2).stores({ secrets: 'name' })
   }
 }
 
@@ -318,6 +322,15 @@ export class DexieStorageProvider implements StorageProvider {
     this.registry ??= new RegistryDb(this.options)
     return this.registry.names
   }
+
+  private get secrets (): Table<SecretRow, string> {
+    this.registry ??= new RegistryDb(this.options)
+    return this.registry.secrets
+  }
+
+  async loadSecret (name: string): Promise<Uint8Array | undefined> { return (await this.secrets.get(name))?.bytes }
+
+  async saveSecret (name: string, bytes: Uint8Array): Promise<void> { await this.secrets.put({ name, bytes }) }
 
   async lookupName (name: string): Promise<string | undefined> { return (await this.names.get(name))?.address }
 

@@ -230,6 +230,7 @@ export class MemoryStorageProvider implements StorageProvider {
   readonly kind = 'memory'
   private readonly storages = new Map<string, MemoryStorage>()
   private readonly names = new Map<string, string>()
+  private readonly secrets = new Map<string, Uint8Array>()
 
   async open (dbId: string): Promise<MemoryStorage> {
     let s = this.storages.get(dbId)
@@ -248,4 +249,8 @@ export class MemoryStorageProvider implements StorageProvider {
   async listNames (): Promise<Array<{ name: string, address: string }>> {
     return [...this.names].map(([name, address]) => ({ name, address })).sort((a, b) => a.name < b.name ? -1 : 1)
   }
+
+  async loadSecret (name: string): Promise<Uint8Array | undefined> { return this.secrets.get(name) }
+
+  async saveSecret (name: string, bytes: Uint8Array): Promise<void> { this.secrets.set(name, Uint8Array.from(bytes)) }
 }

@@ -180,6 +180,10 @@ export interface StorageProvider {
   unregisterName (name: string): Promise<void>
   /** All registered local names with their addresses. */
   listNames (): Promise<Array<{ name: string, address: string }>>
+  /** A device-wide secret saved under `name` (e.g. a libp2p private key), if any. */
+  loadSecret (name: string): Promise<Uint8Array | undefined>
+  /** Save a device-wide secret under `name`. */
+  saveSecret (name: string, bytes: Uint8Array): Promise<void>
 }
 
 /** Name of the index over `paths`. */

@@ -1,0 +1,64 @@
+/**
+ * The device's libp2p identity: one Ed25519 key per node name, kept in the KiteDB registry
+ * (IndexedDB in browsers), so a peer id — and a share link that names it — survives reloads.
+ *
+ * Two tabs of one origin must not run one peer id at once (they would take each other's relay
+ * reservation): a tab claims the saved identity with the Web Locks API and holds it while its node
+ * runs; a tab that finds it held uses a fresh, unsaved identity instead.
+ */
+import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
+import { type PrivateKey } from '@libp2p/interface'
+import { createLogger } from '../log.js'
+
+const log = createLogger('net')
+
+/** Where identities are saved (a `StorageProvider` fits). */
+export interface SecretStore {
+  loadSecret (name: string): Promise<Uint8Array | undefined>
+  saveSecret (name: string, bytes: Uint8Array): Promise<void>
+}
+
+/** A claimed identity: use `privateKey`; call `release()` when the node stops. */
+export interface IdentityClaim {
+  privateKey: PrivateKey
+  /** false when another tab holds the saved identity and this one is fresh and unsaved */
+  persistent: boolean
+  release (): void
+}
+
+interface LockManagerLike {
+  request: (name: string, options: { ifAvailable: boolean }, callback: (lock: unknown) => Promise<void>) => Promise<void>
+}
+
+/**
+ * Claim the identity saved under `node` in `store` (creating and saving it the first time). Where
+ * the Web Locks API exists and another context holds it, returns a fresh identity instead.
+ */
+export async function claimIdentity (store: SecretStore, node: string): Promise<IdentityClaim> {
+  const name = `libp2p-key:${node}`
+  const locks = (globalThis as { navigator?: { locks?: LockManagerLike } }).navigator?.locks
+  let release = (): void => {}
+  if (locks !== undefined) {
+    const granted = await new Promise<boolean>(resolve => {
+      void locks.request(`kitedb:${name}`, { ifAvailable: true }, async lock => {
+        if (lock === null) { resolve(false); return }
+        resolve(true)
+        await new Promise<void>(resolve2 => { release = resolve2 })
+      })
+    })
+    if (!granted) {
+      log.debug(`identity "${node}" is in use by another tab: using a fresh one`)
+      return { privateKey: await generateKeyPair('Ed25519'), persistent: false, release: () => {} }
+    }
+  }
+  try {
+    const saved = await store.loadSecret(name)
+    if (saved !== undefined) return { privateKey: privateKeyFromProtobuf(saved), persistent: true, release }
+    const privateKey = await generateKeyPair('Ed25519')
+    await store.saveSecret(name, privateKeyToProtobuf(privateKey))
+    return { privateKey, persistent: true, release }
+  } catch (err) {
+    release()
+    throw err
+  }
+}
