@@ -1,0 +1,122 @@
+/**
+ * Fuzzing the decoders of everything that arrives from the network or a link (issue 6): for random
+ * bytes and for mutations of valid encodings, every decoder either returns a valid value or throws
+ * a typed `KiteError` — never another error, never a hang — and invalid input changes no state.
+ *
+ * Inputs: `KITEDB_FUZZ_RUNS` per decoder and input kind (default 700: about 10,000 inputs in
+ * `npm test`); `npm run fuzz` runs 100,000+.
+ */
+import { describe, expect, it } from 'vitest'
+import fc from 'fast-check'
+import { KiteError } from '../../src/errors.js'
+import { cidOf, decodeBlock, decodeChunk, decodeManifest, encodeBlock, encodeManifest, parseAddress } from '../../src/crdt/index.js'
+import {
+  Replica, Replicator, decodeBlocksRequest, decodeBlocksResponse, decodeHeadsMessage, encodeBlocksRequest,
+  encodeBlocksResponse, encodeHeadsMessage, topicOf
+} from '../../src/sync/index.js'
+import { MemoryStorage } from '../../src/store/index.js'
+import { decodeAnnouncement, encodeAnnouncement } from '../../src/db/announce.js'
+import { parseShareLink } from '../../src/share/index.js'
+import { setLogLevel } from '../../src/log.js'
+import { MemoryHub } from '../helpers/memory-transport.js'
+
+const RUNS = Number(process.env.KITEDB_FUZZ_RUNS ?? 700)
+const DB = 'bafyreigj5hby77l2bevcmbd4b65tpef7hy7ospuccnpwsjwe3zwgtfsvw4'
+
+const big = encodeBlock({
+  v: 1, db: DB, parents: [], hlc: { t: 5, c: 1, r: 'r' },
+  ops: Array.from({ length: 3000 }, (_, i) => ({ op: 'put' as const, coll: 'c', id: `d${i}`, set: { text: 'x'.repeat(200), n: i, o: { a: [1, null, true] } } }))
+})
+const block = encodeBlock({ v: 1, db: DB, parents: [big.cid], hlc: { t: 9, c: 0, r: 'q' }, ops: [{ op: 'put', coll: 'c', id: 'a', set: { t: 'x' }, unset: ['u'], inc: { n: 2 } }, { op: 'del', coll: 'c', id: 'b' }, { op: 'drop', coll: 'z' }] })
+const manifest = encodeManifest({ v: 1, name: 'todos', created: 1, nonce: 'ab' })
+const chunk = (big.chunks ?? [])[0] as { cid: ReturnType<typeof cidOf>, bytes: Uint8Array }
+
+/** Valid encodings to mutate, with the decoder that reads each (and a run divisor for large inputs). */
+const decoders: Array<[string, Uint8Array, (bytes: Uint8Array) => unknown, number?]> = [
+  ['block', block.bytes, b => decodeBlock(b)],
+  ['block with chunks', big.bytes, b => decodeBlock(b, big.cid), 5],
+  ['chunk', chunk.bytes, b => decodeChunk(b, chunk.cid), 5],
+  ['manifest', manifest.bytes, b => decodeManifest(b, manifest.cid)],
+  ['heads message', encodeHeadsMessage({ heads: [block.cid, big.cid], blocks: [block.bytes] }), decodeHeadsMessage],
+  ['blocks request', encodeBlocksRequest({ db: DB, cids: [block.cid], have: [big.cid] }), decodeBlocksRequest],
+  ['blocks response', encodeBlocksResponse({ blocks: [block.bytes, manifest.bytes] }), decodeBlocksResponse],
+  ['announcement', encodeAnnouncement({ address: manifest.address, collections: ['todos'], relays: ['/ip4/127.0.0.1/tcp/1/ws'] }), decodeAnnouncement]
+]
+
+/** Random mutations of `valid`: flipped bytes, truncation, extension, spliced slices. */
+function mutations (valid: Uint8Array): fc.Arbitrary<Uint8Array> {
+  return fc.oneof(
+    fc.array(fc.tuple(fc.nat(valid.length - 1), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 6 }).map(muts => {
+      const b = Uint8Array.from(valid)
+      for (const [i, v] of muts) b[i] = v
+      return b
+    }),
+    fc.nat(valid.length).map(n => valid.slice(0, n)),
+    fc.uint8Array({ minLength: 1, maxLength: 32 }).map(extra => Uint8Array.from([...valid, ...extra])),
+    fc.tuple(fc.nat(valid.length), fc.nat(valid.length), fc.uint8Array({ maxLength: 16 })).map(([a, b, ins]) => {
+      const [lo, hi] = a < b ? [a, b] : [b, a]
+      return Uint8Array.from([...valid.slice(0, lo), ...ins, ...valid.slice(hi)])
+    })
+  )
+}
+
+/** Decode, asserting totality: a value, or a KiteError; and no hang (under 2 s even for 1 MiB). */
+function total (decode: (bytes: Uint8Array) => unknown, bytes: Uint8Array): void {
+  const t0 = performance.now()
+  try {
+    decode(bytes)
+  } catch (err) {
+    if (!(err instanceof KiteError)) throw new Error(`not a typed error: ${String(err)}`, { cause: err })
+  }
+  const ms = performance.now() - t0
+  if (ms > 2000) throw new Error(`decoder took ${ms.toFixed(0)} ms`)
+}
+
+describe('decoders are total', () => {
+  for (const [name, valid, decode, divisor = 1] of decoders) {
+    it(`${name}: random bytes and mutations give a value or a KiteError`, () => {
+      fc.assert(fc.property(fc.uint8Array({ maxLength: 2048 }), bytes => { total(decode, bytes) }), { numRuns: RUNS })
+      fc.assert(fc.property(mutations(valid), bytes => { total(decode, bytes) }), { numRuns: Math.ceil(RUNS / divisor) })
+    })
+  }
+
+  it('deeply nested input is refused without exhausting the stack', () => {
+    const nested = new Uint8Array(200_000).fill(0x81) // [[[[…]]]] as dag-cbor
+    for (const [, , decode] of decoders) total(decode, nested)
+  })
+
+  it('addresses and share links: any string gives a value or a KiteError', () => {
+    fc.assert(fc.property(fc.string({ maxLength: 300 }), s => {
+      total(() => parseAddress(s), new Uint8Array())
+      total(() => parseShareLink(`http://x/#${s}`), new Uint8Array())
+      total(() => parseShareLink(`http://x/#db=${s}&peer=${s}`), new Uint8Array())
+    }), { numRuns: RUNS })
+  })
+})
+
+describe('invalid network input changes no state', () => {
+  it('garbage and mutated messages on the topic leave a replica exactly as it was', async () => {
+    setLogLevel('silent')
+    try {
+      const hub = new MemoryHub()
+      const replica = await Replica.open(new MemoryStorage(), DB)
+      await replica.receive(block.bytes) // some state to protect (its parent stays missing)
+      const r = new Replicator(replica, hub.join('victim'), { republishMs: 60_000 })
+      r.start()
+      const evil = hub.join('evil')
+      const topic = topicOf(DB)
+      const before = JSON.stringify([await replica.heads(), await replica.missing(), await replica.storage.getDocs('c'), await replica.storage.getCollections()])
+      const valid = encodeHeadsMessage({ heads: [block.cid], blocks: [block.bytes] })
+      // Even the valid message, should a mutation leave it intact, carries a block the replica has.
+      await fc.assert(fc.asyncProperty(fc.oneof(fc.uint8Array({ maxLength: 512 }), mutations(valid)), async bytes => {
+        await evil.publish(topic, bytes)
+      }), { numRuns: Math.min(RUNS, 500) })
+      await new Promise(resolve => setTimeout(resolve, 50))
+      const after = JSON.stringify([await replica.heads(), await replica.missing(), await replica.storage.getDocs('c'), await replica.storage.getCollections()])
+      expect(after).toBe(before)
+      r.stop()
+    } finally {
+      setLogLevel('warn')
+    }
+  })
+})
