@@ -77,7 +77,7 @@ describe('decoders are total', () => {
     it(`${name}: random bytes and mutations give a value or a KiteError`, () => {
       fc.assert(fc.property(fc.uint8Array({ maxLength: 2048 }), bytes => { total(decode, bytes) }), { numRuns: RUNS })
       fc.assert(fc.property(mutations(valid), bytes => { total(decode, bytes) }), { numRuns: Math.ceil(RUNS / divisor) })
-    })
+    }, 600_000) // `npm run fuzz` decodes thousands of ~600 KB blocks
   }
 
   it('deeply nested input is refused without exhausting the stack', () => {
