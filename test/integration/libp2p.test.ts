@@ -2,31 +2,19 @@
  * Replication over real libp2p in Node: a real relay (circuit-relay-v2 + gossipsub over
  * WebSockets) and replicas that reach each other through it and upgrade to direct WebRTC.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createPeerNode, createRelayNode, type PeerNode } from '../../src/net/index.js'
+import { describe, expect, it } from 'vitest'
+import { createPeerNode } from '../../src/net/index.js'
 import { KiteDB, MemoryStorageProvider, type Database } from '../../src/index.js'
 import { eventually } from '../helpers/memory-transport.js'
+import { useRelay } from '../helpers/relay.js'
 
-let relay: PeerNode
-let relayAddr: string
-const open: Database[] = []
-
-beforeAll(async () => {
-  relay = await createRelayNode({ port: 0 })
-  relayAddr = relay.getMultiaddrs()[0]?.toString() as string
-})
-
-afterAll(async () => {
-  await Promise.all(open.map(async db => { await db.close() }))
-  await relay.stop()
-})
+const relay = useRelay()
 
 /** A replica on its own libp2p node (as on its own device). */
 async function device (name: string, address?: string): Promise<Database> {
-  const options = { relays: relayAddr, node: name, storage: new MemoryStorageProvider(), replication: { republishMs: 500 } }
+  const options = { relays: relay.addr, node: name, storage: new MemoryStorageProvider(), replication: { republishMs: 500 } }
   const db = address === undefined ? await KiteDB.init('todos', options) : await KiteDB.open(address, options)
-  open.push(db)
-  return db
+  return relay.track(db)
 }
 
 const titles = async (db: Database): Promise<string[]> =>
@@ -61,7 +49,7 @@ describe('replication over real libp2p through a relay', () => {
     const todosA = await a.initCollection('todos')
     await todosA.insertOne({ title: 'before' })
     const storageB = new MemoryStorageProvider()
-    const options = { relays: relayAddr, node: 'b2', storage: storageB, replication: { republishMs: 500 } }
+    const options = { relays: relay.addr, node: 'b2', storage: storageB, replication: { republishMs: 500 } }
     const b = await KiteDB.open(a.address, options)
     await eventually(async () => (await titles(b)).length === 1, 20_000, 'first sync')
     await b.close() // B goes offline; its data stays in its storage
@@ -70,7 +58,7 @@ describe('replication over real libp2p through a relay', () => {
     await todosA.updateOne({ title: 'before' }, { $set: { done: true } })
 
     const back = await KiteDB.open(a.address, options)
-    open.push(back)
+    relay.track(back)
     expect(await titles(back)).toEqual(['before']) // opens at once from local data
     await eventually(async () => (await titles(back)).length === 3, 20_000, 'catch-up')
     await eventually(async () => (await titles(back)).includes('before✓'), 20_000, 'catch-up of the update')
@@ -81,7 +69,7 @@ describe('replication over real libp2p through a relay', () => {
     // every peer beyond the tenth from one IP (all browsers behind one NAT), so peers without a
     // direct connection never heard each other.
     for (let i = 0; i < 12; i++) {
-      const node = await createPeerNode({ relays: [relayAddr] })
+      const node = await createPeerNode({ relays: [relay.addr] })
       node.services.pubsub.subscribe('/kitedb/1/warmup')
       await new Promise(resolve => setTimeout(resolve, 50))
       await node.stop()
@@ -97,9 +85,9 @@ describe('replication over real libp2p through a relay', () => {
     const a = await device('a3')
     await a.whenOnline()
     await (await a.initCollection('notes')).insertOne({ title: 'x' })
-    const found = await KiteDB.discover(a.peerId as string, { relays: relayAddr, node: 'seeker', timeoutMs: 20_000 })
+    const found = await KiteDB.discover(a.peerId as string, { relays: relay.addr, node: 'seeker', timeoutMs: 20_000 })
     expect(found.address).toBe(a.address)
     expect(found.collections).toContain('notes')
-    expect(found.relays).toEqual([relayAddr])
+    expect(found.relays).toEqual([relay.addr])
   })
 })

@@ -2,34 +2,21 @@
  * Issue 4's proofs over real libp2p in Node (a real relay, real gossipsub and streams): three
  * replicas with one offline; a replica that only ever talks through the relay; a hostile peer.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { createPeerNode, createRelayNode, Libp2pTransport, parseRelays, type PeerNode } from '../../src/net/index.js'
+import { describe, expect, it } from 'vitest'
+import { createPeerNode, Libp2pTransport, parseRelays } from '../../src/net/index.js'
 import { BLOCKS_PROTOCOL, encodeBlocksResponse, encodeHeadsMessage, topicOf } from '../../src/sync/index.js'
 import { encodeBlock, parseAddress, cidOf } from '../../src/crdt/index.js'
 import { KiteDB, MemoryStorageProvider, setLogLevel, type Database } from '../../src/index.js'
 import { eventually } from '../helpers/memory-transport.js'
+import { useRelay } from '../helpers/relay.js'
 
-let relay: PeerNode
-let relayAddr: string
-const open: Database[] = []
-
-beforeAll(async () => {
-  relay = await createRelayNode({ port: 0 })
-  relayAddr = relay.getMultiaddrs()[0]?.toString() as string
-})
-
-afterAll(async () => {
-  await Promise.all(open.map(async db => { await db.close() }))
-  await relay.stop()
-})
+const relay = useRelay()
 
 const options = (node: string, extra: Record<string, unknown> = {}): Record<string, unknown> =>
-  ({ relays: relayAddr, node, storage: new MemoryStorageProvider(), replication: { republishMs: 300 }, ...extra })
+  ({ relays: relay.addr, node, storage: new MemoryStorageProvider(), replication: { republishMs: 300 }, ...extra })
 
 async function track (db: Promise<Database>): Promise<Database> {
-  const d = await db
-  open.push(d)
-  return d
+  return relay.track(await db)
 }
 
 const snapshot = async (db: Database): Promise<string> =>
@@ -79,12 +66,12 @@ describe('replication over real libp2p', () => {
 
   it('a peer sending garbage, forged heads and foreign blocks does not disturb the others', async () => {
     setLogLevel('silent')
-    const evil = await createPeerNode({ relays: [relayAddr] })
+    const evil = await createPeerNode({ relays: [relay.addr] })
     try {
       const a = await track(KiteDB.init('hostile', options('h-a')))
       await a.whenOnline()
       const b = await track(KiteDB.open(a.address, options('h-b')))
-      const transport = new Libp2pTransport(evil, { relays: parseRelays([relayAddr]) })
+      const transport = new Libp2pTransport(evil, { relays: parseRelays([relay.addr]) })
       const dbId = parseAddress(a.address).toString()
       const topic = topicOf(dbId)
       transport.subscribe(topic, () => {})
