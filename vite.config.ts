@@ -1,7 +1,8 @@
 /**
- * Vite config of the demo (demo/ → demo-dist/). The demo learns its relay from
+ * Vite config of the demo (demo/ → demo-dist/). The demo learns its relays from
  * `/kitedb-config.json`, served by this config's middleware from the `KITEDB_RELAYS` environment
- * variable (space-separated multiaddrs) set by `npm start` (scripts/start.js).
+ * variable (space-separated multiaddrs) set by `npm start` (scripts/start.js), and, when the demo
+ * is served to the LAN, the base URL its share links and QR codes use (`KITEDB_SHARE_BASE`).
  */
 import { defineConfig, type Plugin } from 'vite'
 
@@ -9,9 +10,10 @@ function kitedbConfig (): Plugin {
   const serve = (req: { url?: string }, res: { setHeader: (k: string, v: string) => void, end: (s: string) => void }, next: () => void): void => {
     if (req.url?.split('?')[0] !== '/kitedb-config.json') { next(); return }
     const relays = (process.env.KITEDB_RELAYS ?? '').split(/\s+/).filter(Boolean)
+    const shareBase = process.env.KITEDB_SHARE_BASE
     res.setHeader('content-type', 'application/json')
     res.setHeader('cache-control', 'no-store')
-    res.end(JSON.stringify({ relays }))
+    res.end(JSON.stringify(shareBase !== undefined && shareBase !== '' ? { relays, shareBase } : { relays }))
   }
   return {
     name: 'kitedb-config',

@@ -21,16 +21,23 @@ declare global {
 }
 window.kitedb = kitedb
 
-async function loadRelays (): Promise<string[]> {
-  try {
-    const res = await fetch('/kitedb-config.json', { cache: 'no-store' })
-    if (res.ok) return ((await res.json()) as { relays?: string[] }).relays ?? []
-  } catch {}
-  return []
+interface DemoConfig {
+  /** relay multiaddrs */
+  relays: string[]
+  /** base URL of share links, when the page's own URL is not reachable from other devices */
+  shareBase?: string
 }
 
-async function openDatabase (): Promise<Database> {
-  const configured = await loadRelays()
+async function loadConfig (): Promise<DemoConfig> {
+  try {
+    const res = await fetch('/kitedb-config.json', { cache: 'no-store' })
+    if (res.ok) return { relays: [], ...((await res.json()) as Partial<DemoConfig>) }
+  } catch {}
+  return { relays: [] }
+}
+
+async function openDatabase (config: DemoConfig): Promise<Database> {
+  const configured = config.relays
   const link = parseShareLink(location.hash)
   const relays = link !== undefined && link.relays.length > 0 ? link.relays : configured
   const options = relays.length > 0 ? { relays } : {}
@@ -107,8 +114,8 @@ function renderPeers (db: Database): void {
 }
 
 let lastLink = ''
-async function renderShare (db: Database): Promise<void> {
-  const link = db.shareLink(location.origin + location.pathname)
+async function renderShare (db: Database, config: DemoConfig): Promise<void> {
+  const link = db.shareLink(config.shareBase ?? location.origin + location.pathname)
   if (link === lastLink) return
   lastLink = link
   const a = $<HTMLAnchorElement>('share-link')
@@ -119,7 +126,8 @@ async function renderShare (db: Database): Promise<void> {
 }
 
 async function main (): Promise<void> {
-  const db = await openDatabase()
+  const config = await loadConfig()
+  const db = await openDatabase(config)
   window.todoDb = db
   const todos = await db.initCollection<Todo>('todos')
 
@@ -139,9 +147,9 @@ async function main (): Promise<void> {
 
   todos.observe({}, docs => { renderTodos(todos, docs) }, { sort: { createdAt: 1, _id: 1 } })
   db.on('peers', () => { renderPeers(db) })
-  db.on('network', () => { renderPeers(db); void renderShare(db) })
+  db.on('network', () => { renderPeers(db); void renderShare(db, config) })
   renderPeers(db)
-  await renderShare(db)
+  await renderShare(db, config)
 }
 
 main().catch((err: Error) => {

@@ -7,6 +7,7 @@
 import { spawn } from 'node:child_process'
 import { createServer } from 'node:net'
 import { existsSync } from 'node:fs'
+import { networkInterfaces } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { dirname, join } from 'node:path'
 
@@ -86,8 +87,12 @@ try {
   process.exit(1)
 }
 process.env.KITEDB_RELAYS = relay.addrs.join(' ')
+// Listening on every interface (to reach phones): show, and put in share links, this machine's LAN address.
+const wildcard = args.host === '0.0.0.0' || args.host === '::'
+const lan = Object.values(networkInterfaces()).flat().find(i => i && i.family === 'IPv4' && !i.internal)?.address
+const url = `http://${wildcard ? (lan ?? '127.0.0.1') : args.host}:${args.port}/`
+if (wildcard && lan !== undefined) process.env.KITEDB_SHARE_BASE = url
 const server = await vite.preview({ configFile: join(root, 'vite.config.ts'), root: join(root, 'demo'), preview: { port: args.port, host: args.host, strictPort: true } })
-const url = `http://${args.host}:${args.port}/`
 console.log(`KiteDB demo:   ${url}`)
 for (const a of relay.addrs) console.log(`relay:         ${a}`)
 console.log('open the demo in one browser, then its share link (or QR) in another; Ctrl-C stops both')
