@@ -303,7 +303,6 @@ export class Collection<T extends object = AnyDoc> {
 
   private async modify (filter: Filter<T>, update: UpdateFilter<T>, options: { multi: boolean, upsert: boolean }): Promise<{ before: Array<WithId<T>>, after: Array<WithId<T>> }> {
     this.host.assertOpen()
-    checkQuery(filter)
     const before: Doc[] = []
     const after: Doc[] = []
     await this.write(async () => {
@@ -332,7 +331,6 @@ export class Collection<T extends object = AnyDoc> {
 
   private async remove (filter: Filter<T>, multi: boolean): Promise<Array<WithId<T>>> {
     this.host.assertOpen()
-    checkQuery(filter)
     let deleted: Doc[] = []
     await this.write(async () => {
       deleted = (await executeQuery(this.host.storage, this.name, filter as Record<string, unknown>, undefined, multi ? {} : { limit: 1 })).docs

@@ -176,12 +176,6 @@ export class DexieStorage implements Storage {
     return (await this.db.documents.bulkGet(ids.map(id => [coll, id] as [string, string]))).map(r => r?.d)
   }
 
-  async existingIds (coll: string, ids: string[]): Promise<Set<string>> {
-    if (ids.length === 0) return new Set()
-    const keys = await this.db.documents.where('[c+i]').anyOf(ids.map(id => [coll, id])).primaryKeys()
-    return new Set(keys.map(k => k[1]))
-  }
-
   async countDocs (coll: string): Promise<number> {
     return await this.db.documents.where('[c+i]').between([coll, Dexie.minKey], [coll, Dexie.maxKey]).count()
   }

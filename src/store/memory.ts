@@ -67,24 +67,26 @@ export class MemoryStorage implements Storage {
       for (const [id, state] of this.states.get(coll) ?? []) docsIn.set(docKey(coll, id), state)
     }
     const existedBefore = new Map(input.colls.map(c => [c, this.collectionExists(c)]))
-    const out = input.merge({ docs: docsIn, colls: new Map(input.colls.map(c => [c, this.colls.get(c)])), before: new Map() })
+    // The merge reports each document as it materialises before the block (as in DexieStorage).
+    const before = new Map<string, Doc | null>()
+    const out = input.merge({ docs: docsIn, colls: new Map(input.colls.map(c => [c, this.colls.get(c)])), before })
     // Everything below is synchronous: the block is applied atomically.
     const dag = dagUpdate(input.cid, input.parents, c => this.blocks.has(c), this.missing.has(input.cid))
     const changes: DocChange[] = []
     for (const rec of out.docs) {
       mapOf(this.states, rec.coll).set(rec.id, structuredClone(rec.state))
       const coll = mapOf(this.docs, rec.coll)
-      const before = coll.get(rec.id) ?? null
-      if (jsonEqual(before, rec.doc)) continue
+      const was = before.get(docKey(rec.coll, rec.id)) ?? null
+      if (jsonEqual(was, rec.doc)) continue
       if (rec.doc === null) coll.delete(rec.id)
       else coll.set(rec.id, structuredClone(rec.doc))
       for (const index of this.indexes.get(rec.coll)?.values() ?? []) {
         if (rec.doc !== null && !index.info.multikey && isMultikey(rec.doc, index.info.paths)) index.info.multikey = true
-        const diff = indexDiff(index.info.paths, before, rec.doc)
+        const diff = indexDiff(index.info.paths, was, rec.doc)
         for (const key of diff.remove) removeEntry(index.entries, { key, id: rec.id })
         for (const key of diff.add) insertEntry(index.entries, { key, id: rec.id })
       }
-      changes.push({ coll: rec.coll, id: rec.id, before: before === null ? null : structuredClone(before), after: rec.doc })
+      changes.push({ coll: rec.coll, id: rec.id, before: was, after: rec.doc })
     }
     for (const { coll, state } of out.colls) this.colls.set(coll, structuredClone(state))
     this.blocks.set(input.cid, input.bytes)
@@ -111,11 +113,6 @@ export class MemoryStorage implements Storage {
   async getDocsById (coll: string, ids: string[]): Promise<Array<Doc | undefined>> {
     const docs = this.docs.get(coll)
     return ids.map(id => { const d = docs?.get(id); return d === undefined ? undefined : structuredClone(d) })
-  }
-
-  async existingIds (coll: string, ids: string[]): Promise<Set<string>> {
-    const docs = this.docs.get(coll)
-    return new Set(ids.filter(id => docs?.has(id) === true))
   }
 
   async countDocs (coll: string): Promise<number> { return this.docs.get(coll)?.size ?? 0 }

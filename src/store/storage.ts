@@ -140,8 +140,6 @@ export interface Storage {
   getDoc (coll: string, id: string): Promise<Doc | undefined>
   /** Documents by id, same order (`undefined` where absent). */
   getDocsById (coll: string, ids: string[]): Promise<Array<Doc | undefined>>
-  /** Which of these ids exist in the collection (reads keys only). */
-  existingIds (coll: string, ids: string[]): Promise<Set<string>>
   /** Number of existing documents in a collection. */
   countDocs (coll: string): Promise<number>
   /** Names of existing collections (created and not dropped since, or holding documents), sorted. */
