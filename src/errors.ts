@@ -79,3 +79,11 @@ export class CollectionNotFoundError extends KiteError {
 export class CollectionExistsError extends KiteError {
   constructor (name: string) { super('ERR_COLLECTION_EXISTS', `collection "${name}" already exists`) }
 }
+
+/**
+ * Access was refused: this replica's key is not on the database's write list, the database is
+ * encrypted and no (or the wrong) key was given, or its manifest has not arrived yet.
+ */
+export class AccessError extends KiteError {
+  constructor (message: string, options?: { cause?: unknown }) { super('ERR_ACCESS', message, options) }
+}

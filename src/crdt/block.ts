@@ -1,14 +1,15 @@
 /**
  * Ops and blocks: the immutable nodes of a database's Merkle-DAG.
  *
- * A block is `{v: 1, db, parents, hlc, ops}` encoded as dag-cbor; its CID (CIDv1, dag-cbor,
- * sha2-256) is its identity. `decodeBlock` is total: any byte string either yields a valid
- * `Block` or throws `InvalidBlockError` with the reason.
+ * A block is a signed dag-cbor node (see `encodeBlock` for the format); its CID (CIDv1, dag-cbor,
+ * sha2-256) is its identity. `decodeBlock` is total: any byte string either yields a valid,
+ * correctly signed `Block` or throws `InvalidBlockError` with the reason.
  */
 import { InvalidBlockError } from '../errors.js'
 import { asCid, cidOf, decode, encode, type CID } from './codec.js'
 import { type Hlc } from './hlc.js'
 import { type JsonValue, assertJsonValue, isPlainObject } from './json.js'
+import { PUBLIC_KEY_BYTES, SIGNATURE_BYTES, type Signer, seal, unseal, verifySignature } from './seal.js'
 
 /** Largest encoded block (or chunk) accepted, in bytes (1 MiB). */
 export const MAX_BLOCK_BYTES = 1024 * 1024
@@ -83,8 +84,10 @@ export interface Block {
   hlc: Hlc
   /** the ops held in the block itself (all of them, when it has no chunks) */
   ops: Op[]
-  /** CIDs of chunks holding the rest of the ops (`{v: 1, ops}` dag-cbor nodes) */
+  /** CIDs of chunks holding the rest of the ops (`{v: 1, ops}` or `{v: 1, box}` dag-cbor nodes) */
   chunks?: CID[]
+  /** the writer's 32-byte Ed25519 public key (set by `encodeBlock` from its signer) */
+  writer?: Uint8Array
 }
 
 /** An encoded chunk of a block's ops. */
@@ -97,38 +100,75 @@ export interface EncodedChunk {
 export interface EncodedBlock {
   cid: CID
   bytes: Uint8Array
-  block: Block
+  /** the block; `writer` is always set */
+  block: Block & { writer: Uint8Array }
   /** encoded chunks, when the block has them and they are at hand */
   chunks?: EncodedChunk[]
 }
 
+/** How a block is signed and, for an encrypted database, sealed. */
+export interface SealOptions {
+  /** the writer's key; its public key goes into the block */
+  signer: Signer
+  /** the database key: ops are encrypted with it (XChaCha20-Poly1305) */
+  key?: Uint8Array
+  /** the caller has already checked every value is JSON-like (local writes, checked by the API): only the structure is checked */
+  valuesChecked?: boolean
+}
+
+/** How a received block is opened. */
+export interface OpenOptions {
+  /** the database key, for an encrypted database: every block must then be encrypted with it */
+  key?: Uint8Array
+}
+
 /**
- * Encode a block (all its ops in `block.ops`; `block.chunks` must be absent) and compute its CID.
- * Ops beyond `CHUNK_TARGET_BYTES` go into chunks. `valuesChecked`: the caller has already checked
- * every value is JSON-like (local writes, checked by the API), so only the structure is checked. Throws `InvalidBlockError` if it is not valid or
- * too large (one op over `MAX_BLOCK_BYTES`, or more than `MAX_CHUNKS` chunks).
+ * Encode, sign and (with `key`) encrypt a block whose ops are all in `block.ops` (`chunks` must be
+ * absent), and compute its CID.
+ *
+ * Wire format (dag-cbor): the block node is `{v: 1, body, w, s}` where `body` is the dag-cbor
+ * encoding of `{db, parents, hlc: [t, c, r], ops | box, chunks?}`, `w` the writer's Ed25519
+ * public key and `s` its signature of `body` (see `seal.ts`). `box` replaces `ops` in an
+ * encrypted database: the sealed dag-cbor of the ops, bound to the database id. Ops beyond
+ * `CHUNK_TARGET_BYTES` go into chunk nodes `{v: 1, ops | box}`, named by CID in the body.
+ * Signing the body bytes as they are sent means verifying never re-encodes anything.
+ *
+ * Throws `InvalidBlockError` if the block is not valid or too large (one op over
+ * `MAX_BLOCK_BYTES`, or more than `MAX_CHUNKS` chunks).
  */
-export function encodeBlock (block: Block, options: { valuesChecked?: boolean } = {}): EncodedBlock {
+export async function encodeBlock (block: Block, options: SealOptions): Promise<EncodedBlock> {
   validateBlock(block, options.valuesChecked === true)
+  const aad = aadOf(block.db)
+  const opsField = (group: Op[]): Record<string, unknown> => options.key === undefined
+    ? { ops: group }
+    : { box: seal(options.key, encodeNode(group, 'ops').bytes, aad) }
   const ops = block.ops.map(stripEmpty)
   const groups = splitOps(ops)
-  const chunks = groups.slice(1).map(group => encodeNode({ v: 1, ops: group }, 'chunk'))
+  const chunks = groups.slice(1).map(group => encodeNode({ v: 1, ...opsField(group) }, 'chunk'))
   if (chunks.length > MAX_CHUNKS) throw new InvalidBlockError(`one call writes about ${chunks.length * CHUNK_TARGET_BYTES} bytes, over the ${MAX_CHUNKS * CHUNK_TARGET_BYTES}-byte limit`)
-  const wire: Record<string, unknown> = {
-    v: 1,
+  const body: Record<string, unknown> = {
     db: block.db,
     parents: block.parents,
     hlc: [block.hlc.t, block.hlc.c, block.hlc.r],
-    ops: groups[0]
+    ...opsField(groups[0] as Op[])
   }
-  if (chunks.length > 0) wire.chunks = chunks.map(c => c.cid)
-  const { bytes, cid } = encodeNode(wire, 'block')
-  const out: EncodedBlock = { cid, bytes, block: { ...block, ops: block.ops } }
+  if (chunks.length > 0) body.chunks = chunks.map(c => c.cid)
+  const bodyBytes = encodeNode(body, 'block').bytes
+  const writer = options.signer.publicKey
+  const signature = await options.signer.sign(bodyBytes)
+  const { bytes, cid } = encodeNode({ v: 1, body: bodyBytes, w: writer, s: signature }, 'block')
+  const out: EncodedBlock = { cid, bytes, block: { ...block, ops: block.ops, writer } }
+  delete out.block.chunks
   if (chunks.length > 0) {
     out.block.chunks = chunks.map(c => c.cid)
     out.chunks = chunks
   }
   return out
+}
+
+/** Associated data of every box of a database: its id, so a box cannot move to another database. */
+function aadOf (db: string): Uint8Array {
+  return new TextEncoder().encode(`kitedb:${db}`)
 }
 
 /** Encode one node, checking the size limit. */
@@ -162,22 +202,49 @@ function splitOps (ops: Op[]): Op[][] {
   return groups
 }
 
-/**
- * Decode and verify a chunk that must hash to `expected`; returns its ops. Throws
- * `InvalidBlockError` for any invalid input.
- */
-export function decodeChunk (bytes: Uint8Array, expected: CID): Op[] {
-  if (!(bytes instanceof Uint8Array)) throw new InvalidBlockError('chunk is not a byte array')
-  if (bytes.byteLength > MAX_BLOCK_BYTES) throw new InvalidBlockError('chunk is over the size limit')
-  if (!cidOf(bytes).equals(expected)) throw new InvalidBlockError(`chunk bytes do not hash to ${String(expected)}`)
+/** Decode dag-cbor that must be a plain map; throws `InvalidBlockError` naming `what`. */
+function decodeMap (bytes: Uint8Array, what: string): Record<string, unknown> {
   let raw: unknown
   try {
     raw = decode(bytes)
   } catch (err) {
-    throw new InvalidBlockError('chunk is not dag-cbor', { cause: err })
+    throw new InvalidBlockError(`${what} is not dag-cbor`, { cause: err })
   }
-  if (!isPlainObject(raw) || raw.v !== 1 || Object.keys(raw).length !== 2 || !Array.isArray(raw.ops) || raw.ops.length === 0) throw new InvalidBlockError('not a chunk')
-  const ops = raw.ops.map(normaliseOp)
+  if (!isPlainObject(raw)) throw new InvalidBlockError(`${what} is not a map`)
+  return raw
+}
+
+/** The op list in `ops`, or sealed in `box`, of a block body or chunk, checked against `key`. */
+function readOps (raw: Record<string, unknown>, db: string, options: OpenOptions, what: string): unknown {
+  if (options.key === undefined) {
+    if (raw.box !== undefined) throw new InvalidBlockError(`${what} is encrypted and this replica has no key`)
+    return raw.ops
+  }
+  if (raw.ops !== undefined || !(raw.box instanceof Uint8Array)) throw new InvalidBlockError(`${what} is not encrypted, in an encrypted database`)
+  const plain = unseal(options.key, raw.box, aadOf(db))
+  let ops: unknown
+  try {
+    ops = decode(plain)
+  } catch (err) {
+    throw new InvalidBlockError(`${what}'s sealed ops are not dag-cbor`, { cause: err })
+  }
+  return ops
+}
+
+/**
+ * Decode and verify a chunk of a block of database `db` that must hash to `expected`; returns
+ * its ops. With `key`, the chunk must be encrypted under it. Throws `InvalidBlockError` for any
+ * invalid input.
+ */
+export function decodeChunk (bytes: Uint8Array, expected: CID, db: string, options: OpenOptions = {}): Op[] {
+  if (!(bytes instanceof Uint8Array)) throw new InvalidBlockError('chunk is not a byte array')
+  if (bytes.byteLength > MAX_BLOCK_BYTES) throw new InvalidBlockError('chunk is over the size limit')
+  if (!cidOf(bytes).equals(expected)) throw new InvalidBlockError(`chunk bytes do not hash to ${String(expected)}`)
+  const raw = decodeMap(bytes, 'chunk')
+  if (raw.v !== 1 || Object.keys(raw).length !== 2) throw new InvalidBlockError('not a chunk')
+  const list = readOps(raw, db, options, 'chunk')
+  if (!Array.isArray(list) || list.length === 0) throw new InvalidBlockError('not a chunk')
+  const ops = list.map(normaliseOp)
   ops.forEach((op, i) => { validateOp(op, i) })
   return ops
 }
@@ -187,40 +254,81 @@ export function assembleOps (block: Block, chunkOps: Op[][]): Op[] {
   return chunkOps.length === 0 ? block.ops : [...block.ops, ...chunkOps.flat()]
 }
 
+/** What `readBlockHeader` returns: a block's links and metadata, without its ops. */
+export interface BlockHeader {
+  db: string
+  parents: CID[]
+  hlc: Hlc
+  chunks: CID[]
+  writer: Uint8Array
+  /** the signed body bytes and the signature (not verified by `readBlockHeader`) */
+  body: Uint8Array
+  signature: Uint8Array
+  /** the body's raw map (ops or box still inside) */
+  raw: Record<string, unknown>
+}
+
 /**
- * Decode and verify block bytes. When `expected` is given, the bytes must hash to that CID.
- * Throws `InvalidBlockError` (never anything else) for any invalid input.
+ * Read a block's envelope and body: its database, parents, HLC, chunks and writer, WITHOUT
+ * checking the signature or the ops. Enough to walk the DAG over blocks already verified (stored
+ * ones); use `decodeBlock` for anything received. Throws `InvalidBlockError` for malformed bytes.
  */
-export function decodeBlock (bytes: Uint8Array, expected?: CID): EncodedBlock {
+export function readBlockHeader (bytes: Uint8Array): BlockHeader {
   if (!(bytes instanceof Uint8Array)) throw new InvalidBlockError('not a byte array')
   if (bytes.byteLength > MAX_BLOCK_BYTES) throw new InvalidBlockError(`block is ${bytes.byteLength} bytes, over the ${MAX_BLOCK_BYTES}-byte limit`)
-  const cid = cidOf(bytes)
-  if (expected != null && !cid.equals(expected)) throw new InvalidBlockError(`bytes hash to ${cid.toString()}, not ${String(expected)}`)
-  let raw: unknown
-  try {
-    raw = decode(bytes)
-  } catch (err) {
-    throw new InvalidBlockError('not dag-cbor', { cause: err })
+  const envelope = decodeMap(bytes, 'block')
+  if (envelope.v !== 1) throw new InvalidBlockError(`unknown version ${String(envelope.v)}`)
+  const { body, w, s } = envelope
+  if (Object.keys(envelope).length !== 4 || !(body instanceof Uint8Array) || !(w instanceof Uint8Array) || !(s instanceof Uint8Array)) {
+    throw new InvalidBlockError('not a signed block {v, body, w, s}')
   }
-  if (!isPlainObject(raw)) throw new InvalidBlockError('not a map')
-  if (raw.v !== 1) throw new InvalidBlockError(`unknown version ${String(raw.v)}`)
+  if (w.length !== PUBLIC_KEY_BYTES || s.length !== SIGNATURE_BYTES) throw new InvalidBlockError('writer key or signature has the wrong length')
+  const raw = decodeMap(body, 'block body')
   const hlc = raw.hlc
   if (!Array.isArray(hlc) || hlc.length !== 3) throw new InvalidBlockError('hlc is not [t, c, r]')
-  const block: Block = {
-    v: 1,
-    db: raw.db as string,
-    parents: Array.isArray(raw.parents) ? raw.parents.map(p => asCid(p) as CID) : (undefined as unknown as CID[]),
-    hlc: { t: hlc[0] as number, c: hlc[1] as number, r: hlc[2] as string },
-    ops: Array.isArray(raw.ops) ? raw.ops.map(normaliseOp) : (undefined as unknown as Op[])
-  }
+  if (typeof raw.db !== 'string') throw new InvalidBlockError('db is not a CID string')
+  if (!Array.isArray(raw.parents)) throw new InvalidBlockError('parents is not a list of CIDs')
+  const parents = raw.parents.map(p => {
+    const cid = asCid(p)
+    if (cid === undefined) throw new InvalidBlockError('parents holds a non-CID')
+    return cid
+  })
+  let chunks: CID[] = []
   if (raw.chunks !== undefined) {
     if (!Array.isArray(raw.chunks) || raw.chunks.length === 0 || raw.chunks.length > MAX_CHUNKS) throw new InvalidBlockError('chunks is not a list of 1–64 CIDs')
-    block.chunks = raw.chunks.map(c => {
+    chunks = raw.chunks.map(c => {
       const chunk = asCid(c)
       if (chunk === undefined) throw new InvalidBlockError('chunks holds a non-CID')
       return chunk
     })
   }
+  return { db: raw.db, parents, hlc: { t: hlc[0] as number, c: hlc[1] as number, r: hlc[2] as string }, chunks, writer: w, body, signature: s, raw }
+}
+
+/**
+ * Decode and verify block bytes: size, CID (when `expected` is given, the bytes must hash to
+ * it), the writer's signature, structure and every op. With `options.key`, the block must be
+ * encrypted under that key, and is decrypted; without it, an encrypted block is refused. (Whether
+ * the writer may write is the replica's decision: see `Replica.receive`.)
+ * Throws `InvalidBlockError` (never anything else) for any invalid input.
+ */
+export async function decodeBlock (bytes: Uint8Array, expected?: CID, options: OpenOptions = {}): Promise<EncodedBlock> {
+  if (!(bytes instanceof Uint8Array)) throw new InvalidBlockError('not a byte array')
+  if (bytes.byteLength > MAX_BLOCK_BYTES) throw new InvalidBlockError(`block is ${bytes.byteLength} bytes, over the ${MAX_BLOCK_BYTES}-byte limit`)
+  const cid = cidOf(bytes)
+  if (expected != null && !cid.equals(expected)) throw new InvalidBlockError(`bytes hash to ${cid.toString()}, not ${String(expected)}`)
+  const header = readBlockHeader(bytes)
+  if (!await verifySignature(header.writer, header.body, header.signature)) throw new InvalidBlockError('the signature does not match the writer key')
+  const list = readOps(header.raw, header.db, options, 'block')
+  const block: Block & { writer: Uint8Array } = {
+    v: 1,
+    db: header.db,
+    parents: header.parents,
+    hlc: header.hlc,
+    ops: Array.isArray(list) ? list.map(normaliseOp) : (undefined as unknown as Op[]),
+    writer: header.writer
+  }
+  if (header.chunks.length > 0) block.chunks = header.chunks
   validateBlock(block)
   return { cid, bytes, block }
 }

@@ -2,6 +2,7 @@
 export * from './json.js'
 export * from './hlc.js'
 export * from './codec.js'
+export * from './seal.js'
 export * from './block.js'
 export * from './merge.js'
 export * from './manifest.js'

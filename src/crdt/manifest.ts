@@ -4,19 +4,90 @@
  * A manifest is the immutable description of a database, encoded as dag-cbor. Its CID is the
  * database's identity; the address is `/kite/<manifest-cid>`.
  */
-import { InvalidAddressError, InvalidBlockError } from '../errors.js'
+import { AccessError, InvalidAddressError, InvalidBlockError, ValidationError } from '../errors.js'
 import { cidOf, decode, encode, parseCid, type CID } from './codec.js'
 import { isPlainObject } from './json.js'
+import { equalBytes, formatPublicKey, keyCheck, parsePublicKey, seal, unseal } from './seal.js'
 
 /** The immutable description of a database. */
 export interface Manifest {
   v: 1
-  /** human-readable name given at creation */
+  /** human-readable name given at creation (empty for an encrypted database: see `enc.name`) */
   name: string
   /** creation time, ms since the Unix epoch */
   created: number
   /** random hex, so two databases created with the same name get different addresses */
   nonce: string
+  /**
+   * Who may write (OrbitDB's immutable access controller): writers' Ed25519 public keys as
+   * `z…` base58btc text, or `['*']` for anyone who can read. Fixed for the life of the database.
+   */
+  write: string[]
+  /** present when the database is encrypted */
+  enc?: {
+    /** `keyCheck(key)`: tells a replica at once whether it holds the right key */
+    check: Uint8Array
+    /** the name, sealed with the key (nobody without the key learns it) */
+    name: Uint8Array
+  }
+}
+
+/** Most writers a write list may name. */
+export const MAX_WRITERS = 1024
+
+/** Check a write list; returns it. Throws `ValidationError`. */
+export function checkWriteList (write: unknown): string[] {
+  if (!Array.isArray(write) || write.length === 0 || write.length > MAX_WRITERS) throw new ValidationError(`access.write must list 1–${MAX_WRITERS} public keys, or be ['*']`)
+  if (write.includes('*')) {
+    if (write.length !== 1) throw new ValidationError("access.write is either ['*'] or a list of public keys, not both")
+    return ['*']
+  }
+  for (const k of write) parsePublicKey(k)
+  return [...new Set(write as string[])].sort()
+}
+
+/** Whether `manifest` lets the holder of `publicKey` write. */
+export function mayWrite (manifest: Manifest, publicKey: Uint8Array): boolean {
+  return manifest.write[0] === '*' || manifest.write.includes(formatPublicKey(publicKey))
+}
+
+/** Associated data of a sealed manifest name. */
+function nameAad (created: number, nonce: string): Uint8Array {
+  return new TextEncoder().encode(`kitedb-name:${created}:${nonce}`)
+}
+
+/**
+ * A new manifest. With `key`, the database is encrypted: the manifest holds a check of the key
+ * and the name sealed with it. Throws `ValidationError` for a bad write list.
+ */
+export function createManifest (name: string, write: string[], key?: Uint8Array, created = Date.now()): Manifest {
+  const nonce = Array.from(globalThis.crypto.getRandomValues(new Uint8Array(8)), b => b.toString(16).padStart(2, '0')).join('')
+  const manifest: Manifest = { v: 1, name: key === undefined ? name : '', created, nonce, write: checkWriteList(write) }
+  if (key !== undefined) manifest.enc = { check: keyCheck(key), name: seal(key, new TextEncoder().encode(name), nameAad(created, nonce)) }
+  return manifest
+}
+
+/**
+ * The name of a database: the manifest's, or, for an encrypted one, its sealed name opened with
+ * `key`. Throws `AccessError` when the database is encrypted and `key` is missing or wrong.
+ */
+export function manifestName (manifest: Manifest, key?: Uint8Array): string {
+  if (manifest.enc === undefined) return manifest.name
+  checkKey(manifest, key)
+  return new TextDecoder().decode(unseal(key as Uint8Array, manifest.enc.name, nameAad(manifest.created, manifest.nonce)))
+}
+
+/**
+ * Check that `key` fits the manifest: none for a plain database, the right one for an encrypted
+ * database. Throws `AccessError` otherwise.
+ */
+export function checkKey (manifest: Manifest, key: Uint8Array | undefined): void {
+  if (manifest.enc === undefined) {
+    if (key !== undefined) throw new AccessError('this database is not encrypted, but a key was given')
+    return
+  }
+  if (key === undefined) throw new AccessError('this database is encrypted: open it with the key from its share link')
+  if (!equalBytes(keyCheck(key), manifest.enc.check)) throw new AccessError('wrong key for this database')
 }
 
 /** Address prefix: an address is `/kite/<manifest-cid>`. */
@@ -41,7 +112,19 @@ export function decodeManifest (bytes: Uint8Array, expected: CID): Manifest {
   if (!isPlainObject(raw) || raw.v !== 1 || typeof raw.name !== 'string' || !Number.isSafeInteger(raw.created) || typeof raw.nonce !== 'string') {
     throw new InvalidBlockError('not a KiteDB manifest')
   }
-  return { v: 1, name: raw.name, created: raw.created as number, nonce: raw.nonce }
+  let write: string[]
+  try {
+    write = checkWriteList(raw.write)
+  } catch (err) {
+    throw new InvalidBlockError(`manifest write list: ${(err as Error).message}`)
+  }
+  const manifest: Manifest = { v: 1, name: raw.name, created: raw.created as number, nonce: raw.nonce, write }
+  if (raw.enc !== undefined) {
+    const enc = raw.enc
+    if (!isPlainObject(enc) || !(enc.check instanceof Uint8Array) || enc.check.length !== 16 || !(enc.name instanceof Uint8Array)) throw new InvalidBlockError('manifest enc is not {check, name}')
+    manifest.enc = { check: enc.check, name: enc.name }
+  }
+  return manifest
 }
 
 /**

@@ -4,9 +4,9 @@
  * background and retries until the network is reachable.
  */
 import {
-  CollectionExistsError, CollectionNotFoundError, DatabaseClosedError, NetworkError, TimeoutError, ValidationError
+  CollectionExistsError, CollectionNotFoundError, DatabaseClosedError, type KiteError, NetworkError, TimeoutError, ValidationError
 } from '../errors.js'
-import { type Op, isValidCollectionName, parseCid } from '../crdt/index.js'
+import { type Op, formatKey, formatPublicKey, isValidCollectionName, manifestName, parseCid } from '../crdt/index.js'
 import { type DocChange, type IndexProgress, type Storage } from '../store/index.js'
 import {
   type BeforeCheck, type ChangeOrigin, type ChangeSet, type PeerConnection, type Replica, Replicator, type ReplicatorOptions, type SyncProgress, type SyncState
@@ -43,6 +43,21 @@ export interface DatabaseEvents {
   'sync:progress': (progress: SyncProgress) => void
   /** the network status changed; `error` is set when it went offline because of one */
   network: (status: NetworkStatus, error?: Error) => void
+  /** the manifest of a database joined by address arrived: its name, writers and encryption are known */
+  manifest: () => void
+  /** replication stopped on an error it cannot retry past (an `AccessError`: e.g. a wrong key) */
+  error: (error: KiteError) => void
+}
+
+/** Options of `Database.shareLink`. */
+export interface ShareLinkOptions {
+  /**
+   * A link for reading only. Allowed only when the database has a write list (anyone who can
+   * read a `['*']` database can write to it, so a read-only link cannot exist for it); the link
+   * is then the same, since writing takes a listed key, not the link. Throws `ValidationError`
+   * otherwise.
+   */
+  readOnly?: boolean
 }
 
 /** Options of `initCollection`, `createCollection` and `openCollection`. */
@@ -70,8 +85,7 @@ export interface DatabaseParts {
 
 /** An open database. Get one from `KiteDB.init` or `KiteDB.open`. */
 export class Database {
-  /** local name (the manifest's name; the address for a joined database whose name is unknown) */
-  readonly name: string
+  private nameValue: string
   /** `/kite/<manifest-cid>` */
   readonly address: string
   private readonly storage: Storage
@@ -79,7 +93,7 @@ export class Database {
   private readonly collections = new Map<string, Collection<any>>()
   private readonly watchers = new Map<string, Set<() => void>>()
   private readonly listeners: { [K in keyof DatabaseEvents]: Set<DatabaseEvents[K]> } = {
-    update: new Set(), peers: new Set(), 'peer:join': new Set(), 'peer:leave': new Set(), 'sync:progress': new Set(), network: new Set()
+    update: new Set(), peers: new Set(), 'peer:join': new Set(), 'peer:leave': new Set(), 'sync:progress': new Set(), network: new Set(), manifest: new Set(), error: new Set()
   }
   private readonly cleanups: Array<() => void> = []
   private replicator?: Replicator
@@ -93,7 +107,7 @@ export class Database {
 
   /** @internal */
   constructor (parts: DatabaseParts) {
-    this.name = parts.name
+    this.nameValue = parts.name
     this.address = parts.address
     this.storage = parts.storage
     this.replica = parts.replica
@@ -101,8 +115,39 @@ export class Database {
     this.onClose = parts.onClose
     this.status = parts.connect === undefined ? 'local' : 'connecting'
     this.online = new Promise(resolve => { this.resolveOnline = resolve })
-    this.cleanups.push(this.replica.onChange((change, origin) => { this.onChanges(change, origin) }))
+    this.cleanups.push(
+      this.replica.onChange((change, origin) => { this.onChanges(change, origin) }),
+      this.replica.onManifest(manifest => {
+        try { this.nameValue = manifestName(manifest, this.replica.key) } catch {}
+        this.emit('manifest')
+      })
+    )
     if (parts.connect !== undefined) void this.connect(parts.connect, parts.replication ?? {}, 0)
+  }
+
+  /** The name given at creation (the address, for a joined database whose manifest has not arrived yet). */
+  get name (): string { return this.nameValue }
+
+  /** This device's writer key (`z…` base58btc), which signs every block it writes here. */
+  get publicKey (): string { return formatPublicKey(this.replica.signer.publicKey) }
+
+  /**
+   * Whether this replica may write: its key is on the write list (or the list is `['*']`). False
+   * while the manifest of a database joined by address has not arrived. Writes otherwise throw
+   * `AccessError`.
+   */
+  get canWrite (): boolean { return this.replica.canWrite }
+
+  /** Whether the database is encrypted (`undefined` while its manifest has not arrived). */
+  get encrypted (): boolean | undefined {
+    const m = this.replica.manifest
+    return m == null ? undefined : m.enc !== undefined
+  }
+
+  /** Who may write: public keys, or `['*']` (`undefined` while the manifest has not arrived). */
+  get writers (): string[] | undefined {
+    const m = this.replica.manifest
+    return m == null ? undefined : [...m.write]
   }
 
   /** This replica's libp2p peer id, once online. */
@@ -127,7 +172,8 @@ export class Database {
 
   /**
    * Open the collection `name`, creating it (a replicated create) if it does not exist, and
-   * declare `options.indexes`. Throws `ValidationError` for a bad name (1–128 characters without
+   * declare `options.indexes`. On a replica that may not write (see `canWrite`), a missing
+   * collection is opened without being created: it fills when a writer's data arrives. Throws `ValidationError` for a bad name (1–128 characters without
    * `$` or NUL) or index spec.
    */
   async initCollection<T extends object = AnyDoc> (name: string, options: CollectionOptions = {}): Promise<Collection<T>> {
@@ -150,7 +196,9 @@ export class Database {
     const specs = (options.indexes ?? []).map(normaliseIndexSpec)
     if (!await this.collectionExists(name)) {
       if (options.create !== true) throw new CollectionNotFoundError(`collection "${name}" does not exist`)
-      await this.host.write(async () => await this.collectionExists(name) ? [] : [{ op: 'coll', coll: name }])
+      // A replica that may not write (a reader of a write-list database) cannot create it: it
+      // opens it as it is, empty until a writer's create and documents arrive.
+      if (this.replica.canWrite) await this.host.write(async () => await this.collectionExists(name) ? [] : [{ op: 'coll', coll: name }])
     }
     let c = this.collections.get(name)
     if (c === undefined) this.collections.set(name, c = new Collection<AnyDoc>(this.host, name))
@@ -218,12 +266,24 @@ export class Database {
   }
 
   /**
-   * A link that opens this database in an app served at `baseUrl`: the address, the relays and
-   * this replica's peer id in the URL fragment (see `formatShareLink`).
+   * A link that opens this database in an app served at `baseUrl`: the address, the relays,
+   * this replica's peer id and, for an encrypted database, its key, all in the URL fragment,
+   * which browsers never send to a server (see `formatShareLink`). Anyone holding a link to an
+   * encrypted database can read it, and write to it unless it has a write list. Throws
+   * `ValidationError` for `readOnly` on a database anyone who reads may write.
    */
-  shareLink (baseUrl: string): string {
+  shareLink (baseUrl: string, options: ShareLinkOptions = {}): string {
     this.assertOpen()
-    return formatShareLink(baseUrl, { address: this.address, relays: this.relays, ...(this.peerId !== undefined ? { peer: this.peerId } : {}) })
+    if (options.readOnly === true && (this.replica.manifest == null || this.replica.manifest.write[0] === '*')) {
+      throw new ValidationError("a read-only link needs a database with a write list: here anyone who can read may write (create it with access: {write: [...]})")
+    }
+    const key = this.replica.key
+    return formatShareLink(baseUrl, {
+      address: this.address,
+      relays: this.relays,
+      ...(this.peerId !== undefined ? { peer: this.peerId } : {}),
+      ...(key !== undefined ? { key: formatKey(key) } : {})
+    })
   }
 
   /** Remote replicas of this database we currently hear from, with how each is connected. */
@@ -359,6 +419,7 @@ export class Database {
         () => { clearInterval(timer) },
         replicator.onPeers(refreshPeers),
         replicator.onProgress(p => { this.emit('sync:progress', p) }),
+        replicator.onError(err => { this.emit('error', err) }),
         lease.transport.onConnectionChange?.(() => { refreshPeers(); setTimeout(refreshPeers, 100) }) ?? (() => {}),
         startAnnouncing(lease.transport, async () => await this.announcement())
       )

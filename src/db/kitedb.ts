@@ -3,10 +3,13 @@
  * database from its peer id.
  */
 import { DatabaseExistsError, InvalidAddressError, NotFoundError, TimeoutError, ValidationError } from '../errors.js'
-import { type Manifest, decodeManifest, encodeManifest, formatAddress, parseAddress } from '../crdt/index.js'
+import {
+  type Manifest, type Signer, createManifest, decodeManifest, encodeManifest, formatAddress, formatPublicKey, generateKey,
+  manifestName, parseAddress, parseKey, signerFromSeed
+} from '../crdt/index.js'
 import { DexieStorageProvider, MemoryStorageProvider, type StorageProvider } from '../store/index.js'
-import { Replica, randomHex, type ReplicatorOptions, type Transport } from '../sync/index.js'
-import { type AcquireOptions, acquireNetwork, claimIdentity, parseRelays } from '../net/index.js'
+import { MANIFEST_KEY, Replica, type ReplicatorOptions, type Transport } from '../sync/index.js'
+import { type AcquireOptions, acquireNetwork, claimIdentity, loadDeviceKey, parseRelays } from '../net/index.js'
 import { type Announcement, announceTopic, decodeAnnouncement } from './announce.js'
 import { Database } from './database.js'
 
@@ -34,6 +37,26 @@ export interface OpenOptions {
    */
   directConnections?: boolean
   /**
+   * `init`, when it creates the database: who may write, fixed in the manifest for good (OrbitDB's
+   * immutable access controller). `write` lists writers' public keys (see `KiteDB.publicKey`), or
+   * is `['*']` for anyone who can read. Default: only this device; with `encrypt`, `['*']` (anyone
+   * holding the link). Ignored when the database already exists.
+   */
+  access?: { write: string[] }
+  /**
+   * `init`, when it creates the database: encrypt it (XChaCha20-Poly1305) with a new random
+   * 256-bit key. The key travels only in share links' fragments; relays and peers without it see
+   * ciphertext. Ignored when the database already exists.
+   */
+  encrypt?: boolean
+  /**
+   * `open`: the key of an encrypted database (43 characters of base64url, the `key` of its share
+   * link). Kept in local storage, so later opens need not repeat it. A wrong key throws
+   * `AccessError` (at once when the manifest is known here, else replication stops with an
+   * `error` event when it arrives).
+   */
+  key?: string | Uint8Array
+  /**
    * Replicate over this transport instead of libp2p (`relays` and `node` are then ignored): for
    * custom networks and tests. The transport stays open when the database closes.
    */
@@ -54,7 +77,8 @@ export interface DiscoverOptions {
   storage?: OpenOptions['storage']
 }
 
-const MANIFEST_KEY = 'manifest'
+/** Storage meta key of an encrypted database's key. */
+const DB_KEY = 'key'
 /** Databases open in this page/process, and the storage provider each was opened with. */
 const openDatabases = new Set<Database>()
 const openedWith = new WeakMap<Database, StorageProvider>()
@@ -89,6 +113,12 @@ function relayList (options: OpenOptions): string[] {
   return list
 }
 
+/** The device's block signer for a node name: its persistent Ed25519 key (see `loadDeviceKey`). */
+async function deviceSigner (options: Pick<OpenOptions, 'node' | 'storage'>): Promise<Signer> {
+  const key = await loadDeviceKey(providerFor(options.storage), options.node ?? 'default')
+  return signerFromSeed(key.raw.subarray(0, 32))
+}
+
 /** Static entry points, after AvionDB's `AvionDB.init` / `AvionDB.open`. */
 export class KiteDB {
   private constructor () {}
@@ -103,16 +133,25 @@ export class KiteDB {
     const provider = providerFor(options.storage)
     const relays = relayList(options)
     let address = await provider.lookupName(name)
-    let manifestBytes: Uint8Array | undefined
+    let created: { bytes: Uint8Array, key?: Uint8Array } | undefined
     if (address === undefined) {
-      const manifest: Manifest = { v: 1, name, created: Date.now(), nonce: randomHex(8) }
-      const encoded = encodeManifest(manifest)
+      const key = options.encrypt === true ? generateKey() : undefined
+      const write = options.access?.write ?? (key !== undefined ? ['*'] : [formatPublicKey((await deviceSigner(options)).publicKey)])
+      const encoded = encodeManifest(createManifest(name, write, key))
       address = encoded.address
-      manifestBytes = encoded.bytes
+      created = { bytes: encoded.bytes, ...(key !== undefined ? { key } : {}) }
     }
-    const db = await openAddress(provider, address, relays, options, manifestBytes)
-    if (manifestBytes !== undefined) await provider.registerName(name, address)
+    const db = await openAddress(provider, address, relays, options, created)
+    if (created !== undefined) await provider.registerName(name, address)
     return db
+  }
+
+  /**
+   * This device's public key (`z…` base58btc), the writer key its blocks are signed with: put it
+   * in another database's `access.write` to let this device write there.
+   */
+  static async publicKey (options: Pick<OpenOptions, 'node' | 'storage'> = {}): Promise<string> {
+    return formatPublicKey((await deviceSigner(options)).publicKey)
   }
 
   /**
@@ -194,33 +233,47 @@ export class KiteDB {
   }
 }
 
-async function openAddress (provider: StorageProvider, address: string, relays: string[], options: OpenOptions, manifestBytes?: Uint8Array): Promise<Database> {
+async function openAddress (provider: StorageProvider, address: string, relays: string[], options: OpenOptions,
+  created?: { bytes: Uint8Array, key?: Uint8Array }): Promise<Database> {
   const cid = parseAddress(address)
   const dbId = cid.toString()
+  const given = options.key !== undefined ? parseKey(options.key) : undefined
+  const signer = await deviceSigner(options)
   const storage = await provider.open(dbId)
-  if (manifestBytes !== undefined) await storage.setMeta(MANIFEST_KEY, manifestBytes)
-  let name = address
-  const stored = await storage.getMeta<Uint8Array>(MANIFEST_KEY)
-  if (stored !== undefined) {
-    try {
-      name = decodeManifest(stored, cid).name
-    } catch (err) {
-      throw new NotFoundError(`the stored manifest of ${address} is corrupt: ${(err as Error).message}`)
+  try {
+    if (created !== undefined) {
+      await storage.setMeta(MANIFEST_KEY, created.bytes)
+      if (created.key !== undefined) await storage.setMeta(DB_KEY, created.key)
     }
+    const key = given ?? await storage.getMeta<Uint8Array>(DB_KEY)
+    let manifest: Manifest | null = null
+    const stored = await storage.getMeta<Uint8Array>(MANIFEST_KEY)
+    if (stored !== undefined) {
+      try {
+        manifest = decodeManifest(stored, cid)
+      } catch (err) {
+        throw new NotFoundError(`the stored manifest of ${address} is corrupt: ${(err as Error).message}`)
+      }
+    }
+    // Throws AccessError for a key that does not fit a known manifest, before anything is kept.
+    const replica = await Replica.open(storage, dbId, { signer, manifest, ...(key !== undefined ? { key } : {}) })
+    if (given !== undefined) await storage.setMeta(DB_KEY, given)
+    const db = new Database({
+      name: manifest === null ? address : manifestName(manifest, key),
+      address,
+      storage,
+      replica,
+      ...(options.transport !== undefined
+        ? { connect: async () => ({ transport: options.transport as Transport, relays: [], release: async () => {} }) }
+        : relays.length > 0 ? { connect: async () => await acquireNetwork(relays, networkOptions(options)) } : {}),
+      ...(options.replication !== undefined ? { replication: options.replication } : {}),
+      onClose: () => { openDatabases.delete(db) }
+    })
+    openDatabases.add(db)
+    openedWith.set(db, provider)
+    return db
+  } catch (err) {
+    await storage.close()
+    throw err
   }
-  const replica = await Replica.open(storage, dbId)
-  const db = new Database({
-    name,
-    address,
-    storage,
-    replica,
-    ...(options.transport !== undefined
-      ? { connect: async () => ({ transport: options.transport as Transport, relays: [], release: async () => {} }) }
-      : relays.length > 0 ? { connect: async () => await acquireNetwork(relays, networkOptions(options)) } : {}),
-    ...(options.replication !== undefined ? { replication: options.replication } : {}),
-    onClose: () => { openDatabases.delete(db) }
-  })
-  openDatabases.add(db)
-  openedWith.set(db, provider)
-  return db
 }

@@ -27,7 +27,34 @@ export interface IdentityClaim {
 }
 
 interface LockManagerLike {
-  request: (name: string, options: { ifAvailable: boolean }, callback: (lock: unknown) => Promise<void>) => Promise<void>
+  request: (name: string, options: { ifAvailable?: boolean }, callback: (lock: unknown) => Promise<void>) => Promise<void>
+}
+
+/** The Web Locks API, where the platform has it. */
+function lockManager (): LockManagerLike | undefined {
+  return (globalThis as { navigator?: { locks?: LockManagerLike } }).navigator?.locks
+}
+
+/**
+ * The device key saved under `node` in `store`, created and saved the first time. Creation runs
+ * under an exclusive Web Lock (where the API exists), so two tabs starting at once agree on one key.
+ * This key signs the device's blocks (every tab of the device signs as the same writer) and is
+ * the libp2p identity of whichever tab holds it (see `claimIdentity`).
+ */
+export async function loadDeviceKey (store: SecretStore, node: string): Promise<PrivateKey> {
+  const name = `libp2p-key:${node}`
+  const loadOrCreate = async (): Promise<PrivateKey> => {
+    const saved = await store.loadSecret(name)
+    if (saved !== undefined) return privateKeyFromProtobuf(saved)
+    const privateKey = await generateKeyPair('Ed25519')
+    await store.saveSecret(name, privateKeyToProtobuf(privateKey))
+    return privateKey
+  }
+  const locks = lockManager()
+  if (locks === undefined) return await loadOrCreate()
+  let key: PrivateKey | undefined
+  await locks.request('kitedb:keygen', {}, async () => { key = await loadOrCreate() })
+  return key as PrivateKey
 }
 
 /**
@@ -36,7 +63,7 @@ interface LockManagerLike {
  */
 export async function claimIdentity (store: SecretStore, node: string): Promise<IdentityClaim> {
   const name = `libp2p-key:${node}`
-  const locks = (globalThis as { navigator?: { locks?: LockManagerLike } }).navigator?.locks
+  const locks = lockManager()
   let release = (): void => {}
   if (locks !== undefined) {
     const granted = await new Promise<boolean>(resolve => {
@@ -52,11 +79,7 @@ export async function claimIdentity (store: SecretStore, node: string): Promise<
     }
   }
   try {
-    const saved = await store.loadSecret(name)
-    if (saved !== undefined) return { privateKey: privateKeyFromProtobuf(saved), persistent: true, release }
-    const privateKey = await generateKeyPair('Ed25519')
-    await store.saveSecret(name, privateKeyToProtobuf(privateKey))
-    return { privateKey, persistent: true, release }
+    return { privateKey: await loadDeviceKey(store, node), persistent: true, release }
   } catch (err) {
     release()
     throw err

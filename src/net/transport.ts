@@ -12,9 +12,10 @@ import { peerIdFromString } from '@libp2p/peer-id'
 import { lpStream } from '@libp2p/utils'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { type Connection, type PeerId, type Stream } from '@libp2p/interface'
+import { TopicValidatorResult } from '@libp2p/gossipsub'
 import { NetworkError, TimeoutError } from '../errors.js'
 import { createLogger } from '../log.js'
-import { type PeerConnection, type Transport } from '../sync/transport.js'
+import { type PeerConnection, type SubscribeOptions, type Transport } from '../sync/transport.js'
 import { MAX_MESSAGE_BYTES } from '../sync/wire.js'
 import { type PeerNode, dialWithRetry } from './node.js'
 
@@ -43,6 +44,7 @@ export class Libp2pTransport implements Transport {
   private readonly relays: Multiaddr[]
   private readonly relayIds: Set<string>
   private readonly handlers = new Map<string, Set<MessageHandler>>()
+  private readonly validators = new Map<string, Set<NonNullable<SubscribeOptions['validate']>>>()
   private readonly subscriberHandlers = new Map<string, Set<(peer: string) => void>>()
   private readonly firstHeard = new Map<string, number>()
   private readonly lastUpgradeAttempt = new Map<string, number>()
@@ -93,15 +95,49 @@ export class Libp2pTransport implements Transport {
   /** Whether `peer` is one of the configured relays. */
   isRelay (peer: string): boolean { return this.relayIds.has(peer) }
 
-  subscribe (topic: string, handler: MessageHandler): () => void {
+  /**
+   * Subscribe to `topic`. A `validate` function becomes the topic's gossipsub validator: a
+   * message it refuses is neither delivered nor forwarded. Refusals are reported to gossipsub as
+   * IGNORE, not REJECT: REJECT lowers the score of the peer that forwarded the message, and that
+   * peer is usually the relay, so a hostile peer could otherwise get every replica to cut off
+   * its relay.
+   */
+  subscribe (topic: string, handler: MessageHandler, options: SubscribeOptions = {}): () => void {
     let set = this.handlers.get(topic)
     if (set === undefined) {
       this.handlers.set(topic, set = new Set())
       this.node.services.pubsub.subscribe(topic)
     }
     set.add(handler)
+    const validate = options.validate
+    if (validate !== undefined) {
+      let checks = this.validators.get(topic)
+      if (checks === undefined) {
+        const all = checks = new Set()
+        this.validators.set(topic, all)
+        this.node.services.pubsub.topicValidators.set(topic, async (_peer, msg) => {
+          if (msg.type !== 'signed') return TopicValidatorResult.Ignore
+          const from = msg.from.toString()
+          for (const check of all) {
+            let ok = false
+            try { ok = await check(msg.data, from) } catch (err) { log.warn(`validator of ${topic} threw`, err) }
+            if (!ok) return TopicValidatorResult.Ignore
+          }
+          return TopicValidatorResult.Accept
+        })
+      }
+      checks.add(validate)
+    }
     return () => {
       set.delete(handler)
+      if (validate !== undefined) {
+        const checks = this.validators.get(topic)
+        checks?.delete(validate)
+        if (checks?.size === 0) {
+          this.validators.delete(topic)
+          this.node.services.pubsub.topicValidators.delete(topic)
+        }
+      }
       if (set.size === 0 && this.handlers.get(topic) === set) {
         this.handlers.delete(topic)
         if (this.node.status === 'started') this.node.services.pubsub.unsubscribe(topic)

@@ -2,14 +2,17 @@
  * Share links: a URL that opens a database in an app. Everything KiteDB-specific travels in the
  * fragment (`#…`), which browsers never send to the web server:
  *
- *   `<base>#db=<address>&relay=<multiaddr>[&relay=…][&peer=<peer-id>]`
+ *   `<base>#db=<address>[&key=<key>]&relay=<multiaddr>[&relay=…][&peer=<peer-id>]`
  *
+ * `key` (encrypted databases only) is the database key, 43 characters of base64url: whoever holds
+ * the link can read the database (and write, unless it has a write list).
  * `db` is the database address `/kite/<cid>`; `relay` the relay multiaddr(s) to reach peers;
  * `peer` (optional) the peer id of a replica that shares it, enough on its own with `relay` to
  * learn the address through `KiteDB.discover`.
  */
 import { InvalidAddressError } from '../errors.js'
 import { formatAddress, parseAddress } from '../crdt/manifest.js'
+import { formatKey, parseKey } from '../crdt/seal.js'
 
 /** What a share link carries. */
 export interface ShareInfo {
@@ -19,16 +22,28 @@ export interface ShareInfo {
   relays: string[]
   /** peer id of a replica sharing the database */
   peer?: string
+  /** the key of an encrypted database (base64url) */
+  key?: string
 }
 
 /** Build a share link on `baseUrl` (its own fragment is replaced). Throws `InvalidAddressError` for a bad address. */
 export function formatShareLink (baseUrl: string, info: ShareInfo): string {
   const params: Array<[string, string]> = []
   if (info.address !== undefined) params.push(['db', formatAddress(parseAddress(info.address))])
+  if (info.key !== undefined) params.push(['key', formatKey(parseKeyText(info.key))])
   for (const r of info.relays) params.push(['relay', r])
   if (info.peer !== undefined) params.push(['peer', info.peer])
   const base = baseUrl.split('#')[0]
   return `${base}#${params.map(([k, v]) => `${k}=${escapeValue(v)}`).join('&')}`
+}
+
+/** A key from a link; throws `InvalidAddressError` when malformed. */
+function parseKeyText (text: string): Uint8Array {
+  try {
+    return parseKey(text)
+  } catch (err) {
+    throw new InvalidAddressError(`the link's key is malformed: ${(err as Error).message}`)
+  }
 }
 
 /** Percent-encode a fragment value, leaving `/` and `:` (legal in fragments) readable. */
@@ -38,7 +53,7 @@ function escapeValue (value: string): string {
 
 /**
  * Read a share link (a full URL or just its fragment). Returns `undefined` when it carries
- * neither a database address nor a peer id; throws `InvalidAddressError` when the address is malformed.
+ * neither a database address nor a peer id; throws `InvalidAddressError` when the address or key is malformed.
  */
 export function parseShareLink (url: string): ShareInfo | undefined {
   const hashAt = url.indexOf('#')
@@ -49,6 +64,8 @@ export function parseShareLink (url: string): ShareInfo | undefined {
   if (db === null && peer === null) return undefined
   const info: ShareInfo = { relays: params.getAll('relay').filter(r => r.length > 0) }
   if (db !== null) info.address = formatAddress(parseAddress(db))
+  const key = params.get('key')
+  if (key !== null) info.key = formatKey(parseKeyText(key))
   if (peer !== null) {
     if (!/^[1-9A-HJ-NP-Za-km-z]{32,128}$/.test(peer)) throw new InvalidAddressError(`"${peer}" is not a peer id`)
     info.peer = peer

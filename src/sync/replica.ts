@@ -2,10 +2,11 @@
  * A replica's block log: creates local blocks and applies local and remote blocks to storage,
  * one at a time, each in one storage transaction (go-ds-crdt's `crdt.go` loop, minus the network).
  */
-import { InvalidBlockError } from '../errors.js'
+import { AccessError, InvalidBlockError } from '../errors.js'
 import {
-  type CID, type EncodedBlock, type Op, HybridClock,
-  applyCollOp, applyOp, asCid, assembleOps, cidOf, decode, decodeBlock, decodeChunk, encode, encodeBlock, isDocOp, materialise, parseCid, stampOf
+  type CID, type EncodedBlock, type Manifest, type Op, type Signer, HybridClock,
+  applyCollOp, applyOp, asCid, assembleOps, checkKey, cidOf, decode, decodeBlock, decodeChunk, decodeManifest, encode, encodeBlock,
+  formatPublicKey, generateSigner, isDocOp, materialise, mayWrite, parseCid, readBlockHeader, stampOf
 } from '../crdt/index.js'
 import { type DocChange, type DocKey, type MergeInput, type MergeOutput, type Storage, docKey } from '../store/index.js'
 import { type Doc } from '../crdt/index.js'
@@ -46,6 +47,23 @@ export interface Applied {
 }
 
 const REPLICA_ID_KEY = 'replicaId'
+/** Meta key of the manifest's bytes. */
+export const MANIFEST_KEY = 'manifest'
+
+/** Who this replica writes as, and what it accepts. */
+export interface ReplicaOptions {
+  /** signs this replica's blocks (default: a fresh random key, for tests and throwaway replicas) */
+  signer?: Signer
+  /** the database key of an encrypted database */
+  key?: Uint8Array
+  /**
+   * The database's manifest: remote blocks are accepted only from its writers, and local writes
+   * only when the signer is one. `null`: not known yet (a replica that joined by address), so
+   * nothing is accepted or written until `setManifest`. Omitted: any correctly signed block is
+   * accepted (for tests of the engine; `KiteDB` always passes one).
+   */
+  manifest?: Manifest | null
+}
 const HEADSET_PREFIX = 'headset:'
 
 /** Decode a headset (a dag-cbor list of CIDs) that must hash to `hash`. Throws `InvalidBlockError`. */
@@ -83,29 +101,71 @@ export class Replica {
    * as another tab writing the same database could cause, only gives a new block fewer parents)
    */
   private headsCache?: string[]
+  readonly signer: Signer
+  /** the database key, when it is encrypted */
+  readonly key?: Uint8Array
+  private manifestValue: Manifest | null | undefined
+  private readonly manifestListeners = new Set<(m: Manifest) => void>()
 
-  private constructor (storage: Storage, dbId: string, clock: HybridClock) {
+  private constructor (storage: Storage, dbId: string, clock: HybridClock, options: ReplicaOptions) {
     this.storage = storage
     this.dbId = dbId
     this.clock = clock
+    this.signer = options.signer ?? generateSigner()
+    if (options.key !== undefined) this.key = options.key
+    this.manifestValue = options.manifest
   }
 
   /**
    * Open the log of database `dbId` in `storage`: loads (or creates) the persistent replica id and
    * advances the clock past every head, so new local blocks order after everything stored.
+   * Throws `AccessError` when `options.key` does not fit `options.manifest`.
    */
-  static async open (storage: Storage, dbId: string): Promise<Replica> {
+  static async open (storage: Storage, dbId: string, options: ReplicaOptions = {}): Promise<Replica> {
+    if (options.manifest != null) checkKey(options.manifest, options.key)
     let replicaId = await storage.getMeta<string>(REPLICA_ID_KEY)
     if (replicaId === undefined) {
       replicaId = randomHex(8)
       await storage.setMeta(REPLICA_ID_KEY, replicaId)
     }
-    const replica = new Replica(storage, dbId, new HybridClock(replicaId))
+    const replica = new Replica(storage, dbId, new HybridClock(replicaId), options)
     const heads = await storage.getHeads()
     for (const bytes of await storage.getBlocks(heads)) {
-      if (bytes !== undefined) replica.clock.observe(decodeBlock(bytes).block.hlc)
+      if (bytes !== undefined) replica.clock.observe(readBlockHeader(bytes).hlc)
     }
     return replica
+  }
+
+  /** The manifest (`null` while it has not arrived; `undefined` when the replica checks no access). */
+  get manifest (): Manifest | null | undefined { return this.manifestValue }
+
+  /** Whether this replica's signer may write (false while the manifest has not arrived). */
+  get canWrite (): boolean {
+    if (this.manifestValue === undefined) return true
+    return this.manifestValue !== null && mayWrite(this.manifestValue, this.signer.publicKey)
+  }
+
+  /**
+   * Adopt the manifest of a database joined by address, fetched from a peer: it must hash to the
+   * database id, and the key (if any) must fit it. Stored, so it is known after a reload.
+   * Throws `InvalidBlockError` for bytes that are not this database's manifest, `AccessError`
+   * when the key does not fit it.
+   */
+  async setManifest (bytes: Uint8Array): Promise<Manifest> {
+    const manifest = decodeManifest(bytes, parseCid(this.dbId) as CID)
+    checkKey(manifest, this.key)
+    if (this.manifestValue == null) {
+      await this.storage.setMeta(MANIFEST_KEY, bytes)
+      this.manifestValue = manifest
+      for (const l of this.manifestListeners) l(manifest)
+    }
+    return manifest
+  }
+
+  /** Called once the manifest of a joined database arrives. Returns an unsubscribe function. */
+  onManifest (listener: (m: Manifest) => void): () => void {
+    this.manifestListeners.add(listener)
+    return () => { this.manifestListeners.delete(listener) }
   }
 
   /** Listen to document changes. Returns a function that removes the listener. */
@@ -115,35 +175,61 @@ export class Replica {
   }
 
   /**
-   * Write `ops` as one new local block on top of the current heads and apply it.
+   * Write `ops` as one new local block on top of the current heads and apply it. In a database
+   * joined by address, waits for the manifest first. Throws `AccessError` when this replica's key
+   * may not write.
    * `prepare` (optional) runs first inside the write queue and may throw to abort without writing
    * (e.g. a duplicate-key check that must not race other writes). When there are no ops, nothing
    * is written and `undefined` is returned.
    */
   async commit (ops: Op[] | (() => Promise<Op[]>), options: { check?: BeforeCheck } = {}): Promise<Applied | undefined> {
+    // A database joined by address: wait for its manifest (it says who may write, and whether to encrypt).
+    if (this.manifestValue === null) await new Promise<void>(resolve => { const off = this.onManifest(() => { off(); resolve() }) })
     return await this.enqueue(async () => {
+      this.assertWritable()
       const list = typeof ops === 'function' ? await ops() : ops
       if (list.length === 0) return undefined
       const heads = await this.heads()
       // Local ops come from the API layer, which has checked every value.
-      const encoded = encodeBlock({
+      const encoded = await encodeBlock({
         v: 1,
         db: this.dbId,
         parents: heads.map(h => parseCid(h) as CID),
         hlc: this.clock.tick(),
         ops: list
-      }, { valuesChecked: true })
+      }, { signer: this.signer, ...(this.key !== undefined ? { key: this.key } : {}), valuesChecked: true })
       return await this.apply(encoded, 'local', options.check)
     })
   }
 
+  /** Throws `AccessError` unless this replica may write. */
+  assertWritable (): void {
+    if (this.manifestValue === null) throw new AccessError('cannot write yet: the database manifest has not arrived from a peer')
+    if (!this.canWrite) throw new AccessError(`this replica's key ${formatPublicKey(this.signer.publicKey)} is not on the database's write list`)
+  }
+
   /**
-   * Verify and apply a block received from the network. Throws `InvalidBlockError` when the bytes
-   * are not a valid block of this database (or do not hash to `expected`); nothing is written then.
+   * Verify a block received from the network: CID, signature, structure, database, encryption
+   * under this replica's key, and that the manifest lets its writer write. Throws
+   * `InvalidBlockError` when it is not a valid block of this database (or does not hash to
+   * `expected`), `AccessError` while the manifest has not arrived.
    */
-  async receive (bytes: Uint8Array, expected?: CID): Promise<Applied> {
-    const encoded = decodeBlock(bytes, expected)
+  async verify (bytes: Uint8Array, expected?: CID): Promise<EncodedBlock> {
+    if (this.manifestValue === null) throw new AccessError('the database manifest has not arrived yet')
+    const encoded = await decodeBlock(bytes, expected, this.key !== undefined ? { key: this.key } : {})
     if (encoded.block.db !== this.dbId) throw new InvalidBlockError(`block belongs to database ${encoded.block.db}, not ${this.dbId}`)
+    if (this.manifestValue !== undefined && !mayWrite(this.manifestValue, encoded.block.writer)) {
+      throw new InvalidBlockError(`writer ${formatPublicKey(encoded.block.writer)} is not on the write list`)
+    }
+    return encoded
+  }
+
+  /**
+   * Verify (see `verify`) and apply a block received from the network, or apply one `verify`
+   * already returned. Nothing is written when it throws.
+   */
+  async receive (bytes: Uint8Array | EncodedBlock, expected?: CID): Promise<Applied> {
+    const encoded = bytes instanceof Uint8Array ? await this.verify(bytes, expected) : bytes
     return await this.enqueue(async () => await this.applyRemote(encoded))
   }
 
@@ -152,7 +238,7 @@ export class Replica {
    * Throws `InvalidBlockError` when the bytes do not hash to `expected` or are not a chunk.
    */
   async receiveChunk (bytes: Uint8Array, expected: CID): Promise<Applied[]> {
-    decodeChunk(bytes, expected)
+    decodeChunk(bytes, expected, this.dbId, this.key !== undefined ? { key: this.key } : {})
     await this.storage.putNodes([{ cid: expected.toString(), bytes }])
     const out: Applied[] = []
     for (const encoded of [...this.pending.values()]) {
@@ -179,7 +265,8 @@ export class Replica {
         if (!await this.storage.hasBlock(cidText)) this.pending.set(cidText, encoded)
         return { cid: encoded.cid, bytes: encoded.bytes, applied: false, changes: [], collections: [], parents: encoded.block.parents, missingChunks }
       }
-      const ops = assembleOps(encoded.block, chunkCids.map((c, i) => decodeChunk(found[i] as Uint8Array, c)))
+      const opened = this.key !== undefined ? { key: this.key } : {}
+      const ops = assembleOps(encoded.block, chunkCids.map((c, i) => decodeChunk(found[i] as Uint8Array, c, this.dbId, opened)))
       encoded = { ...encoded, block: { ...encoded.block, ops } }
     }
     this.pending.delete(cidText)

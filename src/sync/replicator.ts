@@ -10,10 +10,10 @@
  * - every received block is verified (CID, decoding, database) before it is applied; bad input is
  *   dropped with a logged reason and never stops the engine.
  */
-import { InvalidBlockError } from '../errors.js'
-import { type CID, cidOf, decodeBlock, parseCid } from '../crdt/index.js'
+import { AccessError, InvalidBlockError, type KiteError } from '../errors.js'
+import { type CID, type EncodedBlock, cidOf, parseCid, readBlockHeader } from '../crdt/index.js'
 import { createLogger } from '../log.js'
-import { type Applied, type Replica } from './replica.js'
+import { type Applied, MANIFEST_KEY, type Replica } from './replica.js'
 import { type Transport } from './transport.js'
 import {
   BLOCKS_PROTOCOL, INLINE_BLOCK_BYTES, MAX_MESSAGE_BYTES, MAX_REQUEST_CIDS,
@@ -83,6 +83,11 @@ export class Replicator {
   /** head hashes asked for by `want` that may name headsets rather than blocks */
   private readonly wantedHeadsets = new Set<string>()
   private lastPeers: string[] = []
+  /** inline blocks verified by the topic validator, waiting for the message handler, by CID */
+  private readonly verified = new Map<string, EncodedBlock>()
+  private readonly errorListeners = new Set<(err: KiteError) => void>()
+  /** set when replication cannot go on (e.g. the key does not fit the manifest) */
+  private refused?: KiteError
 
   constructor (replica: Replica, transport: Transport, options: ReplicatorOptions = {}) {
     this.replica = replica
@@ -99,7 +104,9 @@ export class Replicator {
   /** Subscribe, serve blocks, announce heads and start the republish timer. */
   start (): void {
     this.cleanups.push(
-      this.transport.subscribe(this.topic, (data, from) => { this.onMessage(data, from) }),
+      this.transport.subscribe(this.topic, (data, from) => { this.onMessage(data, from) }, {
+        validate: async (data, from) => await this.validate(data, from)
+      }),
       this.transport.onSubscriber(this.topic, () => {
         this.notifyPeers()
         void this.publishHeads()
@@ -166,6 +173,15 @@ export class Replicator {
     return () => { this.progressListeners.delete(listener) }
   }
 
+  /**
+   * Called when replication stops on an error it cannot retry past (an `AccessError`: this
+   * replica's key does not fit the database). Returns an unsubscribe function.
+   */
+  onError (listener: (err: KiteError) => void): () => void {
+    this.errorListeners.add(listener)
+    return () => { this.errorListeners.delete(listener) }
+  }
+
   /** Called with the peer list whenever it changes. Returns an unsubscribe function. */
   onPeers (listener: (peers: string[]) => void): () => void {
     this.peerListeners.add(listener)
@@ -219,6 +235,32 @@ export class Replicator {
     void this.handleMessage(data, from).catch(err => { log.warn(`dropped message from ${from}: ${(err as Error).message}`) })
   }
 
+  /**
+   * The topic validator: a message is delivered and forwarded only if it decodes and each inline
+   * block is valid (signed, allowed writer, right key, named among the message's heads). Blocks
+   * it verified are kept for `handleMessage`, so nothing is verified twice.
+   */
+  private async validate (data: Uint8Array, from: string): Promise<boolean> {
+    if (this.stopped) return false
+    try {
+      const msg = decodeHeadsMessage(data)
+      if (msg.blocks.length === 0) return true
+      if (this.replica.manifest === null) return false // cannot check them yet; heads-only messages still get through
+      const named = new Set(msg.heads.map(h => h.toString()))
+      for (const bytes of msg.blocks) {
+        const cid = cidOf(bytes)
+        if (!named.has(cid.toString())) throw new InvalidBlockError(`inline block ${cid.toString()} is not among the message's heads`)
+        const encoded = await this.replica.verify(bytes, cid)
+        if (this.verified.size >= 256) this.verified.clear()
+        this.verified.set(cid.toString(), encoded)
+      }
+      return true
+    } catch (err) {
+      log.warn(`refused message from ${from} (not delivered, not forwarded): ${(err as Error).message}`)
+      return false
+    }
+  }
+
   private async handleMessage (data: Uint8Array, from: string): Promise<void> {
     const msg = decodeHeadsMessage(data)
     // An inline block must be one the message names among its heads: bytes damaged on the way
@@ -230,7 +272,9 @@ export class Replicator {
         log.warn(`dropped inline block ${cid.toString()} from ${from}: not among the message's heads`)
         continue
       }
-      await this.receive(bytes, from, cid)
+      const verified = this.verified.get(cid.toString())
+      this.verified.delete(cid.toString())
+      await this.receive(verified ?? bytes, from, cid)
     }
     let want = false
     for (const head of msg.heads) {
@@ -244,7 +288,7 @@ export class Replicator {
     if (want) void this.fetchMissing()
   }
 
-  private async receive (bytes: Uint8Array, from: string, expected?: CID): Promise<Applied | undefined> {
+  private async receive (bytes: Uint8Array | EncodedBlock, from: string, expected?: CID): Promise<Applied | undefined> {
     try {
       const applied = await this.replica.receive(bytes, expected)
       this.noteApplied(applied)
@@ -252,7 +296,7 @@ export class Replicator {
       if (applied.missingChunks !== undefined) void this.fetchMissing()
       return applied
     } catch (err) {
-      if (!(err instanceof InvalidBlockError)) throw err
+      if (!(err instanceof InvalidBlockError) && !(err instanceof AccessError)) throw err
       log.warn(`dropped block from ${from}: ${err.message}`)
       return undefined
     }
@@ -298,6 +342,8 @@ export class Replicator {
 
   /** One round: request what is missing from each candidate peer; `progress` if anything new was stored, `failed` if a request failed. */
   private async fetchRound (): Promise<{ progress: boolean, failed: boolean }> {
+    if (this.refused !== undefined) return { progress: false, failed: false }
+    if (this.replica.manifest === null) return await this.fetchManifest()
     const missing = await this.replica.missing()
     const needed = [...new Set([...this.wanted.keys(), ...missing])]
     if (needed.length === 0) return { progress: false, failed: false }
@@ -335,6 +381,51 @@ export class Replicator {
       }
     }
     return { progress, failed }
+  }
+
+  /**
+   * A replica that joined by address first needs the manifest (who may write, whether it is
+   * encrypted): ask each peer for the block named by the database id until one has it.
+   */
+  private async fetchManifest (): Promise<{ progress: boolean, failed: boolean }> {
+    let failed = false
+    for (const peer of this.peers()) {
+      let response
+      try {
+        const bytes = await this.transport.request(peer, BLOCKS_PROTOCOL,
+          encodeBlocksRequest({ db: this.replica.dbId, cids: [parseCid(this.replica.dbId) as CID], have: [] }), { timeoutMs: this.opts.fetchTimeoutMs })
+        response = decodeBlocksResponse(bytes)
+      } catch (err) {
+        log.debug(`manifest request to ${peer} failed: ${(err as Error).message}`)
+        failed = true
+        continue
+      }
+      for (const bytes of response.blocks) {
+        if (!(bytes instanceof Uint8Array) || cidOf(bytes).toString() !== this.replica.dbId) continue
+        try {
+          const manifest = await this.replica.setManifest(bytes)
+          log.debug(`manifest of ${this.replica.dbId} received from ${peer} (${manifest.enc !== undefined ? 'encrypted' : 'plain'}, writers: ${manifest.write.join(', ')})`)
+          void this.publishHeads()
+          return { progress: true, failed: false }
+        } catch (err) {
+          if (err instanceof AccessError) {
+            this.refuse(err)
+            return { progress: false, failed: false }
+          }
+          log.warn(`dropped manifest from ${peer}: ${(err as Error).message}`)
+        }
+      }
+    }
+    return { progress: false, failed: failed || this.peers().length === 0 }
+  }
+
+  /** Stop fetching for good, and tell the error listeners. */
+  private refuse (err: KiteError): void {
+    this.refused = err
+    log.warn(`replication of ${this.replica.dbId} stopped: ${err.message}`)
+    for (const l of this.errorListeners) {
+      try { l(err) } catch (e) { log.warn('error listener threw', e) }
+    }
   }
 
   /**
@@ -479,17 +570,18 @@ async function answerBlockRequest (replicas: Map<string, Replica>, data: Uint8Ar
     const cid = queue.shift() as string
     if (sent.has(cid)) continue
     sent.add(cid)
-    const bytes = (await target.storage.getBlocks([cid]))[0] ?? await target.getHeadset(cid)
+    const bytes = (await target.storage.getBlocks([cid]))[0] ?? await target.getHeadset(cid) ??
+      (cid === target.dbId ? await target.storage.getMeta<Uint8Array>(MANIFEST_KEY) : undefined)
     if (bytes === undefined) continue
     if (size + bytes.byteLength + 16 > MAX_MESSAGE_BYTES) break // the requester asks again for the rest
     size += bytes.byteLength + 16
     blocks.push(bytes)
     try {
-      const { block } = decodeBlock(bytes)
-      for (const c of block.chunks ?? []) queue.push(c.toString())
-      for (const p of block.parents) if (!have.has(p.toString())) queue.push(p.toString())
+      const header = readBlockHeader(bytes)
+      for (const c of header.chunks) queue.push(c.toString())
+      for (const p of header.parents) if (!have.has(p.toString())) queue.push(p.toString())
     } catch {
-      // a chunk or a headset: nothing to walk
+      // a chunk, a headset or the manifest: nothing to walk
     }
   }
   return encodeBlocksResponse({ blocks })

@@ -11,6 +11,16 @@ export interface PeerConnection {
   transport: string
 }
 
+/** Options of `Transport.subscribe`. */
+export interface SubscribeOptions {
+  /**
+   * Check a message before it is delivered or forwarded to anyone (gossipsub message
+   * validation): resolving false drops it here and keeps it from propagating further. It may
+   * still reach peers over other paths, which check it themselves.
+   */
+  validate?: (data: Uint8Array, from: string) => Promise<boolean>
+}
+
 /** Publish/subscribe plus request/response between peers, addressed by peer id strings. */
 export interface Transport {
   /** this node's peer id */
@@ -19,7 +29,7 @@ export interface Transport {
    * Receive messages published on `topic` by other peers. `from` is the peer that published it
    * (not the one that forwarded it). Returns a function that unsubscribes this handler.
    */
-  subscribe (topic: string, handler: (data: Uint8Array, from: string) => void): () => void
+  subscribe (topic: string, handler: (data: Uint8Array, from: string) => void, options?: SubscribeOptions): () => void
   /** Publish to every subscriber of `topic`. Resolves once handed to the network (no delivery guarantee). */
   publish (topic: string, data: Uint8Array): Promise<void>
   /** Called with the peer id of every peer that newly subscribes to `topic`. Returns an unsubscribe function. */

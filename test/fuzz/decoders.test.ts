@@ -9,7 +9,9 @@
 import { describe, expect, it } from 'vitest'
 import fc from 'fast-check'
 import { KiteError } from '../../src/errors.js'
-import { cidOf, decodeBlock, decodeChunk, decodeManifest, encodeBlock, encodeManifest, parseAddress } from '../../src/crdt/index.js'
+import {
+  cidOf, createManifest, decodeBlock, decodeChunk, decodeManifest, encodeBlock, encodeManifest, formatPublicKey, generateKey, generateSigner, parseAddress
+} from '../../src/crdt/index.js'
 import {
   Replica, Replicator, decodeBlocksRequest, decodeBlocksResponse, decodeHeadsMessage, encodeBlocksRequest,
   encodeBlocksResponse, encodeHeadsMessage, topicOf
@@ -23,19 +25,24 @@ import { MemoryHub } from '../helpers/memory-transport.js'
 const RUNS = Number(process.env.KITEDB_FUZZ_RUNS ?? 700)
 const DB = 'bafyreigj5hby77l2bevcmbd4b65tpef7hy7ospuccnpwsjwe3zwgtfsvw4'
 
-const big = encodeBlock({
+const signer = generateSigner()
+const key = generateKey()
+const big = await encodeBlock({
   v: 1, db: DB, parents: [], hlc: { t: 5, c: 1, r: 'r' },
   ops: Array.from({ length: 3000 }, (_, i) => ({ op: 'put' as const, coll: 'c', id: `d${i}`, set: { text: 'x'.repeat(200), n: i, o: { a: [1, null, true] } } }))
-})
-const block = encodeBlock({ v: 1, db: DB, parents: [big.cid], hlc: { t: 9, c: 0, r: 'q' }, ops: [{ op: 'put', coll: 'c', id: 'a', set: { t: 'x' }, unset: ['u'], inc: { n: 2 } }, { op: 'del', coll: 'c', id: 'b' }, { op: 'drop', coll: 'z' }] })
-const manifest = encodeManifest({ v: 1, name: 'todos', created: 1, nonce: 'ab' })
+}, { signer })
+const smallOps = [{ op: 'put' as const, coll: 'c', id: 'a', set: { t: 'x' }, unset: ['u'], inc: { n: 2 } }, { op: 'del' as const, coll: 'c', id: 'b' }, { op: 'drop' as const, coll: 'z' }]
+const block = await encodeBlock({ v: 1, db: DB, parents: [big.cid], hlc: { t: 9, c: 0, r: 'q' }, ops: smallOps }, { signer })
+const sealed = await encodeBlock({ v: 1, db: DB, parents: [big.cid], hlc: { t: 9, c: 0, r: 'q' }, ops: smallOps }, { signer, key })
+const manifest = encodeManifest(createManifest('todos', [formatPublicKey(signer.publicKey)], key, 1))
 const chunk = (big.chunks ?? [])[0] as { cid: ReturnType<typeof cidOf>, bytes: Uint8Array }
 
 /** Valid encodings to mutate, with the decoder that reads each (and a run divisor for large inputs). */
 const decoders: Array<[string, Uint8Array, (bytes: Uint8Array) => unknown, number?]> = [
-  ['block', block.bytes, b => decodeBlock(b)],
-  ['block with chunks', big.bytes, b => decodeBlock(b, big.cid), 5],
-  ['chunk', chunk.bytes, b => decodeChunk(b, chunk.cid), 5],
+  ['block', block.bytes, async b => await decodeBlock(b)],
+  ['encrypted block', sealed.bytes, async b => await decodeBlock(b, undefined, { key })],
+  ['block with chunks', big.bytes, async b => await decodeBlock(b, big.cid), 5],
+  ['chunk', chunk.bytes, b => decodeChunk(b, chunk.cid, DB), 5],
   ['manifest', manifest.bytes, b => decodeManifest(b, manifest.cid)],
   ['heads message', encodeHeadsMessage({ heads: [block.cid, big.cid], blocks: [block.bytes] }), decodeHeadsMessage],
   ['blocks request', encodeBlocksRequest({ db: DB, cids: [block.cid], have: [big.cid] }), decodeBlocksRequest],
@@ -61,10 +68,10 @@ function mutations (valid: Uint8Array): fc.Arbitrary<Uint8Array> {
 }
 
 /** Decode, asserting totality: a value, or a KiteError; and no hang (under 2 s even for 1 MiB). */
-function total (decode: (bytes: Uint8Array) => unknown, bytes: Uint8Array): void {
+async function total (decode: (bytes: Uint8Array) => unknown, bytes: Uint8Array): Promise<void> {
   const t0 = performance.now()
   try {
-    decode(bytes)
+    await decode(bytes)
   } catch (err) {
     if (!(err instanceof KiteError)) throw new Error(`not a typed error: ${String(err)}`, { cause: err })
   }
@@ -74,22 +81,22 @@ function total (decode: (bytes: Uint8Array) => unknown, bytes: Uint8Array): void
 
 describe('decoders are total', () => {
   for (const [name, valid, decode, divisor = 1] of decoders) {
-    it(`${name}: random bytes and mutations give a value or a KiteError`, () => {
-      fc.assert(fc.property(fc.uint8Array({ maxLength: 2048 }), bytes => { total(decode, bytes) }), { numRuns: RUNS })
-      fc.assert(fc.property(mutations(valid), bytes => { total(decode, bytes) }), { numRuns: Math.ceil(RUNS / divisor) })
+    it(`${name}: random bytes and mutations give a value or a KiteError`, async () => {
+      await fc.assert(fc.asyncProperty(fc.uint8Array({ maxLength: 2048 }), async bytes => { await total(decode, bytes) }), { numRuns: RUNS })
+      await fc.assert(fc.asyncProperty(mutations(valid), async bytes => { await total(decode, bytes) }), { numRuns: Math.ceil(RUNS / divisor) })
     }, 600_000) // `npm run fuzz` decodes thousands of ~600 KB blocks
   }
 
-  it('deeply nested input is refused without exhausting the stack', () => {
+  it('deeply nested input is refused without exhausting the stack', async () => {
     const nested = new Uint8Array(200_000).fill(0x81) // [[[[…]]]] as dag-cbor
-    for (const [, , decode] of decoders) total(decode, nested)
+    for (const [, , decode] of decoders) await total(decode, nested)
   })
 
-  it('addresses and share links: any string gives a value or a KiteError', () => {
-    fc.assert(fc.property(fc.string({ maxLength: 300 }), s => {
-      total(() => parseAddress(s), new Uint8Array())
-      total(() => parseShareLink(`http://x/#${s}`), new Uint8Array())
-      total(() => parseShareLink(`http://x/#db=${s}&peer=${s}`), new Uint8Array())
+  it('addresses and share links: any string gives a value or a KiteError', async () => {
+    await fc.assert(fc.asyncProperty(fc.string({ maxLength: 300 }), async s => {
+      await total(() => parseAddress(s), new Uint8Array())
+      await total(() => parseShareLink(`http://x/#${s}`), new Uint8Array())
+      await total(() => parseShareLink(`http://x/#db=${s}&key=${s}&peer=${s}`), new Uint8Array())
     }), { numRuns: RUNS })
   })
 })

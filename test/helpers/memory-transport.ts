@@ -3,7 +3,7 @@
  * works over the network: test/integration does that with real libp2p). Delivery is asynchronous;
  * `drop` and `partition` let tests lose messages and cut peers apart.
  */
-import { type PeerConnection, type Transport } from '../../src/sync/index.js'
+import { type PeerConnection, type SubscribeOptions, type Transport } from '../../src/sync/index.js'
 import { NetworkError } from '../../src/errors.js'
 
 export class MemoryHub {
@@ -80,14 +80,19 @@ export class MemoryTransport implements Transport {
 
   topics (): string[] { return [...this.handlers.keys()] }
 
-  subscribe (topic: string, handler: (data: Uint8Array, from: string) => void): () => void {
+  subscribe (topic: string, handler: (data: Uint8Array, from: string) => void, options: SubscribeOptions = {}): () => void {
     let set = this.handlers.get(topic)
     if (set === undefined) {
       this.handlers.set(topic, set = new Set())
       for (const other of this.hub.peers.values()) if (other !== this) other.notifySubscriber(topic, this.peerId)
     }
-    set.add(handler)
-    return () => { set.delete(handler) }
+    // Like gossipsub: a message the validator refuses is never delivered.
+    const validate = options.validate
+    const deliver = validate === undefined
+      ? handler
+      : (data: Uint8Array, from: string) => { void validate(data, from).then(ok => { if (ok) handler(data, from) }, () => {}) }
+    set.add(deliver)
+    return () => { set.delete(deliver) }
   }
 
   notifySubscriber (topic: string, peer: string): void {

@@ -13,7 +13,7 @@ const relay = useRelay()
 /** A replica on its own libp2p node (as on its own device). */
 async function device (name: string, address?: string): Promise<Database> {
   const options = { relays: relay.addr, node: name, storage: new MemoryStorageProvider(), replication: { republishMs: 500 } }
-  const db = address === undefined ? await KiteDB.init('todos', options) : await KiteDB.open(address, options)
+  const db = address === undefined ? await KiteDB.init('todos', { ...options, access: { write: ['*'] } }) : await KiteDB.open(address, options)
   return relay.track(db)
 }
 

@@ -5,8 +5,10 @@
 import { describe, expect, it } from 'vitest'
 import { createPeerNode, Libp2pTransport, parseRelays } from '../../src/net/index.js'
 import { BLOCKS_PROTOCOL, encodeBlocksResponse, encodeHeadsMessage, topicOf } from '../../src/sync/index.js'
-import { encodeBlock, parseAddress, cidOf } from '../../src/crdt/index.js'
-import { KiteDB, MemoryStorageProvider, setLogLevel, type Database } from '../../src/index.js'
+import { encodeBlock, generateSigner, parseAddress, cidOf } from '../../src/crdt/index.js'
+
+const evilSigner = generateSigner()
+import { KiteDB, MemoryStorageProvider, parseShareLink, setLogLevel, type Database } from '../../src/index.js'
 import { eventually } from '../helpers/memory-transport.js'
 import { useRelay } from '../helpers/relay.js'
 
@@ -23,12 +25,14 @@ const snapshot = async (db: Database): Promise<string> =>
   JSON.stringify(await (await db.initCollection('c')).find({}, undefined, { sort: { _id: 1 } }))
 
 describe('replication over real libp2p', () => {
-  it('three replicas converge; one that was offline while the others wrote catches up', async () => {
-    const a = await track(KiteDB.init('three', options('t-a')))
+  it('three replicas of an encrypted database converge; one that was offline while the others wrote catches up', async () => {
+    const a = await track(KiteDB.init('three', options('t-a', { encrypt: true })))
     await a.whenOnline()
-    const b = await track(KiteDB.open(a.address, options('t-b')))
+    const key = parseShareLink(a.shareLink('http://app/'))?.key
+    expect(key).toMatch(/^[\w-]{43}$/)
+    const b = await track(KiteDB.open(a.address, options('t-b', { key })))
     const cStorage = new MemoryStorageProvider()
-    const c = await KiteDB.open(a.address, options('t-c', { storage: cStorage }))
+    const c = await KiteDB.open(a.address, options('t-c', { storage: cStorage, key }))
     const ca = await a.initCollection('c')
     await ca.insert([{ _id: 'one', by: 'a' }])
     await eventually(async () => await snapshot(c) === await snapshot(a), 20_000, 'C to sync')
@@ -41,7 +45,7 @@ describe('replication over real libp2p', () => {
     await cb.updateOne({ _id: 'one' }, { $set: { by: 'b' }, $inc: { n: 1 } })
     await cb.insertOne({ _id: 'three', by: 'b' })
 
-    const back = await track(KiteDB.open(a.address, options('t-c', { storage: cStorage })))
+    const back = await track(KiteDB.open(a.address, options('t-c', { storage: cStorage }))) // the key was kept
     await (await back.initCollection('c')).updateOne({ _id: 'one' }, { $inc: { n: 10 } }) // written on return, before catching up
     await eventually(async () => {
       const [x, y, z] = await Promise.all([snapshot(a), snapshot(b), snapshot(back)])
@@ -53,7 +57,7 @@ describe('replication over real libp2p', () => {
   })
 
   it('a replica that only ever talks through the relay converges, with no direct connection', async () => {
-    const a = await track(KiteDB.init('relayed', options('r-a')))
+    const a = await track(KiteDB.init('relayed', options('r-a', { access: { write: ['*'] } })))
     await a.whenOnline()
     await (await a.initCollection('c')).insert(Array.from({ length: 50 }, (_, i) => ({ _id: `d${i}`, i })))
     const b = await track(KiteDB.open(a.address, options('r-b', { directConnections: false })))
@@ -75,8 +79,8 @@ describe('replication over real libp2p', () => {
       const dbId = parseAddress(a.address).toString()
       const topic = topicOf(dbId)
       transport.subscribe(topic, () => {})
-      const foreign = encodeBlock({ v: 1, db: 'bafyreihiekde7ck57zwp4wcddjir6blyvwzm2qjaqpszd4nzwmwhikwrwi', parents: [], hlc: { t: 1, c: 0, r: 'evil' }, ops: [{ op: 'put', coll: 'c', id: 'foreign', set: { x: 1 } }] })
-      const orphan = encodeBlock({ v: 1, db: dbId, parents: [], hlc: { t: 1, c: 0, r: 'evil' }, ops: [{ op: 'put', coll: 'c', id: 'smuggled', set: { x: 1 } }] })
+      const foreign = await encodeBlock({ v: 1, db: 'bafyreihiekde7ck57zwp4wcddjir6blyvwzm2qjaqpszd4nzwmwhikwrwi', parents: [], hlc: { t: 1, c: 0, r: 'evil' }, ops: [{ op: 'put', coll: 'c', id: 'foreign', set: { x: 1 } }] }, { signer: evilSigner })
+      const orphan = await encodeBlock({ v: 1, db: dbId, parents: [], hlc: { t: 1, c: 0, r: 'evil' }, ops: [{ op: 'put', coll: 'c', id: 'smuggled', set: { x: 1 } }] }, { signer: evilSigner })
       const forgedHead = cidOf(new TextEncoder().encode('no such block'))
       // Answer every block request with junk and a block under the wrong CID.
       transport.handle(BLOCKS_PROTOCOL, async () => encodeBlocksResponse({ blocks: [new Uint8Array([1, 2, 3]), orphan.bytes, foreign.bytes] }))

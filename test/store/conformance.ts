@@ -5,12 +5,14 @@
 import { describe, expect, it } from 'vitest'
 import { type StorageProvider } from '../../src/store/index.js'
 import { Replica } from '../../src/sync/index.js'
-import { type Op, encodeBlock, parseCid, type CID } from '../../src/crdt/index.js'
+import { type Op, encodeBlock, generateSigner, parseCid, readBlockHeader, type CID } from '../../src/crdt/index.js'
 
 const DB = 'bafyreigj5hby77l2bevcmbd4b65tpef7hy7ospuccnpwsjwe3zwgtfsvw4'
 
-function block (parents: CID[], t: number, ops: Op[]): ReturnType<typeof encodeBlock> {
-  return encodeBlock({ v: 1, db: DB, parents, hlc: { t, c: 0, r: 'remote' }, ops })
+const signer = generateSigner()
+
+async function block (parents: CID[], t: number, ops: Op[]): ReturnType<typeof encodeBlock> {
+  return await encodeBlock({ v: 1, db: DB, parents, hlc: { t, c: 0, r: 'remote' }, ops }, { signer })
 }
 
 export function storageConformance (name: string, makeProvider: () => StorageProvider): void {
@@ -34,7 +36,7 @@ export function storageConformance (name: string, makeProvider: () => StoragePro
     it('is idempotent: applying a block twice changes nothing the second time', async () => {
       const storage = await makeProvider().open(DB)
       const replica = await Replica.open(storage, DB)
-      const b = block([], 5, [{ op: 'put', coll: 'c', id: 'x', inc: { n: 1 } }])
+      const b = await block([], 5, [{ op: 'put', coll: 'c', id: 'x', inc: { n: 1 } }])
       expect((await replica.receive(b.bytes)).applied).toBe(true)
       expect((await replica.receive(b.bytes)).applied).toBe(false)
       expect(await storage.getDoc('c', 'x')).toEqual({ _id: 'x', n: 1 })
@@ -43,9 +45,9 @@ export function storageConformance (name: string, makeProvider: () => StoragePro
     it('tracks heads and missing parents when blocks arrive children-first', async () => {
       const storage = await makeProvider().open(DB)
       const replica = await Replica.open(storage, DB)
-      const b1 = block([], 1, [{ op: 'put', coll: 'c', id: 'x', set: { v: 1 } }])
-      const b2 = block([b1.cid], 2, [{ op: 'put', coll: 'c', id: 'x', set: { v: 2 } }])
-      const b3 = block([b2.cid], 3, [{ op: 'put', coll: 'c', id: 'y', set: { v: 3 } }])
+      const b1 = await block([], 1, [{ op: 'put', coll: 'c', id: 'x', set: { v: 1 } }])
+      const b2 = await block([b1.cid], 2, [{ op: 'put', coll: 'c', id: 'x', set: { v: 2 } }])
+      const b3 = await block([b2.cid], 3, [{ op: 'put', coll: 'c', id: 'y', set: { v: 3 } }])
       await replica.receive(b3.bytes)
       // A block whose parents are missing is applied at once (state-based CRDT)...
       expect(await storage.getDoc('c', 'y')).toEqual({ _id: 'y', v: 3 })
@@ -63,14 +65,14 @@ export function storageConformance (name: string, makeProvider: () => StoragePro
     it('keeps concurrent heads until a block merges them', async () => {
       const storage = await makeProvider().open(DB)
       const replica = await Replica.open(storage, DB)
-      const root = block([], 1, [{ op: 'put', coll: 'c', id: 'x', set: { v: 0 } }])
-      const left = block([root.cid], 2, [{ op: 'put', coll: 'c', id: 'x', set: { l: 1 } }])
-      const right = encodeBlock({ v: 1, db: DB, parents: [root.cid], hlc: { t: 2, c: 0, r: 'other' }, ops: [{ op: 'put', coll: 'c', id: 'x', set: { r: 1 } }] })
+      const root = await block([], 1, [{ op: 'put', coll: 'c', id: 'x', set: { v: 0 } }])
+      const left = await block([root.cid], 2, [{ op: 'put', coll: 'c', id: 'x', set: { l: 1 } }])
+      const right = await encodeBlock({ v: 1, db: DB, parents: [root.cid], hlc: { t: 2, c: 0, r: 'other' }, ops: [{ op: 'put', coll: 'c', id: 'x', set: { r: 1 } }] }, { signer })
       for (const b of [root, left, right]) await replica.receive(b.bytes)
       expect(await storage.getHeads()).toEqual([left.cid.toString(), right.cid.toString()].sort())
       const merged = await replica.commit([{ op: 'put', coll: 'c', id: 'y', set: { m: 1 } }])
       expect(await storage.getHeads()).toEqual([merged?.cid.toString()])
-      const parents = (await import('../../src/crdt/index.js')).decodeBlock(merged?.bytes as Uint8Array).block.parents.map(String).sort()
+      const parents = readBlockHeader(merged?.bytes as Uint8Array).parents.map(String).sort()
       expect(parents).toEqual([left.cid.toString(), right.cid.toString()].sort())
       expect(await storage.getDoc('c', 'x')).toEqual({ _id: 'x', v: 0, l: 1, r: 1 })
     })
@@ -100,9 +102,8 @@ export function storageConformance (name: string, makeProvider: () => StoragePro
       expect(await again.storage.getDoc('c', 'x')).toEqual({ _id: 'x', v: 1 })
       expect(await again.heads()).toEqual([first?.cid.toString()])
       const second = await again.commit([{ op: 'put', coll: 'c', id: 'x', set: { v: 2 } }])
-      const { decodeBlock } = await import('../../src/crdt/index.js')
-      const h1 = decodeBlock(first?.bytes as Uint8Array).block.hlc
-      const h2 = decodeBlock(second?.bytes as Uint8Array).block.hlc
+      const h1 = readBlockHeader(first?.bytes as Uint8Array).hlc
+      const h2 = readBlockHeader(second?.bytes as Uint8Array).hlc
       expect(h2.t > h1.t || (h2.t === h1.t && h2.c > h1.c)).toBe(true)
     })
 
@@ -122,7 +123,7 @@ export function storageConformance (name: string, makeProvider: () => StoragePro
     it('rejects a block of another database without writing anything', async () => {
       const storage = await makeProvider().open(DB)
       const replica = await Replica.open(storage, DB)
-      const foreign = encodeBlock({ v: 1, db: 'bafyreihiekde7ck57zwp4wcddjir6blyvwzm2qjaqpszd4nzwmwhikwrwi', parents: [], hlc: { t: 1, c: 0, r: 'x' }, ops: [{ op: 'put', coll: 'c', id: 'x', set: { v: 1 } }] })
+      const foreign = await encodeBlock({ v: 1, db: 'bafyreihiekde7ck57zwp4wcddjir6blyvwzm2qjaqpszd4nzwmwhikwrwi', parents: [], hlc: { t: 1, c: 0, r: 'x' }, ops: [{ op: 'put', coll: 'c', id: 'x', set: { v: 1 } }] }, { signer })
       await expect(replica.receive(foreign.bytes)).rejects.toThrow(/belongs to database/)
       expect(await storage.getHeads()).toEqual([])
       expect(await storage.getDocs('c')).toEqual([])

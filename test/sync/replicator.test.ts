@@ -1,7 +1,9 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { MemoryStorage } from '../../src/store/index.js'
 import { Replica, Replicator, topicOf, encodeHeadsMessage, BLOCKS_PROTOCOL } from '../../src/sync/index.js'
-import { encodeBlock } from '../../src/crdt/index.js'
+import { encodeBlock, generateSigner } from '../../src/crdt/index.js'
+
+const evilSigner = generateSigner()
 import { setLogLevel } from '../../src/log.js'
 import { MemoryHub, eventually } from '../helpers/memory-transport.js'
 
@@ -84,11 +86,11 @@ describe('Replicator over an in-memory transport', () => {
       const evil = hub.join('evil')
       const topic = topicOf(DB)
       await evil.publish(topic, new Uint8Array([1, 2, 3]))
-      const foreign = encodeBlock({ v: 1, db: 'bafyreihiekde7ck57zwp4wcddjir6blyvwzm2qjaqpszd4nzwmwhikwrwi', parents: [], hlc: { t: 1, c: 0, r: 'e' }, ops: [{ op: 'put', coll: 'c', id: 'evil', set: { v: 1 } }] })
+      const foreign = await encodeBlock({ v: 1, db: 'bafyreihiekde7ck57zwp4wcddjir6blyvwzm2qjaqpszd4nzwmwhikwrwi', parents: [], hlc: { t: 1, c: 0, r: 'e' }, ops: [{ op: 'put', coll: 'c', id: 'evil', set: { v: 1 } }] }, { signer: evilSigner })
       await evil.publish(topic, encodeHeadsMessage({ heads: [], blocks: [foreign.bytes, new Uint8Array([0xa1, 0x61])] }))
       // A forged head: the evil peer announces a CID and answers the fetch with other bytes.
-      const real = encodeBlock({ v: 1, db: DB, parents: [], hlc: { t: 1, c: 0, r: 'e' }, ops: [{ op: 'put', coll: 'c', id: 'evil', set: { v: 2 } }] })
-      const other = encodeBlock({ v: 1, db: DB, parents: [], hlc: { t: 2, c: 0, r: 'e' }, ops: [{ op: 'put', coll: 'c', id: 'evil', set: { v: 3 } }] })
+      const real = await encodeBlock({ v: 1, db: DB, parents: [], hlc: { t: 1, c: 0, r: 'e' }, ops: [{ op: 'put', coll: 'c', id: 'evil', set: { v: 2 } }] }, { signer: evilSigner })
+      const other = await encodeBlock({ v: 1, db: DB, parents: [], hlc: { t: 2, c: 0, r: 'e' }, ops: [{ op: 'put', coll: 'c', id: 'evil', set: { v: 3 } }] }, { signer: evilSigner })
       const { encodeBlocksResponse } = await import('../../src/sync/index.js')
       evil.handle(BLOCKS_PROTOCOL, async () => encodeBlocksResponse({ blocks: [other.bytes, new Uint8Array([9])] }))
       await evil.publish(topic, encodeHeadsMessage({ heads: [real.cid], blocks: [] }))
