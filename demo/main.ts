@@ -36,17 +36,27 @@ async function loadConfig (): Promise<DemoConfig> {
   return { relays: [] }
 }
 
+/**
+ * The list this page shows: the one a share link names (its key, in the fragment, opens it), or
+ * this device's own list, created encrypted so that only holders of its link can read or write it.
+ */
 async function openDatabase (config: DemoConfig): Promise<Database> {
   const configured = config.relays
   const link = parseShareLink(location.hash)
   const relays = link !== undefined && link.relays.length > 0 ? link.relays : configured
-  const options = relays.length > 0 ? { relays } : {}
+  const options = { ...(relays.length > 0 ? { relays } : {}), ...(link?.key !== undefined ? { key: link.key } : {}) }
   if (link?.address !== undefined) return await KiteDB.open(link.address, options)
   if (link?.peer !== undefined) {
     const found = await KiteDB.discover(link.peer, { relays })
     return await KiteDB.open(found.address, options)
   }
-  return await KiteDB.init('todos', options)
+  return await KiteDB.init('todos', { ...options, encrypt: true })
+}
+
+function showError (message: string): void {
+  const box = $('error')
+  box.hidden = false
+  box.textContent = message
 }
 
 function renderTodos (todos: Collection<Todo>, docs: Array<Todo & { _id: string }>): void {
@@ -141,9 +151,14 @@ async function main (): Promise<void> {
   })
 
   const input = $<HTMLInputElement>('new-todo')
-  input.disabled = false
-  input.placeholder = 'What needs doing? (Enter to add)'
+  const enableInput = (): void => {
+    input.disabled = !db.canWrite
+    input.placeholder = db.canWrite ? 'What needs doing? (Enter to add)' : db.encrypted === undefined ? 'Joining…' : 'Read-only list'
+  }
+  enableInput()
   input.focus()
+  db.on('manifest', enableInput)
+  db.on('error', err => { showError(err.code === 'ERR_ACCESS' ? `Cannot open this list: ${err.message}` : err.message) })
 
   todos.observe({}, docs => { renderTodos(todos, docs) }, { sort: { createdAt: 1, _id: 1 } })
   db.on('peers', () => { renderPeers(db) })
@@ -154,7 +169,5 @@ async function main (): Promise<void> {
 
 main().catch((err: Error) => {
   console.error(err)
-  const box = $('error')
-  box.hidden = false
-  box.textContent = `KiteDB could not start: ${err.message}`
+  showError(`KiteDB could not start: ${err.message}`)
 })

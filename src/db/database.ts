@@ -435,6 +435,7 @@ export class Database {
   }
 
   private async announcement (): Promise<Announcement> {
-    return { address: this.address, collections: await this.listCollections(), relays: this.relays }
+    // An encrypted database's collection names are its data: only holders of the key learn them.
+    return { address: this.address, collections: this.encrypted === false ? await this.listCollections() : [], relays: this.relays }
   }
 }

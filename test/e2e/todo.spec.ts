@@ -3,6 +3,7 @@
  * real relay, connected by direct WebRTC.
  */
 import { test, expect, type Page } from '@playwright/test'
+import { parseShareLink } from '../../src/share/index.js'
 
 async function titles (page: Page): Promise<string[]> {
   return await page.getByTestId('todo-title').allTextContents()
@@ -11,7 +12,7 @@ async function titles (page: Page): Promise<string[]> {
 async function shareLink (page: Page): Promise<string> {
   const link = page.getByTestId('share-link')
   // The link carries the peer id once the page is online.
-  await expect(link).toHaveAttribute('href', /#db=.*&relay=.*&peer=/)
+  await expect(link).toHaveAttribute('href', /#db=.*&key=[\w-]{43}&relay=.*&peer=/)
   return await link.getAttribute('href') as string
 }
 
@@ -138,7 +139,8 @@ test('a link with only a peer id and a relay is enough to join (address learned 
   await shareLink(a) // online, with a peer id
   const info = await a.evaluate(() => ({ peer: window.todoDb?.peerId, relays: window.todoDb?.relays, address: window.todoDb?.address }))
   expect(info.peer).toBeTruthy()
-  const peerOnly = `/#peer=${info.peer as string}&relay=${(info.relays as string[])[0] as string}`
+  const key = parseShareLink(await a.getByTestId('share-link').getAttribute('href') as string)?.key as string
+  const peerOnly = `/#peer=${info.peer as string}&key=${key}&relay=${(info.relays as string[])[0] as string}`
 
   const ctxB = await browser.newContext()
   const b = await ctxB.newPage()
