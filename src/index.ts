@@ -3,7 +3,7 @@
  * Public exports only.
  */
 export { KiteDB, type OpenOptions, type DiscoverOptions } from './db/kitedb.js'
-export { Database, type PeerInfo, type NetworkStatus, type DatabaseEvents, type CollectionOptions } from './db/database.js'
+export { Database, type PeerInfo, type NetworkStatus, type DatabaseEvents, type CollectionOptions, type ShareLinkOptions } from './db/database.js'
 export { Collection, type FindOptions, type CreateIndexOptions, type IndexSpec } from './db/collection.js'
 export { LiveQuery, type LiveQueryOptions, type Observer, type Subscription } from './db/live.js'
 export { type Explain } from './db/planner.js'

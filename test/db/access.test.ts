@@ -1,0 +1,124 @@
+/**
+ * Access modes (issue 6) at the API, over an in-memory transport: write lists fixed in the
+ * manifest, encrypted databases opened by key, joiners learning the manifest from a peer.
+ */
+import { describe, expect, it } from 'vitest'
+import { AccessError, KiteDB, MemoryStorageProvider, ValidationError, setLogLevel, type Database } from '../../src/index.js'
+import { MemoryHub, eventually } from '../helpers/memory-transport.js'
+
+const replication = { republishMs: 50 }
+
+/** A device: its own storage (so its own key) on the hub. */
+function device (hub: MemoryHub, name: string): { storage: MemoryStorageProvider, transport: ReturnType<MemoryHub['join']>, replication: typeof replication } {
+  return { storage: new MemoryStorageProvider(), transport: hub.join(name), replication }
+}
+
+const ids = async (db: Database): Promise<string[]> =>
+  (await (await db.initCollection('c')).find({}, undefined, { sort: { _id: 1 } })).map(d => d._id)
+
+describe('write lists', () => {
+  it('by default only the creator writes; a reader replicates but its writes throw AccessError', async () => {
+    const hub = new MemoryHub()
+    const a = await KiteDB.init('mine', device(hub, 'A'))
+    expect(a.writers).toEqual([a.publicKey])
+    expect(a.canWrite).toBe(true)
+    await (await a.initCollection('c')).insertOne({ _id: 'x' })
+    const b = await KiteDB.open(a.address, device(hub, 'B'))
+    expect(b.canWrite).toBe(false) // the manifest has not arrived yet
+    await eventually(async () => JSON.stringify(await ids(b)) === '["x"]', 5000, 'B to read')
+    expect(b.name).toBe('mine') // learned from the manifest
+    expect(b.canWrite).toBe(false)
+    await expect((await b.initCollection('c')).insertOne({ _id: 'y' })).rejects.toBeInstanceOf(AccessError)
+    expect(await ids(b)).toEqual(['x'])
+    await a.close()
+    await b.close()
+  })
+
+  it('a listed second device writes; an unlisted one cannot', async () => {
+    setLogLevel('silent')
+    try {
+      const hub = new MemoryHub()
+      const devB = device(hub, 'B')
+      const pkB = await KiteDB.publicKey({ storage: devB.storage })
+      const devA = device(hub, 'A')
+      const pkA = await KiteDB.publicKey({ storage: devA.storage })
+      const db = await KiteDB.init('shared', { ...devA, access: { write: [pkA, pkB] } })
+      expect(db.writers).toEqual([pkA, pkB].sort())
+      const b = await KiteDB.open(db.address, devB)
+      const c = await KiteDB.open(db.address, device(hub, 'C'))
+      await eventually(() => b.canWrite && c.writers !== undefined, 5000, 'manifests to arrive')
+      expect(c.canWrite).toBe(false)
+      await (await b.initCollection('c')).insertOne({ _id: 'from-b' })
+      await eventually(async () => JSON.stringify(await ids(db)) === '["from-b"]', 5000, 'B\'s write to reach A')
+      await expect((await c.initCollection('c')).insertOne({ _id: 'from-c' })).rejects.toBeInstanceOf(AccessError)
+      expect(await ids(c)).toEqual(['from-b'])
+      for (const x of [db, b, c]) await x.close()
+    } finally {
+      setLogLevel('warn')
+    }
+  })
+
+  it('rejects malformed write lists and read-only links where anyone may write', async () => {
+    const hub = new MemoryHub()
+    await expect(KiteDB.init('bad', { ...device(hub, 'A'), access: { write: ['not-a-key'] } })).rejects.toBeInstanceOf(ValidationError)
+    await expect(KiteDB.init('bad', { ...device(hub, 'A'), access: { write: ['*', 'zabc'] } })).rejects.toBeInstanceOf(ValidationError)
+    const open = await KiteDB.init('open', { ...device(hub, 'B'), access: { write: ['*'] } })
+    expect(() => open.shareLink('http://app/', { readOnly: true })).toThrow(ValidationError)
+    const listed = await KiteDB.init('listed', device(hub, 'C'))
+    expect(listed.shareLink('http://app/', { readOnly: true })).toContain('#db=')
+  })
+})
+
+describe('encrypted databases', () => {
+  it('anyone with the link reads and writes; the key is in the link and kept locally', async () => {
+    const hub = new MemoryHub()
+    const a = await KiteDB.init('secret', { ...device(hub, 'A'), encrypt: true })
+    expect(a.encrypted).toBe(true)
+    expect(a.writers).toEqual(['*'])
+    // (no peer= here: the in-memory transport's peer ids are not libp2p ones)
+    const key = new URLSearchParams(a.shareLink('http://app/').split('#')[1]).get('key')
+    expect(key).toMatch(/^[\w-]{43}$/)
+    await (await a.initCollection('c')).insertOne({ _id: 'a1' })
+    const devB = device(hub, 'B')
+    const b = await KiteDB.open(a.address, { ...devB, key: key as string })
+    await eventually(async () => JSON.stringify(await ids(b)) === '["a1"]', 5000, 'B to read')
+    expect(b.name).toBe('secret') // sealed in the manifest, opened with the key
+    await (await b.initCollection('c')).insertOne({ _id: 'b1' })
+    await eventually(async () => JSON.stringify(await ids(a)) === '["a1","b1"]', 5000, 'B\'s write to reach A')
+    await b.close()
+    const again = await KiteDB.open(a.address, devB) // no key this time: it was kept
+    expect(again.encrypted).toBe(true)
+    expect(await ids(again)).toEqual(['a1', 'b1'])
+    await again.close()
+    await a.close()
+  })
+
+  it('a wrong key is refused: at once when the manifest is known, with an error event when it arrives', async () => {
+    setLogLevel('silent')
+    try {
+      const hub = new MemoryHub()
+      const devA = device(hub, 'A')
+      const a = await KiteDB.init('secret2', { ...devA, encrypt: true })
+      await (await a.initCollection('c')).insertOne({ _id: 'hidden' })
+      const wrong = 'A'.repeat(42) + 'A'
+      const b = await KiteDB.open(a.address, { ...device(hub, 'B'), key: wrong })
+      const error = await new Promise<Error>(resolve => { b.on('error', resolve) })
+      expect(error).toBeInstanceOf(AccessError)
+      expect(error.message).toMatch(/wrong key/)
+      expect(await ids(b)).toEqual([])
+      await b.close()
+      const noKey = await KiteDB.open(a.address, device(hub, 'C'))
+      const noKeyError = await new Promise<Error>(resolve => { noKey.on('error', resolve) })
+      expect(noKeyError.message).toMatch(/encrypted/)
+      expect(await ids(noKey)).toEqual([])
+      // On the creator's device the manifest is known: a wrong key throws at once.
+      await a.close()
+      await expect(KiteDB.open(a.address, { storage: devA.storage, key: wrong })).rejects.toThrow(AccessError)
+      const reopened = await KiteDB.open(a.address, { storage: devA.storage }) // the right key was kept
+      expect(await ids(reopened)).toEqual(['hidden'])
+      await reopened.close()
+    } finally {
+      setLogLevel('warn')
+    }
+  })
+})
