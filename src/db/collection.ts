@@ -9,11 +9,11 @@
  */
 import { DuplicateKeyError, InvalidBlockError, ValidationError } from '../errors.js'
 import { type Doc, type JsonValue, type Op, isPlainObject } from '../crdt/index.js'
-import { type IndexInfo, type IndexProgress, type Storage, docKey, valuesAt } from '../store/index.js'
+import { type DocChange, type IndexInfo, type IndexProgress, type Storage, docKey, valuesAt } from '../store/index.js'
 import { type BeforeCheck, type ChangeSet } from '../sync/index.js'
 import { applyUpdate, checkUpdate, insertOp, prepareInsert, replaceOp } from './ops.js'
-import { type Explain, type QueryOptions, checkQuery, executeQuery } from './planner.js'
-import { LiveQuery, type LiveQueryOptions } from './live.js'
+import { type Explain, type QueryOptions, checkQuery, compileFilter, executeQuery, runMingo } from './planner.js'
+import { type Evaluator, LiveQuery, type LiveQueryOptions } from './live.js'
 import { type AnyDoc, type Filter, type OptionalId, type Projection, type Sort, type UpdateFilter, type WithId } from './types.js'
 
 /** Options of `find`: MongoDB's sort, skip and limit. */
@@ -42,8 +42,11 @@ export interface CollectionHost {
    * runs inside the block's transaction with the documents as they are just before it
    */
   write (prepare: () => Promise<Op[]>, check?: BeforeCheck): Promise<ChangeSet>
-  /** listen to changes of `coll` (documents or the collection itself); returns unsubscribe */
-  watch (coll: string, listener: () => void): () => void
+  /**
+   * Listen to changes of `coll`: called with the documents a block changed, or with `undefined`
+   * when the collection itself was created or dropped. Returns unsubscribe.
+   */
+  watch (coll: string, listener: (changes?: DocChange[]) => void): () => void
   /** the database's head hash (see `Database.getHeadHash`) */
   getHeadHash (): Promise<string>
   /** resolves when the state named by a head hash is reached (see `Database.syncFromHeadHash`) */
@@ -220,6 +223,8 @@ export class Collection<T extends object = AnyDoc> {
    * every local or remote change (or drop) that alters it — coalesced, never a half-applied
    * block — and returns a function that stops watching. Without a callback: returns a `LiveQuery`,
    * usable as an async iterator or an observable (`subscribe`), e.g. with RxJS `from()`.
+   * Treat the documents it delivers as read-only: without skip or limit, a live query keeps them
+   * and applies each change to them rather than reading the collection again.
    */
   observe (query: Filter<T>, callback: (docs: Array<WithId<T>>) => void, options?: LiveQueryOptions<T>): () => void
   observe (query?: Filter<T>, options?: LiveQueryOptions<T>): LiveQuery<WithId<T>>
@@ -227,13 +232,50 @@ export class Collection<T extends object = AnyDoc> {
     this.host.assertOpen()
     checkQuery(query)
     const opts = typeof callbackOrOptions === 'function' ? options : (callbackOrOptions ?? {})
+    const watch = (listener: (changes?: DocChange[]) => void): (() => void) => this.host.watch(this.name, listener)
     const live = new LiveQuery<WithId<T>>(
-      async () => await this.find(query, opts.projection, opts),
-      listener => this.host.watch(this.name, listener)
+      (opts.skip ?? 0) === 0 && (opts.limit ?? 0) === 0
+        ? () => this.incrementalEvaluator(query, opts)
+        : () => ({ full: async () => await this.find(query, opts.projection, opts) }),
+      watch
     )
     if (typeof callbackOrOptions !== 'function') return live
     const sub = live.subscribe({ next: callbackOrOptions, error: (err: unknown) => { console.error(`[kitedb] observe on "${this.name}" failed`, err) } })
     return () => { sub.unsubscribe() }
+  }
+
+  /**
+   * A live query's evaluator without skip or limit: after one full read it keeps the matching
+   * documents in memory and applies each block's changes to them, so a change costs a re-sort of
+   * the result rather than a read of the collection.
+   */
+  private incrementalEvaluator (query: Filter<T>, opts: LiveQueryOptions<T>): Evaluator<WithId<T>> {
+    const test = compileFilter(query as Record<string, unknown>)
+    const projection = opts.projection as Record<string, unknown> | undefined
+    const sort = opts.sort as Record<string, 1 | -1> | undefined
+    let matched: Map<string, Doc> | undefined
+    const present = (): Array<WithId<T>> => {
+      const docs = [...(matched as Map<string, Doc>).values()].sort((a, b) => a._id < b._id ? -1 : a._id > b._id ? 1 : 0)
+      return (projection === undefined && sort === undefined ? docs : runMingo(docs, {}, projection, sort !== undefined ? { sort } : {})) as Array<WithId<T>>
+    }
+    return {
+      full: async () => {
+        const docs = await this.find(query, undefined) as unknown as Doc[]
+        matched = new Map(docs.map(d => [d._id, d]))
+        return present()
+      },
+      apply: changes => {
+        if (matched === undefined) return undefined
+        let touched = false
+        for (const c of changes) {
+          const had = matched.delete(c.id)
+          const now = c.after !== null && test(c.after)
+          if (now) matched.set(c.id, c.after as Doc)
+          touched ||= had || now
+        }
+        return touched ? present() : null
+      }
+    }
   }
 
   // ---- indexes ------------------------------------------------------------------------------

@@ -91,7 +91,7 @@ export class Database {
   private readonly storage: Storage
   private readonly replica: Replica
   private readonly collections = new Map<string, Collection<any>>()
-  private readonly watchers = new Map<string, Set<() => void>>()
+  private readonly watchers = new Map<string, Set<(changes?: DocChange[]) => void>>()
   private readonly listeners: { [K in keyof DatabaseEvents]: Set<DatabaseEvents[K]> } = {
     update: new Set(), peers: new Set(), 'peer:join': new Set(), 'peer:leave': new Set(), 'sync:progress': new Set(), network: new Set(), manifest: new Set(), error: new Set()
   }
@@ -358,7 +358,7 @@ export class Database {
     },
     getHeadHash: async () => await this.getHeadHash(),
     syncFromHeadHash: async (hash, options) => { await this.syncFromHeadHash(hash, options) },
-    watch: (coll: string, listener: () => void): (() => void) => {
+    watch: (coll: string, listener: (changes?: DocChange[]) => void): (() => void) => {
       let set = this.watchers.get(coll)
       if (set === undefined) this.watchers.set(coll, set = new Set())
       set.add(listener)
@@ -369,7 +369,13 @@ export class Database {
 
   private onChanges ({ changes, collections }: ChangeSet, origin: ChangeOrigin): void {
     const colls = new Set([...changes.map(c => c.coll), ...collections])
-    for (const coll of colls) for (const w of this.watchers.get(coll) ?? []) w()
+    for (const coll of colls) {
+      const watchers = this.watchers.get(coll)
+      if (watchers === undefined || watchers.size === 0) continue
+      // A collection created or dropped: watchers re-read everything; else they get its changes.
+      const mine = collections.includes(coll) ? undefined : changes.filter(c => c.coll === coll)
+      for (const w of watchers) w(mine)
+    }
     this.emit('update', changes, origin, collections)
   }
 

@@ -3,11 +3,13 @@
  * (`Collection.observe(query, cb)`), an async iterator (`for await (const docs of live)`), or an
  * observable (`live.subscribe(observer)`, and RxJS `from(live)` through `Symbol.observable`).
  *
- * Each subscriber runs the query now and again after every change to the collection, coalesced
- * (changes within one microtask batch cause one run; a change during a run causes one more run),
- * and is told only when the result set actually changed.
+ * Each subscriber evaluates the query now and again after every change to the collection,
+ * coalesced (changes within one microtask batch cause one evaluation; changes during one cause one
+ * more), and is told only when the result set actually changed. An evaluator that can apply the
+ * changed documents to its last result (`Evaluator.apply`) does so instead of reading again.
  */
 import { jsonEqual, type JsonValue } from '../crdt/index.js'
+import { type DocChange } from '../store/index.js'
 import { type Projection } from './types.js'
 import { type FindOptions } from './collection.js'
 
@@ -31,17 +33,29 @@ export interface Subscription {
 
 const observableSymbol: symbol = (typeof Symbol === 'function' && (Symbol as unknown as { observable?: symbol }).observable) || Symbol.for('@@observable')
 
+/** How one subscription evaluates its query. */
+export interface Evaluator<D> {
+  /** evaluate from storage */
+  full: () => Promise<D[]>
+  /**
+   * Apply changed documents to the last result: the new result, `null` when it cannot have
+   * changed, `undefined` when a full evaluation is needed.
+   */
+  apply?: (changes: DocChange[]) => D[] | null | undefined
+}
+
 /** A query whose results are pushed to subscribers whenever they change. */
 export class LiveQuery<D> implements AsyncIterable<D[], undefined> {
-  private readonly run: () => Promise<D[]>
-  private readonly watch: (listener: () => void) => () => void
+  private readonly evaluator: () => Evaluator<D>
+  private readonly watch: (listener: (changes?: DocChange[]) => void) => () => void
 
   /**
-   * @param run evaluates the query
-   * @param watch registers a listener called after every change that may affect it; returns unsubscribe
+   * @param evaluator makes one subscription's evaluator
+   * @param watch registers a listener called after every change that may affect the query, with
+   *   the changed documents (`undefined`: unknown, evaluate in full); returns unsubscribe
    */
-  constructor (run: () => Promise<D[]>, watch: (listener: () => void) => () => void) {
-    this.run = run
+  constructor (evaluator: () => Evaluator<D>, watch: (listener: (changes?: DocChange[]) => void) => () => void) {
+    this.evaluator = evaluator
     this.watch = watch
   }
 
@@ -50,30 +64,47 @@ export class LiveQuery<D> implements AsyncIterable<D[], undefined> {
     const observer: Observer<D[]> = typeof observerOrNext === 'function' ? { next: observerOrNext } : observerOrNext
     let closed = false
     let running = false
-    let dirty = false
     let scheduled = false
     let last: D[] | undefined
+    const evaluator = this.evaluator()
+    // Changes not evaluated yet, in commit order; `full` set: read everything again.
+    let queued: DocChange[] = []
+    let full = true
     const evaluate = async (): Promise<void> => {
-      if (running) { dirty = true; return }
+      if (running) return
       running = true
       try {
-        do {
-          dirty = false
-          const docs = await this.run()
+        while ((full || queued.length > 0) && !closed) {
+          let docs: D[] | null | undefined
+          if (!full && evaluator.apply !== undefined) {
+            const changes = queued
+            queued = []
+            docs = evaluator.apply(changes)
+          }
+          if (docs === undefined) {
+            // Changes committed during the read may or may not be in it: they stay queued and are
+            // applied again afterwards, which is harmless (each sets a document to its latest value).
+            full = false
+            queued = evaluator.apply === undefined ? [] : queued
+            docs = await evaluator.full()
+          }
           if (closed) return
-          if (last === undefined || !jsonEqual(last as unknown as JsonValue, docs as unknown as JsonValue)) {
+          if (docs !== null && (last === undefined || !jsonEqual(last as unknown as JsonValue, docs as unknown as JsonValue))) {
             last = docs
             observer.next?.(docs)
           }
-        } while (dirty && !closed)
+        }
       } catch (err) {
         if (!closed) observer.error?.(err)
       } finally {
         running = false
       }
     }
-    const unwatch = this.watch(() => {
-      if (scheduled || closed) return
+    const unwatch = this.watch(changes => {
+      if (closed) return
+      if (changes === undefined || evaluator.apply === undefined) full = true
+      else queued.push(...changes)
+      if (scheduled) return
       scheduled = true
       queueMicrotask(() => { scheduled = false; void evaluate() })
     })

@@ -9,7 +9,7 @@
  * Results are exactly those of mingo over all documents in `_id` order: candidates are put in
  * `_id` order before mingo sorts them (mingo's sort is stable), so ties break the same way.
  */
-import { find as mingoFind } from 'mingo'
+import { Query, find as mingoFind } from 'mingo'
 import { ValidationError } from '../errors.js'
 import { type Doc, type JsonValue, isPlainObject } from '../crdt/index.js'
 import {
@@ -195,6 +195,20 @@ export function runMingo (docs: Doc[], query: Record<string, unknown>, projectio
   } catch (err) {
     throw new ValidationError(`invalid query: ${(err as Error).message}`, { cause: err })
   }
+}
+
+/**
+ * Compile a filter once into a predicate (mingo's `Query.test`), for testing documents one at a
+ * time. Throws `ValidationError` for an invalid query.
+ */
+export function compileFilter (query: Record<string, unknown>): (doc: Doc) => boolean {
+  let compiled: Query
+  try {
+    compiled = new Query(query)
+  } catch (err) {
+    throw new ValidationError(`invalid query: ${(err as Error).message}`, { cause: err })
+  }
+  return doc => compiled.test(doc)
 }
 
 /** Check a query by compiling it (unknown operators, bad regex…) without running it. */

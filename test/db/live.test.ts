@@ -74,3 +74,40 @@ describe('live queries with remote changes', () => {
     await eventually(() => left.includes('B'), 5000, 'peer:leave')
   })
 })
+
+describe('incremental live queries', () => {
+  it('a live query without skip or limit always equals find, through random writes, deletes and drops', async () => {
+    const fc = (await import('fast-check')).default
+    const op = fc.oneof(
+      fc.record({ kind: fc.constant('put' as const), id: fc.integer({ min: 0, max: 7 }), n: fc.integer({ min: 0, max: 9 }), tag: fc.constantFrom('a', 'b') }),
+      fc.record({ kind: fc.constant('del' as const), id: fc.integer({ min: 0, max: 7 }) }),
+      fc.record({ kind: fc.constant('inc' as const), n: fc.integer({ min: -3, max: 3 }) }),
+      fc.record({ kind: fc.constant('drop' as const) })
+    )
+    await fc.assert(fc.asyncProperty(fc.array(fc.array(op, { minLength: 1, maxLength: 4 }), { minLength: 1, maxLength: 8 }), async batches => {
+      const db = await KiteDB.init('incremental', { storage: new MemoryStorageProvider() })
+      let c = await db.initCollection('c')
+      const query = { n: { $gte: 3 } }
+      const options = { sort: { tag: 1 as const, n: -1 as const }, projection: { n: 1, tag: 1 } }
+      let seen: unknown[] | undefined
+      let stop = c.observe(query, docs => { seen = docs }, options)
+      for (const batch of batches) {
+        for (const o of batch) {
+          if (o.kind === 'put') await c.updateOne({ _id: `d${o.id}` }, { $set: { n: o.n, tag: o.tag } }, { upsert: true })
+          else if (o.kind === 'del') await c.deleteOne({ _id: `d${o.id}` })
+          else if (o.kind === 'inc') await c.updateMany({}, { $inc: { n: o.n } })
+          else {
+            stop()
+            await db.dropCollection('c')
+            c = await db.initCollection('c')
+            stop = c.observe(query, docs => { seen = docs }, options)
+          }
+        }
+        const expected = JSON.stringify(await c.find(query, options.projection, { sort: options.sort }))
+        await eventually(() => JSON.stringify(seen) === expected, 2000, 'the live result to equal find')
+      }
+      stop()
+      await db.close()
+    }), { numRuns: 40 })
+  })
+})
