@@ -2,8 +2,9 @@
 // `npm start`: starts the relay (bin/kitedb-relay.js) and serves the built demo, prints the demo
 // URL and the relay multiaddr; Ctrl-C stops both.
 //
-//   npm start -- [--port 5173] [--relay-port 9091] [--host 127.0.0.1] [--no-build]
-// Environment: PORT / KITEDB_DEMO_PORT, KITEDB_RELAY_PORT, KITEDB_HOST.
+//   npm start -- [--port 5173] [--relay-port 9091] [--host 127.0.0.1] [--no-build] [--relay-record FILE]
+// Environment: PORT / KITEDB_DEMO_PORT, KITEDB_RELAY_PORT, KITEDB_HOST; the relay inherits the
+// environment, so KITEDB_RELAY_RECORD=FILE works as --relay-record FILE does (`kitedb-relay --record`).
 import { spawn } from 'node:child_process'
 import { createServer } from 'node:net'
 import { existsSync } from 'node:fs'
@@ -26,7 +27,8 @@ function parseArgs (argv, env) {
     else if (a === '--relay-port') args.relayPort = Number(argv[++i])
     else if (a === '--host') args.host = argv[++i]
     else if (a === '--no-build') args.build = false
-    else { console.error(`unknown option ${a}\nusage: npm start -- [--port 5173] [--relay-port 9091] [--host 127.0.0.1] [--no-build]`); process.exit(2) }
+    else if (a === '--relay-record' && argv[i + 1] !== undefined) args.relayRecord = argv[++i]
+    else { console.error(`unknown option ${a}\nusage: npm start -- [--port 5173] [--relay-port 9091] [--host 127.0.0.1] [--no-build] [--relay-record FILE]`); process.exit(2) }
   }
   for (const [k, v] of [['--port', args.port], ['--relay-port', args.relayPort]]) {
     if (!Number.isInteger(v) || v < 1 || v > 65535) { console.error(`${k} must be a port number 1–65535`); process.exit(2) }
@@ -50,7 +52,8 @@ function assertPortFree (host, port, what) {
 function startRelay (args) {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [join(root, 'bin', 'kitedb-relay.js'), '--host', args.host, '--port', String(args.relayPort),
-      '--key-file', join(root, '.kitedb', 'relay.key')], { stdio: ['ignore', 'pipe', 'inherit'] })
+      '--key-file', join(root, '.kitedb', 'relay.key'), ...(args.relayRecord !== undefined ? ['--record', args.relayRecord] : [])],
+    { stdio: ['ignore', 'pipe', 'inherit'] })
     const addrs = []
     let buffered = ''
     child.stdout.on('data', (chunk) => {

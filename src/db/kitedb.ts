@@ -8,7 +8,7 @@ import {
   manifestName, parseAddress, parseKey, signerFromSeed
 } from '../crdt/index.js'
 import { DexieStorageProvider, MemoryStorageProvider, type StorageProvider } from '../store/index.js'
-import { MANIFEST_KEY, Replica, type ReplicatorOptions, type Transport } from '../sync/index.js'
+import { MANIFEST_KEY, Replica, resolveLimits, type LimitsOptions, type ReplicatorOptions, type Transport } from '../sync/index.js'
 import { type AcquireOptions, acquireNetwork, claimIdentity, loadDeviceKey, parseRelays } from '../net/index.js'
 import { type Announcement, announceTopic, decodeAnnouncement } from './announce.js'
 import { Database } from './database.js'
@@ -57,6 +57,15 @@ export interface OpenOptions {
    */
   key?: string | Uint8Array
   /**
+   * Per-peer limits on network input (see `Limits` and the README's limits table): `requestsPerSecond`
+   * (default 50) and `requestBurst` (100) of stream requests per peer; `messagesPerSecond` (100) and
+   * `messageBurst` (200) of gossip messages per peer and topic; a peer refused `maxRefusals` (100)
+   * times within `refusalWindowMs` (10000 ms) is disconnected and refused for `banMs` (60000 ms).
+   * The size limits (block 1 MiB, message 4 MiB, 1000 CIDs per request) are protocol constants.
+   * Throws `ValidationError` for an unknown key or a non-positive value. Ignored with `transport`.
+   */
+  limits?: LimitsOptions
+  /**
    * Replicate over this transport instead of libp2p (`relays` and `node` are then ignored): for
    * custom networks and tests. The transport stays open when the database closes.
    */
@@ -73,6 +82,8 @@ export interface DiscoverOptions {
   node?: string
   /** as in `OpenOptions.directConnections` */
   directConnections?: boolean
+  /** as in `OpenOptions.limits` */
+  limits?: LimitsOptions
   /** where the device identity is kept, as in `OpenOptions.storage` */
   storage?: OpenOptions['storage']
 }
@@ -97,11 +108,12 @@ function providerFor (storage: OpenOptions['storage']): StorageProvider {
 }
 
 /** Network options, with the device identity of the node (kept by the storage provider, so it survives reloads). */
-function networkOptions (options: Pick<OpenOptions, 'node' | 'directConnections' | 'storage'>): AcquireOptions {
+function networkOptions (options: Pick<OpenOptions, 'node' | 'directConnections' | 'limits' | 'storage'>): AcquireOptions {
   const provider = providerFor(options.storage)
   return {
     ...(options.node !== undefined ? { node: options.node } : {}),
     ...(options.directConnections !== undefined ? { directConnections: options.directConnections } : {}),
+    ...(options.limits !== undefined ? { limits: options.limits } : {}),
     identity: async () => await claimIdentity(provider, options.node ?? 'default')
   }
 }
@@ -110,6 +122,7 @@ function relayList (options: OpenOptions): string[] {
   if (options.network === false || options.relays === undefined) return []
   const list = typeof options.relays === 'string' ? [options.relays] : options.relays
   parseRelays(list) // throws ValidationError for a bad multiaddr, before anything is opened
+  resolveLimits(options.limits) // and for bad limits
   return list
 }
 

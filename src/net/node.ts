@@ -14,9 +14,14 @@ import { noise } from '@libp2p/noise'
 import { yamux } from '@libp2p/yamux'
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr'
 import { WebRTC } from '@multiformats/multiaddr-matcher'
-import { type PrivateKey } from '@libp2p/interface'
+import { type AbortOptions, type Connection, type PrivateKey, type Stream, type StreamMessageEvent } from '@libp2p/interface'
+import { peerIdFromMultihash, peerIdFromString } from '@libp2p/peer-id'
+import * as Digest from 'multiformats/hashes/digest'
 import { NetworkError, TimeoutError, ValidationError } from '../errors.js'
 import { createLogger } from '../log.js'
+import { type LimitsOptions, resolveLimits } from '../sync/limits.js'
+import { MAX_MESSAGE_BYTES, TOPIC_PREFIX } from '../sync/wire.js'
+import { PeerGuard, messageValidator, refuseBanned } from './guard.js'
 import { ensureRuntime } from './runtime.js'
 
 const log = createLogger('net')
@@ -38,18 +43,24 @@ export type PeerNode = Libp2p<PeerServices>
  */
 const openGater = { denyDialMultiaddr: async () => false }
 
+/** Room for gossipsub's envelope (topic, origin, sequence number, key, signature) around a message, bytes. */
+const RPC_ENVELOPE_BYTES = 64 * 1024
+
 /**
  * Gossipsub settings shared by peers and relays. IP-colocation scoring is off: every browser
  * behind one NAT (an office, a home, or 127.0.0.1 in tests) shares an IP, and with gossipsub's
  * default (−5 per peer beyond 10 per IP, scores kept for an hour after disconnect) the relay soon
  * refuses every new peer's GRAFT, so nothing is forwarded between peers that are not yet directly
- * connected.
+ * connected. An inbound RPC over the message limit plus its envelope is dropped before decoding;
+ * `maxOutboundBufferSize` bounds what is queued for one slow peer (its stream is reset beyond it).
  */
-function pubsubService (): ReturnType<typeof gossipsub> {
+function pubsubService (maxOutboundBufferSize?: number): ReturnType<typeof gossipsub> {
   return gossipsub({
     allowPublishToZeroTopicPeers: true,
     emitSelf: false,
-    scoreParams: { IPColocationFactorWeight: 0 }
+    scoreParams: { IPColocationFactorWeight: 0 },
+    maxInboundDataLength: MAX_MESSAGE_BYTES + RPC_ENVELOPE_BYTES,
+    ...(maxOutboundBufferSize !== undefined ? { maxOutboundBufferSize } : {})
   })
 }
 
@@ -127,7 +138,25 @@ export async function createPeerNode (options: PeerNodeOptions): Promise<PeerNod
   }
 }
 
-/** Options of `createRelayNode`. */
+/** One application payload the relay forwarded, as handed to `RelayNodeOptions.record`. */
+export interface RelayRecord {
+  /** when the relay handled it, ms since the epoch */
+  time: number
+  /** `'gossip'`: a gossipsub message; `'circuit'`: bytes piped through a relayed connection (end-to-end encrypted by the two peers) */
+  kind: 'gossip' | 'circuit'
+  /** the gossip topic (gossip only) */
+  topic?: string
+  /** peer id of the sender: the message's origin, or the circuit end that sent these bytes */
+  from: string
+  /** the peer that handed the relay a gossip message (may differ from `from`; gossip only) */
+  via?: string
+  /** the circuit end the bytes go to (circuit only) */
+  to?: string
+  /** the payload; valid only during the call (copy it to keep it) */
+  data: Uint8Array
+}
+
+/** Options of `createRelayNode`. Every limit has a default meant for a public relay. */
 export interface RelayNodeOptions {
   /** interface to listen on (default 127.0.0.1) */
   host?: string
@@ -135,60 +164,150 @@ export interface RelayNodeOptions {
   port?: number
   /** the relay's identity, so its multiaddr survives restarts */
   privateKey?: PrivateKey
-  /** most concurrent relay reservations (default 1024) */
+  /** most concurrent relay reservations; further peers are refused a slot (default 1024) */
   maxReservations?: number
-  /** most open connections (default 1024) */
+  /** how long a reservation lasts before the peer must renew it, ms (default 3600000, one hour) */
+  reservationTtlMs?: number
+  /**
+   * bytes one relayed connection may carry, both directions together, before the relay closes it
+   * (default 131072, 128 KiB: WebRTC signalling needs a few KiB; bulk data belongs on the direct
+   * connection)
+   */
+  relayedDataLimit?: number
+  /** how long one relayed connection may stay open, ms (default 120000) */
+  relayedDurationMs?: number
+  /** most open connections; beyond it libp2p prunes the least useful (default 1024) */
   maxConnections?: number
   /**
    * most new connections per second from one IP address (default 50; libp2p's own default of 5
    * turns away a burst of browsers behind one NAT)
    */
   maxConnectionsPerSecondPerHost?: number
+  /** most connections still being set up (encryption, muxing) at once; more are refused (default 64) */
+  maxPendingConnections?: number
+  /** most streams one connection may have open towards the relay at once (default 256) */
+  maxStreamsPerConnection?: number
+  /** bytes of gossip queued for one slow peer before its stream is reset (default 16 MiB) */
+  maxGossipQueueBytes?: number
+  /**
+   * per-peer gossip limits: `messagesPerSecond`, `messageBurst`, `maxRefusals`, `refusalWindowMs`,
+   * `banMs` as in `Limits` (defaults `DEFAULT_LIMITS`). A message over a rate or over 4 MiB is not
+   * forwarded; a peer that keeps sending them is disconnected and refused for `banMs`.
+   * Throws `ValidationError` when malformed.
+   */
+  limits?: LimitsOptions
+  /**
+   * Debug hook: called with every gossip message the relay accepts (and so forwards) and every
+   * chunk of bytes it pipes through a relayed connection. Must not throw or keep `data`.
+   */
+  record?: (entry: RelayRecord) => void
 }
 
 /**
  * Start a relay: WebSockets listener, circuit-relay-v2 server, gossipsub that joins every
  * `/kitedb/1/…` topic a peer subscribes to, so peers without a direct connection still hear each
- * other. The relay never needs a database key and stores nothing.
+ * other. The relay never needs a database key and stores nothing. It protects itself with the
+ * limits of `RelayNodeOptions`: reservations, connections, streams, relayed bytes and time,
+ * gossip queues, and per-peer gossip rates. Throws `ValidationError` for bad `limits`.
  */
 export async function createRelayNode (options: RelayNodeOptions = {}): Promise<PeerNode> {
   await ensureRuntime()
   const host = options.host ?? '127.0.0.1'
   const port = options.port ?? 9091
+  const limits = resolveLimits(options.limits)
   const node = await createLibp2p({
     ...(options.privateKey !== undefined ? { privateKey: options.privateKey } : {}),
     addresses: { listen: [`/ip4/${host}/tcp/${port}/ws`] },
     transports: [webSockets()],
     connectionEncrypters: [noise()],
-    streamMuxers: [yamux()],
+    streamMuxers: [yamux({ maxInboundStreams: options.maxStreamsPerConnection ?? 256 })],
     connectionGater: openGater,
     connectionManager: {
       maxConnections: options.maxConnections ?? 1024,
       inboundConnectionThreshold: options.maxConnectionsPerSecondPerHost ?? 50,
-      maxIncomingPendingConnections: 64
+      maxIncomingPendingConnections: options.maxPendingConnections ?? 64
     },
     services: {
       identify: identify(),
       ping: ping(),
-      relay: circuitRelayServer({ reservations: { maxReservations: options.maxReservations ?? 1024 } }),
-      pubsub: pubsubService()
+      relay: circuitRelayServer({
+        reservations: {
+          maxReservations: options.maxReservations ?? 1024,
+          reservationTtl: options.reservationTtlMs ?? 60 * 60_000,
+          defaultDataLimit: BigInt(options.relayedDataLimit ?? 128 * 1024),
+          defaultDurationLimit: options.relayedDurationMs ?? 120_000
+        }
+      }),
+      pubsub: pubsubService(options.maxGossipQueueBytes ?? 16 * 1024 * 1024)
     }
   }) as unknown as PeerNode
+  const self = node.peerId.toString()
+  const guard = new PeerGuard(limits, {
+    onBan: peer => { void node.hangUp(peerIdFromString(peer)).catch(err => { log.debug(`hang up on ${peer} failed: ${(err as Error).message}`) }) }
+  })
+  const stopRefusing = refuseBanned(node, guard)
   const pubsub = node.services.pubsub
   pubsub.addEventListener('subscription-change', evt => {
     for (const { topic, subscribe } of evt.detail.subscriptions) {
-      if (subscribe && topic.startsWith('/kitedb/1/') && !pubsub.getTopics().includes(topic)) {
+      if (subscribe && topic.startsWith(TOPIC_PREFIX) && !pubsub.getTopics().includes(topic)) {
         log.debug(`relay joins ${topic}`)
+        pubsub.topicValidators.set(topic, messageValidator(topic, guard, limits.maxMessageBytes, self))
         pubsub.subscribe(topic)
       }
     }
   })
+  const record = options.record
+  if (record !== undefined) {
+    pubsub.addEventListener('gossipsub:message', evt => {
+      const { msg, propagationSource } = evt.detail
+      record({ time: Date.now(), kind: 'gossip', topic: msg.topic, from: msg.type === 'signed' ? msg.from.toString() : 'unsigned', via: propagationSource.toString(), data: msg.data })
+    })
+    recordCircuits(node.services.relay, record)
+  }
   // Leave topics nobody subscribes to any more, so the relay's state stays bounded.
   const prune = setInterval(() => {
-    for (const topic of pubsub.getTopics()) if (pubsub.getSubscribers(topic).length === 0) pubsub.unsubscribe(topic)
+    for (const topic of pubsub.getTopics()) {
+      if (pubsub.getSubscribers(topic).length > 0) continue
+      pubsub.unsubscribe(topic)
+      pubsub.topicValidators.delete(topic)
+    }
   }, 30_000)
-  node.addEventListener('stop', () => { clearInterval(prune) })
+  node.addEventListener('stop', () => { clearInterval(prune); stopRefusing() })
   return node
+}
+
+/** The part of the circuit-relay-v2 server (`CircuitRelayServer.stopHop`, public in 4.2) the record hook wraps. */
+interface StopHop {
+  stopHop: (args: { connection: Connection, request: { peer?: { id: Uint8Array } } }, options: AbortOptions) => Promise<Stream | undefined>
+}
+
+/**
+ * Record the bytes of every relayed connection. `stopHop` opens the stream to the target peer
+ * that the server then pipes to the dialer's stream; wrapping that stream's `send` (dialer →
+ * target) and its `message` dispatch (target → dialer) sees both directions without adding a
+ * reader, so the pipe's flow control is untouched.
+ */
+function recordCircuits (service: unknown, record: (entry: RelayRecord) => void): void {
+  const server = service as StopHop
+  const stopHop = server.stopHop.bind(server)
+  server.stopHop = async (args, options) => {
+    const dst = await stopHop(args, options)
+    if (dst === undefined || args.request.peer === undefined) return dst
+    const target = args.connection.remotePeer.toString()
+    let dialer = 'unknown'
+    try { dialer = peerIdFromMultihash(Digest.decode(args.request.peer.id)).toString() } catch {}
+    const send = dst.send.bind(dst)
+    dst.send = data => {
+      record({ time: Date.now(), kind: 'circuit', from: dialer, to: target, data: data.subarray() })
+      return send(data)
+    }
+    const dispatch = dst.dispatchEvent.bind(dst)
+    dst.dispatchEvent = evt => {
+      if (evt.type === 'message') record({ time: Date.now(), kind: 'circuit', from: target, to: dialer, data: (evt as StreamMessageEvent).data.subarray() })
+      return dispatch(evt)
+    }
+    return dst
+  }
 }
 
 /** Dial with retries: about 5% of first WebRTC dials time out on these machines (DESIGN.md). */

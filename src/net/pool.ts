@@ -7,6 +7,7 @@ import { createPeerNode, parseRelays } from './node.js'
 import { Libp2pTransport } from './transport.js'
 import { type IdentityClaim } from './identity.js'
 import { type Transport } from '../sync/transport.js'
+import { type LimitsOptions, resolveLimits } from '../sync/limits.js'
 
 /** A shared network handle: use `transport`, call `release()` once when done. */
 export interface NetworkLease {
@@ -34,16 +35,20 @@ export interface AcquireOptions {
   identity?: () => Promise<IdentityClaim>
   /** false: never open direct connections to peers, only relayed ones (default true) */
   directConnections?: boolean
+  /** per-peer rates and bans of a newly started node (see `Limits`; defaults `DEFAULT_LIMITS`); leases
+   * with different limits get different nodes */
+  limits?: LimitsOptions
 }
 
 /**
  * Lease the network for `relays`, starting it on first use. Rejects like `createPeerNode`
- * (`ValidationError`, `NetworkError`, `TimeoutError`); a failed start is not cached.
+ * (`ValidationError`, also for bad `limits`; `NetworkError`, `TimeoutError`); a failed start is
+ * not cached.
  */
 export async function acquireNetwork (relays: string[], options: AcquireOptions = {}): Promise<NetworkLease> {
   const mas = parseRelays(relays)
   const direct = options.directConnections ?? true
-  const key = `${options.node ?? 'default'}\u0000${String(direct)}\u0000${mas.map(m => m.toString()).sort().join(' ')}`
+  const key = `${options.node ?? 'default'}\u0000${String(direct)}\u0000${JSON.stringify(resolveLimits(options.limits))}\u0000${mas.map(m => m.toString()).sort().join(' ')}`
   let entry = pool.get(key)
   if (entry === undefined) {
     const ready = (async () => {
@@ -51,7 +56,7 @@ export async function acquireNetwork (relays: string[], options: AcquireOptions 
       const privateKey = identity?.privateKey ?? options.privateKey
       try {
         const node = await createPeerNode({ relays: mas.map(m => m.toString()), webrtc: direct, ...(privateKey !== undefined ? { privateKey } : {}) })
-        return { transport: new Libp2pTransport(node, { relays: mas, directConnections: direct }), ...(identity !== undefined ? { identity } : {}) }
+        return { transport: new Libp2pTransport(node, { relays: mas, directConnections: direct, ...(options.limits !== undefined ? { limits: options.limits } : {}) }), ...(identity !== undefined ? { identity } : {}) }
       } catch (err) {
         identity?.release()
         throw err

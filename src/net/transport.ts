@@ -7,6 +7,11 @@
  * address through each relay (`<relay>/p2p-circuit/webrtc/p2p/<peer>`). To avoid two crossing
  * dials, the peer with the smaller id dials; the other dials only if still not connected after
  * `upgradeFallbackMs`. Requests never dial WebRTC themselves (see `connect`).
+ *
+ * Hostile input stops here (`Limits`, enforced by a `PeerGuard`): requests over a peer's rate or
+ * over `maxMessageBytes`, malformed requests, and gossip messages over their origin's rate or the
+ * size limit are refused or dropped with a logged reason; a peer that keeps at it is disconnected
+ * and refused for a while.
  */
 import { peerIdFromString } from '@libp2p/peer-id'
 import { lpStream } from '@libp2p/utils'
@@ -16,8 +21,9 @@ import { TopicValidatorResult } from '@libp2p/gossipsub'
 import { NetworkError, TimeoutError } from '../errors.js'
 import { createLogger } from '../log.js'
 import { type PeerConnection, type SubscribeOptions, type Transport } from '../sync/transport.js'
-import { MAX_MESSAGE_BYTES } from '../sync/wire.js'
+import { type Limits, type LimitsOptions, resolveLimits } from '../sync/limits.js'
 import { type PeerNode, dialWithRetry } from './node.js'
+import { PeerGuard, messageValidator, refuseBanned } from './guard.js'
 
 const log = createLogger('net')
 
@@ -33,7 +39,12 @@ export interface Libp2pTransportOptions {
   /** false: never open direct WebRTC connections; talk to peers only through the relays (default
    * true; the node should then also have no WebRTC listener, so peers cannot open them either) */
   directConnections?: boolean
+  /** per-peer rates and bans (see `Limits`; defaults `DEFAULT_LIMITS`). Throws `ValidationError` when malformed. */
+  limits?: LimitsOptions
 }
+
+/** What `lpStream.read` throws for a length prefix over `maxDataLength` (or a malformed one). */
+const OVERSIZE_ERRORS = new Set(['InvalidDataLengthError', 'InvalidDataLengthLengthError', 'InvalidMessageLengthError'])
 
 type MessageHandler = (data: Uint8Array, from: string) => void
 
@@ -55,6 +66,10 @@ export class Libp2pTransport implements Transport {
   private readonly opts: { upgradeFallbackMs: number, upgradeBackoffMs: number, directConnections: boolean }
   private readonly onMessage: (evt: CustomEvent) => void
   private readonly onSubscriptionChange: (evt: CustomEvent) => void
+  /** the limits this transport enforces */
+  readonly limits: Limits
+  private readonly guard: PeerGuard
+  private readonly stopRefusingBanned: () => void
 
   constructor (node: PeerNode, options: Libp2pTransportOptions) {
     this.node = node
@@ -62,6 +77,12 @@ export class Libp2pTransport implements Transport {
     this.relays = options.relays
     this.relayIds = new Set(options.relays.map(r => r.getComponents().find(c => c.name === 'p2p')?.value ?? ''))
     this.opts = { upgradeFallbackMs: options.upgradeFallbackMs ?? 10_000, upgradeBackoffMs: options.upgradeBackoffMs ?? 5000, directConnections: options.directConnections ?? true }
+    this.limits = resolveLimits(options.limits)
+    this.guard = new PeerGuard(this.limits, {
+      exempt: peer => this.relayIds.has(peer), // never cut ourselves off from a relay
+      onBan: peer => { void node.hangUp(peerIdFromString(peer)).catch(err => { log.debug(`hang up on ${peer} failed: ${(err as Error).message}`) }) }
+    })
+    this.stopRefusingBanned = refuseBanned(node, this.guard)
     const pubsub = node.services.pubsub
     this.onMessage = (evt) => {
       const msg = evt.detail as { type: string, topic: string, data: Uint8Array, from?: PeerId }
@@ -106,40 +127,33 @@ export class Libp2pTransport implements Transport {
     let set = this.handlers.get(topic)
     if (set === undefined) {
       this.handlers.set(topic, set = new Set())
+      const checks = new Set<NonNullable<SubscribeOptions['validate']>>()
+      this.validators.set(topic, checks)
+      const limit = messageValidator(topic, this.guard, this.limits.maxMessageBytes, this.peerId)
+      // First the per-peer rate and size limits, then every subscriber's own check.
+      this.node.services.pubsub.topicValidators.set(topic, async (peer, msg) => {
+        const verdict = await limit(peer, msg)
+        if (verdict !== TopicValidatorResult.Accept || msg.type !== 'signed' || checks.size === 0) return verdict
+        const from = msg.from.toString()
+        for (const check of checks) {
+          let ok = false
+          try { ok = await check(msg.data, from) } catch (err) { log.warn(`validator of ${topic} threw`, err) }
+          if (!ok) return TopicValidatorResult.Ignore
+        }
+        return TopicValidatorResult.Accept
+      })
       this.node.services.pubsub.subscribe(topic)
     }
     set.add(handler)
     const validate = options.validate
-    if (validate !== undefined) {
-      let checks = this.validators.get(topic)
-      if (checks === undefined) {
-        const all = checks = new Set()
-        this.validators.set(topic, all)
-        this.node.services.pubsub.topicValidators.set(topic, async (_peer, msg) => {
-          if (msg.type !== 'signed') return TopicValidatorResult.Ignore
-          const from = msg.from.toString()
-          for (const check of all) {
-            let ok = false
-            try { ok = await check(msg.data, from) } catch (err) { log.warn(`validator of ${topic} threw`, err) }
-            if (!ok) return TopicValidatorResult.Ignore
-          }
-          return TopicValidatorResult.Accept
-        })
-      }
-      checks.add(validate)
-    }
+    if (validate !== undefined) this.validators.get(topic)?.add(validate)
     return () => {
       set.delete(handler)
-      if (validate !== undefined) {
-        const checks = this.validators.get(topic)
-        checks?.delete(validate)
-        if (checks?.size === 0) {
-          this.validators.delete(topic)
-          this.node.services.pubsub.topicValidators.delete(topic)
-        }
-      }
+      if (validate !== undefined) this.validators.get(topic)?.delete(validate)
       if (set.size === 0 && this.handlers.get(topic) === set) {
         this.handlers.delete(topic)
+        this.validators.delete(topic)
+        this.node.services.pubsub.topicValidators.delete(topic)
         if (this.node.status === 'started') this.node.services.pubsub.unsubscribe(topic)
       }
     }
@@ -166,7 +180,7 @@ export class Libp2pTransport implements Transport {
     const signal = AbortSignal.timeout(timeoutMs)
     try {
       const stream = await this.openStream(peer, protocol, signal)
-      const lp = lpStream(stream, { maxDataLength: MAX_MESSAGE_BYTES })
+      const lp = lpStream(stream, { maxDataLength: this.limits.maxMessageBytes })
       await lp.write(data, { signal })
       const response = await lp.read({ signal })
       void stream.close().catch(() => {})
@@ -201,13 +215,28 @@ export class Libp2pTransport implements Transport {
     }
   }
 
+  /**
+   * As `Transport.handle`, within `limits`: a request over the peer's rate, from a banned peer or
+   * over `maxMessageBytes` is refused (the stream is reset unanswered), and so is one the handler
+   * rejects; each refusal counts towards disconnecting the peer.
+   */
   handle (protocol: string, handler: (data: Uint8Array, from: string) => Promise<Uint8Array>): () => void {
     void this.node.handle(protocol, async (stream, connection) => {
       const from = connection.remotePeer.toString()
+      if (!this.guard.admitRequest(from, protocol)) {
+        stream.abort(new NetworkError(`${protocol} request refused: ${from} is over its request rate or banned`))
+        return
+      }
       try {
-        const lp = lpStream(stream, { maxDataLength: MAX_MESSAGE_BYTES })
-        const request = await lp.read({ signal: AbortSignal.timeout(10_000) })
-        const response = await handler(request.subarray(), from)
+        const lp = lpStream(stream, { maxDataLength: this.limits.maxMessageBytes })
+        const request = await lp.read({ signal: AbortSignal.timeout(10_000) }).catch((err: Error) => {
+          if (OVERSIZE_ERRORS.has(err.name)) this.guard.refuse(from, `a ${protocol} request over ${this.limits.maxMessageBytes} bytes`)
+          throw err
+        })
+        const response = await handler(request.subarray(), from).catch((err: Error) => {
+          this.guard.refuse(from, `a ${protocol} request its handler refused: ${err.message}`)
+          throw err
+        })
         await lp.write(response)
         await stream.close()
       } catch (err) {
@@ -246,6 +275,8 @@ export class Libp2pTransport implements Transport {
 
   /** Stop listening to pubsub events (the node itself is stopped by its owner). */
   close (): void {
+    this.stopRefusingBanned()
+    for (const topic of this.handlers.keys()) this.node.services.pubsub.topicValidators.delete(topic)
     this.node.removeEventListener('peer:identify', this.onIdentify)
     this.node.services.pubsub.removeEventListener('message', this.onMessage)
     this.node.services.pubsub.removeEventListener('subscription-change', this.onSubscriptionChange)

@@ -2,39 +2,77 @@
  * `kitedb-relay`: the relay peers use to find each other (circuit-relay-v2 + gossipsub over
  * WebSockets). It stores nothing and never sees a database key.
  *
- *   kitedb-relay [--host 127.0.0.1] [--port 9091] [--key-file FILE] [--max-reservations 1024]
+ *   kitedb-relay [--host 127.0.0.1] [--port 9091] [--key-file FILE] [--record FILE] [limits…]
  *
- * Environment: KITEDB_RELAY_HOST, KITEDB_RELAY_PORT, KITEDB_RELAY_KEY_FILE. Prints the relay's
- * multiaddr on a line `relay multiaddr: <addr>`; stops cleanly on SIGINT/SIGTERM.
+ * Limits (see `USAGE` and `RelayNodeOptions`) protect the relay: reservations, connections,
+ * streams, relayed bytes and time, per-peer gossip rates.
+ * Environment: KITEDB_RELAY_HOST, KITEDB_RELAY_PORT, KITEDB_RELAY_KEY_FILE, KITEDB_RELAY_RECORD.
+ * Prints the relay's multiaddr on a line `relay multiaddr: <addr>`; stops cleanly on SIGINT/SIGTERM.
  */
+import { createWriteStream } from 'node:fs'
 import { readFile, writeFile, mkdir } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { createServer } from 'node:net'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import { type PrivateKey } from '@libp2p/interface'
-import { createRelayNode } from '../net/node.js'
+import { createRelayNode, type RelayRecord } from '../net/node.js'
 
-/** Parsed command line of the relay. */
+/** Parsed command line of the relay; units as in the flags (seconds, bytes, counts). */
 export interface RelayArgs {
   host: string
   port: number
   keyFile?: string
+  /** append every forwarded payload to this file (`--record`, `KITEDB_RELAY_RECORD`) */
+  record?: string
   maxReservations: number
+  /** seconds */
+  reservationTtl: number
+  /** bytes per relayed connection */
+  relayedDataLimit: number
+  /** seconds per relayed connection */
+  relayedDuration: number
+  maxConnections: number
+  /** new connections per second from one IP address */
+  maxConnectionsPerIp: number
+  maxPendingConnections: number
+  maxStreamsPerConnection: number
+  /** gossip messages per second one peer may publish on one topic */
+  maxMessagesPerSecond: number
 }
 
 /** Thrown for a bad command line or environment; the message is meant for the user. */
 export class UsageError extends Error {}
 
-const USAGE = 'usage: kitedb-relay [--host 127.0.0.1] [--port 9091] [--key-file FILE] [--max-reservations 1024]'
+/** The numeric flags: field of `RelayArgs`, default, and what the usage says about it. */
+const LIMIT_FLAGS: Record<string, [keyof RelayArgs, number, string]> = {
+  '--max-reservations': ['maxReservations', 1024, 'concurrent relay reservations'],
+  '--reservation-ttl': ['reservationTtl', 3600, 'seconds a reservation lasts before renewal'],
+  '--relayed-data-limit': ['relayedDataLimit', 131072, 'bytes one relayed connection may carry (WebRTC signalling needs a few KiB)'],
+  '--relayed-duration': ['relayedDuration', 120, 'seconds one relayed connection may stay open'],
+  '--max-connections': ['maxConnections', 1024, 'open connections'],
+  '--max-connections-per-ip': ['maxConnectionsPerIp', 50, 'new connections per second from one IP address'],
+  '--max-pending-connections': ['maxPendingConnections', 64, 'connections being set up at once'],
+  '--max-streams-per-connection': ['maxStreamsPerConnection', 256, 'streams open at once on one connection'],
+  '--max-messages-per-second': ['maxMessagesPerSecond', 100, 'gossip messages one peer may publish per topic per second; a peer that keeps exceeding it is disconnected for a minute']
+}
+
+const USAGE = [
+  'usage: kitedb-relay [--host 127.0.0.1] [--port 9091] [--key-file FILE] [--record FILE] [limits]',
+  '  --record FILE   append every payload the relay forwards to FILE, one JSON line each (debugging)',
+  'limits (positive integers):',
+  ...Object.entries(LIMIT_FLAGS).map(([flag, [, def, what]]) => `  ${`${flag} ${def}`.padEnd(34)} ${what}`),
+  'environment: KITEDB_RELAY_HOST, KITEDB_RELAY_PORT, KITEDB_RELAY_KEY_FILE, KITEDB_RELAY_RECORD'
+].join('\n')
 
 /** Parse argv (without `node script`) and env into `RelayArgs`. Throws `UsageError`. */
 export function parseRelayArgs (argv: string[], env: Record<string, string | undefined> = {}): RelayArgs {
-  const args: RelayArgs = {
+  const args = {
     host: env.KITEDB_RELAY_HOST ?? '127.0.0.1',
     port: parsePort(env.KITEDB_RELAY_PORT ?? '9091', 'KITEDB_RELAY_PORT'),
-    maxReservations: 1024,
-    ...(env.KITEDB_RELAY_KEY_FILE !== undefined ? { keyFile: env.KITEDB_RELAY_KEY_FILE } : {})
-  }
+    ...(env.KITEDB_RELAY_KEY_FILE !== undefined ? { keyFile: env.KITEDB_RELAY_KEY_FILE } : {}),
+    ...(env.KITEDB_RELAY_RECORD !== undefined && env.KITEDB_RELAY_RECORD !== '' ? { record: env.KITEDB_RELAY_RECORD } : {}),
+    ...Object.fromEntries(Object.values(LIMIT_FLAGS).map(([key, def]) => [key, def]))
+  } as RelayArgs
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i] as string
     const [name, inline] = flag.includes('=') ? flag.split(/=(.*)/s) as [string, string] : [flag, undefined]
@@ -47,14 +85,15 @@ export function parseRelayArgs (argv: string[], env: Record<string, string | und
       case '--host': args.host = value(); break
       case '--port': args.port = parsePort(value(), '--port'); break
       case '--key-file': args.keyFile = value(); break
-      case '--max-reservations': {
-        const n = Number(value())
-        if (!Number.isInteger(n) || n < 1) throw new UsageError('--max-reservations must be a positive integer')
-        args.maxReservations = n
-        break
-      }
+      case '--record': args.record = value(); break
       case '--help': case '-h': throw new UsageError(USAGE)
-      default: throw new UsageError(`unknown option ${flag}\n${USAGE}`)
+      default: {
+        const limit = LIMIT_FLAGS[name]
+        if (limit === undefined) throw new UsageError(`unknown option ${flag}\n${USAGE}`)
+        const n = Number(value())
+        if (!Number.isSafeInteger(n) || n < 1) throw new UsageError(`${name} must be a positive integer`)
+        ;(args as unknown as Record<string, number>)[limit[0]] = n
+      }
     }
   }
   return args
@@ -93,6 +132,47 @@ export async function assertPortFree (host: string, port: number): Promise<void>
   })
 }
 
+/** An open record file: `record` appends one entry, `close` flushes and closes. */
+export interface Recorder {
+  record: (entry: RelayRecord) => void
+  close: () => Promise<void>
+}
+
+/**
+ * Open `file` for appending records, one JSON line per payload:
+ * `{"time":"<ISO 8601>","kind":"gossip"|"circuit","topic"?,"from","via"?,"to"?,"size":<bytes>,"data":"<base64>"}`.
+ * Bounded: while more than `maxPendingBytes` (default 16 MiB) wait to be written, entries are
+ * dropped and counted (reported on stderr once, and at `close`). Creates the file's directory.
+ */
+export async function openRecorder (file: string, maxPendingBytes = 16 * 1024 * 1024): Promise<Recorder> {
+  await mkdir(dirname(file), { recursive: true })
+  const out = createWriteStream(file, { flags: 'a' })
+  await new Promise<void>((resolve, reject) => { out.once('open', () => { resolve() }); out.once('error', reject) })
+  let dropped = 0
+  return {
+    record: entry => {
+      if (out.writableLength > maxPendingBytes) {
+        if (dropped++ === 0) console.error(`record file ${file} is not keeping up: dropping entries`)
+        return
+      }
+      out.write(JSON.stringify({
+        time: new Date(entry.time).toISOString(),
+        kind: entry.kind,
+        ...(entry.topic !== undefined ? { topic: entry.topic } : {}),
+        from: entry.from,
+        ...(entry.via !== undefined ? { via: entry.via } : {}),
+        ...(entry.to !== undefined ? { to: entry.to } : {}),
+        size: entry.data.byteLength,
+        data: Buffer.from(entry.data.buffer, entry.data.byteOffset, entry.data.byteLength).toString('base64')
+      }) + '\n')
+    },
+    close: async () => {
+      if (dropped > 0) console.error(`record file ${file}: ${dropped} entries dropped`)
+      await new Promise<void>(resolve => { out.end(resolve) })
+    }
+  }
+}
+
 /** Run the relay until SIGINT/SIGTERM. Returns the process exit code. */
 export async function main (argv: string[], env: Record<string, string | undefined>): Promise<number> {
   let args: RelayArgs
@@ -104,15 +184,42 @@ export async function main (argv: string[], env: Record<string, string | undefin
     throw err
   }
   const privateKey = args.keyFile !== undefined ? await loadOrCreateKey(args.keyFile) : undefined
-  const node = await createRelayNode({ host: args.host, port: args.port, maxReservations: args.maxReservations, ...(privateKey !== undefined ? { privateKey } : {}) })
-  for (const ma of node.getMultiaddrs()) console.log(`relay multiaddr: ${ma.toString()}`)
-  console.log(`relay peer id: ${node.peerId.toString()}`)
-  await new Promise<void>(resolve => {
+  let recorder: Recorder | undefined
+  if (args.record !== undefined) {
+    try {
+      recorder = await openRecorder(args.record)
+    } catch (err) {
+      console.error(`cannot open record file ${args.record}: ${(err as Error).message}`)
+      return 2
+    }
+  }
+  const node = await createRelayNode({
+    host: args.host,
+    port: args.port,
+    ...(privateKey !== undefined ? { privateKey } : {}),
+    maxReservations: args.maxReservations,
+    reservationTtlMs: args.reservationTtl * 1000,
+    relayedDataLimit: args.relayedDataLimit,
+    relayedDurationMs: args.relayedDuration * 1000,
+    maxConnections: args.maxConnections,
+    maxConnectionsPerSecondPerHost: args.maxConnectionsPerIp,
+    maxPendingConnections: args.maxPendingConnections,
+    maxStreamsPerConnection: args.maxStreamsPerConnection,
+    limits: { messagesPerSecond: args.maxMessagesPerSecond, messageBurst: 2 * args.maxMessagesPerSecond },
+    ...(recorder !== undefined ? { record: recorder.record } : {})
+  })
+  // Listen for the signals before saying we are ready, so a stop right after is a clean one.
+  const stopped = new Promise<void>(resolve => {
     const stop = (): void => { resolve() }
     process.once('SIGINT', stop)
     process.once('SIGTERM', stop)
   })
+  for (const ma of node.getMultiaddrs()) console.log(`relay multiaddr: ${ma.toString()}`)
+  if (args.record !== undefined) console.log(`recording forwarded payloads to ${args.record}`)
+  console.log(`relay peer id: ${node.peerId.toString()}`)
+  await stopped
   await node.stop()
+  await recorder?.close()
   console.log('relay stopped')
   return 0
 }

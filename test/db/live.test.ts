@@ -88,7 +88,7 @@ describe('incremental live queries', () => {
       const db = await KiteDB.init('incremental', { storage: new MemoryStorageProvider() })
       let c = await db.initCollection('c')
       const query = { n: { $gte: 3 } }
-      const options = { sort: { tag: 1 as const, n: -1 as const }, projection: { n: 1, tag: 1 } }
+      const options = { sort: { tag: 1 as const, n: -1 as const }, projection: { n: 1 as const, tag: 1 as const } }
       let seen: unknown[] | undefined
       let stop = c.observe(query, docs => { seen = docs }, options)
       for (const batch of batches) {

@@ -13,10 +13,11 @@ async function run (args: string[], until?: RegExp): Promise<{ code: number | nu
     const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
     let out = ''
     let err = ''
+    let stopping = false
     const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`relay did not finish: ${out} ${err}`)) }, 20_000)
     child.stdout.on('data', d => {
       out += String(d)
-      if (until?.test(out) === true) child.kill('SIGINT')
+      if (until?.test(out) === true && !stopping) { stopping = true; child.kill('SIGINT') } // once: a second SIGINT kills
     })
     child.stderr.on('data', d => { err += String(d) })
     child.on('exit', code => { clearTimeout(timer); resolve({ code, out, err }) })
@@ -24,14 +25,69 @@ async function run (args: string[], until?: RegExp): Promise<{ code: number | nu
 }
 
 describe('kitedb-relay', () => {
+  const defaults = {
+    host: '127.0.0.1',
+    port: 9091,
+    maxReservations: 1024,
+    reservationTtl: 3600,
+    relayedDataLimit: 131072,
+    relayedDuration: 120,
+    maxConnections: 1024,
+    maxConnectionsPerIp: 50,
+    maxPendingConnections: 64,
+    maxStreamsPerConnection: 256,
+    maxMessagesPerSecond: 100
+  }
+
   it('parses flags and environment, with defaults', () => {
-    expect(parseRelayArgs([], {})).toEqual({ host: '127.0.0.1', port: 9091, maxReservations: 1024 })
-    expect(parseRelayArgs(['--port', '1234', '--host=0.0.0.0', '--key-file', 'k'], {})).toEqual({ host: '0.0.0.0', port: 1234, keyFile: 'k', maxReservations: 1024 })
+    expect(parseRelayArgs([], {})).toEqual(defaults)
+    expect(parseRelayArgs(['--port', '1234', '--host=0.0.0.0', '--key-file', 'k'], {})).toEqual({ ...defaults, host: '0.0.0.0', port: 1234, keyFile: 'k' })
     expect(parseRelayArgs([], { KITEDB_RELAY_PORT: '7000', KITEDB_RELAY_HOST: '::1' })).toMatchObject({ port: 7000, host: '::1' })
     expect(() => parseRelayArgs(['--port', 'x'], {})).toThrow(UsageError)
     expect(() => parseRelayArgs(['--port', '70000'], {})).toThrow(UsageError)
     expect(() => parseRelayArgs(['--nope'], {})).toThrow(/unknown option/)
     expect(() => parseRelayArgs(['--port'], {})).toThrow(/needs a value/)
+  })
+
+  it('parses the limit flags and the record file', () => {
+    expect(parseRelayArgs([
+      '--max-reservations', '10', '--reservation-ttl=60', '--relayed-data-limit', '65536', '--relayed-duration', '30',
+      '--max-connections', '100', '--max-connections-per-ip', '5', '--max-pending-connections', '8',
+      '--max-streams-per-connection', '32', '--max-messages-per-second', '20', '--record', 'out.jsonl'
+    ], {})).toEqual({
+      host: '127.0.0.1',
+      port: 9091,
+      record: 'out.jsonl',
+      maxReservations: 10,
+      reservationTtl: 60,
+      relayedDataLimit: 65536,
+      relayedDuration: 30,
+      maxConnections: 100,
+      maxConnectionsPerIp: 5,
+      maxPendingConnections: 8,
+      maxStreamsPerConnection: 32,
+      maxMessagesPerSecond: 20
+    })
+    expect(parseRelayArgs([], { KITEDB_RELAY_RECORD: '/tmp/r.jsonl' }).record).toBe('/tmp/r.jsonl')
+    expect(parseRelayArgs([], { KITEDB_RELAY_RECORD: '' }).record).toBeUndefined()
+    expect(() => parseRelayArgs(['--max-connections', '0'], {})).toThrow(/--max-connections must be a positive integer/)
+    expect(() => parseRelayArgs(['--relayed-duration', '1.5'], {})).toThrow(UsageError)
+    expect(() => parseRelayArgs(['--record'], {})).toThrow(/needs a value/)
+  })
+
+  it('lists every limit with its default in --help', () => {
+    const help = (() => { try { parseRelayArgs(['--help']) } catch (err) { return (err as Error).message } return '' })()
+    for (const [flag, def] of [['--record FILE', ''], ['--max-reservations', '1024'], ['--relayed-data-limit', '131072'], ['--max-messages-per-second', '100']]) {
+      expect(help).toContain(`${flag} ${def}`.trim())
+    }
+  })
+
+  it('records forwarded payloads to the file given with --record', async () => {
+    const file = join(await mkdtemp(join(tmpdir(), 'kitedb-')), 'record.jsonl')
+    const res = await run(['--port', '0', '--record', file], /relay peer id/)
+    expect(res.code).toBe(0)
+    expect(res.out).toContain(`recording forwarded payloads to ${file}`)
+    expect((await stat(file)).isFile()).toBe(true)
   })
 
   it('keeps its identity in a key file', async () => {

@@ -35,6 +35,7 @@ describe('npm start', () => {
 
   it('rejects unknown options and bad ports', () => {
     expect(spawnSync(process.execPath, [START, '--nope'], { encoding: 'utf8' }).stderr).toContain('usage: npm start')
+    expect(spawnSync(process.execPath, [START, '--relay-record'], { encoding: 'utf8' }).stderr).toContain('[--relay-record FILE]')
     expect(spawnSync(process.execPath, [START, '--port', 'abc'], { encoding: 'utf8' }).stderr).toContain('--port must be a port number')
   })
 })

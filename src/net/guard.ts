@@ -1,0 +1,149 @@
+/**
+ * Per-peer rate limits and bans (the rates of `Limits`): one token bucket per peer for stream
+ * requests and one per peer and topic for gossip messages. What goes over a rate is refused; so
+ * are oversized and malformed input, reported with `refuse`. A peer refused `maxRefusals` times
+ * within `refusalWindowMs` is banned for `banMs` and handed to `onBan` (which disconnects it).
+ * Each peer is logged at most once per window, not once per refused message.
+ *
+ * State is bounded by the peers recently heard from: idle buckets, old windows and expired bans
+ * are swept lazily (at most once per window), with no timer to stop.
+ */
+import { TopicValidatorResult, type Message, type TopicValidatorFn } from '@libp2p/gossipsub'
+import { type Connection } from '@libp2p/interface'
+import { type Libp2p } from 'libp2p'
+import { type Limits } from '../sync/limits.js'
+import { createLogger } from '../log.js'
+
+const log = createLogger('net')
+
+interface Bucket { tokens: number, at: number }
+interface Window { start: number, count: number }
+
+/** Options of `PeerGuard`. */
+export interface PeerGuardOptions {
+  /** called once when a peer is banned, with why: disconnect it here */
+  onBan?: (peer: string, reason: string) => void
+  /** peers never banned (the relays this node depends on); their excess is still refused */
+  exempt?: (peer: string) => boolean
+  /** clock, ms (default `Date.now`; tests pass their own) */
+  now?: () => number
+}
+
+/** Enforces `Limits`' per-peer rates; see the module comment. */
+export class PeerGuard {
+  private readonly limits: Limits
+  private readonly opts: PeerGuardOptions
+  private readonly now: () => number
+  private readonly buckets = new Map<string, Bucket>()
+  private readonly windows = new Map<string, Window>()
+  private readonly bans = new Map<string, number>()
+  private lastSweep: number
+
+  constructor (limits: Limits, options: PeerGuardOptions = {}) {
+    this.limits = limits
+    this.opts = options
+    this.now = options.now ?? Date.now
+    this.lastSweep = this.now()
+  }
+
+  /** Whether `peer` may make one more stream request now (takes a token). False when banned or over the rate. */
+  admitRequest (peer: string, protocol: string): boolean {
+    if (this.isBanned(peer)) return false
+    if (this.take(`r ${peer}`, this.limits.requestsPerSecond, this.limits.requestBurst)) return true
+    this.refuse(peer, `over ${this.limits.requestsPerSecond} requests/s (${protocol})`)
+    return false
+  }
+
+  /** Whether a message `peer` published on `topic` may be delivered now (takes a token). False when banned or over the rate. */
+  admitMessage (peer: string, topic: string): boolean {
+    if (this.isBanned(peer)) return false
+    if (this.take(`m ${peer} ${topic}`, this.limits.messagesPerSecond, this.limits.messageBurst)) return true
+    this.refuse(peer, `over ${this.limits.messagesPerSecond} messages/s on ${topic}`)
+    return false
+  }
+
+  /** Count one refusal of `peer`'s input, for `reason`; bans the peer when it reaches `maxRefusals` in the window. */
+  refuse (peer: string, reason: string): void {
+    if (this.isBanned(peer)) return
+    const now = this.now()
+    this.sweep(now)
+    let w = this.windows.get(peer)
+    if (w === undefined || now - w.start >= this.limits.refusalWindowMs) {
+      this.windows.set(peer, w = { start: now, count: 0 })
+      log.warn(`refusing input from ${peer}: ${reason} (more refusals in the next ${this.limits.refusalWindowMs} ms are not logged)`)
+    }
+    w.count++
+    if (w.count < this.limits.maxRefusals) return
+    this.windows.delete(peer)
+    if (this.opts.exempt?.(peer) === true) return
+    this.bans.set(peer, now + this.limits.banMs)
+    const why = `${w.count} refusals within ${this.limits.refusalWindowMs} ms, the last: ${reason}`
+    log.warn(`disconnecting ${peer} and refusing it for ${this.limits.banMs} ms: ${why}`)
+    this.opts.onBan?.(peer, why)
+  }
+
+  /** Whether `peer` is banned right now. */
+  isBanned (peer: string): boolean {
+    const until = this.bans.get(peer)
+    if (until === undefined) return false
+    if (this.now() < until) return true
+    this.bans.delete(peer)
+    return false
+  }
+
+  private take (key: string, rate: number, burst: number): boolean {
+    const now = this.now()
+    this.sweep(now)
+    let b = this.buckets.get(key)
+    if (b === undefined) this.buckets.set(key, b = { tokens: burst, at: now })
+    b.tokens = Math.min(burst, b.tokens + (now - b.at) * rate / 1000)
+    b.at = now
+    if (b.tokens < 1) return false
+    b.tokens--
+    return true
+  }
+
+  /** Forget full buckets, closed windows and expired bans (at most once per window). */
+  private sweep (now: number): void {
+    if (now - this.lastSweep < this.limits.refusalWindowMs) return
+    this.lastSweep = now
+    const fullAfterMs = 1000 * Math.max(this.limits.requestBurst / this.limits.requestsPerSecond, this.limits.messageBurst / this.limits.messagesPerSecond)
+    for (const [k, b] of this.buckets) if (now - b.at >= fullAfterMs) this.buckets.delete(k)
+    for (const [k, w] of this.windows) if (now - w.start >= this.limits.refusalWindowMs) this.windows.delete(k)
+    for (const [k, until] of this.bans) if (now >= until) this.bans.delete(k)
+  }
+}
+
+/**
+ * A gossipsub topic validator enforcing `guard` and `maxMessageBytes` on `topic`: a message over
+ * the size or its origin's rate, or from a banned origin, is neither delivered nor forwarded
+ * (`Ignore`, not `Reject`: the peer that forwarded it, often the relay, is not to blame). Messages
+ * without an origin (unsigned) are ignored; this node's own are accepted.
+ */
+export function messageValidator (topic: string, guard: PeerGuard, maxMessageBytes: number, self: string): TopicValidatorFn {
+  return (_forwarder, msg: Message) => {
+    if (msg.type !== 'signed') return TopicValidatorResult.Ignore
+    const from = msg.from.toString()
+    if (from === self) return TopicValidatorResult.Accept
+    if (msg.data.byteLength > maxMessageBytes) {
+      guard.refuse(from, `a message of ${msg.data.byteLength} bytes on ${topic}, over ${maxMessageBytes}`)
+      return TopicValidatorResult.Ignore
+    }
+    return guard.admitMessage(from, topic) ? TopicValidatorResult.Accept : TopicValidatorResult.Ignore
+  }
+}
+
+/**
+ * Close every connection a banned peer opens to or from `node` while the ban lasts. Returns a
+ * function that stops doing so.
+ */
+export function refuseBanned (node: Libp2p, guard: PeerGuard): () => void {
+  const onOpen = (evt: CustomEvent<Connection>): void => {
+    const conn = evt.detail
+    if (!guard.isBanned(conn.remotePeer.toString())) return
+    log.debug(`closing a new connection of banned peer ${conn.remotePeer.toString()}`)
+    void conn.close().catch(err => { conn.abort(err as Error) })
+  }
+  node.addEventListener('connection:open', onOpen)
+  return () => { node.removeEventListener('connection:open', onOpen) }
+}
