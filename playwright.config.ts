@@ -3,10 +3,19 @@
  * downloads a browser here) against the real relay and demo, both started by `npm start` as
  * Playwright's webServer, on test-only ports.
  */
+import { rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { defineConfig } from '@playwright/test'
 
 const port = Number(process.env.KITEDB_E2E_PORT ?? 5273)
 const relayPort = Number(process.env.KITEDB_E2E_RELAY_PORT ?? 9291)
+/**
+ * The relay records every payload it forwards here (`kitedb-relay --record`), so tests can check
+ * what a relay sees. Lines carry ISO times: a test reads only those written after it started.
+ */
+export const relayRecordPath = join(tmpdir(), `kitedb-e2e-relay-${relayPort}.jsonl`)
+if (process.env.TEST_WORKER_INDEX === undefined) rmSync(relayRecordPath, { force: true }) // main process only
 export const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 export const chromiumArgs = [
   '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
@@ -27,7 +36,7 @@ export default defineConfig({
     trace: 'retain-on-failure'
   },
   webServer: {
-    command: `node scripts/start.js --port ${port} --relay-port ${relayPort}`,
+    command: `node scripts/start.js --port ${port} --relay-port ${relayPort} --relay-record ${relayRecordPath}`,
     url: `http://127.0.0.1:${port}/kitedb-config.json`,
     reuseExistingServer: false,
     timeout: 120_000,
