@@ -8,17 +8,20 @@
  *   so a walk interrupted by a reload resumes) are fetched in batches over `/kitedb/1/blocks` from
  *   the peers that announced them, walking parents until the DAG is complete;
  * - every received block is verified (CID, decoding, database) before it is applied; bad input is
- *   dropped with a logged reason and never stops the engine.
+ *   dropped with a logged reason and never stops the engine;
+ * - a replica that lacks most of a peer's history joins from the peer's snapshot
+ *   (`/kitedb/1/snapshot`, docs/snapshots.md) before fetching blocks, and serves its own.
  */
-import { InvalidBlockError } from '../errors.js'
+import { InvalidBlockError, KiteError } from '../errors.js'
 import { type CID, cidOf, decodeBlock, parseCid } from '../crdt/index.js'
 import { createLogger } from '../log.js'
 import { type Applied, type Replica } from './replica.js'
+import { type SnapshotFetchProgress, SnapshotServer, fetchSnapshot } from './snapshot.js'
 import { type Transport } from './transport.js'
 import {
-  BLOCKS_PROTOCOL, INLINE_BLOCK_BYTES, MAX_MESSAGE_BYTES, MAX_REQUEST_CIDS,
-  decodeBlocksRequest, decodeBlocksResponse, decodeHeadsMessage, encodeBlocksRequest,
-  encodeBlocksResponse, encodeHeadsMessage, topicOf
+  BLOCKS_PROTOCOL, INLINE_BLOCK_BYTES, MAX_HEADS, MAX_MESSAGE_BYTES, MAX_REQUEST_CIDS, SNAPSHOT_PROTOCOL,
+  decodeBlocksRequest, decodeBlocksResponse, decodeHeadsMessage, decodeSnapshotRequest, decodeSnapshotResponse,
+  encodeBlocksRequest, encodeBlocksResponse, encodeHeadsMessage, encodeSnapshotRequest, encodeSnapshotResponse, topicOf
 } from './wire.js'
 
 const log = createLogger('sync')
@@ -33,6 +36,15 @@ export interface ReplicatorOptions {
   fetchTimeoutMs?: number
   /** a peer not heard from for this long is no longer listed in `peers()`, ms (default 10000) */
   peerTtlMs?: number
+  /**
+   * false: never join from a peer's snapshot, always replay the history block by block (default
+   * true: a replica that lacks most of a peer's history joins from its snapshot)
+   */
+  snapshotJoin?: boolean
+  /** offer snapshots to joining peers only when this replica has at least this many blocks (default 100; `Infinity`: never) */
+  snapshotMinBlocks?: number
+  /** timeout of a snapshot request, which may make the snapshot first, ms (default 30000) */
+  snapshotTimeoutMs?: number
 }
 
 /** Progress of catching up: counts since the replica last had nothing missing. */
@@ -45,6 +57,8 @@ export interface SyncProgress {
   documents: number
   /** blocks still missing */
   missing: number
+  /** while joining from a snapshot: its nodes fetched so far; `installed` in the event after its install */
+  snapshot?: SnapshotFetchProgress & { installed: boolean }
 }
 
 /** Snapshot of the engine's state, for UIs and tests. */
@@ -56,6 +70,8 @@ export interface SyncState {
   peers: string[]
   /** ms since the epoch of the last block received from a peer, or null */
   lastSyncedAt: number | null
+  /** CID string of the root of the snapshot this replica joined from, or null when it replayed every block */
+  snapshot: string | null
 }
 
 /** Replicates one `Replica` over one `Transport`. */
@@ -83,6 +99,11 @@ export class Replicator {
   /** head hashes asked for by `want` that may name headsets rather than blocks */
   private readonly wantedHeadsets = new Set<string>()
   private lastPeers: string[] = []
+  private readonly snapshots: SnapshotServer
+  /** peers asked for a snapshot in this session */
+  private readonly snapshotAsked = new Set<string>()
+  /** whether this replica joined from a snapshot in this session (once is enough) */
+  private joined = false
 
   constructor (replica: Replica, transport: Transport, options: ReplicatorOptions = {}) {
     this.replica = replica
@@ -92,8 +113,12 @@ export class Replicator {
       republishMs: options.republishMs ?? 3000,
       fetchBatch: Math.min(options.fetchBatch ?? 256, MAX_REQUEST_CIDS),
       fetchTimeoutMs: options.fetchTimeoutMs ?? 5000,
-      peerTtlMs: options.peerTtlMs ?? 10_000
+      peerTtlMs: options.peerTtlMs ?? 10_000,
+      snapshotJoin: options.snapshotJoin ?? true,
+      snapshotMinBlocks: options.snapshotMinBlocks ?? 100,
+      snapshotTimeoutMs: options.snapshotTimeoutMs ?? 30_000
     }
+    this.snapshots = new SnapshotServer(replica, this.opts.snapshotMinBlocks)
   }
 
   /** Subscribe, serve blocks, announce heads and start the republish timer. */
@@ -104,7 +129,7 @@ export class Replicator {
         this.notifyPeers()
         void this.publishHeads()
       }),
-      serveBlocks(this.transport, this.replica)
+      serveBlocks(this.transport, this.replica, this.snapshots)
     )
     void this.publishHeads()
     void this.fetchMissing()
@@ -178,7 +203,8 @@ export class Replicator {
       heads: await this.replica.heads(),
       missing: (await this.replica.missing()).length + this.wanted.size,
       peers: this.peers(),
-      lastSyncedAt: this.lastSyncedAt
+      lastSyncedAt: this.lastSyncedAt,
+      snapshot: await this.replica.snapshotRoot() ?? null
     }
   }
 
@@ -296,14 +322,28 @@ export class Replicator {
     }
   }
 
-  /** One round: request what is missing from each candidate peer; `progress` if anything new was stored, `failed` if a request failed. */
+  /**
+   * One round: request what is missing from each candidate peer (first, if this replica may still
+   * join from a snapshot, ask each peer not asked yet for one); `progress` if anything new was
+   * stored, `failed` if a request failed.
+   */
   private async fetchRound (): Promise<{ progress: boolean, failed: boolean }> {
-    const missing = await this.replica.missing()
-    const needed = [...new Set([...this.wanted.keys(), ...missing])]
+    let needed = await this.needed()
     if (needed.length === 0) return { progress: false, failed: false }
     const candidates = new Set<string>(this.peers())
     for (const sources of this.wanted.values()) for (const p of sources) candidates.add(p)
     candidates.delete(this.transport.peerId)
+    if (this.opts.snapshotJoin && !this.joined) {
+      for (const peer of candidates) {
+        if (this.stopped || this.snapshotAsked.has(peer)) continue
+        this.snapshotAsked.add(peer)
+        if (await this.joinFromSnapshot(peer)) {
+          this.joined = true
+          needed = await this.needed()
+          break
+        }
+      }
+    }
     let progress = false
     let failed = false
     let remaining = needed
@@ -337,6 +377,73 @@ export class Replicator {
     return { progress, failed }
   }
 
+  /** Wanted heads (forgetting those now present, e.g. covered by a snapshot) and missing parents. */
+  private async needed (): Promise<string[]> {
+    for (const c of [...this.wanted.keys()]) {
+      if (this.replica.isPendingChunk(c) || !await this.replica.storage.hasBlock(c)) continue
+      this.wanted.delete(c)
+      this.wantedHeadsets.delete(c)
+      this.unanswered.delete(c)
+    }
+    return [...new Set([...this.wanted.keys(), ...await this.replica.missing()])]
+  }
+
+  /**
+   * Ask `peer` for a snapshot; if it offers one, fetch, verify and install it. Returns whether it
+   * did. Invalid snapshots are logged and leave nothing behind; so do network failures.
+   */
+  private async joinFromSnapshot (peer: string): Promise<boolean> {
+    let root: CID | undefined
+    try {
+      const request = encodeSnapshotRequest({ db: this.replica.dbId, blocks: await this.replica.storage.countBlocks() })
+      root = decodeSnapshotResponse(await this.transport.request(peer, SNAPSHOT_PROTOCOL, request, { timeoutMs: this.opts.snapshotTimeoutMs })).root
+    } catch (err) {
+      log.debug(`snapshot request to ${peer} failed: ${(err as Error).message}`)
+      return false
+    }
+    if (root === undefined || this.stopped) return false
+    const offered = root
+    try {
+      const content = await fetchSnapshot(this.replica.dbId, offered, async cids => await this.fetchNodes(peer, cids, offered), p => {
+        void this.emitProgress({ ...p, installed: false })
+      })
+      if (this.stopped) return false
+      const change = await this.replica.installSnapshot(content)
+      this.lastSyncedAt = Date.now()
+      log.debug(`joined ${this.replica.dbId} from snapshot ${offered.toString()} of ${peer}: ${content.docs.length} documents, ${content.covered.length} blocks covered`)
+      await this.emitProgress({ root: offered.toString(), nodes: 0, fetched: 0, documents: change.changes.length, installed: true })
+      return true
+    } catch (err) {
+      if (!(err instanceof KiteError)) throw err
+      const level = err instanceof InvalidBlockError ? 'warn' : 'debug'
+      log[level](`snapshot ${offered.toString()} from ${peer} not installed: ${err.message}`)
+      return false
+    }
+  }
+
+  /**
+   * Fetch nodes by CID from one peer, for a snapshot join: only the nodes asked for are returned
+   * (unverified). `have` names the snapshot's root, so the peer does not push the head blocks'
+   * ancestors. Throws `NetworkError`/`TimeoutError` when the peer fails.
+   */
+  private async fetchNodes (peer: string, cids: CID[], root: CID): Promise<Map<string, Uint8Array>> {
+    const bytes = await this.transport.request(peer, BLOCKS_PROTOCOL,
+      encodeBlocksRequest({ db: this.replica.dbId, cids, have: [root] }), { timeoutMs: this.opts.fetchTimeoutMs })
+    let response
+    try {
+      response = decodeBlocksResponse(bytes)
+    } catch (err) {
+      throw new InvalidBlockError(`bad blocks response: ${(err as Error).message}`)
+    }
+    const asked = new Set(cids.map(c => c.toString()))
+    const out = new Map<string, Uint8Array>()
+    for (const node of response.blocks) {
+      const c = cidOf(node).toString()
+      if (asked.has(c)) out.set(c, node)
+    }
+    return out
+  }
+
   /**
    * Request blocks from one peer; returns the CIDs stored, or undefined if the peer failed. The
    * response may also carry, unasked, chunks and ancestors of what was asked: a block is accepted
@@ -347,7 +454,9 @@ export class Replicator {
     const asked = new Map(cids.map(c => [c, parseCid(c) as CID]))
     let response
     try {
-      const have = (await this.replica.heads()).map(h => parseCid(h) as CID)
+      // The root of the snapshot this replica joined from, if any, lets the peer stop at the blocks it covers.
+      const root = await this.replica.snapshotRoot()
+      const have = [...(root !== undefined ? [root] : []), ...await this.replica.heads()].slice(0, MAX_HEADS).map(h => parseCid(h) as CID)
       const bytes = await this.transport.request(peer, BLOCKS_PROTOCOL,
         encodeBlocksRequest({ db: this.replica.dbId, cids: [...asked.values()], have }), { timeoutMs: this.opts.fetchTimeoutMs })
       response = decodeBlocksResponse(bytes)
@@ -377,6 +486,8 @@ export class Replicator {
       const applied = await this.receive(bytes, peer, cid)
       if (applied === undefined) continue
       stored.push(c)
+      // A block this replica already had (stored or covered) has its parents already: stored, covered or missing.
+      if (!applied.applied && applied.missingChunks === undefined) continue
       for (const p of applied.parents) acceptable.add(p.toString())
       for (const chunk of applied.missingChunks ?? []) {
         acceptable.add(chunk.toString())
@@ -421,10 +532,11 @@ export class Replicator {
     }
   }
 
-  private async emitProgress (): Promise<void> {
+  private async emitProgress (snapshot?: SyncProgress['snapshot']): Promise<void> {
     if (this.progressListeners.size === 0) return
     const missing = (await this.replica.missing()).length + this.wanted.size
     const p: SyncProgress = { known: this.progress.fetched + missing, fetched: this.progress.fetched, documents: this.progress.documents, missing }
+    if (snapshot !== undefined) p.snapshot = snapshot
     for (const l of this.progressListeners) {
       try { l(p) } catch (err) { log.warn('progress listener threw', err) }
     }
@@ -432,33 +544,39 @@ export class Replicator {
   }
 }
 
-/** Per transport: the replicas whose blocks it serves, by database id, and how to stop serving. */
-const served = new WeakMap<Transport, { replicas: Map<string, Replica>, unhandle: () => void }>()
+/** What a transport serves for one database: its replica's blocks and snapshots. */
+interface Served { replica: Replica, snapshots: SnapshotServer }
+
+/** Per transport: what it serves, by database id, and how to stop serving. */
+const served = new WeakMap<Transport, { dbs: Map<string, Served>, unhandle: () => void }>()
 
 /**
- * Serve `replica`'s blocks on `/kitedb/1/blocks` of `transport`. One protocol handler per transport
- * dispatches by the request's database id. Returns a function that stops serving this replica.
+ * Serve `replica`'s blocks on `/kitedb/1/blocks` and the snapshots of `snapshots` on
+ * `/kitedb/1/snapshot` (their nodes go out over `/kitedb/1/blocks` too) of `transport`. One
+ * handler per protocol and transport dispatches by the request's database id. Returns a function
+ * that stops serving this replica.
  */
-export function serveBlocks (transport: Transport, replica: Replica): () => void {
+export function serveBlocks (transport: Transport, replica: Replica, snapshots: SnapshotServer): () => void {
   let entry = served.get(transport)
   if (entry === undefined) {
-    const replicas = new Map<string, Replica>()
-    const unhandle = transport.handle(BLOCKS_PROTOCOL, async (data, from) => await answerBlockRequest(replicas, data, from))
-    served.set(transport, entry = { replicas, unhandle })
+    const dbs = new Map<string, Served>()
+    const unhandleBlocks = transport.handle(BLOCKS_PROTOCOL, async (data, from) => await answerBlockRequest(dbs, data, from))
+    const unhandleSnapshots = transport.handle(SNAPSHOT_PROTOCOL, async (data, from) => await answerSnapshotRequest(dbs, data, from))
+    served.set(transport, entry = { dbs, unhandle: () => { unhandleBlocks(); unhandleSnapshots() } })
   }
-  const { replicas, unhandle } = entry
-  replicas.set(replica.dbId, replica)
+  const { dbs, unhandle } = entry
+  dbs.set(replica.dbId, { replica, snapshots })
   return () => {
-    if (replicas.get(replica.dbId) !== replica) return
-    replicas.delete(replica.dbId)
-    if (replicas.size === 0) {
+    if (dbs.get(replica.dbId)?.replica !== replica) return
+    dbs.delete(replica.dbId)
+    if (dbs.size === 0) {
       unhandle()
       served.delete(transport)
     }
   }
 }
 
-async function answerBlockRequest (replicas: Map<string, Replica>, data: Uint8Array, from: string): Promise<Uint8Array> {
+async function answerBlockRequest (dbs: Map<string, Served>, data: Uint8Array, from: string): Promise<Uint8Array> {
   let req
   try {
     req = decodeBlocksRequest(data)
@@ -466,11 +584,14 @@ async function answerBlockRequest (replicas: Map<string, Replica>, data: Uint8Ar
     log.warn(`bad block request from ${from}: ${(err as Error).message}`)
     throw err
   }
-  const target = replicas.get(req.db)
+  const target = dbs.get(req.db)
   if (target === undefined) return encodeBlocksResponse({ blocks: [] })
+  const { replica, snapshots } = target
   // The asked blocks first, then, breadth first, their chunks and ancestors, up to the requester's
   // heads and the message budget: a requester that lacks a long chain gets it in one round trip.
+  // A requester that joined from our latest snapshot names its root: the walk stops at what it covers.
   const have = new Set(req.have.map(c => c.toString()))
+  const covered = snapshots.coveredFor(have)
   const queue = req.cids.map(c => c.toString())
   const sent = new Set<string>()
   const blocks: Uint8Array[] = []
@@ -479,18 +600,32 @@ async function answerBlockRequest (replicas: Map<string, Replica>, data: Uint8Ar
     const cid = queue.shift() as string
     if (sent.has(cid)) continue
     sent.add(cid)
-    const bytes = (await target.storage.getBlocks([cid]))[0] ?? await target.getHeadset(cid)
+    const node = snapshots.node(cid)
+    const bytes = node ?? (await replica.storage.getBlocks([cid]))[0] ?? await replica.getHeadset(cid)
     if (bytes === undefined) continue
     if (size + bytes.byteLength + 16 > MAX_MESSAGE_BYTES) break // the requester asks again for the rest
     size += bytes.byteLength + 16
     blocks.push(bytes)
+    if (node !== undefined) continue // a snapshot node: nothing to walk
     try {
       const { block } = decodeBlock(bytes)
       for (const c of block.chunks ?? []) queue.push(c.toString())
-      for (const p of block.parents) if (!have.has(p.toString())) queue.push(p.toString())
+      for (const p of block.parents) if (!have.has(p.toString()) && !covered.has(p.toString())) queue.push(p.toString())
     } catch {
       // a chunk or a headset: nothing to walk
     }
   }
   return encodeBlocksResponse({ blocks })
+}
+
+async function answerSnapshotRequest (dbs: Map<string, Served>, data: Uint8Array, from: string): Promise<Uint8Array> {
+  let req
+  try {
+    req = decodeSnapshotRequest(data)
+  } catch (err) {
+    log.warn(`bad snapshot request from ${from}: ${(err as Error).message}`)
+    throw err
+  }
+  const root = await dbs.get(req.db)?.snapshots.offer(req.blocks)
+  return encodeSnapshotResponse(root !== undefined ? { root } : {})
 }
