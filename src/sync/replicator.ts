@@ -25,6 +25,8 @@ import {
 } from './wire.js'
 
 const log = createLogger('sync')
+/** Attempts at a snapshot join per peer and session that may fail on the network. */
+const SNAPSHOT_ATTEMPTS = 3
 
 /** Tuning of the replication engine. */
 export interface ReplicatorOptions {
@@ -100,8 +102,8 @@ export class Replicator {
   private readonly wantedHeadsets = new Set<string>()
   private lastPeers: string[] = []
   private readonly snapshots: SnapshotServer
-  /** peers asked for a snapshot in this session */
-  private readonly snapshotAsked = new Set<string>()
+  /** peers asked for a snapshot in this session, with how many attempts failed on the network */
+  private readonly snapshotAsked = new Map<string, number>()
   /** whether this replica joined from a snapshot in this session (once is enough) */
   private joined = false
 
@@ -335,9 +337,14 @@ export class Replicator {
     candidates.delete(this.transport.peerId)
     if (this.opts.snapshotJoin && !this.joined) {
       for (const peer of candidates) {
-        if (this.stopped || this.snapshotAsked.has(peer)) continue
-        this.snapshotAsked.add(peer)
-        if (await this.joinFromSnapshot(peer)) {
+        // A snapshot travels only over a direct connection: a relayed circuit carries at most
+        // 128 KiB (circuit-relay-v2's default limit), a snapshot node up to 1 MiB. Until then, blocks.
+        if (this.stopped || this.transport.connection(peer).kind !== 'direct') continue
+        const failures = this.snapshotAsked.get(peer)
+        if (failures !== undefined && failures >= SNAPSHOT_ATTEMPTS) continue
+        const outcome = await this.joinFromSnapshot(peer)
+        this.snapshotAsked.set(peer, outcome === 'failed' ? (failures ?? 0) + 1 : SNAPSHOT_ATTEMPTS)
+        if (outcome === 'joined') {
           this.joined = true
           needed = await this.needed()
           break
@@ -389,35 +396,46 @@ export class Replicator {
   }
 
   /**
-   * Ask `peer` for a snapshot; if it offers one, fetch, verify and install it. Returns whether it
-   * did. Invalid snapshots are logged and leave nothing behind; so do network failures.
+   * Ask `peer` for a snapshot; if it offers one, fetch, verify and install it. Returns `'joined'`,
+   * `'declined'` (no snapshot offered, or an invalid one: logged, nothing installed) or `'failed'`
+   * (the network failed: worth another attempt).
    */
-  private async joinFromSnapshot (peer: string): Promise<boolean> {
-    let root: CID | undefined
+  private async joinFromSnapshot (peer: string): Promise<'joined' | 'declined' | 'failed'> {
+    let response: Uint8Array
     try {
       const request = encodeSnapshotRequest({ db: this.replica.dbId, blocks: await this.replica.storage.countBlocks() })
-      root = decodeSnapshotResponse(await this.transport.request(peer, SNAPSHOT_PROTOCOL, request, { timeoutMs: this.opts.snapshotTimeoutMs })).root
+      response = await this.transport.request(peer, SNAPSHOT_PROTOCOL, request, { timeoutMs: this.opts.snapshotTimeoutMs })
     } catch (err) {
       log.debug(`snapshot request to ${peer} failed: ${(err as Error).message}`)
-      return false
+      return 'failed'
     }
-    if (root === undefined || this.stopped) return false
+    let root: CID | undefined
+    try {
+      root = decodeSnapshotResponse(response).root
+    } catch (err) {
+      log.warn(`bad snapshot response from ${peer}: ${(err as Error).message}`)
+      return 'declined'
+    }
+    if (root === undefined || this.stopped) return 'declined'
     const offered = root
     try {
       const content = await fetchSnapshot(this.replica.dbId, offered, async cids => await this.fetchNodes(peer, cids, offered), p => {
         void this.emitProgress({ ...p, installed: false })
       })
-      if (this.stopped) return false
+      if (this.stopped) return 'declined'
       const change = await this.replica.installSnapshot(content)
       this.lastSyncedAt = Date.now()
       log.debug(`joined ${this.replica.dbId} from snapshot ${offered.toString()} of ${peer}: ${content.docs.length} documents, ${content.covered.length} blocks covered`)
       await this.emitProgress({ root: offered.toString(), nodes: 0, fetched: 0, documents: change.changes.length, installed: true })
-      return true
+      return 'joined'
     } catch (err) {
+      if (err instanceof InvalidBlockError) {
+        log.warn(`snapshot ${offered.toString()} from ${peer} not installed: ${err.message}`)
+        return 'declined'
+      }
       if (!(err instanceof KiteError)) throw err
-      const level = err instanceof InvalidBlockError ? 'warn' : 'debug'
-      log[level](`snapshot ${offered.toString()} from ${peer} not installed: ${err.message}`)
-      return false
+      log.debug(`snapshot ${offered.toString()} from ${peer} not fetched: ${err.message}`)
+      return 'failed'
     }
   }
 

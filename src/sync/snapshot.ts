@@ -60,7 +60,7 @@ export interface CoveredList {
 /** Any snapshot node. */
 export type SnapshotNode = SnapshotRoot | SnapshotPage | CoveredList
 
-/** Pages are filled to about this many encoded bytes (estimated; a page is split if over 1 MiB). */
+/** Pages are filled to about this many encoded bytes (estimated from the page before; a page over 1 MiB is split). */
 const PAGE_TARGET_BYTES = 512 * 1024
 /** CIDs per covered list (a CID link is about 41 bytes: about 820 KB per list). */
 const COVERED_PER_NODE = 20_000
@@ -281,32 +281,30 @@ export function buildSnapshot (dbId: string, source: { heads: string[], docs: Sn
     return cid
   }
   const pages: CID[] = []
+  /** bytes of the last page encoded, per document */
+  let perDoc = 0
   const flush = (docs: SnapshotPage['docs'], colls: SnapshotPage['colls']): void => {
     try {
-      pages.push(add({ kind: 'page', docs, colls }))
+      const cid = add({ kind: 'page', docs, colls })
+      pages.push(cid)
+      if (docs.length > 0) perDoc = (nodes.get(cid.toString()) as Uint8Array).byteLength / docs.length
     } catch (err) {
-      // The estimate was off: split the page in two (a single document over 1 MiB cannot be split).
+      // Larger documents than the pages before: split the page in two (one document over 1 MiB cannot be).
       if (docs.length < 2) throw err
       const half = docs.length >>> 1
       flush(docs.slice(0, half), colls)
       flush(docs.slice(half), [])
     }
   }
-  let page: SnapshotPage['docs'] = []
+  // Pages hold as many documents as fit in PAGE_TARGET_BYTES at the size per document of the
+  // page before (the first page: 256 documents).
   let colls = source.colls
-  let size = JSON.stringify(colls).length
-  for (const d of source.docs) {
-    const estimate = JSON.stringify(d.state).length + d.coll.length + d.id.length
-    if (page.length > 0 && size + estimate > PAGE_TARGET_BYTES) {
-      flush(page, colls)
-      page = []
-      colls = []
-      size = 0
-    }
-    page.push(d)
-    size += estimate
+  for (let start = 0; start < source.docs.length || colls.length > 0;) {
+    const count = perDoc > 0 ? Math.max(1, Math.floor(PAGE_TARGET_BYTES / perDoc)) : 256
+    flush(source.docs.slice(start, start + count), colls)
+    colls = []
+    start += count
   }
-  if (page.length > 0 || colls.length > 0) flush(page, colls)
   const covered: CID[] = []
   for (let i = 0; i < source.blocks.length; i += COVERED_PER_NODE) {
     covered.push(add({ kind: 'covered', cids: source.blocks.slice(i, i + COVERED_PER_NODE).map(c => parseCid(c) as CID) }))
