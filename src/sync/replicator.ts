@@ -27,6 +27,12 @@ import {
 const log = createLogger('sync')
 /** Attempts at a snapshot join per peer and session that may fail on the network. */
 const SNAPSHOT_ATTEMPTS = 3
+/**
+ * How long a replica offered a snapshot over a relayed connection waits for a direct one before
+ * it replays blocks instead, ms. Blocks pushed through the relay meanwhile would exhaust the
+ * circuit's 128 KiB again and again, and with it the signalling of the WebRTC upgrade.
+ */
+const SNAPSHOT_DIRECT_WAIT_MS = 5000
 
 /** Tuning of the replication engine. */
 export interface ReplicatorOptions {
@@ -102,8 +108,12 @@ export class Replicator {
   private readonly wantedHeadsets = new Set<string>()
   private lastPeers: string[] = []
   private readonly snapshots: SnapshotServer
-  /** peers asked for a snapshot in this session, with how many attempts failed on the network */
-  private readonly snapshotAsked = new Map<string, number>()
+  /** per peer asked in this session: its snapshot offer and when it came, or null (declined, invalid, or no direct connection came) */
+  private readonly offers = new Map<string, { root: CID, at: number } | null>()
+  /** per peer: snapshot attempts that failed on the network in this session */
+  private readonly snapshotFailures = new Map<string, number>()
+  /** peers whose direct connection this replica already waited for, in vain, with blocks held back */
+  private readonly waitedFor = new Set<string>()
   /** whether this replica joined from a snapshot in this session (once is enough) */
   private joined = false
 
@@ -336,19 +346,12 @@ export class Replicator {
     for (const sources of this.wanted.values()) for (const p of sources) candidates.add(p)
     candidates.delete(this.transport.peerId)
     if (this.opts.snapshotJoin && !this.joined) {
-      for (const peer of candidates) {
-        // A snapshot travels only over a direct connection: a relayed circuit carries at most
-        // 128 KiB (circuit-relay-v2's default limit), a snapshot node up to 1 MiB. Until then, blocks.
-        if (this.stopped || this.transport.connection(peer).kind !== 'direct') continue
-        const failures = this.snapshotAsked.get(peer)
-        if (failures !== undefined && failures >= SNAPSHOT_ATTEMPTS) continue
-        const outcome = await this.joinFromSnapshot(peer)
-        this.snapshotAsked.set(peer, outcome === 'failed' ? (failures ?? 0) + 1 : SNAPSHOT_ATTEMPTS)
-        if (outcome === 'joined') {
-          this.joined = true
-          needed = await this.needed()
-          break
-        }
+      const outcome = await this.trySnapshotJoin(candidates)
+      if (outcome === 'joined') {
+        this.joined = true
+        needed = await this.needed()
+      } else if (outcome === 'waiting') {
+        return { progress: false, failed: true } // try again soon: no blocks through the relay meanwhile
       }
     }
     let progress = false
@@ -396,11 +399,53 @@ export class Replicator {
   }
 
   /**
-   * Ask `peer` for a snapshot; if it offers one, fetch, verify and install it. Returns `'joined'`,
-   * `'declined'` (no snapshot offered, or an invalid one: logged, nothing installed) or `'failed'`
-   * (the network failed: worth another attempt).
+   * Ask the candidates for a snapshot (once each per session, again after a network failure, up
+   * to 3 attempts) and join from the first offered one. A snapshot travels only over a direct
+   * connection: a relayed circuit carries at most 128 KiB (circuit-relay-v2's default limit), a
+   * snapshot node up to 1 MiB. An offer over a relayed connection waits up to
+   * `SNAPSHOT_DIRECT_WAIT_MS` for a direct one (`'waiting'`: no blocks meanwhile); after that,
+   * blocks flow, and the snapshot is still taken (offered again) once a direct connection opens.
    */
-  private async joinFromSnapshot (peer: string): Promise<'joined' | 'declined' | 'failed'> {
+  private async trySnapshotJoin (candidates: Set<string>): Promise<'joined' | 'waiting' | 'none'> {
+    let waiting = false
+    for (const peer of candidates) {
+      if (this.stopped) break
+      if ((this.snapshotFailures.get(peer) ?? 0) >= SNAPSHOT_ATTEMPTS) continue
+      const direct = this.transport.connection(peer).kind === 'direct'
+      let offer = this.offers.get(peer)
+      // An offer older than the wait is asked again: both sides' block counts may have moved.
+      if (offer != null && direct && Date.now() - offer.at >= SNAPSHOT_DIRECT_WAIT_MS) offer = undefined
+      if (offer === undefined) {
+        const asked = await this.askSnapshot(peer)
+        if (asked === 'failed') {
+          this.snapshotFailures.set(peer, (this.snapshotFailures.get(peer) ?? 0) + 1)
+          continue
+        }
+        this.offers.set(peer, offer = asked === undefined ? null : { root: asked, at: Date.now() })
+      }
+      if (offer === null) continue
+      if (!direct) {
+        // Wait once per peer and session; after that, blocks flow and the snapshot waits for a direct connection.
+        if (this.waitedFor.has(peer)) continue
+        if (Date.now() - offer.at < SNAPSHOT_DIRECT_WAIT_MS) waiting = true
+        else this.waitedFor.add(peer)
+        continue
+      }
+      const outcome = await this.joinFromSnapshot(peer, offer.root)
+      if (outcome === 'joined') return 'joined'
+      if (outcome === 'declined') {
+        this.offers.set(peer, null)
+      } else {
+        // The peer may have made a newer snapshot meanwhile (it keeps the latest only): ask again.
+        this.offers.delete(peer)
+        this.snapshotFailures.set(peer, (this.snapshotFailures.get(peer) ?? 0) + 1)
+      }
+    }
+    return waiting ? 'waiting' : 'none'
+  }
+
+  /** Ask `peer` for a snapshot: its root, undefined (none offered, or a bad answer: logged), or `'failed'` (the network failed). */
+  private async askSnapshot (peer: string): Promise<CID | undefined | 'failed'> {
     let response: Uint8Array
     try {
       const request = encodeSnapshotRequest({ db: this.replica.dbId, blocks: await this.replica.storage.countBlocks() })
@@ -409,15 +454,19 @@ export class Replicator {
       log.debug(`snapshot request to ${peer} failed: ${(err as Error).message}`)
       return 'failed'
     }
-    let root: CID | undefined
     try {
-      root = decodeSnapshotResponse(response).root
+      return decodeSnapshotResponse(response).root
     } catch (err) {
       log.warn(`bad snapshot response from ${peer}: ${(err as Error).message}`)
-      return 'declined'
+      return undefined
     }
-    if (root === undefined || this.stopped) return 'declined'
-    const offered = root
+  }
+
+  /**
+   * Fetch, verify and install the snapshot `offered` by `peer`. Returns `'joined'`, `'declined'`
+   * (invalid: logged, nothing installed) or `'failed'` (the network failed: worth another attempt).
+   */
+  private async joinFromSnapshot (peer: string, offered: CID): Promise<'joined' | 'declined' | 'failed'> {
     try {
       const content = await fetchSnapshot(this.replica.dbId, offered, async cids => await this.fetchNodes(peer, cids, offered), p => {
         void this.emitProgress({ ...p, installed: false })

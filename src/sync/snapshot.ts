@@ -64,6 +64,10 @@ export type SnapshotNode = SnapshotRoot | SnapshotPage | CoveredList
 const PAGE_TARGET_BYTES = 512 * 1024
 /** CIDs per covered list (a CID link is about 41 bytes: about 820 KB per list). */
 const COVERED_PER_NODE = 20_000
+/** Nodes asked for in one request while fetching a snapshot (≤ 1 MiB each: an answer stays under 4 MiB). */
+const FETCH_NODES = 2
+/** Requests in flight while fetching a snapshot. */
+const FETCH_PARALLEL = 3
 /** Most entries of a root's lists and of a page's clock table. */
 const MAX_LIST = 100_000
 
@@ -409,23 +413,37 @@ export async function fetchSnapshot (
   const progress: SnapshotFetchProgress = { root: root.toString(), nodes: 1, fetched: 0, documents: 0 }
   /** nodes still wanted, by CID string, with what to do with their bytes */
   const want = new Map<string, { cid: CID, take: (bytes: Uint8Array) => void }>()
-  const got = async (): Promise<void> => {
-    while (want.size > 0) {
-      const asked = [...want.values()].slice(0, 256)
-      const answer = await fetch(asked.map(w => w.cid))
-      let progressed = false
-      for (const { cid } of asked) {
+  // FETCH_PARALLEL requests of FETCH_NODES nodes each in flight: the peer encodes and sends one
+  // answer while this replica verifies the one before.
+  const inFlight = new Set<string>()
+  const worker = async (): Promise<void> => {
+    for (;;) {
+      const batch = [...want.values()].filter(w => !inFlight.has(w.cid.toString())).slice(0, FETCH_NODES)
+      if (batch.length === 0) return
+      for (const w of batch) inFlight.add(w.cid.toString())
+      let answer: Map<string, Uint8Array>
+      try {
+        answer = await fetch(batch.map(w => w.cid))
+      } finally {
+        for (const w of batch) inFlight.delete(w.cid.toString())
+      }
+      let supplied = 0
+      for (const { cid } of batch) {
         const bytes = answer.get(cid.toString())
         const w = want.get(cid.toString())
         if (bytes === undefined || w === undefined) continue
         want.delete(cid.toString())
         w.take(bytes)
         progress.fetched++
-        progressed = true
+        supplied++
       }
-      if (!progressed) throw new NetworkError(`the peer stopped supplying snapshot ${root.toString()} (${want.size} nodes left)`)
+      if (supplied === 0) throw new NetworkError(`the peer stopped supplying snapshot ${root.toString()} (${want.size} nodes left)`)
       onProgress({ ...progress })
     }
+  }
+  const got = async (): Promise<void> => {
+    // A head block taken names its chunks: they are wanted next.
+    while (want.size > 0) await Promise.all(Array.from({ length: FETCH_PARALLEL }, worker))
   }
   let rootNode: SnapshotRoot | undefined
   want.set(root.toString(), {

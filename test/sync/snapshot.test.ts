@@ -251,6 +251,29 @@ describe('snapshot join: the engine over an in-memory transport', () => {
     expect((await b.replica.storage.getDoc('a', 'd1'))?.n).toBe((await a.replica.storage.getDoc('a', 'd1'))?.n)
   })
 
+  it('an offer over a relayed connection waits for a direct one, with no blocks pushed through the relay meanwhile', async () => {
+    const hub = new MemoryHub()
+    const a = await replicaOn(hub, 'A')
+    for (let i = 0; i < 60; i++) await write(a, [{ op: 'put', coll: 'a', id: `d${i}`, set: { f: i } }])
+    const transport = hub.join('B')
+    let direct = false
+    const connection = transport.connection.bind(transport)
+    transport.connection = peer => direct ? connection(peer) : { kind: 'relayed', transport: 'circuit-relay' }
+    const requests: string[] = []
+    const request = transport.request.bind(transport)
+    transport.request = async (peer: string, protocol: string, data: Uint8Array) => { requests.push(protocol); return await request(peer, protocol, data) }
+    const b = new Replicator(await Replica.open(new MemoryStorage(), DB), transport, { republishMs: 50, snapshotMinBlocks: 50 })
+    b.start()
+    running.push(b)
+    await new Promise(resolve => setTimeout(resolve, 400))
+    expect(requests).toContain(SNAPSHOT_PROTOCOL)
+    expect(requests).not.toContain(BLOCKS_PROTOCOL)
+    expect(await b.replica.storage.getDocs('a')).toEqual([])
+    direct = true
+    await eventually(async () => JSON.stringify(await docs(b)) === JSON.stringify(await docs(a)), 10_000, 'B to join')
+    expect((await b.state()).snapshot).not.toBeNull()
+  })
+
   it('a hostile peer\'s invalid snapshot is refused with a logged reason and installs nothing; the join goes on from another peer', async () => {
     const warnings: string[] = []
     const warn = console.warn
