@@ -49,7 +49,11 @@ export interface ReplicatorOptions {
    * true: a replica that lacks most of a peer's history joins from its snapshot)
    */
   snapshotJoin?: boolean
-  /** offer snapshots to joining peers only when this replica has at least this many blocks (default 100; `Infinity`: never) */
+  /**
+   * offer snapshots to joining peers only when this replica has at least this many blocks (default
+   * 50: below that a replay takes about a second or less, and every replica keeps the full history;
+   * `Infinity`: never)
+   */
   snapshotMinBlocks?: number
   /** timeout of a snapshot request, which may make the snapshot first, ms (default 30000) */
   snapshotTimeoutMs?: number
@@ -127,7 +131,7 @@ export class Replicator {
       fetchTimeoutMs: options.fetchTimeoutMs ?? 5000,
       peerTtlMs: options.peerTtlMs ?? 10_000,
       snapshotJoin: options.snapshotJoin ?? true,
-      snapshotMinBlocks: options.snapshotMinBlocks ?? 100,
+      snapshotMinBlocks: options.snapshotMinBlocks ?? 50,
       snapshotTimeoutMs: options.snapshotTimeoutMs ?? 30_000
     }
     this.snapshots = new SnapshotServer(replica, this.opts.snapshotMinBlocks)

@@ -301,7 +301,7 @@ describe('snapshot join: the engine over an in-memory transport', () => {
     }
   })
 
-  it('a peer with fewer blocks than snapshotMinBlocks, or a replica with snapshotJoin off, replays blocks', async () => {
+  it('a peer with fewer blocks than its snapshotMinBlocks offers no snapshot: the joiner replays blocks', async () => {
     setLogLevel('silent')
     try {
       const hub = new MemoryHub()
