@@ -12,7 +12,7 @@
  * - a replica that lacks most of a peer's history joins from the peer's snapshot
  *   (`/kitedb/1/snapshot`, docs/snapshots.md) before fetching blocks, and serves its own.
  */
-import { InvalidBlockError, KiteError } from '../errors.js'
+import { InvalidBlockError, InvalidMessageError, KiteError } from '../errors.js'
 import { type CID, cidOf, decodeBlock, parseCid } from '../crdt/index.js'
 import { createLogger } from '../log.js'
 import { type Applied, type Replica } from './replica.js'
@@ -482,7 +482,7 @@ export class Replicator {
       await this.emitProgress({ root: offered.toString(), nodes: 0, fetched: 0, documents: change.changes.length, installed: true })
       return 'joined'
     } catch (err) {
-      if (err instanceof InvalidBlockError) {
+      if (err instanceof InvalidBlockError || err instanceof InvalidMessageError) {
         log.warn(`snapshot ${offered.toString()} from ${peer} not installed: ${err.message}`)
         return 'declined'
       }
@@ -495,17 +495,13 @@ export class Replicator {
   /**
    * Fetch nodes by CID from one peer, for a snapshot join: only the nodes asked for are returned
    * (unverified). `have` names the snapshot's root, so the peer does not push the head blocks'
-   * ancestors. Throws `NetworkError`/`TimeoutError` when the peer fails.
+   * ancestors. Throws `NetworkError`/`TimeoutError` when the peer fails, `InvalidMessageError` for a
+   * malformed answer.
    */
   private async fetchNodes (peer: string, cids: CID[], root: CID): Promise<Map<string, Uint8Array>> {
     const bytes = await this.transport.request(peer, BLOCKS_PROTOCOL,
       encodeBlocksRequest({ db: this.replica.dbId, cids, have: [root] }), { timeoutMs: this.opts.fetchTimeoutMs })
-    let response
-    try {
-      response = decodeBlocksResponse(bytes)
-    } catch (err) {
-      throw new InvalidBlockError(`bad blocks response: ${(err as Error).message}`)
-    }
+    const response = decodeBlocksResponse(bytes)
     const asked = new Set(cids.map(c => c.toString()))
     const out = new Map<string, Uint8Array>()
     for (const node of response.blocks) {

@@ -24,6 +24,7 @@ import {
 import { type DocKey } from '../store/index.js'
 import { createLogger } from '../log.js'
 import { type Replica, type SnapshotContent } from './replica.js'
+import { MAX_HEADS } from './wire.js'
 
 const log = createLogger('snapshot')
 
@@ -32,7 +33,7 @@ export interface SnapshotRoot {
   kind: 'root'
   /** CID string of the database manifest */
   db: string
-  /** the heads H the snapshot was taken at */
+  /** the heads H the snapshot was taken at (1 to `MAX_HEADS`) */
   heads: CID[]
   /** its pages, in (collection, id) order */
   pages: CID[]
@@ -107,7 +108,7 @@ export function decodeSnapshotNode (bytes: Uint8Array, expected: CID): SnapshotN
     return {
       kind: 'root',
       db: raw.db,
-      heads: cids(raw.heads, 'root.heads', 1024),
+      heads: cids(raw.heads, 'root.heads', MAX_HEADS),
       pages: cids(raw.pages, 'root.pages'),
       covered: cids(raw.covered, 'root.covered'),
       docs: count(raw.docs, 'root.docs'),
