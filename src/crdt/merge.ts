@@ -152,3 +152,46 @@ function fieldValue (reg: Register, tomb: Stamp | undefined): JsonValue | undefi
   incs.sort((a, b) => compareStamp(a.s, b.s))
   return incs.reduce((sum, i) => sum + i.n, base)
 }
+
+/**
+ * The state of the union of the ops behind two states (the CRDT join): a document's state is a
+ * function of the set of ops applied to it — per field, the register of the latest set/unset (or
+ * the "never set" base) and the increments stamped after it; the latest tombstone — so joining
+ * takes, per field, the later register and the increments of both stamped after it, and the later
+ * tombstone. Used to install a snapshot over a replica that already has some blocks. The inputs
+ * are not modified.
+ */
+export function joinStates (a: DocState | undefined, b: DocState): DocState {
+  if (a === undefined) return b
+  const next: DocState = { f: { ...a.f } }
+  const tomb = maxStamp(a.tomb, b.tomb)
+  if (tomb !== undefined) next.tomb = tomb
+  for (const [field, reg] of Object.entries(b.f)) {
+    const cur = next.f[field]
+    if (cur === undefined) {
+      next.f[field] = reg
+      continue
+    }
+    const base = compareStamp(reg.s, cur.s) >= 0 ? reg : cur
+    const inc: Record<string, { n: number, s: Stamp }> = {}
+    for (const side of [cur.inc, reg.inc]) {
+      for (const [key, i] of Object.entries(side ?? {})) if (compareStamp(i.s, base.s) > 0) inc[key] = i
+    }
+    const joined: Register = { s: base.s }
+    if (base.v !== undefined) joined.v = base.v
+    if (base.u === true) joined.u = true
+    if (Object.keys(inc).length > 0) joined.inc = inc
+    next.f[field] = joined
+  }
+  return next
+}
+
+/** The join of two collection states: the later create and the later drop. */
+export function joinCollStates (a: CollState | undefined, b: CollState): CollState {
+  const next: CollState = {}
+  const created = maxStamp(a?.created, b.created)
+  const dropped = maxStamp(a?.dropped, b.dropped)
+  if (created !== undefined) next.created = created
+  if (dropped !== undefined) next.dropped = dropped
+  return next
+}

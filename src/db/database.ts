@@ -293,11 +293,11 @@ export class Database {
     return r.peers().map(id => ({ id, ...r.transport.connection(id) }))
   }
 
-  /** Heads, number of blocks still to fetch, peers, time of the last block received. */
+  /** Heads, number of blocks still to fetch, peers, time of the last block received, snapshot joined from. */
   async syncState (): Promise<SyncState> {
     this.assertOpen()
     if (this.replicator !== undefined) return await this.replicator.state()
-    return { heads: await this.replica.heads(), missing: (await this.replica.missing()).length, peers: [], lastSyncedAt: null }
+    return { heads: await this.replica.heads(), missing: (await this.replica.missing()).length, peers: [], lastSyncedAt: null, snapshot: await this.replica.snapshotRoot() ?? null }
   }
 
   /** Listen to an event; returns a function that removes the listener. */

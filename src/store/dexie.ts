@@ -7,14 +7,16 @@
  * equality or range predicate is one IndexedDB key-range scan.
  */
 import { Dexie, type Table } from 'dexie'
-import { type CollState, type Doc, type DocState, collectionCreated, jsonEqual } from '../crdt/index.js'
+import { type CollState, type Doc, type DocState, collectionCreated, decode, isPlainObject, jsonEqual } from '../crdt/index.js'
 import { type IndexKey, type KeyRange, indexKeys, isMultikey } from './keys.js'
 import {
-  type ApplyBlockInput, type ApplyBlockResult, type DocChange, type IndexEntry, type IndexInfo, type IndexProgress,
-  type ScanOptions, type Storage, type StorageProvider, type StoredNode, dagUpdate, docKey, indexDiff, indexName
+  type ApplyBlockInput, type ApplyBlockResult, type DocChange, type DocKey, type IndexEntry, type IndexInfo, type IndexProgress,
+  type InstallSnapshotInput, type InstallSnapshotResult, type MergeInput, type MergeOutput, type ScanOptions, type SnapshotSource,
+  type Storage, type StorageProvider, type StoredNode, dagUpdate, docKey, indexDiff, indexName
 } from './storage.js'
 
-interface BlockRow { cid: string, bytes: Uint8Array }
+/** A stored node: a DAG block (`k: 'b'`) or a block's chunk (`k: 'c'`). */
+interface BlockRow { cid: string, bytes: Uint8Array, k: 'b' | 'c' }
 interface CidRow { cid: string }
 interface MetaRow { key: string, value: unknown }
 interface NameRow { name: string, address: string }
@@ -41,6 +43,7 @@ class ReplicaDb extends Dexie {
   blocks!: Table<BlockRow, string>
   heads!: Table<CidRow, string>
   missing!: Table<CidRow, string>
+  covered!: Table<CidRow, string>
   states!: Table<StateRow, [string, string]>
   documents!: Table<DocRow, [string, string]>
   colls!: Table<CollRow, string>
@@ -63,7 +66,33 @@ class ReplicaDb extends Dexie {
     }).upgrade(async tx => {
       await Promise.all([tx.table('blocks').clear(), tx.table('heads').clear(), tx.table('missing').clear()])
     })
+    // v3 (snapshots): stored nodes say whether they are blocks or chunks, and CIDs covered by an
+    // installed snapshot get a table. A block is the dag-cbor map with a `body`; a chunk has none.
+    this.version(3).stores({ blocks: 'cid, k', covered: 'cid' }).upgrade(async tx => {
+      await tx.table('blocks').toCollection().modify((row: BlockRow) => { row.k = isBlockBytes(row.bytes) ? 'b' : 'c' })
+    })
   }
+}
+
+/** Whether stored bytes are a block rather than a chunk (for the v3 upgrade). */
+function isBlockBytes (bytes: Uint8Array): boolean {
+  try {
+    const raw = decode(bytes)
+    // a signed block `{v, body, w, s}` (a chunk is `{v, ops}` or `{v, box}`)
+    return isPlainObject(raw) && raw.body !== undefined
+  } catch {
+    return false
+  }
+}
+
+/** Writes a merge stages inside its transaction (see `DexieStorage.stageMerge`). */
+interface StagedMerge {
+  changes: DocChange[]
+  writes: Array<Promise<unknown> | undefined>
+  /** whether each collection existed before the merge */
+  existedBefore: Map<string, boolean>
+  /** the collection states after the merge, for the existence check */
+  collsAfter: Map<string, CollState | undefined>
 }
 
 const entryIndex = (coll: string, name: string): string => `${coll}\u0000${name}`
@@ -79,7 +108,15 @@ export class DexieStorage implements Storage {
   }
 
   async hasBlock (cid: string): Promise<boolean> {
-    return (await this.db.blocks.where('cid').equals(cid).count()) > 0
+    const { db } = this
+    return await db.transaction('r', [db.blocks, db.covered], async () =>
+      (await db.blocks.where('cid').equals(cid).count()) > 0 || (await db.covered.where('cid').equals(cid).count()) > 0)
+  }
+
+  async countBlocks (): Promise<number> {
+    const { db } = this
+    return await db.transaction('r', [db.blocks, db.covered], async () =>
+      (await db.blocks.where('k').equals('b').count()) + (await db.covered.count()))
   }
 
   async getBlocks (cids: string[]): Promise<Array<Uint8Array | undefined>> {
@@ -88,7 +125,7 @@ export class DexieStorage implements Storage {
   }
 
   async putNodes (nodes: StoredNode[]): Promise<void> {
-    await this.db.blocks.bulkPut(nodes.map(n => ({ cid: n.cid, bytes: n.bytes })))
+    await this.db.blocks.bulkPut(nodes.map(n => ({ cid: n.cid, bytes: n.bytes, k: 'c' as const })))
   }
 
   async getHeads (): Promise<string[]> { return (await this.db.heads.toCollection().primaryKeys()).sort() }
@@ -97,70 +134,154 @@ export class DexieStorage implements Storage {
 
   async applyBlock (input: ApplyBlockInput): Promise<ApplyBlockResult> {
     const { db } = this
-    return await db.transaction('rw', [db.blocks, db.heads, db.missing, db.states, db.documents, db.colls, db.indexes, db.entries], async () => {
-      if ((await db.blocks.where('cid').equals(input.cid).count()) > 0) return { applied: false, changes: [], collections: [], heads: (await db.heads.toCollection().primaryKeys()).sort() }
-      const keys = input.keys.map(k => [k.coll, k.id] as [string, string])
-      const [states, collRows, wasMissing, storedParents, indexRows, droppedStates] = await Promise.all([
-        db.states.bulkGet(keys),
-        db.colls.bulkGet(input.colls),
+    return await db.transaction('rw', [db.blocks, db.heads, db.missing, db.covered, db.states, db.documents, db.colls, db.indexes, db.entries], async () => {
+      const [stored, covered] = await Promise.all([db.blocks.where('cid').equals(input.cid).count(), db.covered.where('cid').equals(input.cid).count()])
+      if (stored + covered > 0) return { applied: false, changes: [], collections: [], heads: (await db.heads.toCollection().primaryKeys()).sort() }
+      const [staged, wasMissing, storedParents, coveredParents] = await Promise.all([
+        this.stageMerge(input),
         db.missing.get(input.cid),
         input.parents.length > 0 ? db.blocks.where('cid').anyOf(input.parents).primaryKeys() : Promise.resolve([] as string[]),
-        input.colls.length > 0 ? db.indexes.where('c').anyOf(input.colls).toArray() : Promise.resolve([] as IndexRow[]),
-        Promise.all(input.dropped.map(async c => await db.states.where('[c+i]').between([c, Dexie.minKey], [c, Dexie.maxKey]).toArray()))
+        input.parents.length > 0 ? db.covered.where('cid').anyOf(input.parents).primaryKeys() : Promise.resolve([] as string[])
       ])
-      const docsIn = new Map<string, DocState | undefined>()
-      input.keys.forEach((k, i) => { docsIn.set(docKey(k.coll, k.id), states[i]?.s) })
-      for (const rows of droppedStates) for (const r of rows) docsIn.set(docKey(r.c, r.i), r.s)
-      const collsIn = new Map(input.colls.map((c, i) => [c, collRows[i]?.s]))
-      const existedBefore = await Promise.all(input.colls.map(async c => await this.collectionExists(c, collsIn.get(c))))
-      // The merge reports each document as it materialises before the block: no read of the documents table.
-      const before = new Map<string, Doc | null>()
-      const out = input.merge({ docs: docsIn, colls: collsIn, before })
-      const changes: DocChange[] = []
-      const putDocs: DocRow[] = []
-      const deleteDocs: Array<[string, string]> = []
-      const putEntries: EntryRow[] = []
-      const deleteEntries: Array<[string, IndexKey, string]> = []
-      const newlyMultikey: IndexRow[] = []
-      out.docs.forEach(rec => {
-        const was = before.get(docKey(rec.coll, rec.id)) ?? null
-        if (jsonEqual(was, rec.doc)) return
-        if (rec.doc === null) deleteDocs.push([rec.coll, rec.id])
-        else putDocs.push({ c: rec.coll, i: rec.id, d: rec.doc })
-        for (const index of indexRows) {
-          if (index.c !== rec.coll) continue
-          if (rec.doc !== null && index.multikey !== true && isMultikey(rec.doc, index.paths)) {
-            index.multikey = true
-            newlyMultikey.push(index)
-          }
-          const x = entryIndex(index.c, index.n)
-          const diff = indexDiff(index.paths, was, rec.doc)
-          for (const k of diff.remove) deleteEntries.push([x, k, rec.id])
-          for (const k of diff.add) putEntries.push({ x, k, i: rec.id })
-        }
-        changes.push({ coll: rec.coll, id: rec.id, before: was, after: rec.doc })
-      })
-      const stored = new Set(storedParents)
-      const dag = dagUpdate(input.cid, input.parents, c => stored.has(c), wasMissing !== undefined)
+      const known = new Set([...storedParents, ...coveredParents])
+      const dag = dagUpdate(input.cid, input.parents, c => known.has(c), wasMissing !== undefined)
       await Promise.all([
+        ...staged.writes,
+        db.blocks.bulkPut([{ cid: input.cid, bytes: input.bytes, k: 'b' }, ...(input.nodes ?? []).map(n => ({ cid: n.cid, bytes: n.bytes, k: 'c' as const }))]),
+        db.heads.bulkDelete(dag.removeHeads),
+        dag.addHead ? db.heads.put({ cid: input.cid }) : undefined,
+        db.missing.delete(input.cid),
+        dag.addMissing.length > 0 ? db.missing.bulkPut(dag.addMissing.map(cid => ({ cid }))) : undefined
+      ])
+      const collections = await this.collectionsChanged(input.colls, staged)
+      const heads = (await db.heads.toCollection().primaryKeys()).sort()
+      return { applied: true, changes: staged.changes, collections, heads }
+    })
+  }
+
+  async installSnapshot (input: InstallSnapshotInput): Promise<InstallSnapshotResult> {
+    const { db } = this
+    return await db.transaction('rw', [db.blocks, db.heads, db.missing, db.covered, db.states, db.documents, db.colls, db.indexes, db.entries], async () => {
+      const headCids = input.heads.map(h => h.cid)
+      const [staged, storedHeads, storedCovered, heads, missing] = await Promise.all([
+        this.stageMerge(input),
+        db.blocks.where('cid').anyOf(headCids).primaryKeys(),
+        db.blocks.where('cid').anyOf(input.covered).primaryKeys(),
+        db.heads.toCollection().primaryKeys(),
+        db.missing.toCollection().primaryKeys()
+      ])
+      const isStored = new Set([...storedHeads, ...storedCovered])
+      const wasMissing = new Set(missing)
+      const snapshotHeads = new Set(headCids)
+      const newHeads = input.heads.filter(h => !isStored.has(h.cid))
+      const coveredSet = new Set(input.covered)
+      await Promise.all([
+        ...staged.writes,
+        db.blocks.bulkPut([...newHeads.map(h => ({ cid: h.cid, bytes: h.bytes, k: 'b' as const })), ...(input.nodes ?? []).map(n => ({ cid: n.cid, bytes: n.bytes, k: 'c' as const }))]),
+        // A head some stored block names (it is in missing) is not a head.
+        db.heads.bulkPut(newHeads.filter(h => !wasMissing.has(h.cid)).map(h => ({ cid: h.cid }))),
+        db.heads.bulkDelete(heads.filter(h => coveredSet.has(h) && !snapshotHeads.has(h))),
+        db.missing.bulkDelete(missing.filter(c => coveredSet.has(c))),
+        db.covered.bulkPut(input.covered.filter(c => !isStored.has(c) && !snapshotHeads.has(c)).map(cid => ({ cid })))
+      ])
+      const collections = await this.collectionsChanged(input.colls, staged)
+      return { changes: staged.changes, collections, heads: (await db.heads.toCollection().primaryKeys()).sort() }
+    })
+  }
+
+  async readSnapshotSource (): Promise<SnapshotSource> {
+    const { db } = this
+    return await db.transaction('r', [db.blocks, db.heads, db.missing, db.covered, db.states, db.colls], async () => {
+      const [heads, missing, states, colls, blocks, covered] = await Promise.all([
+        db.heads.toCollection().primaryKeys(),
+        db.missing.count(),
+        db.states.toArray(),
+        db.colls.toArray(),
+        db.blocks.where('k').equals('b').primaryKeys(),
+        db.covered.toCollection().primaryKeys()
+      ])
+      return {
+        heads: heads.sort(),
+        missing,
+        // primary-key order [c+i] is (collection, id) order
+        docs: states.map(r => ({ coll: r.c, id: r.i, state: r.s })),
+        colls: colls.map(r => ({ coll: r.c, state: r.s })),
+        blocks: [...blocks, ...covered].sort()
+      }
+    })
+  }
+
+  /**
+   * Inside a read-write transaction: load the local states `input` names, run its merge, and start
+   * writing the new states, documents, index entries and collection states (the returned writes
+   * must be awaited within the transaction). What applyBlock and installSnapshot share.
+   */
+  private async stageMerge (input: { keys: DocKey[], colls: string[], dropped: string[], merge: (i: MergeInput) => MergeOutput }): Promise<StagedMerge> {
+    const { db } = this
+    const keys = input.keys.map(k => [k.coll, k.id] as [string, string])
+    // A replica with no state at all (a fresh one installing a snapshot) skips reading thousands of absent keys.
+    const none = keys.length > 1000 && await db.states.toCollection().first() === undefined
+    const [states, collRows, indexRows, droppedStates] = await Promise.all([
+      none ? keys.map(() => undefined) : db.states.bulkGet(keys),
+      db.colls.bulkGet(input.colls),
+      input.colls.length > 0 ? db.indexes.where('c').anyOf(input.colls).toArray() : Promise.resolve([] as IndexRow[]),
+      Promise.all(input.dropped.map(async c => await db.states.where('[c+i]').between([c, Dexie.minKey], [c, Dexie.maxKey]).toArray()))
+    ])
+    const docsIn = new Map<string, DocState | undefined>()
+    input.keys.forEach((k, i) => { docsIn.set(docKey(k.coll, k.id), states[i]?.s) })
+    for (const rows of droppedStates) for (const r of rows) docsIn.set(docKey(r.c, r.i), r.s)
+    const collsIn = new Map(input.colls.map((c, i) => [c, collRows[i]?.s]))
+    const existedBefore = await Promise.all(input.colls.map(async c => await this.collectionExists(c, collsIn.get(c))))
+    // The merge reports each document as it materialises before: no read of the documents table.
+    const before = new Map<string, Doc | null>()
+    const out = input.merge({ docs: docsIn, colls: collsIn, before })
+    const changes: DocChange[] = []
+    const putDocs: DocRow[] = []
+    const deleteDocs: Array<[string, string]> = []
+    const putEntries: EntryRow[] = []
+    const deleteEntries: Array<[string, IndexKey, string]> = []
+    const newlyMultikey: IndexRow[] = []
+    const indexesOf = new Map<string, IndexRow[]>()
+    for (const index of indexRows) indexesOf.set(index.c, [...indexesOf.get(index.c) ?? [], index])
+    out.docs.forEach(rec => {
+      const was = before.get(docKey(rec.coll, rec.id)) ?? null
+      if (jsonEqual(was, rec.doc)) return
+      if (rec.doc === null) deleteDocs.push([rec.coll, rec.id])
+      else putDocs.push({ c: rec.coll, i: rec.id, d: rec.doc })
+      for (const index of indexesOf.get(rec.coll) ?? []) {
+        if (rec.doc !== null && index.multikey !== true && isMultikey(rec.doc, index.paths)) {
+          index.multikey = true
+          newlyMultikey.push(index)
+        }
+        const x = entryIndex(index.c, index.n)
+        const diff = indexDiff(index.paths, was, rec.doc)
+        for (const k of diff.remove) deleteEntries.push([x, k, rec.id])
+        for (const k of diff.add) putEntries.push({ x, k, i: rec.id })
+      }
+      changes.push({ coll: rec.coll, id: rec.id, before: was, after: rec.doc })
+    })
+    const collsAfter = new Map(input.colls.map(c => [c, collsIn.get(c)]))
+    for (const c of out.colls) collsAfter.set(c.coll, c.state)
+    return {
+      changes,
+      collsAfter,
+      existedBefore: new Map(input.colls.map((c, i) => [c, existedBefore[i] as boolean])),
+      writes: [
         db.states.bulkPut(out.docs.map(r => ({ c: r.coll, i: r.id, s: r.state }))),
         putDocs.length > 0 ? db.documents.bulkPut(putDocs) : undefined,
         deleteDocs.length > 0 ? db.documents.bulkDelete(deleteDocs) : undefined,
         deleteEntries.length > 0 ? db.entries.bulkDelete(deleteEntries) : undefined,
         putEntries.length > 0 ? db.entries.bulkPut(putEntries) : undefined,
         out.colls.length > 0 ? db.colls.bulkPut(out.colls.map(c => ({ c: c.coll, s: c.state }))) : undefined,
-        newlyMultikey.length > 0 ? db.indexes.bulkPut(newlyMultikey) : undefined,
-        db.blocks.bulkPut([{ cid: input.cid, bytes: input.bytes }, ...(input.nodes ?? []).map(n => ({ cid: n.cid, bytes: n.bytes }))]),
-        db.heads.bulkDelete(dag.removeHeads),
-        dag.addHead ? db.heads.put({ cid: input.cid }) : undefined,
-        db.missing.delete(input.cid),
-        dag.addMissing.length > 0 ? db.missing.bulkPut(dag.addMissing.map(cid => ({ cid }))) : undefined
-      ])
-      const collsAfter = new Map(out.colls.map(c => [c.coll, c.state]))
-      const existsAfter = await Promise.all(input.colls.map(async c => await this.collectionExists(c, collsAfter.get(c) ?? collsIn.get(c))))
-      const heads = (await db.heads.toCollection().primaryKeys()).sort()
-      return { applied: true, changes, collections: input.colls.filter((_, i) => existedBefore[i] !== existsAfter[i]), heads }
-    })
+        newlyMultikey.length > 0 ? db.indexes.bulkPut(newlyMultikey) : undefined
+      ]
+    }
+  }
+
+  /** Collections whose existence a staged merge changed (its writes done). */
+  private async collectionsChanged (colls: string[], staged: StagedMerge): Promise<string[]> {
+    const existsAfter = await Promise.all(colls.map(async c => await this.collectionExists(c, staged.collsAfter.get(c))))
+    return colls.filter((c, i) => staged.existedBefore.get(c) !== existsAfter[i])
   }
 
   async getDocs (coll: string): Promise<Doc[]> {

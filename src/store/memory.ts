@@ -6,7 +6,8 @@ import { type CollState, type Doc, type DocState, collectionCreated, jsonEqual }
 import { type IndexKey, type KeyRange, compareKeys, inRange, indexKeys, isMultikey } from './keys.js'
 import {
   type ApplyBlockInput, type ApplyBlockResult, type DocChange, type IndexEntry, type IndexInfo, type IndexProgress,
-  type ScanOptions, type Storage, type StorageProvider, type StoredNode, dagUpdate, docKey, indexDiff, indexName
+  type InstallSnapshotInput, type InstallSnapshotResult, type MergeOutput, type ScanOptions, type SnapshotSource,
+  type DocKey, type MergeInput, type Storage, type StorageProvider, type StoredNode, dagUpdate, docKey, indexDiff, indexName
 } from './storage.js'
 
 interface MemoryIndex {
@@ -36,7 +37,11 @@ function lowerBound (entries: IndexEntry[], probe: (e: IndexEntry) => boolean): 
 /** A `Storage` kept in plain Maps. */
 export class MemoryStorage implements Storage {
   readonly kind = 'memory'
+  /** blocks and chunks by CID */
   private readonly blocks = new Map<string, Uint8Array>()
+  /** which stored CIDs are blocks (not chunks) */
+  private readonly blockCids = new Set<string>()
+  private readonly covered = new Set<string>()
   private readonly heads = new Set<string>()
   private readonly missing = new Set<string>()
   private readonly states = new Map<string, Map<string, DocState>>()
@@ -45,7 +50,9 @@ export class MemoryStorage implements Storage {
   private readonly indexes = new Map<string, Map<string, MemoryIndex>>()
   private readonly meta = new Map<string, unknown>()
 
-  async hasBlock (cid: string): Promise<boolean> { return this.blocks.has(cid) }
+  async hasBlock (cid: string): Promise<boolean> { return this.known(cid) }
+
+  async countBlocks (): Promise<number> { return this.blockCids.size + this.covered.size }
 
   async getBlocks (cids: string[]): Promise<Array<Uint8Array | undefined>> {
     return cids.map(c => this.blocks.get(c))
@@ -60,18 +67,73 @@ export class MemoryStorage implements Storage {
   async getMissing (): Promise<string[]> { return [...this.missing].sort() }
 
   async applyBlock (input: ApplyBlockInput): Promise<ApplyBlockResult> {
-    if (this.blocks.has(input.cid)) return { applied: false, changes: [], collections: [], heads: [...this.heads].sort() }
+    if (this.known(input.cid)) return { applied: false, changes: [], collections: [], heads: [...this.heads].sort() }
+    const { changes, collections } = this.merge(input)
+    // Everything here is synchronous: the block is applied atomically.
+    const dag = dagUpdate(input.cid, input.parents, c => this.known(c), this.missing.has(input.cid))
+    this.blocks.set(input.cid, input.bytes)
+    this.blockCids.add(input.cid)
+    for (const n of input.nodes ?? []) this.blocks.set(n.cid, n.bytes)
+    for (const p of dag.removeHeads) this.heads.delete(p)
+    if (dag.addHead) this.heads.add(input.cid)
+    this.missing.delete(input.cid)
+    for (const p of dag.addMissing) this.missing.add(p)
+    return { applied: true, changes, collections, heads: [...this.heads].sort() }
+  }
+
+  async installSnapshot (input: InstallSnapshotInput): Promise<InstallSnapshotResult> {
+    const { changes, collections } = this.merge(input)
+    // Synchronous from here on, as in applyBlock: the snapshot is installed atomically.
+    const heads = new Set(input.heads.map(h => h.cid))
+    for (const h of input.heads) {
+      if (this.blockCids.has(h.cid)) continue
+      this.blocks.set(h.cid, h.bytes)
+      this.blockCids.add(h.cid)
+      // A head some stored block names (it is in `missing`) is not a head.
+      if (this.missing.has(h.cid)) this.missing.delete(h.cid)
+      else this.heads.add(h.cid)
+    }
+    for (const n of input.nodes ?? []) this.blocks.set(n.cid, n.bytes)
+    for (const c of input.covered) {
+      if (!this.blockCids.has(c)) this.covered.add(c)
+      this.missing.delete(c)
+      if (!heads.has(c)) this.heads.delete(c)
+    }
+    return { changes, collections, heads: [...this.heads].sort() }
+  }
+
+  async readSnapshotSource (): Promise<SnapshotSource> {
+    const docs: SnapshotSource['docs'] = []
+    for (const coll of [...this.states.keys()].sort(byId)) {
+      const states = this.states.get(coll) as Map<string, DocState>
+      for (const id of [...states.keys()].sort(byId)) docs.push({ coll, id, state: states.get(id) as DocState })
+    }
+    return {
+      heads: [...this.heads].sort(),
+      missing: this.missing.size,
+      docs,
+      colls: [...this.colls.keys()].sort(byId).map(coll => ({ coll, state: this.colls.get(coll) as CollState })),
+      blocks: [...this.blockCids, ...this.covered].sort()
+    }
+  }
+
+  /** Whether a CID is a stored block or chunk, or covered. */
+  private known (cid: string): boolean { return this.blocks.has(cid) || this.covered.has(cid) }
+
+  /**
+   * Run a merge over the local states of `input` and write its states, documents and index
+   * entries (synchronously, once the merge returned): what applyBlock and installSnapshot share.
+   */
+  private merge (input: { keys: DocKey[], colls: string[], dropped: string[], merge: (i: MergeInput) => MergeOutput }): { changes: DocChange[], collections: string[] } {
     const docsIn = new Map<string, DocState | undefined>()
     for (const k of input.keys) docsIn.set(docKey(k.coll, k.id), this.states.get(k.coll)?.get(k.id))
     for (const coll of input.dropped) {
       for (const [id, state] of this.states.get(coll) ?? []) docsIn.set(docKey(coll, id), state)
     }
     const existedBefore = new Map(input.colls.map(c => [c, this.collectionExists(c)]))
-    // The merge reports each document as it materialises before the block (as in DexieStorage).
+    // The merge reports each document as it materialises before (as in DexieStorage).
     const before = new Map<string, Doc | null>()
     const out = input.merge({ docs: docsIn, colls: new Map(input.colls.map(c => [c, this.colls.get(c)])), before })
-    // Everything below is synchronous: the block is applied atomically.
-    const dag = dagUpdate(input.cid, input.parents, c => this.blocks.has(c), this.missing.has(input.cid))
     const changes: DocChange[] = []
     for (const rec of out.docs) {
       mapOf(this.states, rec.coll).set(rec.id, structuredClone(rec.state))
@@ -89,14 +151,7 @@ export class MemoryStorage implements Storage {
       changes.push({ coll: rec.coll, id: rec.id, before: was, after: rec.doc })
     }
     for (const { coll, state } of out.colls) this.colls.set(coll, structuredClone(state))
-    this.blocks.set(input.cid, input.bytes)
-    for (const n of input.nodes ?? []) this.blocks.set(n.cid, n.bytes)
-    for (const p of dag.removeHeads) this.heads.delete(p)
-    if (dag.addHead) this.heads.add(input.cid)
-    this.missing.delete(input.cid)
-    for (const p of dag.addMissing) this.missing.add(p)
-    const collections = input.colls.filter(c => existedBefore.get(c) !== this.collectionExists(c))
-    return { applied: true, changes, collections, heads: [...this.heads].sort() }
+    return { changes, collections: input.colls.filter(c => existedBefore.get(c) !== this.collectionExists(c)) }
   }
 
   async getDocs (coll: string): Promise<Doc[]> {

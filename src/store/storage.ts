@@ -3,7 +3,9 @@
  * (`MemoryStorage`, `DexieStorage`) that pass the same conformance suite (test/store/conformance.ts).
  *
  * A replica's storage holds: blocks by CID; the current heads; `missing`, the CIDs that stored
- * blocks name as parents but that are not stored yet; per document its CRDT state and, apart, its
+ * blocks name as parents but that are not stored yet; `covered`, the CIDs of blocks below an
+ * installed snapshot's heads that are not stored (their effects are in the states; they are never
+ * fetched: the DAG bookkeeping treats them as stored); per document its CRDT state and, apart, its
  * materialised document (so queries never read CRDT bookkeeping); per collection its CRDT state
  * (create/drop stamps); declared secondary indexes and their entries; a key-value `meta` table.
  * Applying a block — storing it, updating heads/missing, writing the states, documents and index
@@ -62,6 +64,41 @@ export interface StoredNode {
   bytes: Uint8Array
 }
 
+/**
+ * What `installSnapshot` needs to install a verified snapshot (docs/snapshots.md) atomically.
+ * Precondition: every parent of every head is in `covered`.
+ */
+export interface InstallSnapshotInput {
+  /** every document of the snapshot: their local states are loaded for the merge */
+  keys: DocKey[]
+  /** every collection of the snapshot (with a state, or holding one of its documents) */
+  colls: string[]
+  /** collections the snapshot has a drop stamp for: the states of all their local documents are loaded for the merge */
+  dropped: string[]
+  /** pure, synchronous join of the snapshot's states into the local ones; runs inside the transaction */
+  merge: (input: MergeInput) => MergeOutput
+  /** CID strings of every block at or below the snapshot's heads (heads included) */
+  covered: string[]
+  /** the head blocks, stored (so this replica can serve them) and made heads unless a stored block names them */
+  heads: Array<{ cid: string, bytes: Uint8Array }>
+  /** the head blocks' chunks */
+  nodes?: StoredNode[]
+}
+
+/** What a snapshot is made from, read in one transaction (see `readSnapshotSource`). */
+export interface SnapshotSource {
+  /** CID strings of the heads, sorted */
+  heads: string[]
+  /** how many CIDs are missing (a snapshot is only made from a complete DAG) */
+  missing: number
+  /** the state of every document, in (collection, id) order; read-only */
+  docs: Array<DocKey & { state: DocState }>
+  /** the state of every collection that has one, by name; read-only */
+  colls: Array<{ coll: string, state: CollState }>
+  /** CID strings of every stored block (chunks excluded) and every covered CID, sorted */
+  blocks: string[]
+}
+
 /** One document changed by an applied block. */
 export interface DocChange extends DocKey {
   /** document before the block (`null` when absent) */
@@ -70,9 +107,19 @@ export interface DocChange extends DocKey {
   after: Doc | null
 }
 
+/** Outcome of `installSnapshot`. */
+export interface InstallSnapshotResult {
+  /** documents whose materialised value changed */
+  changes: DocChange[]
+  /** collections whose existence changed (created or dropped) */
+  collections: string[]
+  /** the heads after the install (sorted) */
+  heads: string[]
+}
+
 /** Outcome of `applyBlock`. */
 export interface ApplyBlockResult {
-  /** false when the block was already stored (nothing changed) */
+  /** false when the block was already stored or covered (nothing changed) */
   applied: boolean
   /** documents whose materialised value changed */
   changes: DocChange[]
@@ -122,8 +169,10 @@ export interface ScanOptions {
 export interface Storage {
   /** `'memory'` or `'indexeddb'` */
   readonly kind: string
-  /** Whether a block is stored. */
+  /** Whether a block (or chunk) is stored, or covered by an installed snapshot: whether it need not be fetched. */
   hasBlock (cid: string): Promise<boolean>
+  /** How many blocks this replica has: stored blocks (chunks excluded) plus covered CIDs. */
+  countBlocks (): Promise<number>
   /** Stored bytes of each CID, blocks and chunks alike (`undefined` where not stored), same order as `cids`. */
   getBlocks (cids: string[]): Promise<Array<Uint8Array | undefined>>
   /** Store chunks that arrived before their block (idempotent; they are never heads or parents). */
@@ -132,8 +181,16 @@ export interface Storage {
   getHeads (): Promise<string[]>
   /** CID strings named as parents by stored blocks but not stored themselves, sorted. */
   getMissing (): Promise<string[]>
-  /** Apply one block atomically: all of it or none of it. Idempotent. */
+  /** Apply one block atomically: all of it or none of it. Idempotent; a covered block is not applied. */
   applyBlock (input: ApplyBlockInput): Promise<ApplyBlockResult>
+  /**
+   * Install a snapshot in one transaction: the joined states, collection states, materialised
+   * documents and their index entries, the head blocks, the heads, and the covered CIDs (a covered
+   * CID leaves `missing` and the heads, and is never added to `missing` again).
+   */
+  installSnapshot (input: InstallSnapshotInput): Promise<InstallSnapshotResult>
+  /** Everything a snapshot is made from, in one read transaction. */
+  readSnapshotSource (): Promise<SnapshotSource>
   /** Every existing document of a collection, in `_id` order. */
   getDocs (coll: string): Promise<Doc[]>
   /** One document, or `undefined` when absent or deleted. */

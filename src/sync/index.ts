@@ -1,6 +1,7 @@
-/** The replication engine: block log, wire protocol, replicator, and the Transport seam. */
+/** The replication engine: block log, wire protocol, snapshots, replicator, and the Transport seam. */
 export * from './transport.js'
 export * from './wire.js'
 export * from './replica.js'
+export * from './snapshot.js'
 export * from './replicator.js'
 export * from './limits.js'

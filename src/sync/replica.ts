@@ -4,9 +4,9 @@
  */
 import { AccessError, InvalidBlockError } from '../errors.js'
 import {
-  type CID, type EncodedBlock, type Manifest, type Op, type Signer, HybridClock,
+  type CID, type CollState, type DocState, type EncodedBlock, type Manifest, type Op, type Signer, HybridClock,
   applyCollOp, applyOp, asCid, assembleOps, checkKey, cidOf, decode, decodeBlock, decodeChunk, decodeManifest, encode, encodeBlock,
-  formatPublicKey, generateSigner, isDocOp, materialise, mayWrite, parseCid, readBlockHeader, stampOf
+  formatPublicKey, generateSigner, isDocOp, joinCollStates, joinStates, materialise, mayWrite, parseCid, readBlockHeader, stampOf
 } from '../crdt/index.js'
 import { type DocChange, type DocKey, type MergeInput, type MergeOutput, type Storage, docKey } from '../store/index.js'
 import { type Doc } from '../crdt/index.js'
@@ -46,6 +46,20 @@ export interface Applied {
   missingChunks?: CID[]
 }
 
+/** A verified snapshot, ready to install (sync/snapshot.ts fetches, verifies and assembles it). */
+export interface SnapshotContent {
+  /** CID string of the snapshot's root */
+  root: string
+  /** the states of its documents, in (collection, id) order */
+  docs: Array<DocKey & { state: DocState }>
+  /** the states of its collections */
+  colls: Array<{ coll: string, state: CollState }>
+  /** CID strings of every block at or below its heads, heads included */
+  covered: string[]
+  /** its head blocks, each with its chunks */
+  heads: EncodedBlock[]
+}
+
 const REPLICA_ID_KEY = 'replicaId'
 /** Meta key of the manifest's bytes. */
 export const MANIFEST_KEY = 'manifest'
@@ -64,6 +78,7 @@ export interface ReplicaOptions {
    */
   manifest?: Manifest | null
 }
+const SNAPSHOT_KEY = 'snapshot'
 const HEADSET_PREFIX = 'headset:'
 
 /** Decode a headset (a dag-cbor list of CIDs) that must hash to `hash`. Throws `InvalidBlockError`. */
@@ -138,6 +153,12 @@ export class Replica {
 
   /** The manifest (`null` while it has not arrived; `undefined` when the replica checks no access). */
   get manifest (): Manifest | null | undefined { return this.manifestValue }
+
+  /** Whether the manifest lets the holder of `writer` (an Ed25519 public key) write (false while it has not arrived). */
+  mayWrite (writer: Uint8Array): boolean {
+    if (this.manifestValue === undefined) return true
+    return this.manifestValue !== null && mayWrite(this.manifestValue, writer)
+  }
 
   /** Whether this replica's signer may write (false while the manifest has not arrived). */
   get canWrite (): boolean {
@@ -314,6 +335,53 @@ export class Replica {
 
   /** CIDs named as parents but not stored yet. */
   async missing (): Promise<string[]> { return await this.storage.getMissing() }
+
+  /**
+   * Install a verified snapshot in one storage transaction: its states are joined into the local
+   * ones (so blocks applied here before, local or remote, keep their effects), its head blocks
+   * become heads, and every block below them counts as present. Listeners see the changed
+   * documents as one remote change. Returns what changed.
+   */
+  async installSnapshot (snapshot: SnapshotContent): Promise<ChangeSet> {
+    const snapDocs = new Map(snapshot.docs.map(d => [docKey(d.coll, d.id), d.state]))
+    const snapColls = new Map(snapshot.colls.map(c => [c.coll, c.state]))
+    const colls = new Set([...snapColls.keys(), ...snapshot.docs.map(d => d.coll)])
+    const result = await this.enqueue(async () => await this.storage.installSnapshot({
+      keys: snapshot.docs.map(d => ({ coll: d.coll, id: d.id })),
+      colls: [...colls],
+      dropped: snapshot.colls.filter(c => c.state.dropped !== undefined).map(c => c.coll),
+      covered: snapshot.covered,
+      heads: snapshot.heads.map(h => ({ cid: h.cid.toString(), bytes: h.bytes })),
+      nodes: snapshot.heads.flatMap(h => (h.chunks ?? []).map(c => ({ cid: c.cid.toString(), bytes: c.bytes }))),
+      merge: ({ docs, colls: collStates, before }: MergeInput): MergeOutput => {
+        const collNext = new Map(collStates)
+        for (const [coll, state] of snapColls) collNext.set(coll, joinCollStates(collStates.get(coll), state))
+        const out: MergeOutput = { docs: [], colls: [] }
+        for (const [k, local] of docs) {
+          const coll = k.slice(0, k.indexOf('\u0000'))
+          before.set(k, materialise(local, collStates.get(coll)?.dropped))
+          const snap = snapDocs.get(k)
+          const state = snap === undefined ? local : joinStates(local, snap)
+          if (state !== undefined) out.docs.push({ coll, id: k.slice(coll.length + 1), state, doc: materialise(state, collNext.get(coll)?.dropped) })
+        }
+        for (const [coll, state] of collNext) if (state !== undefined && state !== collStates.get(coll)) out.colls.push({ coll, state })
+        return out
+      }
+    }))
+    for (const h of snapshot.heads) this.clock.observe(h.block.hlc)
+    this.headsCache = result.heads
+    await this.storage.setMeta(SNAPSHOT_KEY, snapshot.root)
+    const change = { changes: result.changes, collections: result.collections }
+    if (change.changes.length > 0 || change.collections.length > 0) {
+      for (const l of this.listeners) {
+        try { l(change, 'remote') } catch (err) { console.error('[kitedb] change listener threw', err) }
+      }
+    }
+    return change
+  }
+
+  /** CID string of the root of the snapshot this replica joined from, if it did. */
+  async snapshotRoot (): Promise<string | undefined> { return await this.storage.getMeta<string>(SNAPSHOT_KEY) }
 
   private async enqueue<T> (fn: () => Promise<T>): Promise<T> {
     const run = this.queue.then(fn, fn)

@@ -8,20 +8,31 @@
  *   so a walk interrupted by a reload resumes) are fetched in batches over `/kitedb/1/blocks` from
  *   the peers that announced them, walking parents until the DAG is complete;
  * - every received block is verified (CID, decoding, database) before it is applied; bad input is
- *   dropped with a logged reason and never stops the engine.
+ *   dropped with a logged reason and never stops the engine;
+ * - a replica that lacks most of a peer's history joins from the peer's snapshot
+ *   (`/kitedb/1/snapshot`, docs/snapshots.md) before fetching blocks, and serves its own.
  */
-import { AccessError, InvalidBlockError, type KiteError } from '../errors.js'
+import { AccessError, InvalidBlockError, InvalidMessageError, KiteError } from '../errors.js'
 import { type CID, type EncodedBlock, cidOf, parseCid, readBlockHeader } from '../crdt/index.js'
 import { createLogger } from '../log.js'
 import { type Applied, MANIFEST_KEY, type Replica } from './replica.js'
+import { type SnapshotFetchProgress, SnapshotServer, fetchSnapshot, signSnapshotRoot, verifySnapshotRoot } from './snapshot.js'
 import { type Transport } from './transport.js'
 import {
-  BLOCKS_PROTOCOL, INLINE_BLOCK_BYTES, MAX_MESSAGE_BYTES, MAX_REQUEST_CIDS,
-  decodeBlocksRequest, decodeBlocksResponse, decodeHeadsMessage, encodeBlocksRequest,
-  encodeBlocksResponse, encodeHeadsMessage, topicOf
+  BLOCKS_PROTOCOL, INLINE_BLOCK_BYTES, MAX_HEADS, MAX_MESSAGE_BYTES, MAX_REQUEST_CIDS, SNAPSHOT_PROTOCOL,
+  decodeBlocksRequest, decodeBlocksResponse, decodeHeadsMessage, decodeSnapshotRequest, decodeSnapshotResponse,
+  encodeBlocksRequest, encodeBlocksResponse, encodeHeadsMessage, encodeSnapshotRequest, encodeSnapshotResponse, topicOf
 } from './wire.js'
 
 const log = createLogger('sync')
+/** Attempts at a snapshot join per peer and session that may fail on the network. */
+const SNAPSHOT_ATTEMPTS = 3
+/**
+ * How long a replica offered a snapshot over a relayed connection waits for a direct one before
+ * it replays blocks instead, ms. Blocks pushed through the relay meanwhile would exhaust the
+ * circuit's 128 KiB again and again, and with it the signalling of the WebRTC upgrade.
+ */
+const SNAPSHOT_DIRECT_WAIT_MS = 5000
 
 /** Tuning of the replication engine. */
 export interface ReplicatorOptions {
@@ -33,6 +44,19 @@ export interface ReplicatorOptions {
   fetchTimeoutMs?: number
   /** a peer not heard from for this long is no longer listed in `peers()`, ms (default 10000) */
   peerTtlMs?: number
+  /**
+   * false: never join from a peer's snapshot, always replay the history block by block (default
+   * true: a replica that lacks most of a peer's history joins from its snapshot)
+   */
+  snapshotJoin?: boolean
+  /**
+   * offer snapshots to joining peers only when this replica has at least this many blocks (default
+   * 50: below that a replay takes about a second or less, and every replica keeps the full history;
+   * `Infinity`: never)
+   */
+  snapshotMinBlocks?: number
+  /** timeout of a snapshot request, which may make the snapshot first, ms (default 30000) */
+  snapshotTimeoutMs?: number
 }
 
 /** Progress of catching up: counts since the replica last had nothing missing. */
@@ -45,6 +69,8 @@ export interface SyncProgress {
   documents: number
   /** blocks still missing */
   missing: number
+  /** while joining from a snapshot: its nodes fetched so far; `installed` in the event after its install */
+  snapshot?: SnapshotFetchProgress & { installed: boolean }
 }
 
 /** Snapshot of the engine's state, for UIs and tests. */
@@ -56,6 +82,8 @@ export interface SyncState {
   peers: string[]
   /** ms since the epoch of the last block received from a peer, or null */
   lastSyncedAt: number | null
+  /** CID string of the root of the snapshot this replica joined from, or null when it replayed every block */
+  snapshot: string | null
 }
 
 /** Replicates one `Replica` over one `Transport`. */
@@ -88,6 +116,15 @@ export class Replicator {
   private readonly errorListeners = new Set<(err: KiteError) => void>()
   /** set when replication cannot go on (e.g. the key does not fit the manifest) */
   private refused?: KiteError
+  private readonly snapshots: SnapshotServer
+  /** per peer asked in this session: its snapshot offer and when it came, or null (declined, invalid, or no direct connection came) */
+  private readonly offers = new Map<string, { root: CID, at: number } | null>()
+  /** per peer: snapshot attempts that failed on the network in this session */
+  private readonly snapshotFailures = new Map<string, number>()
+  /** peers whose direct connection this replica already waited for, in vain, with blocks held back */
+  private readonly waitedFor = new Set<string>()
+  /** whether this replica joined from a snapshot in this session (once is enough) */
+  private joined = false
 
   constructor (replica: Replica, transport: Transport, options: ReplicatorOptions = {}) {
     this.replica = replica
@@ -97,8 +134,12 @@ export class Replicator {
       republishMs: options.republishMs ?? 3000,
       fetchBatch: Math.min(options.fetchBatch ?? 256, MAX_REQUEST_CIDS),
       fetchTimeoutMs: options.fetchTimeoutMs ?? 5000,
-      peerTtlMs: options.peerTtlMs ?? 10_000
+      peerTtlMs: options.peerTtlMs ?? 10_000,
+      snapshotJoin: options.snapshotJoin ?? true,
+      snapshotMinBlocks: options.snapshotMinBlocks ?? 50,
+      snapshotTimeoutMs: options.snapshotTimeoutMs ?? 30_000
     }
+    this.snapshots = new SnapshotServer(replica, this.opts.snapshotMinBlocks)
   }
 
   /** Subscribe, serve blocks, announce heads and start the republish timer. */
@@ -111,7 +152,7 @@ export class Replicator {
         this.notifyPeers()
         void this.publishHeads()
       }),
-      serveBlocks(this.transport, this.replica)
+      serveBlocks(this.transport, this.replica, this.snapshots)
     )
     void this.publishHeads()
     void this.fetchMissing()
@@ -194,7 +235,8 @@ export class Replicator {
       heads: await this.replica.heads(),
       missing: (await this.replica.missing()).length + this.wanted.size,
       peers: this.peers(),
-      lastSyncedAt: this.lastSyncedAt
+      lastSyncedAt: this.lastSyncedAt,
+      snapshot: await this.replica.snapshotRoot() ?? null
     }
   }
 
@@ -340,16 +382,28 @@ export class Replicator {
     }
   }
 
-  /** One round: request what is missing from each candidate peer; `progress` if anything new was stored, `failed` if a request failed. */
+  /**
+   * One round: request what is missing from each candidate peer (first, if this replica may still
+   * join from a snapshot, ask each peer not asked yet for one); `progress` if anything new was
+   * stored, `failed` if a request failed.
+   */
   private async fetchRound (): Promise<{ progress: boolean, failed: boolean }> {
     if (this.refused !== undefined) return { progress: false, failed: false }
     if (this.replica.manifest === null) return await this.fetchManifest()
-    const missing = await this.replica.missing()
-    const needed = [...new Set([...this.wanted.keys(), ...missing])]
+    let needed = await this.needed()
     if (needed.length === 0) return { progress: false, failed: false }
     const candidates = new Set<string>(this.peers())
     for (const sources of this.wanted.values()) for (const p of sources) candidates.add(p)
     candidates.delete(this.transport.peerId)
+    if (this.opts.snapshotJoin && !this.joined) {
+      const outcome = await this.trySnapshotJoin(candidates)
+      if (outcome === 'joined') {
+        this.joined = true
+        needed = await this.needed()
+      } else if (outcome === 'waiting') {
+        return { progress: false, failed: true } // try again soon: no blocks through the relay meanwhile
+      }
+    }
     let progress = false
     let failed = false
     let remaining = needed
@@ -381,6 +435,131 @@ export class Replicator {
       }
     }
     return { progress, failed }
+  }
+
+  /** Wanted heads (forgetting those now present, e.g. covered by a snapshot) and missing parents. */
+  private async needed (): Promise<string[]> {
+    for (const c of [...this.wanted.keys()]) {
+      if (this.replica.isPendingChunk(c) || !await this.replica.storage.hasBlock(c)) continue
+      this.wanted.delete(c)
+      this.wantedHeadsets.delete(c)
+      this.unanswered.delete(c)
+    }
+    return [...new Set([...this.wanted.keys(), ...await this.replica.missing()])]
+  }
+
+  /**
+   * Ask the candidates for a snapshot (once each per session, again after a network failure, up
+   * to 3 attempts) and join from the first offered one. A snapshot travels only over a direct
+   * connection: a relayed circuit carries at most 128 KiB (circuit-relay-v2's default limit), a
+   * snapshot node up to 1 MiB. An offer over a relayed connection waits up to
+   * `SNAPSHOT_DIRECT_WAIT_MS` for a direct one (`'waiting'`: no blocks meanwhile); after that,
+   * blocks flow, and the snapshot is still taken (offered again) once a direct connection opens.
+   */
+  private async trySnapshotJoin (candidates: Set<string>): Promise<'joined' | 'waiting' | 'none'> {
+    let waiting = false
+    for (const peer of candidates) {
+      if (this.stopped) break
+      if ((this.snapshotFailures.get(peer) ?? 0) >= SNAPSHOT_ATTEMPTS) continue
+      const direct = this.transport.connection(peer).kind === 'direct'
+      let offer = this.offers.get(peer)
+      // An offer older than the wait is asked again: both sides' block counts may have moved.
+      if (offer != null && direct && Date.now() - offer.at >= SNAPSHOT_DIRECT_WAIT_MS) offer = undefined
+      if (offer === undefined) {
+        const asked = await this.askSnapshot(peer)
+        if (asked === 'failed') {
+          this.snapshotFailures.set(peer, (this.snapshotFailures.get(peer) ?? 0) + 1)
+          continue
+        }
+        this.offers.set(peer, offer = asked === undefined ? null : { root: asked, at: Date.now() })
+      }
+      if (offer === null) continue
+      if (!direct) {
+        // Wait once per peer and session; after that, blocks flow and the snapshot waits for a direct connection.
+        if (this.waitedFor.has(peer)) continue
+        if (Date.now() - offer.at < SNAPSHOT_DIRECT_WAIT_MS) waiting = true
+        else this.waitedFor.add(peer)
+        continue
+      }
+      const outcome = await this.joinFromSnapshot(peer, offer.root)
+      if (outcome === 'joined') return 'joined'
+      if (outcome === 'declined') {
+        this.offers.set(peer, null)
+      } else {
+        // The peer may have made a newer snapshot meanwhile (it keeps the latest only): ask again.
+        this.offers.delete(peer)
+        this.snapshotFailures.set(peer, (this.snapshotFailures.get(peer) ?? 0) + 1)
+      }
+    }
+    return waiting ? 'waiting' : 'none'
+  }
+
+  /** Ask `peer` for a snapshot: its root, undefined (none offered, or a bad answer: logged), or `'failed'` (the network failed). */
+  private async askSnapshot (peer: string): Promise<CID | undefined | 'failed'> {
+    let response: Uint8Array
+    try {
+      const request = encodeSnapshotRequest({ db: this.replica.dbId, blocks: await this.replica.storage.countBlocks() })
+      response = await this.transport.request(peer, SNAPSHOT_PROTOCOL, request, { timeoutMs: this.opts.snapshotTimeoutMs })
+    } catch (err) {
+      log.debug(`snapshot request to ${peer} failed: ${(err as Error).message}`)
+      return 'failed'
+    }
+    try {
+      const offer = decodeSnapshotResponse(response)
+      if (offer.root === undefined) return undefined
+      // Only a writer's snapshot is taken: its signed root CID commits to every node.
+      if (!await verifySnapshotRoot(offer.root, offer.w as Uint8Array, offer.s as Uint8Array)) throw new InvalidMessageError('the snapshot root signature does not match its producer key')
+      if (!this.replica.mayWrite(offer.w as Uint8Array)) throw new InvalidMessageError('the snapshot producer is not on the write list')
+      return offer.root
+    } catch (err) {
+      log.warn(`bad snapshot response from ${peer}: ${(err as Error).message}`)
+      return undefined
+    }
+  }
+
+  /**
+   * Fetch, verify and install the snapshot `offered` by `peer`. Returns `'joined'`, `'declined'`
+   * (invalid: logged, nothing installed) or `'failed'` (the network failed: worth another attempt).
+   */
+  private async joinFromSnapshot (peer: string, offered: CID): Promise<'joined' | 'declined' | 'failed'> {
+    try {
+      const content = await fetchSnapshot(this.replica.dbId, offered, async cids => await this.fetchNodes(peer, cids, offered), p => {
+        void this.emitProgress({ ...p, installed: false })
+      }, { ...(this.replica.key !== undefined ? { key: this.replica.key } : {}), mayWrite: writer => this.replica.mayWrite(writer) })
+      if (this.stopped) return 'declined'
+      const change = await this.replica.installSnapshot(content)
+      this.lastSyncedAt = Date.now()
+      log.debug(`joined ${this.replica.dbId} from snapshot ${offered.toString()} of ${peer}: ${content.docs.length} documents, ${content.covered.length} blocks covered`)
+      await this.emitProgress({ root: offered.toString(), nodes: 0, fetched: 0, documents: change.changes.length, installed: true })
+      return 'joined'
+    } catch (err) {
+      if (err instanceof InvalidBlockError || err instanceof InvalidMessageError) {
+        log.warn(`snapshot ${offered.toString()} from ${peer} not installed: ${err.message}`)
+        return 'declined'
+      }
+      if (!(err instanceof KiteError)) throw err
+      log.debug(`snapshot ${offered.toString()} from ${peer} not fetched: ${err.message}`)
+      return 'failed'
+    }
+  }
+
+  /**
+   * Fetch nodes by CID from one peer, for a snapshot join: only the nodes asked for are returned
+   * (unverified). `have` names the snapshot's root, so the peer does not push the head blocks'
+   * ancestors. Throws `NetworkError`/`TimeoutError` when the peer fails, `InvalidMessageError` for a
+   * malformed answer.
+   */
+  private async fetchNodes (peer: string, cids: CID[], root: CID): Promise<Map<string, Uint8Array>> {
+    const bytes = await this.transport.request(peer, BLOCKS_PROTOCOL,
+      encodeBlocksRequest({ db: this.replica.dbId, cids, have: [root] }), { timeoutMs: this.opts.fetchTimeoutMs })
+    const response = decodeBlocksResponse(bytes)
+    const asked = new Set(cids.map(c => c.toString()))
+    const out = new Map<string, Uint8Array>()
+    for (const node of response.blocks) {
+      const c = cidOf(node).toString()
+      if (asked.has(c)) out.set(c, node)
+    }
+    return out
   }
 
   /**
@@ -438,7 +617,9 @@ export class Replicator {
     const asked = new Map(cids.map(c => [c, parseCid(c) as CID]))
     let response
     try {
-      const have = (await this.replica.heads()).map(h => parseCid(h) as CID)
+      // The root of the snapshot this replica joined from, if any, lets the peer stop at the blocks it covers.
+      const root = await this.replica.snapshotRoot()
+      const have = [...(root !== undefined ? [root] : []), ...await this.replica.heads()].slice(0, MAX_HEADS).map(h => parseCid(h) as CID)
       const bytes = await this.transport.request(peer, BLOCKS_PROTOCOL,
         encodeBlocksRequest({ db: this.replica.dbId, cids: [...asked.values()], have }), { timeoutMs: this.opts.fetchTimeoutMs })
       response = decodeBlocksResponse(bytes)
@@ -468,6 +649,8 @@ export class Replicator {
       const applied = await this.receive(bytes, peer, cid)
       if (applied === undefined) continue
       stored.push(c)
+      // A block this replica already had (stored or covered) has its parents already: stored, covered or missing.
+      if (!applied.applied && applied.missingChunks === undefined) continue
       for (const p of applied.parents) acceptable.add(p.toString())
       for (const chunk of applied.missingChunks ?? []) {
         acceptable.add(chunk.toString())
@@ -512,10 +695,11 @@ export class Replicator {
     }
   }
 
-  private async emitProgress (): Promise<void> {
+  private async emitProgress (snapshot?: SyncProgress['snapshot']): Promise<void> {
     if (this.progressListeners.size === 0) return
     const missing = (await this.replica.missing()).length + this.wanted.size
     const p: SyncProgress = { known: this.progress.fetched + missing, fetched: this.progress.fetched, documents: this.progress.documents, missing }
+    if (snapshot !== undefined) p.snapshot = snapshot
     for (const l of this.progressListeners) {
       try { l(p) } catch (err) { log.warn('progress listener threw', err) }
     }
@@ -523,33 +707,39 @@ export class Replicator {
   }
 }
 
-/** Per transport: the replicas whose blocks it serves, by database id, and how to stop serving. */
-const served = new WeakMap<Transport, { replicas: Map<string, Replica>, unhandle: () => void }>()
+/** What a transport serves for one database: its replica's blocks and snapshots. */
+interface Served { replica: Replica, snapshots: SnapshotServer }
+
+/** Per transport: what it serves, by database id, and how to stop serving. */
+const served = new WeakMap<Transport, { dbs: Map<string, Served>, unhandle: () => void }>()
 
 /**
- * Serve `replica`'s blocks on `/kitedb/1/blocks` of `transport`. One protocol handler per transport
- * dispatches by the request's database id. Returns a function that stops serving this replica.
+ * Serve `replica`'s blocks on `/kitedb/1/blocks` and the snapshots of `snapshots` on
+ * `/kitedb/1/snapshot` (their nodes go out over `/kitedb/1/blocks` too) of `transport`. One
+ * handler per protocol and transport dispatches by the request's database id. Returns a function
+ * that stops serving this replica.
  */
-export function serveBlocks (transport: Transport, replica: Replica): () => void {
+export function serveBlocks (transport: Transport, replica: Replica, snapshots: SnapshotServer): () => void {
   let entry = served.get(transport)
   if (entry === undefined) {
-    const replicas = new Map<string, Replica>()
-    const unhandle = transport.handle(BLOCKS_PROTOCOL, async (data, from) => await answerBlockRequest(replicas, data, from))
-    served.set(transport, entry = { replicas, unhandle })
+    const dbs = new Map<string, Served>()
+    const unhandleBlocks = transport.handle(BLOCKS_PROTOCOL, async (data, from) => await answerBlockRequest(dbs, data, from))
+    const unhandleSnapshots = transport.handle(SNAPSHOT_PROTOCOL, async (data, from) => await answerSnapshotRequest(dbs, data, from))
+    served.set(transport, entry = { dbs, unhandle: () => { unhandleBlocks(); unhandleSnapshots() } })
   }
-  const { replicas, unhandle } = entry
-  replicas.set(replica.dbId, replica)
+  const { dbs, unhandle } = entry
+  dbs.set(replica.dbId, { replica, snapshots })
   return () => {
-    if (replicas.get(replica.dbId) !== replica) return
-    replicas.delete(replica.dbId)
-    if (replicas.size === 0) {
+    if (dbs.get(replica.dbId)?.replica !== replica) return
+    dbs.delete(replica.dbId)
+    if (dbs.size === 0) {
       unhandle()
       served.delete(transport)
     }
   }
 }
 
-async function answerBlockRequest (replicas: Map<string, Replica>, data: Uint8Array, from: string): Promise<Uint8Array> {
+async function answerBlockRequest (dbs: Map<string, Served>, data: Uint8Array, from: string): Promise<Uint8Array> {
   let req
   try {
     req = decodeBlocksRequest(data)
@@ -557,11 +747,14 @@ async function answerBlockRequest (replicas: Map<string, Replica>, data: Uint8Ar
     log.warn(`bad block request from ${from}: ${(err as Error).message}`)
     throw err
   }
-  const target = replicas.get(req.db)
+  const target = dbs.get(req.db)
   if (target === undefined) return encodeBlocksResponse({ blocks: [] })
+  const { replica, snapshots } = target
   // The asked blocks first, then, breadth first, their chunks and ancestors, up to the requester's
   // heads and the message budget: a requester that lacks a long chain gets it in one round trip.
+  // A requester that joined from our latest snapshot names its root: the walk stops at what it covers.
   const have = new Set(req.have.map(c => c.toString()))
+  const covered = snapshots.coveredFor(have)
   const queue = req.cids.map(c => c.toString())
   const sent = new Set<string>()
   const blocks: Uint8Array[] = []
@@ -570,19 +763,36 @@ async function answerBlockRequest (replicas: Map<string, Replica>, data: Uint8Ar
     const cid = queue.shift() as string
     if (sent.has(cid)) continue
     sent.add(cid)
-    const bytes = (await target.storage.getBlocks([cid]))[0] ?? await target.getHeadset(cid) ??
-      (cid === target.dbId ? await target.storage.getMeta<Uint8Array>(MANIFEST_KEY) : undefined)
+    const node = snapshots.node(cid)
+    const bytes = node ?? (await replica.storage.getBlocks([cid]))[0] ?? await replica.getHeadset(cid) ??
+      (cid === replica.dbId ? await replica.storage.getMeta<Uint8Array>(MANIFEST_KEY) : undefined)
     if (bytes === undefined) continue
     if (size + bytes.byteLength + 16 > MAX_MESSAGE_BYTES) break // the requester asks again for the rest
     size += bytes.byteLength + 16
     blocks.push(bytes)
+    if (node !== undefined) continue // a snapshot node: nothing to walk
     try {
       const header = readBlockHeader(bytes)
       for (const c of header.chunks) queue.push(c.toString())
-      for (const p of header.parents) if (!have.has(p.toString())) queue.push(p.toString())
+      for (const p of header.parents) if (!have.has(p.toString()) && !covered.has(p.toString())) queue.push(p.toString())
     } catch {
       // a chunk, a headset or the manifest: nothing to walk
     }
   }
   return encodeBlocksResponse({ blocks })
+}
+
+async function answerSnapshotRequest (dbs: Map<string, Served>, data: Uint8Array, from: string): Promise<Uint8Array> {
+  let req
+  try {
+    req = decodeSnapshotRequest(data)
+  } catch (err) {
+    log.warn(`bad snapshot request from ${from}: ${(err as Error).message}`)
+    throw err
+  }
+  const served = dbs.get(req.db)
+  // A replica that may not write offers none: joiners take snapshots from writers only.
+  if (served === undefined || !served.replica.canWrite) return encodeSnapshotResponse({})
+  const root = await served.snapshots.offer(req.blocks)
+  return encodeSnapshotResponse(root !== undefined ? { root, ...await signSnapshotRoot(root, served.replica.signer) } : {})
 }

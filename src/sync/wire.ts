@@ -8,6 +8,8 @@ import { asCid, decode, encode, isPlainObject, type CID } from '../crdt/index.js
 
 /** Protocol id of the missing-block fetch stream. */
 export const BLOCKS_PROTOCOL = '/kitedb/1/blocks'
+/** Protocol id of the snapshot offer stream (docs/snapshots.md). */
+export const SNAPSHOT_PROTOCOL = '/kitedb/1/snapshot'
 /** Topic prefix of a database's gossip topic: `/kitedb/1/<manifest-cid>`. */
 export const TOPIC_PREFIX = '/kitedb/1/'
 /** Largest message accepted on a topic or stream, in bytes (4 MiB). */
@@ -46,10 +48,29 @@ export interface BlocksResponse {
   blocks: Uint8Array[]
 }
 
+/**
+ * Snapshot request: the sender would join database `db` from a snapshot, and has `blocks` blocks
+ * (stored plus covered) already; the responder offers one only when the sender lacks most of its history.
+ */
+export interface SnapshotRequest {
+  db: string
+  blocks: number
+}
+
+/** Snapshot response: the root CID of the responder's latest snapshot, or none. */
+export interface SnapshotResponse {
+  root?: CID
+  /** the producer's Ed25519 public key and its signature of the root (see `signSnapshotRoot`); present with `root` */
+  w?: Uint8Array
+  s?: Uint8Array
+}
+
+/** Encode a gossip heads message. */
 export function encodeHeadsMessage (m: HeadsMessage): Uint8Array {
   return encode(m.blocks.length > 0 ? { v: 1, heads: m.heads, blocks: m.blocks } : { v: 1, heads: m.heads })
 }
 
+/** Decode a gossip heads message. Throws `InvalidMessageError` for any invalid input. */
 export function decodeHeadsMessage (bytes: Uint8Array): HeadsMessage {
   const raw = decodeMap(bytes)
   const heads = cidList(raw.heads, MAX_HEADS, 'heads')
@@ -57,22 +78,61 @@ export function decodeHeadsMessage (bytes: Uint8Array): HeadsMessage {
   return { heads, blocks }
 }
 
+/** Encode a blocks request. */
 export function encodeBlocksRequest (m: BlocksRequest): Uint8Array {
   return encode({ v: 1, db: m.db, cids: m.cids, have: m.have })
 }
 
+/** Decode a blocks request. Throws `InvalidMessageError` for any invalid input. */
 export function decodeBlocksRequest (bytes: Uint8Array): BlocksRequest {
   const raw = decodeMap(bytes)
-  if (typeof raw.db !== 'string' || raw.db.length === 0 || raw.db.length > 200) throw new InvalidMessageError('db is not a database id')
-  return { db: raw.db, cids: cidList(raw.cids, MAX_REQUEST_CIDS, 'cids'), have: raw.have === undefined ? [] : cidList(raw.have, MAX_HEADS, 'have') }
+  return { db: dbId(raw.db), cids: cidList(raw.cids, MAX_REQUEST_CIDS, 'cids'), have: raw.have === undefined ? [] : cidList(raw.have, MAX_HEADS, 'have') }
 }
 
+/** Encode a blocks response. */
 export function encodeBlocksResponse (m: BlocksResponse): Uint8Array {
   return encode({ v: 1, blocks: m.blocks })
 }
 
+/** Decode a blocks response. Throws `InvalidMessageError` for any invalid input. */
 export function decodeBlocksResponse (bytes: Uint8Array): BlocksResponse {
   return { blocks: bytesList(decodeMap(bytes).blocks, 'blocks') }
+}
+
+/** Encode a snapshot request. */
+export function encodeSnapshotRequest (m: SnapshotRequest): Uint8Array {
+  return encode({ v: 1, db: m.db, blocks: m.blocks })
+}
+
+/** Decode a snapshot request. Throws `InvalidMessageError` for any invalid input. */
+export function decodeSnapshotRequest (bytes: Uint8Array): SnapshotRequest {
+  const raw = decodeMap(bytes)
+  if (!Number.isSafeInteger(raw.blocks) || (raw.blocks as number) < 0) throw new InvalidMessageError('blocks is not a count')
+  return { db: dbId(raw.db), blocks: raw.blocks as number }
+}
+
+/** Encode a snapshot response. */
+export function encodeSnapshotResponse (m: SnapshotResponse): Uint8Array {
+  if (m.root === undefined) return encode({ v: 1 })
+  if (m.w === undefined || m.s === undefined) throw new InvalidMessageError('a snapshot offer needs the producer key and signature')
+  return encode({ v: 1, root: m.root, w: m.w, s: m.s })
+}
+
+/** Decode a snapshot response. Throws `InvalidMessageError` for any invalid input. */
+export function decodeSnapshotResponse (bytes: Uint8Array): SnapshotResponse {
+  const raw = decodeMap(bytes)
+  if (raw.root === undefined) return {}
+  const root = asCid(raw.root)
+  if (root === undefined) throw new InvalidMessageError('root is not a CID')
+  if (!(raw.w instanceof Uint8Array) || raw.w.length !== 32 || !(raw.s instanceof Uint8Array) || raw.s.length !== 64) {
+    throw new InvalidMessageError('a snapshot offer needs the producer key w (32 bytes) and signature s (64 bytes)')
+  }
+  return { root, w: raw.w, s: raw.s }
+}
+
+function dbId (value: unknown): string {
+  if (typeof value !== 'string' || value.length === 0 || value.length > 200) throw new InvalidMessageError('db is not a database id')
+  return value
 }
 
 function decodeMap (bytes: Uint8Array): Record<string, unknown> {

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest'
 import fc from 'fast-check'
 import {
   type Block, type Doc, type DocOp, type DocState, type JsonValue, type Stamp,
-  applyOp, cidOf, compareStamp, encode, materialise, stampOf
+  applyOp, cidOf, compareStamp, encode, encodeBlock, joinStates, materialise, stampOf
 } from '../../src/crdt/index.js'
 
 const DB = 'bafyreigj5hby77l2bevcmbd4b65tpef7hy7ospuccnpwsjwe3zwgtfsvw4'
@@ -94,6 +94,31 @@ describe('merge rules', () => {
         }
         expect(fold(writes)).toEqual(expected)
         expect(fold(shuffled)).toEqual(expected)
+      }), { numRuns: 1000 })
+  })
+
+  it('joining the states of two overlapping sets of writes gives the states of their union', () => {
+    fc.assert(fc.property(
+      fc.array(blockArb, { minLength: 1, maxLength: 10 }).chain(blocks => {
+        const writes = writesOf(blocks)
+        return fc.tuple(fc.constant(writes), fc.subarray(writes), fc.subarray(writes))
+      }),
+      ([writes, left, right]) => {
+        // Every write is in left or right (some in both): left ∪ right = writes.
+        const rest = writes.filter(w => !left.includes(w))
+        const states = (ws: Write[]): Map<string, DocState> => {
+          const out = new Map<string, DocState>()
+          for (const w of ws) out.set(w.op.id, applyOp(out.get(w.op.id), w.op, w.stamp))
+          return out
+        }
+        const a = states(left)
+        const b = states([...right, ...rest])
+        const joined = new Map(DOCS.map(id => {
+          const sb = b.get(id)
+          const state = sb === undefined ? a.get(id) : joinStates(a.get(id), sb)
+          return [id, materialise(state)]
+        }))
+        expect(joined).toEqual(reference(writes))
       }), { numRuns: 1000 })
   })
 

@@ -122,3 +122,45 @@ describe('encrypted databases', () => {
     }
   })
 })
+
+describe('snapshots and access', () => {
+  it('an encrypted database is joined from a sealed snapshot; a reader of a write-list database offers none', async () => {
+    const { buildSnapshot, decodeSnapshotNode } = await import('../../src/sync/index.js')
+    const { generateKey } = await import('../../src/crdt/index.js')
+    const hub = new MemoryHub()
+    const replicationSmall = { republishMs: 50, snapshotMinBlocks: 20 }
+    const a = await KiteDB.init('sealed-history', { ...device(hub, 'A'), replication: replicationSmall, encrypt: true })
+    const c = await a.initCollection('c')
+    for (let i = 0; i < 30; i++) await c.insertOne({ _id: `d${String(i).padStart(2, '0')}`, title: `secret ${i}` })
+    const key = new URLSearchParams(a.shareLink('http://app/').split('#')[1]).get('key') as string
+    const b = await KiteDB.open(a.address, { ...device(hub, 'B'), replication: replicationSmall, key })
+    await eventually(async () => (await ids(b)).length === 30, 10_000, 'B to join')
+    expect((await b.syncState()).snapshot).not.toBeNull() // it joined from A's snapshot, not 30 blocks
+
+    // Sealed nodes: no plaintext, and no opening without the key or with another.
+    const built = buildSnapshot('bafyreigj5hby77l2bevcmbd4b65tpef7hy7ospuccnpwsjwe3zwgtfsvw4', {
+      heads: [], blocks: [], colls: [], docs: [{ coll: 'c', id: 'x', state: { f: { _id: { s: [1, 0, 'r', 'bafyreigj5hby77l2bevcmbd4b65tpef7hy7ospuccnpwsjwe3zwgtfsvw4', 0], v: 'x' }, title: { s: [1, 0, 'r', 'bafyreigj5hby77l2bevcmbd4b65tpef7hy7ospuccnpwsjwe3zwgtfsvw4', 0], v: 'top secret' } } } }]
+    }, generateKey())
+    for (const [cid, bytes] of built.nodes) {
+      expect(new TextDecoder('latin1').decode(bytes)).not.toContain('top secret')
+      const parsed = (await import('../../src/crdt/index.js')).parseCid(cid) as never
+      expect(() => decodeSnapshotNode(bytes, parsed)).toThrow(/no key/)
+      expect(() => decodeSnapshotNode(bytes, parsed, { db: 'bafyreigj5hby77l2bevcmbd4b65tpef7hy7ospuccnpwsjwe3zwgtfsvw4', key: generateKey() })).toThrow(/wrong key/)
+    }
+
+    // A write-list database: a reader (C) offers no snapshot, so D joins from the writer only.
+    const w = await KiteDB.init('listed-history', { ...device(hub, 'W'), replication: replicationSmall })
+    const wc = await w.initCollection('c')
+    for (let i = 0; i < 30; i++) await wc.insertOne({ _id: `w${String(i).padStart(2, '0')}` })
+    const reader = await KiteDB.open(w.address, { ...device(hub, 'C'), replication: replicationSmall })
+    await eventually(async () => (await ids(reader)).length === 30, 10_000, 'C to join')
+    const { SNAPSHOT_PROTOCOL, encodeSnapshotRequest, decodeSnapshotResponse } = await import('../../src/sync/index.js')
+    const { parseAddress } = await import('../../src/crdt/index.js')
+    const probe = hub.join('probe')
+    const ask = async (peer: string): Promise<unknown> => decodeSnapshotResponse(await probe.request(peer, SNAPSHOT_PROTOCOL,
+      encodeSnapshotRequest({ db: parseAddress(w.address).toString(), blocks: 0 }))).root
+    expect(await ask('W')).toBeDefined()
+    expect(await ask('C')).toBeUndefined()
+    for (const db of [a, b, w, reader]) await db.close()
+  })
+})

@@ -13,8 +13,9 @@ import {
   cidOf, createManifest, decodeBlock, decodeChunk, decodeManifest, encodeBlock, encodeManifest, formatPublicKey, generateKey, generateSigner, parseAddress
 } from '../../src/crdt/index.js'
 import {
-  Replica, Replicator, decodeBlocksRequest, decodeBlocksResponse, decodeHeadsMessage, encodeBlocksRequest,
-  encodeBlocksResponse, encodeHeadsMessage, topicOf
+  Replica, Replicator, decodeBlocksRequest, decodeBlocksResponse, decodeHeadsMessage, decodeSnapshotNode, decodeSnapshotRequest,
+  decodeSnapshotResponse, encodeBlocksRequest, encodeBlocksResponse, encodeHeadsMessage, encodeSnapshotNode, encodeSnapshotRequest,
+  encodeSnapshotResponse, topicOf
 } from '../../src/sync/index.js'
 import { MemoryStorage } from '../../src/store/index.js'
 import { decodeAnnouncement, encodeAnnouncement } from '../../src/db/announce.js'
@@ -36,6 +37,21 @@ const block = await encodeBlock({ v: 1, db: DB, parents: [big.cid], hlc: { t: 9,
 const sealed = await encodeBlock({ v: 1, db: DB, parents: [big.cid], hlc: { t: 9, c: 0, r: 'q' }, ops: smallOps }, { signer, key })
 const manifest = encodeManifest(createManifest('todos', [formatPublicKey(signer.publicKey)], key, 1))
 const chunk = (big.chunks ?? [])[0] as { cid: ReturnType<typeof cidOf>, bytes: Uint8Array }
+const stamp = (t: number, i: number): [number, number, string, string, number] => [t, 0, 'r', block.cid.toString(), i]
+const page = encodeSnapshotNode({
+  kind: 'page',
+  docs: Array.from({ length: 40 }, (_, i) => ({
+    coll: 'c',
+    id: `d${String(i).padStart(2, '0')}`,
+    state: {
+      f: { _id: { s: stamp(1, i), v: `d${String(i).padStart(2, '0')}` }, t: { s: stamp(2, i), v: { a: [1, null, 'x'] } }, u: { s: stamp(3, i), u: true }, n: { s: [0, 0, '', '', 0], u: true, inc: { [`${block.cid.toString()}:${i}`]: { n: 2, s: stamp(4, i) } } } },
+      ...(i % 3 === 0 ? { tomb: stamp(5, i) } : {})
+    }
+  })),
+  colls: [{ coll: 'c', state: { created: stamp(1, 0), dropped: stamp(0, 1) } }]
+})
+const covered = encodeSnapshotNode({ kind: 'covered', cids: [block.cid, big.cid] })
+const root = encodeSnapshotNode({ kind: 'root', db: DB, heads: [block.cid], pages: [page.cid], covered: [covered.cid], docs: 40, blocks: 2 })
 
 /** Valid encodings to mutate, with the decoder that reads each (and a run divisor for large inputs). */
 const decoders: Array<[string, Uint8Array, (bytes: Uint8Array) => unknown, number?]> = [
@@ -47,6 +63,12 @@ const decoders: Array<[string, Uint8Array, (bytes: Uint8Array) => unknown, numbe
   ['heads message', encodeHeadsMessage({ heads: [block.cid, big.cid], blocks: [block.bytes] }), decodeHeadsMessage],
   ['blocks request', encodeBlocksRequest({ db: DB, cids: [block.cid], have: [big.cid] }), decodeBlocksRequest],
   ['blocks response', encodeBlocksResponse({ blocks: [block.bytes, manifest.bytes] }), decodeBlocksResponse],
+  // Snapshot nodes are checked against the bytes' own CID, so mutations reach the structure checks.
+  ['snapshot root', root.bytes, b => decodeSnapshotNode(b, cidOf(b))],
+  ['snapshot page', page.bytes, b => decodeSnapshotNode(b, cidOf(b))],
+  ['snapshot covered list', covered.bytes, b => decodeSnapshotNode(b, cidOf(b))],
+  ['snapshot request', encodeSnapshotRequest({ db: DB, blocks: 12 }), decodeSnapshotRequest],
+  ['snapshot response', encodeSnapshotResponse({ root: root.cid, w: signer.publicKey, s: new Uint8Array(64) }), decodeSnapshotResponse],
   ['announcement', encodeAnnouncement({ address: manifest.address, collections: ['todos'], relays: ['/ip4/127.0.0.1/tcp/1/ws'] }), decodeAnnouncement]
 ]
 

@@ -3,9 +3,9 @@
  * suite, many adapters). Call `storageConformance(name, makeProvider)` from a test file.
  */
 import { describe, expect, it } from 'vitest'
-import { type StorageProvider } from '../../src/store/index.js'
-import { Replica } from '../../src/sync/index.js'
-import { type Op, encodeBlock, generateSigner, parseCid, readBlockHeader, type CID } from '../../src/crdt/index.js'
+import { MemoryStorage, type StorageProvider } from '../../src/store/index.js'
+import { Replica, type SnapshotContent } from '../../src/sync/index.js'
+import { type Op, decodeBlock, encodeBlock, generateSigner, parseCid, readBlockHeader, type CID } from '../../src/crdt/index.js'
 
 const DB = 'bafyreigj5hby77l2bevcmbd4b65tpef7hy7ospuccnpwsjwe3zwgtfsvw4'
 
@@ -13,6 +13,13 @@ const signer = generateSigner()
 
 async function block (parents: CID[], t: number, ops: Op[]): ReturnType<typeof encodeBlock> {
   return await encodeBlock({ v: 1, db: DB, parents, hlc: { t, c: 0, r: 'remote' }, ops }, { signer })
+}
+
+/** The snapshot of a replica's whole state, as sync/snapshot.ts assembles it after verifying. */
+async function snapshotOf (replica: Replica): Promise<SnapshotContent> {
+  const source = await replica.storage.readSnapshotSource()
+  const heads = await Promise.all((await replica.storage.getBlocks(source.heads)).map(async b => await decodeBlock(b as Uint8Array)))
+  return { root: 'test', docs: source.docs, colls: source.colls, covered: source.blocks, heads }
 }
 
 export function storageConformance (name: string, makeProvider: () => StorageProvider): void {
@@ -118,6 +125,79 @@ export function storageConformance (name: string, makeProvider: () => StoragePro
       expect(await provider.lookupName('todos')).toBe(`/kite/${DB}`)
       expect(await provider.lookupName('nope')).toBeUndefined()
       expect(await provider.listNames()).toEqual([{ name: 'todos', address: `/kite/${DB}` }])
+    })
+
+    it('installs a snapshot in one step: joined states, documents, index entries, heads; covered blocks are present but never stored, applied, heads or missing', async () => {
+      // The source: b1 <- b2 (heads H = [b2]); b3 is concurrent to b2 (parent b1), written elsewhere.
+      const source = await Replica.open(new MemoryStorage(), DB)
+      const b1 = await block([], 1, [{ op: 'coll', coll: 'c' }, { op: 'put', coll: 'c', id: 'x', set: { v: 1, a: 'k' }, inc: { n: 1 } }])
+      const b2 = await block([b1.cid], 2, [{ op: 'put', coll: 'c', id: 'y', set: { v: 2, a: 'm' } }, { op: 'put', coll: 'c', id: 'x', inc: { n: 2 } }])
+      const b3 = await encodeBlock({ v: 1, db: DB, parents: [b1.cid], hlc: { t: 3, c: 0, r: 'other' }, ops: [{ op: 'put', coll: 'c', id: 'x', inc: { n: 4 } }] }, { signer })
+      for (const b of [b1, b2]) await source.receive(b.bytes)
+      const snapshot = await snapshotOf(source)
+      expect(snapshot.covered).toEqual([b1.cid.toString(), b2.cid.toString()].sort())
+
+      const storage = await makeProvider().open(DB)
+      const joiner = await Replica.open(storage, DB)
+      await storage.createIndex('c', ['a'])
+      // A local write before the join keeps its effect: states are joined, not overwritten.
+      const local = await joiner.commit([{ op: 'put', coll: 'c', id: 'z', set: { v: 9, a: 'z' } }, { op: 'put', coll: 'c', id: 'x', inc: { n: 10 } }])
+      const seen: unknown[] = []
+      joiner.onChange(({ changes }, origin) => { seen.push({ n: changes.length, origin }) })
+      const change = await joiner.installSnapshot(snapshot)
+      expect(change.changes.map(c => c.id).sort()).toEqual(['x', 'y'])
+      expect(seen).toEqual([{ n: 2, origin: 'remote' }])
+      expect(await storage.getDocs('c')).toEqual([{ _id: 'x', v: 1, a: 'k', n: 13 }, { _id: 'y', v: 2, a: 'm' }, { _id: 'z', v: 9, a: 'z' }])
+      expect((await storage.scanIndex('c', 'a', { lower: [[30, 'm']], upper: [[30, 'm']] })).map(e => e.id)).toEqual(['y'])
+      expect(await storage.getHeads()).toEqual([b2.cid.toString(), local?.cid.toString()].sort())
+      expect(await storage.getMissing()).toEqual([])
+      expect(await storage.hasBlock(b1.cid.toString())).toBe(true)
+      expect(await storage.getBlocks([b1.cid.toString(), b2.cid.toString()])).toEqual([undefined, expect.any(Uint8Array)])
+      expect(await storage.countBlocks()).toBe(3)
+      expect(await joiner.snapshotRoot()).toBe('test')
+
+      // Covered blocks delivered again change nothing; a concurrent block whose parent is covered applies.
+      expect((await joiner.receive(b1.bytes)).applied).toBe(false)
+      expect((await joiner.receive(b2.bytes)).applied).toBe(false)
+      expect((await joiner.receive(b3.bytes)).applied).toBe(true)
+      expect(await storage.getDoc('c', 'x')).toEqual({ _id: 'x', v: 1, a: 'k', n: 17 })
+      expect(await storage.getHeads()).toEqual([b2.cid.toString(), b3.cid.toString(), local?.cid.toString()].sort())
+      expect(await storage.getMissing()).toEqual([])
+      // A block naming a covered CID as parent never makes it missing; one naming an unknown CID does.
+      const b4 = await block([b1.cid, b3.cid], 4, [{ op: 'put', coll: 'c', id: 'y', set: { v: 4 } }])
+      await joiner.receive(b4.bytes)
+      expect(await storage.getMissing()).toEqual([])
+      expect(await storage.getHeads()).toEqual([b2.cid.toString(), b4.cid.toString(), local?.cid.toString()].sort())
+
+      // The joiner's own snapshot source: its stored blocks and covered CIDs (chunks excluded).
+      await storage.putNodes([{ cid: 'chunk-cid', bytes: new Uint8Array([1]) }])
+      const again = await storage.readSnapshotSource()
+      expect(again.blocks).toEqual([b1, b2, b3, b4].map(b => b.cid.toString()).concat(local?.cid.toString() as string).sort())
+      expect(again.missing).toBe(0)
+      expect(again.docs.map(d => `${d.coll}/${d.id}`)).toEqual(['c/x', 'c/y', 'c/z'])
+      expect(again.colls.map(c => c.coll)).toEqual(['c'])
+    })
+
+    it('installing a snapshot takes a missing head and covered missing parents out of missing; covered survives a reopen', async () => {
+      const source = await Replica.open(new MemoryStorage(), DB)
+      const b1 = await block([], 1, [{ op: 'put', coll: 'c', id: 'x', set: { v: 1 } }])
+      const b2 = await block([b1.cid], 2, [{ op: 'put', coll: 'c', id: 'x', set: { v: 2 } }])
+      const b3 = await block([b2.cid], 3, [{ op: 'put', coll: 'c', id: 'x', set: { v: 3 } }])
+      for (const b of [b1, b2]) await source.receive(b.bytes)
+      const provider = makeProvider()
+      const storage = await provider.open(DB)
+      const joiner = await Replica.open(storage, DB)
+      await joiner.receive(b3.bytes) // its parent b2 (the snapshot's head) is missing
+      expect(await storage.getMissing()).toEqual([b2.cid.toString()])
+      await joiner.installSnapshot(await snapshotOf(source))
+      expect(await storage.getHeads()).toEqual([b3.cid.toString()])
+      expect(await storage.getMissing()).toEqual([])
+      expect(await storage.getDoc('c', 'x')).toEqual({ _id: 'x', v: 3 })
+      await storage.close()
+      const reopened = await provider.open(DB)
+      expect(await reopened.hasBlock(b1.cid.toString())).toBe(true)
+      expect(await reopened.countBlocks()).toBe(3)
+      expect((await (await Replica.open(reopened, DB)).receive(b1.bytes)).applied).toBe(false)
     })
 
     it('rejects a block of another database without writing anything', async () => {

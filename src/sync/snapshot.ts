@@ -1,0 +1,590 @@
+/**
+ * Snapshots (docs/snapshots.md): the CRDT states of a database at a set of heads H, as
+ * content-addressed dag-cbor nodes, so a new replica joins from them instead of replaying history.
+ *
+ * - **root** `{v: 1, t: 'root', db, heads, pages, covered, docs, blocks}` names everything else;
+ *   its CID identifies the snapshot.
+ * - **page** `{v: 1, t: 'page', clocks, docs, colls}`: document states in (collection, id) order,
+ *   and collection states (first page only). A stamp `[t, c, r, blockCid, opIndex]` is written
+ *   `[k, opIndex]`, `k` indexing the page's `clocks` table of `[t, c, r, blockCid]`: every op of a
+ *   block shares its HLC and CID, so a page names each block once.
+ * - **covered** `{v: 1, t: 'covered', cids}`: the CIDs of every block at or below H.
+ *
+ * Every node is at most `MAX_BLOCK_BYTES` (1 MiB). All snapshot node encoding and decoding is
+ * here, behind one entry point each (`encodeSnapshotNode`, `decodeSnapshotNode`).
+ * `decodeSnapshotNode` is total: any bytes give a node or throw `InvalidBlockError`.
+ *
+ * Trust (issue 6): in an encrypted database every node is `{v: 1, box}`, the node sealed with the
+ * database key (XChaCha20-Poly1305, bound to the database id), so only key holders can read or
+ * make one. A snapshot is offered with its producer's public key and signature of the root CID
+ * (`signSnapshotRoot`); a joiner takes it only from a producer the manifest lets write, since the
+ * root's CID commits to every node.
+ */
+import { InvalidBlockError, NetworkError } from '../errors.js'
+import {
+  type CID, type CollState, type DocState, type EncodedBlock, type EncodedChunk, type Register, type Signer, type Stamp,
+  MAX_BLOCK_BYTES, asCid, assertJsonValue, cidOf, decode, decodeBlock, decodeChunk, encode, isPlainObject,
+  isValidCollectionName, isValidDocId, isValidFieldName, parseCid, seal, unseal, verifySignature
+} from '../crdt/index.js'
+import { type DocKey } from '../store/index.js'
+import { createLogger } from '../log.js'
+import { type Replica, type SnapshotContent } from './replica.js'
+import { MAX_HEADS } from './wire.js'
+
+const log = createLogger('snapshot')
+
+/** A snapshot's root. */
+export interface SnapshotRoot {
+  kind: 'root'
+  /** CID string of the database manifest */
+  db: string
+  /** the heads H the snapshot was taken at (1 to `MAX_HEADS`) */
+  heads: CID[]
+  /** its pages, in (collection, id) order */
+  pages: CID[]
+  /** its covered lists */
+  covered: CID[]
+  /** documents in all pages (for progress, and checked) */
+  docs: number
+  /** CIDs in all covered lists (checked) */
+  blocks: number
+}
+
+/** A page of document and collection states. */
+export interface SnapshotPage {
+  kind: 'page'
+  docs: Array<DocKey & { state: DocState }>
+  colls: Array<{ coll: string, state: CollState }>
+}
+
+/** A list of covered block CIDs. */
+export interface CoveredList {
+  kind: 'covered'
+  cids: CID[]
+}
+
+/** Any snapshot node. */
+export type SnapshotNode = SnapshotRoot | SnapshotPage | CoveredList
+
+/** Pages are filled to about this many encoded bytes (estimated from the page before; a page over 1 MiB is split). */
+const PAGE_TARGET_BYTES = 512 * 1024
+/** CIDs per covered list (a CID link is about 41 bytes: about 820 KB per list). */
+const COVERED_PER_NODE = 20_000
+/** Nodes asked for in one request while fetching a snapshot (≤ 1 MiB each: an answer stays under 4 MiB). */
+const FETCH_NODES = 2
+/** Requests in flight while fetching a snapshot. */
+const FETCH_PARALLEL = 3
+/** Most entries of a root's lists and of a page's clock table. */
+const MAX_LIST = 100_000
+
+/** The database key of an encrypted database, and its id (the associated data of every box). */
+export interface SnapshotSealing {
+  db: string
+  key: Uint8Array
+}
+
+const aadOf = (db: string): Uint8Array => new TextEncoder().encode(`kitedb-snapshot:${db}`)
+
+/** What a snapshot producer signs: a fixed prefix and the root CID's bytes (never a valid block body, which is a map). */
+const rootMessage = (root: CID): Uint8Array => {
+  const prefix = new TextEncoder().encode('snapshot:')
+  const out = new Uint8Array(prefix.length + root.bytes.length)
+  out.set(prefix)
+  out.set(root.bytes, prefix.length)
+  return out
+}
+
+/** Sign a snapshot root with the producer's key: the `w` and `s` of a snapshot offer. */
+export async function signSnapshotRoot (root: CID, signer: Signer): Promise<{ w: Uint8Array, s: Uint8Array }> {
+  return { w: signer.publicKey, s: await signer.sign(rootMessage(root)) }
+}
+
+/** Whether `s` is `w`'s signature of snapshot root `root`. Never throws. */
+export async function verifySnapshotRoot (root: CID, w: Uint8Array, s: Uint8Array): Promise<boolean> {
+  return await verifySignature(w, rootMessage(root), s)
+}
+
+/**
+ * Encode a snapshot node (sealed with `sealing.key` when given) and compute its CID. Throws
+ * `InvalidBlockError` when it is over 1 MiB.
+ */
+export function encodeSnapshotNode (node: SnapshotNode, sealing?: SnapshotSealing): EncodedChunk {
+  let wire: Record<string, unknown>
+  if (node.kind === 'root') {
+    wire = { v: 1, t: 'root', db: node.db, heads: node.heads, pages: node.pages, covered: node.covered, docs: node.docs, blocks: node.blocks }
+  } else if (node.kind === 'covered') {
+    wire = { v: 1, t: 'covered', cids: node.cids }
+  } else {
+    wire = encodePage(node)
+  }
+  if (sealing !== undefined) wire = { v: 1, box: seal(sealing.key, encode(wire), aadOf(sealing.db)) }
+  const bytes = encode(wire)
+  if (bytes.byteLength > MAX_BLOCK_BYTES) throw new InvalidBlockError(`snapshot ${node.kind} is ${bytes.byteLength} bytes, over the ${MAX_BLOCK_BYTES}-byte limit`)
+  return { cid: cidOf(bytes), bytes }
+}
+
+/**
+ * Decode and verify a snapshot node that must hash to `expected`. Throws `InvalidBlockError`
+ * (never anything else) for any invalid input: wrong hash, over 1 MiB, not dag-cbor, not a node,
+ * bad names, ids, values or stamps, documents out of order.
+ */
+export function decodeSnapshotNode (bytes: Uint8Array, expected: CID, sealing?: SnapshotSealing): SnapshotNode {
+  if (!(bytes instanceof Uint8Array)) throw new InvalidBlockError('snapshot node is not a byte array')
+  if (bytes.byteLength > MAX_BLOCK_BYTES) throw new InvalidBlockError('snapshot node is over the size limit')
+  if (!cidOf(bytes).equals(expected)) throw new InvalidBlockError(`snapshot node bytes do not hash to ${String(expected)}`)
+  let raw: unknown
+  try {
+    raw = decode(bytes)
+  } catch (err) {
+    throw new InvalidBlockError('snapshot node is not dag-cbor', { cause: err })
+  }
+  if (!isPlainObject(raw) || raw.v !== 1) throw new InvalidBlockError('not a snapshot node')
+  if (sealing !== undefined) {
+    if (!(raw.box instanceof Uint8Array) || Object.keys(raw).length !== 2) throw new InvalidBlockError('snapshot node is not encrypted, in an encrypted database')
+    const plain = unseal(sealing.key, raw.box, aadOf(sealing.db))
+    try {
+      raw = decode(plain)
+    } catch (err) {
+      throw new InvalidBlockError('sealed snapshot node is not dag-cbor', { cause: err })
+    }
+    if (!isPlainObject(raw) || raw.v !== 1) throw new InvalidBlockError('not a snapshot node')
+  } else if (raw.box !== undefined) {
+    throw new InvalidBlockError('snapshot node is encrypted and this replica has no key')
+  }
+  if (raw.t === 'root') {
+    if (typeof raw.db !== 'string' || parseCid(raw.db) === undefined) throw new InvalidBlockError('root.db is not a database id')
+    return {
+      kind: 'root',
+      db: raw.db,
+      heads: cids(raw.heads, 'root.heads', MAX_HEADS),
+      pages: cids(raw.pages, 'root.pages'),
+      covered: cids(raw.covered, 'root.covered'),
+      docs: count(raw.docs, 'root.docs'),
+      blocks: count(raw.blocks, 'root.blocks')
+    }
+  }
+  if (raw.t === 'covered') return { kind: 'covered', cids: cids(raw.cids, 'covered.cids') }
+  if (raw.t === 'page') return decodePage(raw)
+  throw new InvalidBlockError(`unknown snapshot node type ${String(raw.t)}`)
+}
+
+function cids (value: unknown, what: string, max = MAX_LIST): CID[] {
+  if (!Array.isArray(value) || value.length > max) throw new InvalidBlockError(`${what} is not a list of at most ${max} CIDs`)
+  return value.map(v => {
+    const cid = asCid(v)
+    if (cid === undefined) throw new InvalidBlockError(`${what} holds a non-CID`)
+    return cid
+  })
+}
+
+function count (value: unknown, what: string): number {
+  if (!Number.isSafeInteger(value) || (value as number) < 0) throw new InvalidBlockError(`${what} is not a count`)
+  return value as number
+}
+
+/** A page's stamps as `[k, opIndex]` into its `clocks` table. */
+class ClockTable {
+  readonly clocks: Array<[number, number, string, string]> = []
+  private readonly index = new Map<string, number>()
+
+  ref (s: Stamp): [number, number] {
+    const key = `${s[0]},${s[1]},${s[2]},${s[3]}`
+    let k = this.index.get(key)
+    if (k === undefined) {
+      k = this.clocks.length
+      this.index.set(key, k)
+      this.clocks.push([s[0], s[1], s[2], s[3]])
+    }
+    return [k, s[4]]
+  }
+}
+
+function encodeState (state: DocState, table: ClockTable): Record<string, unknown> {
+  const f: Record<string, unknown> = {}
+  for (const [field, reg] of Object.entries(state.f)) {
+    const r: Record<string, unknown> = { s: table.ref(reg.s) }
+    if (reg.v !== undefined) r.v = reg.v
+    if (reg.u === true) r.u = true
+    if (reg.inc !== undefined) r.inc = Object.values(reg.inc).map(i => [...table.ref(i.s), i.n])
+    f[field] = r
+  }
+  const out: Record<string, unknown> = { f }
+  if (state.tomb !== undefined) out.tomb = table.ref(state.tomb)
+  return out
+}
+
+function encodeCollState (state: CollState, table: ClockTable): Record<string, unknown> {
+  const out: Record<string, unknown> = {}
+  if (state.created !== undefined) out.created = table.ref(state.created)
+  if (state.dropped !== undefined) out.dropped = table.ref(state.dropped)
+  return out
+}
+
+function encodePage (page: SnapshotPage): Record<string, unknown> {
+  const table = new ClockTable()
+  const docs = page.docs.map(d => [d.coll, d.id, encodeState(d.state, table)])
+  const colls = page.colls.map(c => [c.coll, encodeCollState(c.state, table)])
+  return { v: 1, t: 'page', clocks: table.clocks, docs, colls }
+}
+
+function decodePage (raw: Record<string, unknown>): SnapshotPage {
+  if (!Array.isArray(raw.clocks) || raw.clocks.length > MAX_LIST) throw new InvalidBlockError('page.clocks is not a list')
+  const clocks = raw.clocks.map(c => {
+    if (!Array.isArray(c) || c.length !== 4) throw new InvalidBlockError('page clock is not [t, c, r, cid]')
+    const [t, n, r, cid] = c as unknown[]
+    if (!Number.isSafeInteger(t) || (t as number) < 0 || !Number.isSafeInteger(n) || (n as number) < 0) throw new InvalidBlockError('page clock time is not a non-negative integer')
+    if (typeof r !== 'string' || r.length > 128 || typeof cid !== 'string' || cid.length > 200) throw new InvalidBlockError('page clock replica or CID is not a short string')
+    return [t, n, r, cid] as [number, number, string, string]
+  })
+  const stamp = (ref: unknown, what: string): Stamp => {
+    if (!Array.isArray(ref) || ref.length !== 2) throw new InvalidBlockError(`${what} is not a stamp`)
+    const [k, i] = ref as unknown[]
+    const clock = Number.isInteger(k) ? clocks[k as number] : undefined
+    if (clock === undefined || !Number.isSafeInteger(i) || (i as number) < 0) throw new InvalidBlockError(`${what} is not a stamp`)
+    return [clock[0], clock[1], clock[2], clock[3], i as number]
+  }
+  if (!Array.isArray(raw.docs) || !Array.isArray(raw.colls)) throw new InvalidBlockError('page.docs or page.colls is not a list')
+  let last: DocKey | undefined
+  const docs = raw.docs.map((entry, n) => {
+    const where = `page.docs[${n}]`
+    if (!Array.isArray(entry) || entry.length !== 3) throw new InvalidBlockError(`${where} is not [coll, id, state]`)
+    const [coll, id, state] = entry as unknown[]
+    if (!isValidCollectionName(coll) || !isValidDocId(id)) throw new InvalidBlockError(`${where} has a bad collection name or id`)
+    if (last !== undefined && compareKeys(last, { coll, id }) >= 0) throw new InvalidBlockError(`${where} is out of (collection, id) order`)
+    last = { coll, id }
+    return { coll, id, state: decodeState(state, id, stamp, where) }
+  })
+  const names = new Set<string>()
+  const colls = raw.colls.map((entry, n) => {
+    const where = `page.colls[${n}]`
+    if (!Array.isArray(entry) || entry.length !== 2) throw new InvalidBlockError(`${where} is not [coll, state]`)
+    const [coll, state] = entry as unknown[]
+    if (!isValidCollectionName(coll) || names.has(coll)) throw new InvalidBlockError(`${where} has a bad or repeated collection name`)
+    names.add(coll)
+    if (!isPlainObject(state) || Object.keys(state).some(k => k !== 'created' && k !== 'dropped')) throw new InvalidBlockError(`${where} is not a collection state`)
+    const out: CollState = {}
+    if (state.created !== undefined) out.created = stamp(state.created, `${where}.created`)
+    if (state.dropped !== undefined) out.dropped = stamp(state.dropped, `${where}.dropped`)
+    return { coll, state: out }
+  })
+  return { kind: 'page', docs, colls }
+}
+
+function decodeState (raw: unknown, id: string, stamp: (ref: unknown, what: string) => Stamp, where: string): DocState {
+  if (!isPlainObject(raw) || !isPlainObject(raw.f) || Object.keys(raw).some(k => k !== 'f' && k !== 'tomb')) throw new InvalidBlockError(`${where} state is not {f, tomb?}`)
+  const state: DocState = { f: {} }
+  if (raw.tomb !== undefined) state.tomb = stamp(raw.tomb, `${where}.tomb`)
+  for (const [field, r] of Object.entries(raw.f)) {
+    const at = `${where}.${field}`
+    if (field !== '_id' && !isValidFieldName(field)) throw new InvalidBlockError(`${at}: bad field name`)
+    if (!isPlainObject(r) || Object.keys(r).some(k => k !== 's' && k !== 'v' && k !== 'u' && k !== 'inc')) throw new InvalidBlockError(`${at} is not a register`)
+    const reg: Register = { s: stamp(r.s, `${at}.s`) }
+    if (r.u !== undefined) {
+      if (r.u !== true || r.v !== undefined) throw new InvalidBlockError(`${at}: bad unset register`)
+      reg.u = true
+    } else {
+      try {
+        assertJsonValue(r.v, at)
+      } catch (err) {
+        throw new InvalidBlockError((err as Error).message)
+      }
+      reg.v = r.v
+    }
+    if (field === '_id' && (reg.u === true || reg.v !== id)) throw new InvalidBlockError(`${at} does not hold the document's id`)
+    if (r.inc !== undefined) {
+      if (!Array.isArray(r.inc) || r.inc.length === 0) throw new InvalidBlockError(`${at}.inc is not a non-empty list`)
+      const inc: NonNullable<Register['inc']> = {}
+      for (const entry of r.inc as unknown[]) {
+        if (!Array.isArray(entry) || entry.length !== 3 || typeof entry[2] !== 'number' || !Number.isFinite(entry[2])) throw new InvalidBlockError(`${at}.inc holds a bad increment`)
+        const s = stamp([entry[0], entry[1]], `${at}.inc`)
+        inc[`${s[3]}:${s[4]}`] = { n: entry[2], s }
+      }
+      reg.inc = inc
+    }
+    state.f[field] = reg
+  }
+  return state
+}
+
+function compareKeys (a: DocKey, b: DocKey): number {
+  return a.coll < b.coll ? -1 : a.coll > b.coll ? 1 : a.id < b.id ? -1 : a.id > b.id ? 1 : 0
+}
+
+/** A snapshot made by this replica: its root, and the bytes of every node by CID string. */
+export interface BuiltSnapshot {
+  root: CID
+  /** root, pages and covered lists */
+  nodes: Map<string, Uint8Array>
+  /** CID strings of every block at or below its heads */
+  covered: Set<string>
+  /** heads it was taken at (sorted CID strings) */
+  heads: string[]
+}
+
+/**
+ * Make the snapshot of database `dbId` from a replica's complete state: pages of at most 1 MiB in
+ * (collection, id) order, covered lists, and the root. Throws `InvalidBlockError` when a single
+ * document's state does not fit in a page.
+ */
+export function buildSnapshot (dbId: string, source: { heads: string[], docs: SnapshotPage['docs'], colls: SnapshotPage['colls'], blocks: string[] }, key?: Uint8Array): BuiltSnapshot {
+  const nodes = new Map<string, Uint8Array>()
+  const sealing = key !== undefined ? { db: dbId, key } : undefined
+  const add = (node: SnapshotNode): CID => {
+    const { cid, bytes } = encodeSnapshotNode(node, sealing)
+    nodes.set(cid.toString(), bytes)
+    return cid
+  }
+  const pages: CID[] = []
+  /** bytes of the last page encoded, per document */
+  let perDoc = 0
+  const flush = (docs: SnapshotPage['docs'], colls: SnapshotPage['colls']): void => {
+    try {
+      const cid = add({ kind: 'page', docs, colls })
+      pages.push(cid)
+      if (docs.length > 0) perDoc = (nodes.get(cid.toString()) as Uint8Array).byteLength / docs.length
+    } catch (err) {
+      // Larger documents than the pages before: split the page in two (one document over 1 MiB cannot be).
+      if (docs.length < 2) throw err
+      const half = docs.length >>> 1
+      flush(docs.slice(0, half), colls)
+      flush(docs.slice(half), [])
+    }
+  }
+  // Pages hold as many documents as fit in PAGE_TARGET_BYTES at the size per document of the
+  // page before (the first page: 256 documents).
+  let colls = source.colls
+  for (let start = 0; start < source.docs.length || colls.length > 0;) {
+    const count = perDoc > 0 ? Math.max(1, Math.floor(PAGE_TARGET_BYTES / perDoc)) : 256
+    flush(source.docs.slice(start, start + count), colls)
+    colls = []
+    start += count
+  }
+  const covered: CID[] = []
+  for (let i = 0; i < source.blocks.length; i += COVERED_PER_NODE) {
+    covered.push(add({ kind: 'covered', cids: source.blocks.slice(i, i + COVERED_PER_NODE).map(c => parseCid(c) as CID) }))
+  }
+  const root = add({
+    kind: 'root',
+    db: dbId,
+    heads: source.heads.map(h => parseCid(h) as CID),
+    pages,
+    covered,
+    docs: source.docs.length,
+    blocks: source.blocks.length
+  })
+  return { root, nodes, covered: new Set(source.blocks), heads: source.heads }
+}
+
+/**
+ * The snapshots a replica serves: made lazily when asked and its heads moved since the last one,
+ * and only the latest kept (its nodes' bytes and covered set stay in memory until the next one).
+ */
+export class SnapshotServer {
+  readonly replica: Replica
+  /** fewest blocks this replica must have to offer a snapshot */
+  readonly minBlocks: number
+  private latest?: BuiltSnapshot
+  private building?: Promise<BuiltSnapshot | undefined>
+
+  constructor (replica: Replica, minBlocks: number) {
+    this.replica = replica
+    this.minBlocks = minBlocks
+  }
+
+  /**
+   * The root of a snapshot to offer a requester that has `requesterBlocks` blocks, or undefined.
+   * A snapshot is offered when this replica has at least `minBlocks` blocks, the requester fewer
+   * than half as many (it lacks most of the history: replaying it would cost more than the
+   * states), and this replica's DAG is complete (nothing missing).
+   */
+  async offer (requesterBlocks: number): Promise<CID | undefined> {
+    const blocks = await this.replica.storage.countBlocks()
+    if (blocks < this.minBlocks || requesterBlocks * 2 >= blocks) return undefined
+    this.building ??= this.build().finally(() => { this.building = undefined })
+    return (await this.building)?.root
+  }
+
+  /** Bytes of a node (root, page, covered list) of the latest snapshot. */
+  node (cid: string): Uint8Array | undefined {
+    return this.latest?.nodes.get(cid)
+  }
+
+  /**
+   * The CIDs a requester that names `have` (its heads, and the root of the snapshot it joined
+   * from) is known to have through the latest snapshot: its covered set if `have` names its root,
+   * else none.
+   */
+  coveredFor (have: Set<string>): ReadonlySet<string> {
+    return this.latest !== undefined && have.has(this.latest.root.toString()) ? this.latest.covered : new Set()
+  }
+
+  /** The latest snapshot, made again if the heads moved; undefined when the DAG is incomplete or a document is too large. */
+  private async build (): Promise<BuiltSnapshot | undefined> {
+    const heads = await this.replica.heads()
+    if (this.latest !== undefined && this.latest.heads.join() === heads.join()) return this.latest
+    const source = await this.replica.storage.readSnapshotSource()
+    if (source.missing > 0 || source.heads.length === 0) return undefined
+    try {
+      this.latest = buildSnapshot(this.replica.dbId, source, this.replica.key)
+    } catch (err) {
+      log.warn(`no snapshot of ${this.replica.dbId}: ${(err as Error).message}`)
+      return undefined
+    }
+    return this.latest
+  }
+}
+
+/** Progress of fetching a snapshot's nodes. */
+export interface SnapshotFetchProgress {
+  /** CID string of its root */
+  root: string
+  /** nodes known so far (root, pages, covered lists, head blocks and their chunks) */
+  nodes: number
+  /** nodes fetched and verified */
+  fetched: number
+  /** documents in the snapshot (0 until the root is fetched) */
+  documents: number
+}
+
+/** How a joiner checks a snapshot beyond its hashes: the database key, and who may have written its head blocks. */
+export interface SnapshotTrust {
+  /** the database key of an encrypted database (every node and head block must be sealed with it) */
+  key?: Uint8Array
+  /** whether a head block's writer may write (default: any correctly signed writer) */
+  mayWrite?: (writer: Uint8Array) => boolean
+}
+
+/**
+ * Fetch, verify and assemble the snapshot with root `root` of database `dbId`. `fetch` asks a peer
+ * for nodes by CID and returns the bytes it got, by CID string, unverified (a subset, possibly
+ * empty). Every node is checked against its CID and decoded totally; the whole must be consistent:
+ * pages in (collection, id) order adding up to the root's count, covered lists adding up to its
+ * count, every head and every head's parent covered, blocks of this database. Throws
+ * `InvalidBlockError` for an invalid snapshot, `NetworkError` when the peer stops supplying nodes.
+ */
+export async function fetchSnapshot (
+  dbId: string,
+  root: CID,
+  fetch: (cids: CID[]) => Promise<Map<string, Uint8Array>>,
+  onProgress: (p: SnapshotFetchProgress) => void,
+  trust: SnapshotTrust = {}
+): Promise<SnapshotContent> {
+  const sealing = trust.key !== undefined ? { db: dbId, key: trust.key } : undefined
+  const progress: SnapshotFetchProgress = { root: root.toString(), nodes: 1, fetched: 0, documents: 0 }
+  /** nodes still wanted, by CID string, with what to do with their bytes */
+  const want = new Map<string, { cid: CID, take: (bytes: Uint8Array) => void | Promise<void> }>()
+  // FETCH_PARALLEL requests of FETCH_NODES nodes each in flight: the peer encodes and sends one
+  // answer while this replica verifies the one before.
+  const inFlight = new Set<string>()
+  const worker = async (): Promise<void> => {
+    for (;;) {
+      const batch = [...want.values()].filter(w => !inFlight.has(w.cid.toString())).slice(0, FETCH_NODES)
+      if (batch.length === 0) return
+      for (const w of batch) inFlight.add(w.cid.toString())
+      let answer: Map<string, Uint8Array>
+      try {
+        answer = await fetch(batch.map(w => w.cid))
+      } finally {
+        for (const w of batch) inFlight.delete(w.cid.toString())
+      }
+      let supplied = 0
+      for (const { cid } of batch) {
+        const bytes = answer.get(cid.toString())
+        const w = want.get(cid.toString())
+        if (bytes === undefined || w === undefined) continue
+        want.delete(cid.toString())
+        await w.take(bytes)
+        progress.fetched++
+        supplied++
+      }
+      if (supplied === 0) throw new NetworkError(`the peer stopped supplying snapshot ${root.toString()} (${want.size} nodes left)`)
+      onProgress({ ...progress })
+    }
+  }
+  const got = async (): Promise<void> => {
+    // A head block taken names its chunks: they are wanted next.
+    while (want.size > 0) await Promise.all(Array.from({ length: FETCH_PARALLEL }, worker))
+  }
+  let rootNode: SnapshotRoot | undefined
+  want.set(root.toString(), {
+    cid: root,
+    take: bytes => {
+      const node = decodeSnapshotNode(bytes, root, sealing)
+      if (node.kind !== 'root') throw new InvalidBlockError(`snapshot ${root.toString()} is not a root`)
+      if (node.db !== dbId) throw new InvalidBlockError(`snapshot belongs to database ${node.db}, not ${dbId}`)
+      rootNode = node
+    }
+  })
+  await got()
+  const r = rootNode as SnapshotRoot
+  const named = [...r.pages, ...r.covered, ...r.heads].map(c => c.toString())
+  if (r.heads.length === 0 || new Set(named).size !== named.length) throw new InvalidBlockError('snapshot root has no heads, or names a node twice')
+  progress.documents = r.docs
+  const pages: Array<SnapshotPage | undefined> = r.pages.map(() => undefined)
+  const covered: Array<CID[] | undefined> = r.covered.map(() => undefined)
+  const heads: Array<EncodedBlock | undefined> = r.heads.map(() => undefined)
+  r.pages.forEach((cid, i) => {
+    want.set(cid.toString(), {
+      cid,
+      take: bytes => {
+        const node = decodeSnapshotNode(bytes, cid, sealing)
+        if (node.kind !== 'page') throw new InvalidBlockError(`snapshot page ${cid.toString()} is a ${node.kind}`)
+        pages[i] = node
+      }
+    })
+  })
+  r.covered.forEach((cid, i) => {
+    want.set(cid.toString(), {
+      cid,
+      take: bytes => {
+        const node = decodeSnapshotNode(bytes, cid, sealing)
+        if (node.kind !== 'covered') throw new InvalidBlockError(`snapshot covered list ${cid.toString()} is a ${node.kind}`)
+        covered[i] = node.cids
+      }
+    })
+  })
+  r.heads.forEach((cid, i) => {
+    want.set(cid.toString(), {
+      cid,
+      take: async bytes => {
+        const head = await decodeBlock(bytes, cid, trust.key !== undefined ? { key: trust.key } : {})
+        if (head.block.db !== dbId) throw new InvalidBlockError(`snapshot head ${cid.toString()} belongs to database ${head.block.db}`)
+        if (trust.mayWrite !== undefined && !trust.mayWrite(head.block.writer)) throw new InvalidBlockError(`snapshot head ${cid.toString()} is by a writer not on the write list`)
+        heads[i] = head
+        const chunks: EncodedChunk[] = []
+        if (head.block.chunks !== undefined) head.chunks = chunks
+        head.block.chunks?.forEach((chunk, n) => {
+          progress.nodes++
+          want.set(chunk.toString(), {
+            cid: chunk,
+            take: chunkBytes => {
+              decodeChunk(chunkBytes, chunk, dbId, trust.key !== undefined ? { key: trust.key } : {})
+              chunks[n] = { cid: chunk, bytes: chunkBytes }
+            }
+          })
+        })
+      }
+    })
+  })
+  progress.nodes += want.size
+  onProgress({ ...progress })
+  await got()
+
+  // The whole must add up.
+  const docs = (pages as SnapshotPage[]).flatMap(p => p.docs)
+  if (docs.length !== r.docs) throw new InvalidBlockError(`snapshot pages hold ${docs.length} documents, its root says ${r.docs}`)
+  for (let i = 1; i < docs.length; i++) {
+    if (compareKeys(docs[i - 1] as DocKey, docs[i] as DocKey) >= 0) throw new InvalidBlockError('snapshot pages are out of (collection, id) order')
+  }
+  const colls = (pages as SnapshotPage[]).flatMap(p => p.colls)
+  if (new Set(colls.map(c => c.coll)).size !== colls.length) throw new InvalidBlockError('snapshot repeats a collection')
+  const coveredCids = (covered as CID[][]).flat().map(c => c.toString())
+  const coveredSet = new Set(coveredCids)
+  if (coveredCids.length !== r.blocks || coveredSet.size !== coveredCids.length) throw new InvalidBlockError(`snapshot covers ${coveredSet.size} distinct blocks, its root says ${r.blocks}`)
+  for (const head of heads as EncodedBlock[]) {
+    for (const c of [head.cid, ...head.block.parents]) {
+      if (!coveredSet.has(c.toString())) throw new InvalidBlockError(`snapshot does not cover ${c.toString()}, a head or a head's parent`)
+    }
+  }
+  return { root: root.toString(), docs, colls, covered: coveredCids, heads: heads as EncodedBlock[] }
+}

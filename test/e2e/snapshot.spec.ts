@@ -1,0 +1,106 @@
+/**
+ * Snapshot join in real Chromium against the real relay (issue 4): page A writes 5,000 documents
+ * of history in 200 blocks (inserts, then updates and deletes), page B replays it block by block,
+ * then a third page C joins from a peer's snapshot and reaches exactly the same documents, without
+ * fetching the history's blocks.
+ */
+import { test, expect, type Page } from '@playwright/test'
+
+const DOCS = 5000
+
+async function relays (page: Page): Promise<string[]> {
+  return await page.evaluate(async () => ((await (await fetch('/kitedb-config.json')).json()) as { relays: string[] }).relays)
+}
+
+/** Every document of `items` on this page, in `_id` order, as JSON. */
+async function contents (page: Page): Promise<string> {
+  return await page.evaluate(async () => {
+    const items = (window as unknown as { items: { find: () => Promise<unknown[]> } }).items
+    return JSON.stringify(await items.find())
+  })
+}
+
+test('a third browser joins a database with 5,000 documents of history from a snapshot', async ({ browser }) => {
+  test.setTimeout(240_000)
+  const pages: Page[] = []
+  for (const name of ['A', 'B', 'C']) {
+    const page = await (await browser.newContext()).newPage()
+    page.on('pageerror', err => { console.log(`[${name} pageerror] ${err.message}`) })
+    await page.goto('/')
+    await expect(page.getByTestId('new-todo')).toBeEnabled()
+    pages.push(page)
+  }
+  const [a, b, c] = pages as [Page, Page, Page]
+  const relayAddrs = await relays(a)
+
+  // A: 50 inserts of 100 documents, 140 updates, 10 deletes: 200 blocks (and a collection create).
+  const address = await a.evaluate(async ({ relayAddrs, count }) => {
+    const { KiteDB } = window.kitedb
+    const db = await KiteDB.create(`snapshot-${Date.now()}`, { relays: relayAddrs, storage: 'indexeddb' })
+    const items = await db.initCollection('items', { indexes: ['n'] })
+    for (let start = 0; start < count; start += 100) {
+      await items.insert(Array.from({ length: 100 }, (_, i) => ({ _id: `d${String(start + i).padStart(5, '0')}`, g: (start + i) % 140, n: 0, text: `document ${start + i}` })))
+    }
+    for (let g = 0; g < 140; g++) await items.updateMany({ g }, { $inc: { n: g % 7 }, $set: { touched: g } })
+    for (let k = 0; k < 10; k++) await items.deleteOne({ _id: `d${String(k * 37).padStart(5, '0')}` })
+    Object.assign(window, { items, db })
+    await db.whenOnline()
+    return db.address
+  }, { relayAddrs, count: DOCS })
+  const expected = await contents(a)
+  expect(JSON.parse(expected)).toHaveLength(DOCS - 10)
+
+  // B replays the history block by block.
+  await b.evaluate(async ({ address, relayAddrs }) => {
+    const db = await window.kitedb.KiteDB.open(address, { relays: relayAddrs, storage: 'indexeddb', replication: { snapshotJoin: false } })
+    Object.assign(window, { db, items: await db.initCollection('items', { indexes: ['n'] }) })
+  }, { address, relayAddrs })
+  await expect.poll(async () => await contents(b), { timeout: 120_000, intervals: [500] }).toBe(expected)
+  expect((await b.evaluate(async () => await (window as unknown as { db: { syncState: () => Promise<{ snapshot: string | null }> } }).db.syncState())).snapshot).toBeNull()
+
+  // C joins: from a snapshot of A or B.
+  const started = Date.now()
+  await c.evaluate(async ({ address, relayAddrs }) => {
+    const db = await window.kitedb.KiteDB.open(address, { relays: relayAddrs, storage: 'indexeddb' })
+    const progress: unknown[] = []
+    db.on('sync:progress', p => { progress.push(p) })
+    Object.assign(window, { db, progress, items: await db.initCollection('items', { indexes: ['n'] }) })
+  }, { address, relayAddrs })
+  await expect.poll(async () => await contents(c), { timeout: 60_000, intervals: [250] }).toBe(expected)
+  const joinMs = Date.now() - started
+  const report = await c.evaluate(async () => {
+    const w = window as unknown as {
+      db: { syncState: () => Promise<{ snapshot: string | null, missing: number }> }
+      progress: Array<{ fetched: number, snapshot?: { installed: boolean, documents: number, fetched: number } }>
+      items: { find: (q: unknown) => Promise<unknown[]>, explain: (q: unknown) => Promise<{ strategy: string }> }
+    }
+    return {
+      state: await w.db.syncState(),
+      installed: w.progress.filter(p => p.snapshot?.installed === true).length,
+      snapshotNodes: Math.max(0, ...w.progress.map(p => p.snapshot?.fetched ?? 0)),
+      blocksFetched: Math.max(0, ...w.progress.map(p => p.fetched)),
+      indexed: JSON.stringify(await w.items.find({ n: { $gte: 5 } })),
+      plan: (await w.items.explain({ n: { $gte: 5 } })).strategy
+    }
+  })
+  console.log(`C joined in ${joinMs} ms from snapshot ${String(report.state.snapshot)}: ${report.snapshotNodes} snapshot nodes, ${report.blocksFetched} blocks fetched`)
+  expect(report.state.snapshot).not.toBeNull()
+  expect(report.installed).toBe(1)
+  expect(report.snapshotNodes).toBeGreaterThan(0)
+  // The history is 201 blocks: C fetched (almost) none of them.
+  expect(report.blocksFetched).toBeLessThan(5)
+  expect(report.state.missing).toBe(0)
+  // Index entries were written with the snapshot: the planner's answer equals A's.
+  expect(report.plan).toBe('index')
+  expect(report.indexed).toBe(await a.evaluate(async () => JSON.stringify(await (window as unknown as { items: { find: (q: unknown) => Promise<unknown[]> } }).items.find({ n: { $gte: 5 } }))))
+
+  // After the join, a write on C reaches A and B, and a write on A reaches C.
+  await c.evaluate(async () => { await (window as unknown as { items: { insertOne: (d: unknown) => Promise<unknown> } }).items.insertOne({ _id: 'from-c', n: 1 }) })
+  await a.evaluate(async () => { await (window as unknown as { items: { updateOne: (q: unknown, u: unknown) => Promise<unknown> } }).items.updateOne({ _id: 'd00001' }, { $set: { text: 'after the join' } }) })
+  const after = async (page: Page): Promise<string> => await contents(page)
+  await expect.poll(async () => await after(a), { timeout: 30_000 }).toContain('from-c')
+  const final = await after(a)
+  expect(final).toContain('after the join')
+  await expect.poll(async () => await after(b), { timeout: 30_000 }).toBe(final)
+  await expect.poll(async () => await after(c), { timeout: 30_000 }).toBe(final)
+})
