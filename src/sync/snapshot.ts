@@ -244,12 +244,18 @@ function decodePage (raw: Record<string, unknown>): SnapshotPage {
     if (typeof r !== 'string' || r.length > 128 || typeof cid !== 'string' || cid.length > 200) throw new InvalidBlockError('page clock replica or CID is not a short string')
     return [t, n, r, cid] as [number, number, string, string]
   })
+  // Equal stamps are one array (stamps are never modified): the registers an op wrote share it, as
+  // after applyOp, so storing a state clones it once.
+  const stamps = new Map<string, Stamp>()
   const stamp = (ref: unknown, what: string): Stamp => {
     if (!Array.isArray(ref) || ref.length !== 2) throw new InvalidBlockError(`${what} is not a stamp`)
     const [k, i] = ref as unknown[]
     const clock = Number.isInteger(k) ? clocks[k as number] : undefined
     if (clock === undefined || !Number.isSafeInteger(i) || (i as number) < 0) throw new InvalidBlockError(`${what} is not a stamp`)
-    return [clock[0], clock[1], clock[2], clock[3], i as number]
+    const key = `${k as number},${i as number}`
+    let s = stamps.get(key)
+    if (s === undefined) stamps.set(key, s = [clock[0], clock[1], clock[2], clock[3], i as number])
+    return s
   }
   if (!Array.isArray(raw.docs) || !Array.isArray(raw.colls)) throw new InvalidBlockError('page.docs or page.colls is not a list')
   let last: DocKey | undefined
