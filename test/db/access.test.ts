@@ -138,14 +138,14 @@ describe('snapshots and access', () => {
     expect((await b.syncState()).snapshot).not.toBeNull() // it joined from A's snapshot, not 30 blocks
 
     // Sealed nodes: no plaintext, and no opening without the key or with another.
-    const built = buildSnapshot('bafyreigj5hby77l2bevcmbd4b65tpef7hy7ospuccnpwsjwe3zwgtfsvw4', {
+    const built = await buildSnapshot('bafyreigj5hby77l2bevcmbd4b65tpef7hy7ospuccnpwsjwe3zwgtfsvw4', {
       heads: [], blocks: [], colls: [], docs: [{ coll: 'c', id: 'x', state: { f: { _id: { s: [1, 0, 'r', 'bafyreigj5hby77l2bevcmbd4b65tpef7hy7ospuccnpwsjwe3zwgtfsvw4', 0], v: 'x' }, title: { s: [1, 0, 'r', 'bafyreigj5hby77l2bevcmbd4b65tpef7hy7ospuccnpwsjwe3zwgtfsvw4', 0], v: 'top secret' } } } }]
     }, generateKey())
     for (const [cid, bytes] of built.nodes) {
       expect(new TextDecoder('latin1').decode(bytes)).not.toContain('top secret')
       const parsed = (await import('../../src/crdt/index.js')).parseCid(cid) as never
-      expect(() => decodeSnapshotNode(bytes, parsed)).toThrow(/no key/)
-      expect(() => decodeSnapshotNode(bytes, parsed, { db: 'bafyreigj5hby77l2bevcmbd4b65tpef7hy7ospuccnpwsjwe3zwgtfsvw4', key: generateKey() })).toThrow(/wrong key/)
+      await expect(decodeSnapshotNode(bytes, parsed)).rejects.toThrow(/no key/)
+      await expect(decodeSnapshotNode(bytes, parsed, { db: 'bafyreigj5hby77l2bevcmbd4b65tpef7hy7ospuccnpwsjwe3zwgtfsvw4', key: generateKey() })).rejects.toThrow(/wrong key/)
     }
 
     // A write-list database: a reader (C) offers no snapshot, so D joins from the writer only.

@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest'
 import fc from 'fast-check'
 import { KiteError } from '../../src/errors.js'
 import {
-  cidOf, createManifest, decodeBlock, decodeChunk, decodeManifest, encodeBlock, encodeManifest, formatPublicKey, generateKey, generateSigner, parseAddress
+  cidOf, createManifest, decode, decodeBlock, decodeChunk, decodeManifest, encode, encodeBlock, encodeManifest, formatPublicKey, generateKey, generateSigner, parseAddress
 } from '../../src/crdt/index.js'
 import {
   Replica, Replicator, decodeBlocksRequest, decodeBlocksResponse, decodeHeadsMessage, decodeSnapshotNode, decodeSnapshotRequest,
@@ -38,7 +38,7 @@ const sealed = await encodeBlock({ v: 1, db: DB, parents: [big.cid], hlc: { t: 9
 const manifest = encodeManifest(createManifest('todos', [formatPublicKey(signer.publicKey)], key, 1))
 const chunk = (big.chunks ?? [])[0] as { cid: ReturnType<typeof cidOf>, bytes: Uint8Array }
 const stamp = (t: number, i: number): [number, number, string, string, number] => [t, 0, 'r', block.cid.toString(), i]
-const page = encodeSnapshotNode({
+const page = await encodeSnapshotNode({
   kind: 'page',
   docs: Array.from({ length: 40 }, (_, i) => ({
     coll: 'c',
@@ -50,8 +50,8 @@ const page = encodeSnapshotNode({
   })),
   colls: [{ coll: 'c', state: { created: stamp(1, 0), dropped: stamp(0, 1) } }]
 })
-const covered = encodeSnapshotNode({ kind: 'covered', cids: [block.cid, big.cid] })
-const root = encodeSnapshotNode({ kind: 'root', db: DB, heads: [block.cid], pages: [page.cid], covered: [covered.cid], docs: 40, blocks: 2 })
+const covered = await encodeSnapshotNode({ kind: 'covered', cids: [block.cid, big.cid] })
+const root = await encodeSnapshotNode({ kind: 'root', db: DB, heads: [block.cid], pages: [page.cid], covered: [covered.cid], docs: 40, blocks: 2 })
 
 /** Valid encodings to mutate, with the decoder that reads each (and a run divisor for large inputs). */
 const decoders: Array<[string, Uint8Array, (bytes: Uint8Array) => unknown, number?]> = [
@@ -63,13 +63,23 @@ const decoders: Array<[string, Uint8Array, (bytes: Uint8Array) => unknown, numbe
   ['heads message', encodeHeadsMessage({ heads: [block.cid, big.cid], blocks: [block.bytes] }), decodeHeadsMessage],
   ['blocks request', encodeBlocksRequest({ db: DB, cids: [block.cid], have: [big.cid] }), decodeBlocksRequest],
   ['blocks response', encodeBlocksResponse({ blocks: [block.bytes, manifest.bytes] }), decodeBlocksResponse],
-  // Snapshot nodes are checked against the bytes' own CID, so mutations reach the structure checks.
-  ['snapshot root', root.bytes, b => decodeSnapshotNode(b, cidOf(b))],
-  ['snapshot page', page.bytes, b => decodeSnapshotNode(b, cidOf(b))],
-  ['snapshot covered list', covered.bytes, b => decodeSnapshotNode(b, cidOf(b))],
   ['snapshot request', encodeSnapshotRequest({ db: DB, blocks: 12 }), decodeSnapshotRequest],
   ['snapshot response', encodeSnapshotResponse({ root: root.cid, w: signer.publicKey, s: new Uint8Array(64) }), decodeSnapshotResponse],
   ['announcement', encodeAnnouncement({ address: manifest.address, collections: ['todos'], relays: ['/ip4/127.0.0.1/tcp/1/ws'] }), decodeAnnouncement]
+]
+
+/**
+ * Asynchronous decoders (snapshot nodes: a page's content is gzip). They are checked against the
+ * bytes' own CID, so mutations reach the structure checks. The page's content is mutated too
+ * (inside a valid node), so mutations reach its decompression and its content's checks.
+ */
+const innerPage = decode(page.bytes) as { z: Uint8Array }
+const pageWith = (z: Uint8Array): Uint8Array => encode({ v: 1, t: 'page', z })
+const asyncDecoders: Array<[string, Uint8Array, (bytes: Uint8Array) => Promise<unknown>]> = [
+  ['snapshot root', root.bytes, async b => await decodeSnapshotNode(b, cidOf(b))],
+  ['snapshot page', page.bytes, async b => await decodeSnapshotNode(b, cidOf(b))],
+  ['snapshot page content (gzip)', innerPage.z, async z => await decodeSnapshotNode(pageWith(z), cidOf(pageWith(z)))],
+  ['snapshot covered list', covered.bytes, async b => await decodeSnapshotNode(b, cidOf(b))]
 ]
 
 /** Random mutations of `valid`: flipped bytes, truncation, extension, spliced slices. */
@@ -101,6 +111,11 @@ async function total (decode: (bytes: Uint8Array) => unknown, bytes: Uint8Array)
   if (ms > 2000) throw new Error(`decoder took ${ms.toFixed(0)} ms`)
 }
 
+/** gzip bytes (Node's CompressionStream). */
+async function collectGzip (bytes: Uint8Array): Promise<Uint8Array> {
+  return new Uint8Array(await new Response(new Blob([bytes as Uint8Array<ArrayBuffer>]).stream().pipeThrough(new CompressionStream('gzip'))).arrayBuffer())
+}
+
 describe('decoders are total', () => {
   for (const [name, valid, decode, divisor = 1] of decoders) {
     it(`${name}: random bytes and mutations give a value or a KiteError`, async () => {
@@ -108,6 +123,18 @@ describe('decoders are total', () => {
       await fc.assert(fc.asyncProperty(mutations(valid), async bytes => { await total(decode, bytes) }), { numRuns: Math.ceil(RUNS / divisor) })
     }, 600_000) // `npm run fuzz` decodes thousands of ~600 KB blocks
   }
+
+  for (const [name, valid, decode] of asyncDecoders) {
+    it(`${name}: random bytes and mutations give a value or a KiteError`, async () => {
+      await fc.assert(fc.asyncProperty(fc.uint8Array({ maxLength: 2048 }), async bytes => { await total(decode, bytes) }), { numRuns: RUNS })
+      await fc.assert(fc.asyncProperty(mutations(valid), async bytes => { await total(decode, bytes) }), { numRuns: RUNS })
+    }, 600_000)
+  }
+
+  it('a page whose content inflates past 1 MiB is refused', async () => {
+    const bomb = await collectGzip(new Uint8Array(8 * 1024 * 1024))
+    await expect(decodeSnapshotNode(pageWith(bomb), cidOf(pageWith(bomb)))).rejects.toThrow(/over the 1048576-byte limit/)
+  })
 
   it('deeply nested input is refused without exhausting the stack', async () => {
     const nested = new Uint8Array(200_000).fill(0x81) // [[[[…]]]] as dag-cbor

@@ -77,7 +77,7 @@ function server (nodes: Map<string, Uint8Array>, storage: Storage): (cids: CID[]
 /** Make, encode, fetch back, verify and assemble the snapshot of `replica`, as a joiner would get it. */
 async function snapshotThroughNodes (replica: Replica): Promise<SnapshotContent> {
   const source = await replica.storage.readSnapshotSource()
-  const built = buildSnapshot(DB, source)
+  const built = await buildSnapshot(DB, source)
   return await fetchSnapshot(DB, built.root, server(built.nodes, replica.storage), () => {})
 }
 
@@ -154,8 +154,8 @@ describe('snapshot nodes', () => {
     const head = await Replica.open(new MemoryStorage(), DB)
     const applied = await head.commit([{ op: 'put', coll: 'c', id: 'h', set: { v: 1 } }])
     const blocks = [...Array.from({ length: 25_000 }, (_, i) => fakeCid(i + 10)), applied?.cid.toString() as string].sort()
-    const built = buildSnapshot(DB, { heads: [applied?.cid.toString() as string], docs, colls: [{ coll: 'c', state: { created: [1, 0, 'r', fakeCid(3), 0] } }], blocks })
-    const root = decodeSnapshotNode(built.nodes.get(built.root.toString()) as Uint8Array, built.root)
+    const built = await buildSnapshot(DB, { heads: [applied?.cid.toString() as string], docs, colls: [{ coll: 'c', state: { created: [1, 0, 'r', fakeCid(3), 0] } }], blocks })
+    const root = await decodeSnapshotNode(built.nodes.get(built.root.toString()) as Uint8Array, built.root)
     expect(root.kind === 'root' && root.pages.length).toBeGreaterThan(1)
     expect(root.kind === 'root' && root.covered.length).toBe(2)
     for (const bytes of built.nodes.values()) expect(bytes.byteLength).toBeLessThanOrEqual(1024 * 1024)
@@ -172,12 +172,12 @@ describe('snapshot nodes', () => {
     const source = await Replica.open(new MemoryStorage(), DB)
     const applied = await source.commit([{ op: 'put', coll: 'c', id: 'x', set: { v: 1 } }])
     const cid = applied?.cid as CID
-    const page = encodeSnapshotNode({ kind: 'page', docs: [{ coll: 'c', id: 'x', state: state('x', 't') }], colls: [] })
-    const list = encodeSnapshotNode({ kind: 'covered', cids: [cid] })
-    const empty = encodeSnapshotNode({ kind: 'covered', cids: [] })
+    const page = await encodeSnapshotNode({ kind: 'page', docs: [{ coll: 'c', id: 'x', state: state('x', 't') }], colls: [] })
+    const list = await encodeSnapshotNode({ kind: 'covered', cids: [cid] })
+    const empty = await encodeSnapshotNode({ kind: 'covered', cids: [] })
     const nodes = new Map([[page.cid.toString(), page.bytes], [list.cid.toString(), list.bytes], [empty.cid.toString(), empty.bytes]])
     const attempt = async (root: Parameters<typeof encodeSnapshotNode>[0], db = DB): Promise<unknown> => {
-      const r = encodeSnapshotNode(root)
+      const r = await encodeSnapshotNode(root)
       return await fetchSnapshot(db, r.cid, server(new Map([...nodes, [r.cid.toString(), r.bytes]]), source.storage), () => {})
     }
     const good = { kind: 'root' as const, db: DB, heads: [cid], pages: [page.cid], covered: [list.cid], docs: 1, blocks: 1 }
@@ -189,11 +189,11 @@ describe('snapshot nodes', () => {
     await expect(attempt({ ...good, covered: [], blocks: 0 })).rejects.toThrow(/does not cover/)
     await expect(attempt({ ...good, pages: [empty.cid] })).rejects.toThrow(/is a covered/)
     // A page whose documents are out of order, or whose _id register names another document.
-    const unordered = encodeSnapshotNode({ kind: 'page', docs: [{ coll: 'c', id: 'y', state: state('y', 't') }, { coll: 'c', id: 'x', state: state('x', 't') }], colls: [] })
-    expect(() => decodeSnapshotNode(unordered.bytes, unordered.cid)).toThrow(/order/)
-    const wrongId = encodeSnapshotNode({ kind: 'page', docs: [{ coll: 'c', id: 'x', state: state('y', 't') }], colls: [] })
-    expect(() => decodeSnapshotNode(wrongId.bytes, wrongId.cid)).toThrow(/id/)
-    expect(() => decodeSnapshotNode(page.bytes, list.cid)).toThrow(/hash/)
+    const unordered = await encodeSnapshotNode({ kind: 'page', docs: [{ coll: 'c', id: 'y', state: state('y', 't') }, { coll: 'c', id: 'x', state: state('x', 't') }], colls: [] })
+    await expect(decodeSnapshotNode(unordered.bytes, unordered.cid)).rejects.toThrow(/order/)
+    const wrongId = await encodeSnapshotNode({ kind: 'page', docs: [{ coll: 'c', id: 'x', state: state('y', 't') }], colls: [] })
+    await expect(decodeSnapshotNode(wrongId.bytes, wrongId.cid)).rejects.toThrow(/id/)
+    await expect(decodeSnapshotNode(page.bytes, list.cid)).rejects.toThrow(/hash/)
     expect(parseCid(fakeCid(1))).toBeDefined()
     expect((await decodeBlock(applied?.bytes as Uint8Array)).cid.equals(cid)).toBe(true)
   })
@@ -286,9 +286,9 @@ describe('snapshot join: the engine over an in-memory transport', () => {
       const evil = hub.join('0evil')
       evil.subscribe(topicOf(DB), () => {})
       const head = (await a.replica.heads())[0] as string
-      const bad = encodeSnapshotNode({ kind: 'page', docs: [{ coll: 'a', id: 'd0', state: { f: { _id: { s: [9e12, 0, 'e', head, 0], v: 'other' } } } }], colls: [] })
-      const list = encodeSnapshotNode({ kind: 'covered', cids: await a.replica.heads().then(h => h.map(c => parseCid(c) as CID)) })
-      const root = encodeSnapshotNode({ kind: 'root', db: DB, heads: [parseCid(head) as CID], pages: [bad.cid], covered: [list.cid], docs: 1, blocks: 1 })
+      const bad = await encodeSnapshotNode({ kind: 'page', docs: [{ coll: 'a', id: 'd0', state: { f: { _id: { s: [9e12, 0, 'e', head, 0], v: 'other' } } } }], colls: [] })
+      const list = await encodeSnapshotNode({ kind: 'covered', cids: await a.replica.heads().then(h => h.map(c => parseCid(c) as CID)) })
+      const root = await encodeSnapshotNode({ kind: 'root', db: DB, heads: [parseCid(head) as CID], pages: [bad.cid], covered: [list.cid], docs: 1, blocks: 1 })
       const nodes = new Map([[root.cid.toString(), root.bytes], [bad.cid.toString(), bad.bytes], [list.cid.toString(), list.bytes]])
       const signed = await signSnapshotRoot(root.cid, generateSigner()) // a valid signature: the engine here checks no write list
       evil.handle(SNAPSHOT_PROTOCOL, async () => encodeSnapshotResponse({ root: root.cid, ...signed }))
