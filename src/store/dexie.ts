@@ -88,7 +88,8 @@ function isBlockBytes (bytes: Uint8Array): boolean {
 /** Writes a merge stages inside its transaction (see `DexieStorage.stageMerge`). */
 interface StagedMerge {
   changes: DocChange[]
-  writes: Array<Promise<unknown> | undefined>
+  /** issue the writes (inside the same transaction) */
+  write: () => Array<Promise<unknown> | undefined>
   /** whether each collection existed before the merge */
   existedBefore: Map<string, boolean>
   /** the collection states after the merge, for the existence check */
@@ -134,29 +135,53 @@ export class DexieStorage implements Storage {
 
   async applyBlock (input: ApplyBlockInput): Promise<ApplyBlockResult> {
     const { db } = this
-    return await db.transaction('rw', [db.blocks, db.heads, db.missing, db.covered, db.states, db.documents, db.colls, db.indexes, db.entries], async () => {
-      const [stored, covered] = await Promise.all([db.blocks.where('cid').equals(input.cid).count(), db.covered.where('cid').equals(input.cid).count()])
-      if (stored + covered > 0) return { applied: false, changes: [], collections: [], heads: (await db.heads.toCollection().primaryKeys()).sort() }
-      const [staged, wasMissing, storedParents, coveredParents] = await Promise.all([
+    let seen: string[] = []
+    const result = await db.transaction('rw', [db.blocks, db.heads, db.missing, db.covered, db.states, db.documents, db.colls, db.indexes, db.entries], async () => {
+      // Every read in one round trip (the merge is pure and cheap; it is wasted only for a block
+      // already stored), and the heads after computed rather than read again.
+      // Parents this instance saw stored or covered need no lookup: neither is ever undone.
+      const unknownParents = input.parents.filter(p => !this.present.has(p))
+      const [stored, covered, staged, wasMissing, storedParents, coveredParents, headsBefore] = await Promise.all([
+        db.blocks.where('cid').equals(input.cid).count(),
+        db.covered.where('cid').equals(input.cid).count(),
         this.stageMerge(input),
         db.missing.get(input.cid),
-        input.parents.length > 0 ? db.blocks.where('cid').anyOf(input.parents).primaryKeys() : Promise.resolve([] as string[]),
-        input.parents.length > 0 ? db.covered.where('cid').anyOf(input.parents).primaryKeys() : Promise.resolve([] as string[])
+        unknownParents.length > 0 ? db.blocks.where('cid').anyOf(unknownParents).primaryKeys() : Promise.resolve([] as string[]),
+        unknownParents.length > 0 ? db.covered.where('cid').anyOf(unknownParents).primaryKeys() : Promise.resolve([] as string[]),
+        db.heads.toCollection().primaryKeys()
       ])
-      const known = new Set([...storedParents, ...coveredParents])
+      if (stored + covered > 0) return { applied: false, changes: [], collections: [], heads: headsBefore.sort() }
+      const known = new Set([...input.parents.filter(p => this.present.has(p)), ...storedParents, ...coveredParents])
       const dag = dagUpdate(input.cid, input.parents, c => known.has(c), wasMissing !== undefined)
       await Promise.all([
-        ...staged.writes,
+        ...staged.write(),
         db.blocks.bulkPut([{ cid: input.cid, bytes: input.bytes, k: 'b' }, ...(input.nodes ?? []).map(n => ({ cid: n.cid, bytes: n.bytes, k: 'c' as const }))]),
         db.heads.bulkDelete(dag.removeHeads),
         dag.addHead ? db.heads.put({ cid: input.cid }) : undefined,
-        db.missing.delete(input.cid),
+        wasMissing !== undefined ? db.missing.delete(input.cid) : undefined,
         dag.addMissing.length > 0 ? db.missing.bulkPut(dag.addMissing.map(cid => ({ cid }))) : undefined
       ])
       const collections = await this.collectionsChanged(input.colls, staged)
-      const heads = (await db.heads.toCollection().primaryKeys()).sort()
+      seen = [input.cid, ...known, ...headsBefore] // heads are stored blocks
+      const removed = new Set(dag.removeHeads)
+      const heads = headsBefore.filter(h => !removed.has(h))
+      if (dag.addHead && !heads.includes(input.cid)) heads.push(input.cid)
+      heads.sort()
       return { applied: true, changes: staged.changes, collections, heads }
     })
+    this.notePresent(seen) // only once committed
+    return result
+  }
+
+  /**
+   * CIDs this instance saw stored or covered, so a block's parents usually need no lookup (blocks
+   * are never removed and covered CIDs never uncovered, so the set cannot go stale; bounded).
+   */
+  private readonly present = new Set<string>()
+
+  private notePresent (cids: Iterable<string>): void {
+    if (this.present.size > 10_000) this.present.clear()
+    for (const c of cids) this.present.add(c)
   }
 
   async installSnapshot (input: InstallSnapshotInput): Promise<InstallSnapshotResult> {
@@ -176,7 +201,7 @@ export class DexieStorage implements Storage {
       const newHeads = input.heads.filter(h => !isStored.has(h.cid))
       const coveredSet = new Set(input.covered)
       await Promise.all([
-        ...staged.writes,
+        ...staged.write(),
         db.blocks.bulkPut([...newHeads.map(h => ({ cid: h.cid, bytes: h.bytes, k: 'b' as const })), ...(input.nodes ?? []).map(n => ({ cid: n.cid, bytes: n.bytes, k: 'c' as const }))]),
         // A head some stored block names (it is in missing) is not a head.
         db.heads.bulkPut(newHeads.filter(h => !wasMissing.has(h.cid)).map(h => ({ cid: h.cid }))),
@@ -266,7 +291,7 @@ export class DexieStorage implements Storage {
       changes,
       collsAfter,
       existedBefore: new Map(input.colls.map((c, i) => [c, existedBefore[i] as boolean])),
-      writes: [
+      write: () => [
         db.states.bulkPut(out.docs.map(r => ({ c: r.coll, i: r.id, s: r.state }))),
         putDocs.length > 0 ? db.documents.bulkPut(putDocs) : undefined,
         deleteDocs.length > 0 ? db.documents.bulkDelete(deleteDocs) : undefined,
@@ -274,7 +299,7 @@ export class DexieStorage implements Storage {
         putEntries.length > 0 ? db.entries.bulkPut(putEntries) : undefined,
         out.colls.length > 0 ? db.colls.bulkPut(out.colls.map(c => ({ c: c.coll, s: c.state }))) : undefined,
         newlyMultikey.length > 0 ? db.indexes.bulkPut(newlyMultikey) : undefined
-      ]
+      ] as Array<Promise<unknown> | undefined>
     }
   }
 
