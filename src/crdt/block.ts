@@ -202,8 +202,8 @@ function splitOps (ops: Op[]): Op[][] {
   return groups
 }
 
-/** Decode dag-cbor that must be a plain map; throws `InvalidBlockError` naming `what`. */
-function decodeMap (bytes: Uint8Array, what: string): Record<string, unknown> {
+/** Decode dag-cbor that must be a plain map (a node of ours); throws `InvalidBlockError` naming `what`. */
+export function decodeNodeMap (bytes: Uint8Array, what: string): Record<string, unknown> {
   let raw: unknown
   try {
     raw = decode(bytes)
@@ -240,7 +240,7 @@ export function decodeChunk (bytes: Uint8Array, expected: CID, db: string, optio
   if (!(bytes instanceof Uint8Array)) throw new InvalidBlockError('chunk is not a byte array')
   if (bytes.byteLength > MAX_BLOCK_BYTES) throw new InvalidBlockError('chunk is over the size limit')
   if (!cidOf(bytes).equals(expected)) throw new InvalidBlockError(`chunk bytes do not hash to ${String(expected)}`)
-  const raw = decodeMap(bytes, 'chunk')
+  const raw = decodeNodeMap(bytes, 'chunk')
   if (raw.v !== 1 || Object.keys(raw).length !== 2) throw new InvalidBlockError('not a chunk')
   const list = readOps(raw, db, options, 'chunk')
   if (!Array.isArray(list) || list.length === 0) throw new InvalidBlockError('not a chunk')
@@ -276,14 +276,14 @@ export interface BlockHeader {
 export function readBlockHeader (bytes: Uint8Array): BlockHeader {
   if (!(bytes instanceof Uint8Array)) throw new InvalidBlockError('not a byte array')
   if (bytes.byteLength > MAX_BLOCK_BYTES) throw new InvalidBlockError(`block is ${bytes.byteLength} bytes, over the ${MAX_BLOCK_BYTES}-byte limit`)
-  const envelope = decodeMap(bytes, 'block')
+  const envelope = decodeNodeMap(bytes, 'block')
   if (envelope.v !== 1) throw new InvalidBlockError(`unknown version ${String(envelope.v)}`)
   const { body, w, s } = envelope
   if (Object.keys(envelope).length !== 4 || !(body instanceof Uint8Array) || !(w instanceof Uint8Array) || !(s instanceof Uint8Array)) {
     throw new InvalidBlockError('not a signed block {v, body, w, s}')
   }
   if (w.length !== PUBLIC_KEY_BYTES || s.length !== SIGNATURE_BYTES) throw new InvalidBlockError('writer key or signature has the wrong length')
-  const raw = decodeMap(body, 'block body')
+  const raw = decodeNodeMap(body, 'block body')
   const hlc = raw.hlc
   if (!Array.isArray(hlc) || hlc.length !== 3) throw new InvalidBlockError('hlc is not [t, c, r]')
   if (typeof raw.db !== 'string') throw new InvalidBlockError('db is not a CID string')

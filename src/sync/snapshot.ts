@@ -27,7 +27,7 @@ import { InvalidBlockError, NetworkError } from '../errors.js'
 import {
   type CID, type CollState, type DocState, type EncodedBlock, type EncodedChunk, type Register, type Signer, type Stamp,
   MAX_BLOCK_BYTES, asCid, assertJsonValue, cidOf, decode, decodeBlock, decodeChunk, encode, isPlainObject,
-  isValidCollectionName, isValidDocId, isValidFieldName, parseCid, seal, unseal, verifySignature
+  decodeNodeMap, isValidCollectionName, isValidDocId, isValidFieldName, parseCid, seal, unseal, verifySignature
 } from '../crdt/index.js'
 import { type DocKey } from '../store/index.js'
 import { createLogger } from '../log.js'
@@ -144,11 +144,11 @@ export async function decodeSnapshotNode (bytes: Uint8Array, expected: CID, seal
   if (!(bytes instanceof Uint8Array)) throw new InvalidBlockError('snapshot node is not a byte array')
   if (bytes.byteLength > MAX_BLOCK_BYTES) throw new InvalidBlockError('snapshot node is over the size limit')
   if (!cidOf(bytes).equals(expected)) throw new InvalidBlockError(`snapshot node bytes do not hash to ${String(expected)}`)
-  let raw = decodeMap(bytes, 'snapshot node')
+  let raw = decodeNodeMap(bytes, 'snapshot node')
   if (raw.v !== 1) throw new InvalidBlockError('not a snapshot node')
   if (sealing !== undefined) {
     if (!(raw.box instanceof Uint8Array) || Object.keys(raw).length !== 2) throw new InvalidBlockError('snapshot node is not encrypted, in an encrypted database')
-    raw = decodeMap(unseal(sealing.key, raw.box, aadOf(sealing.db)), 'sealed snapshot node')
+    raw = decodeNodeMap(unseal(sealing.key, raw.box, aadOf(sealing.db)), 'sealed snapshot node')
     if (raw.v !== 1) throw new InvalidBlockError('not a snapshot node')
   } else if (raw.box !== undefined) {
     throw new InvalidBlockError('snapshot node is encrypted and this replica has no key')
@@ -168,20 +168,9 @@ export async function decodeSnapshotNode (bytes: Uint8Array, expected: CID, seal
   if (raw.t === 'covered') return { kind: 'covered', cids: cids(raw.cids, 'covered.cids') }
   if (raw.t === 'page') {
     if (!(raw.z instanceof Uint8Array)) throw new InvalidBlockError('page.z is not bytes')
-    return decodePage(decodeMap(await gunzip(raw.z, MAX_BLOCK_BYTES), 'page content'))
+    return decodePage(decodeNodeMap(await gunzip(raw.z, MAX_BLOCK_BYTES), 'page content'))
   }
   throw new InvalidBlockError(`unknown snapshot node type ${String(raw.t)}`)
-}
-
-function decodeMap (bytes: Uint8Array, what: string): Record<string, unknown> {
-  let raw: unknown
-  try {
-    raw = decode(bytes)
-  } catch (err) {
-    throw new InvalidBlockError(`${what} is not dag-cbor`, { cause: err })
-  }
-  if (!isPlainObject(raw)) throw new InvalidBlockError(`${what} is not a map`)
-  return raw
 }
 
 /** gzip with the platform's `CompressionStream` (browsers, Node ≥ 18). */

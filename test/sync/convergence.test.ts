@@ -10,25 +10,15 @@ import { describe, expect, it } from 'vitest'
 import fc from 'fast-check'
 import { MemoryStorage } from '../../src/store/index.js'
 import { Replica, Replicator } from '../../src/sync/index.js'
-import { type Op } from '../../src/crdt/index.js'
+import { type JsonValue, type Op } from '../../src/crdt/index.js'
 import { setLogLevel } from '../../src/log.js'
+import { COLLS, opArbitrary } from '../helpers/arbitraries.js'
 import { MemoryHub } from '../helpers/memory-transport.js'
 
 const DB = 'bafyreigj5hby77l2bevcmbd4b65tpef7hy7ospuccnpwsjwe3zwgtfsvw4'
 const RUNS = Number(process.env.KITEDB_CONVERGENCE_RUNS ?? 500)
-const COLLS = ['a', 'b']
-const IDS = ['x', 'y', 'z']
-const FIELDS = ['f', 'g', 'n']
-
-const small = fc.oneof(fc.integer({ min: -2, max: 5 }), fc.constantFrom('s', 't'), fc.constant(null))
-const opArb: fc.Arbitrary<Op> = fc.oneof(
-  { weight: 5, arbitrary: fc.record({ op: fc.constant('put' as const), coll: fc.constantFrom(...COLLS), id: fc.constantFrom(...IDS), set: fc.dictionary(fc.constantFrom(...FIELDS), small, { minKeys: 1, maxKeys: 2 }) }) },
-  { weight: 3, arbitrary: fc.record({ op: fc.constant('put' as const), coll: fc.constantFrom(...COLLS), id: fc.constantFrom(...IDS), inc: fc.record({ n: fc.integer({ min: -3, max: 3 }) }) }) },
-  { weight: 1, arbitrary: fc.record({ op: fc.constant('put' as const), coll: fc.constantFrom(...COLLS), id: fc.constantFrom(...IDS), unset: fc.constant(['f'] as string[]) }) },
-  { weight: 2, arbitrary: fc.record({ op: fc.constant('del' as const), coll: fc.constantFrom(...COLLS), id: fc.constantFrom(...IDS) }) },
-  { weight: 1, arbitrary: fc.record({ op: fc.constant('drop' as const), coll: fc.constantFrom(...COLLS) }) },
-  { weight: 1, arbitrary: fc.record({ op: fc.constant('coll' as const), coll: fc.constantFrom(...COLLS) }) }
-)
+const small: fc.Arbitrary<JsonValue> = fc.oneof(fc.integer({ min: -2, max: 5 }), fc.constantFrom('s', 't'), fc.constant(null))
+const opArb = opArbitrary(small)
 
 type Action =
   | { kind: 'write', replica: number, ops: Op[] }

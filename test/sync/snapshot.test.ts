@@ -14,23 +14,13 @@ import {
 import { type CID, type DocState, type JsonValue, type Op, cidOf, decodeBlock, encode, generateSigner, parseCid } from '../../src/crdt/index.js'
 import { InvalidBlockError } from '../../src/errors.js'
 import { setLogLevel } from '../../src/log.js'
+import { COLLS, opArbitrary } from '../helpers/arbitraries.js'
 import { MemoryHub, eventually } from '../helpers/memory-transport.js'
 import { storageKinds } from '../helpers/storages.js'
 
 const DB = 'bafyreigj5hby77l2bevcmbd4b65tpef7hy7ospuccnpwsjwe3zwgtfsvw4'
-const COLLS = ['a', 'b']
-const IDS = ['x', 'y', 'z']
-const FIELDS = ['f', 'g', 'n']
-
-const small = fc.oneof(fc.integer({ min: -2, max: 5 }), fc.constantFrom('s', 't'), fc.constant(null), fc.constant<JsonValue>({ deep: [1, 'two'] }))
-const opArb: fc.Arbitrary<Op> = fc.oneof(
-  { weight: 5, arbitrary: fc.record({ op: fc.constant('put' as const), coll: fc.constantFrom(...COLLS), id: fc.constantFrom(...IDS), set: fc.dictionary(fc.constantFrom(...FIELDS), small, { minKeys: 1, maxKeys: 2 }) }) },
-  { weight: 3, arbitrary: fc.record({ op: fc.constant('put' as const), coll: fc.constantFrom(...COLLS), id: fc.constantFrom(...IDS), inc: fc.record({ n: fc.integer({ min: -3, max: 3 }) }) }) },
-  { weight: 1, arbitrary: fc.record({ op: fc.constant('put' as const), coll: fc.constantFrom(...COLLS), id: fc.constantFrom(...IDS), unset: fc.constant(['f'] as string[]) }) },
-  { weight: 2, arbitrary: fc.record({ op: fc.constant('del' as const), coll: fc.constantFrom(...COLLS), id: fc.constantFrom(...IDS) }) },
-  { weight: 1, arbitrary: fc.record({ op: fc.constant('drop' as const), coll: fc.constantFrom(...COLLS) }) },
-  { weight: 1, arbitrary: fc.record({ op: fc.constant('coll' as const), coll: fc.constantFrom(...COLLS) }) }
-)
+const small: fc.Arbitrary<JsonValue> = fc.oneof(fc.integer({ min: -2, max: 5 }), fc.constantFrom('s', 't'), fc.constant(null), fc.constant<JsonValue>({ deep: [1, 'two'] }))
+const opArb = opArbitrary(small)
 
 type Step = { kind: 'write', replica: number, ops: Op[] } | { kind: 'sync', from: number, to: number }
 const stepArb = fc.oneof(
