@@ -146,15 +146,16 @@ export class KiteDB {
     const provider = providerFor(options.storage)
     const relays = relayList(options)
     let address = await provider.lookupName(name)
+    const signer = await deviceSigner(options)
     let created: { bytes: Uint8Array, key?: Uint8Array } | undefined
     if (address === undefined) {
       const key = options.encrypt === true ? generateKey() : undefined
-      const write = options.access?.write ?? (key !== undefined ? ['*'] : [formatPublicKey((await deviceSigner(options)).publicKey)])
+      const write = options.access?.write ?? (key !== undefined ? ['*'] : [formatPublicKey(signer.publicKey)])
       const encoded = encodeManifest(createManifest(name, write, key))
       address = encoded.address
       created = { bytes: encoded.bytes, ...(key !== undefined ? { key } : {}) }
     }
-    const db = await openAddress(provider, address, relays, options, created)
+    const db = await openAddress(provider, address, relays, options, signer, created)
     if (created !== undefined) await provider.registerName(name, address)
     return db
   }
@@ -206,7 +207,7 @@ export class KiteDB {
    */
   static async open (address: string, options: OpenOptions = {}): Promise<Database> {
     const canonical = formatAddress(parseAddress(address))
-    return await openAddress(providerFor(options.storage), canonical, relayList(options), options)
+    return await openAddress(providerFor(options.storage), canonical, relayList(options), options, await deviceSigner(options))
   }
 
   /**
@@ -246,12 +247,12 @@ export class KiteDB {
   }
 }
 
-async function openAddress (provider: StorageProvider, address: string, relays: string[], options: OpenOptions,
+/** Open the local replica of `address`, signing as `signer`; `created`: the manifest (and key) of a database `init` just made. */
+async function openAddress (provider: StorageProvider, address: string, relays: string[], options: OpenOptions, signer: Signer,
   created?: { bytes: Uint8Array, key?: Uint8Array }): Promise<Database> {
   const cid = parseAddress(address)
   const dbId = cid.toString()
   const given = options.key !== undefined ? parseKey(options.key) : undefined
-  const signer = await deviceSigner(options)
   const storage = await provider.open(dbId)
   try {
     if (created !== undefined) {

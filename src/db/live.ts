@@ -85,7 +85,6 @@ export class LiveQuery<D> implements AsyncIterable<D[], undefined> {
             // Changes committed during the read may or may not be in it: they stay queued and are
             // applied again afterwards, which is harmless (each sets a document to its latest value).
             full = false
-            queued = evaluator.apply === undefined ? [] : queued
             docs = await evaluator.full()
           }
           if (closed) return

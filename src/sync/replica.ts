@@ -161,10 +161,7 @@ export class Replica {
   }
 
   /** Whether this replica's signer may write (false while the manifest has not arrived). */
-  get canWrite (): boolean {
-    if (this.manifestValue === undefined) return true
-    return this.manifestValue !== null && mayWrite(this.manifestValue, this.signer.publicKey)
-  }
+  get canWrite (): boolean { return this.mayWrite(this.signer.publicKey) }
 
   /**
    * Adopt the manifest of a database joined by address, fetched from a peer: it must hash to the
@@ -239,7 +236,7 @@ export class Replica {
     if (this.manifestValue === null) throw new AccessError('the database manifest has not arrived yet')
     const encoded = await decodeBlock(bytes, expected, this.key !== undefined ? { key: this.key } : {})
     if (encoded.block.db !== this.dbId) throw new InvalidBlockError(`block belongs to database ${encoded.block.db}, not ${this.dbId}`)
-    if (this.manifestValue !== undefined && !mayWrite(this.manifestValue, encoded.block.writer)) {
+    if (!this.mayWrite(encoded.block.writer)) {
       throw new InvalidBlockError(`writer ${formatPublicKey(encoded.block.writer)} is not on the write list`)
     }
     return encoded
