@@ -2,7 +2,7 @@
  * `npm run bench`: measures raw Dexie, RxDB (free Dexie storage) and KiteDB side by side in
  * headless Chromium, on the same documents in the same run, and prints a markdown table.
  *
- *   npm run bench -- [--scale S] [--runs N] [--only NAME] [--json FILE]
+ *   npm run bench -- [--scale S] [--runs N] [--only NAME] [--json FILE] [--profile DIR]
  *
  * Builds bench/page with Vite, serves it with `vite.preview` on a free port and drives it through
  * `window.bench`. Each system runs in its own Chromium with its own profile directory, so storage
@@ -10,9 +10,9 @@
  * IndexedDB. Replicated KiteDB runs in two more Chromiums (two "devices") through a relay started
  * here. Exits 1 when a measure failed.
  */
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { chromium, type BrowserContext, type Page } from '@playwright/test'
 import { build, preview, type PreviewServer } from 'vite'
@@ -29,9 +29,11 @@ interface Options {
   runs?: number
   only?: string
   json?: string
+  /** write a CPU profile of KiteDB's last measured run of each local measure here */
+  profile?: string
 }
 
-const USAGE = 'usage: npm run bench -- [--scale S] [--runs N] [--only NAME] [--json FILE]\n' +
+const USAGE = 'usage: npm run bench -- [--scale S] [--runs N] [--only NAME] [--json FILE] [--profile DIR]\n' +
   `measures: ${MEASURES.map(m => m.name).join(', ')}`
 
 /** Parse `argv` (without node and script); throws with the usage on a bad option. */
@@ -48,6 +50,7 @@ function parseArgs (argv: string[]): Options {
     else if (a === '--runs') options.runs = Number(value(++i))
     else if (a === '--only') options.only = value(++i)
     else if (a === '--json') options.json = value(++i)
+    else if (a === '--profile') options.profile = value(++i)
     else throw new Error(`unknown option ${a}\n${USAGE}`)
   }
   if (!(options.scale > 0)) throw new Error('--scale must be a positive number')
@@ -105,6 +108,9 @@ class Bench {
   constructor (private readonly url: string, private readonly options: Options) {}
 
   scaled (n: number): number { return Math.max(1, Math.round(n * this.options.scale)) }
+
+  /** where CPU profiles go (`--profile`), if anywhere */
+  get profileDir (): string | undefined { return this.options.profile }
 
   /** measured runs of `m` (a warm-up run comes first and is discarded) */
   runs (m: Measure): number { return this.options.runs ?? (m.slow === true ? 3 : 5) }
@@ -187,6 +193,54 @@ class Bench {
   }
 }
 
+/**
+ * Start Chromium's sampling profiler in `page` (CDP `Profiler`, 100 µs interval). The returned
+ * function stops it, writes the profile to `file` (open it in Chrome DevTools' Performance panel)
+ * and logs where the self time went: by category (idle, program, GC, each native call, script) and
+ * the top functions.
+ */
+async function startProfile (page: Page): Promise<(file: string) => Promise<void>> {
+  const cdp = await page.context().newCDPSession(page)
+  await cdp.send('Profiler.enable')
+  await cdp.send('Profiler.setSamplingInterval', { interval: 100 })
+  await cdp.send('Profiler.start')
+  return async file => {
+    const { profile } = await cdp.send('Profiler.stop')
+    await cdp.detach()
+    await mkdir(dirname(file), { recursive: true })
+    await writeFile(file, JSON.stringify(profile))
+    log(`CPU profile written to ${file}\n${summariseProfile(profile)}`)
+  }
+}
+
+/** Self time of a CDP CPU profile by category and by function, as text. */
+function summariseProfile (profile: { nodes: Array<{ id: number, callFrame: { functionName: string, url: string, lineNumber: number } }>, samples?: number[], timeDeltas?: number[] }): string {
+  const byId = new Map(profile.nodes.map(n => [n.id, n]))
+  const selfMs = new Map<number, number>()
+  const samples = profile.samples ?? []
+  const deltas = profile.timeDeltas ?? []
+  for (let i = 0; i < samples.length; i++) {
+    // a sample's time is the delta to the next one
+    const ms = (deltas[i + 1] ?? 0) / 1000
+    selfMs.set(samples[i] as number, (selfMs.get(samples[i] as number) ?? 0) + ms)
+  }
+  const total = [...selfMs.values()].reduce((a, b) => a + b, 0)
+  // native work (idle, program, GC, IndexedDB calls) by name; script by where it is
+  const category = (url: string, name: string): string => url === '' ? `(${name || 'native'})` : 'script'
+  const cats = new Map<string, number>()
+  const funcs = new Map<string, number>()
+  for (const [id, ms] of selfMs) {
+    const { callFrame: f } = byId.get(id) as { callFrame: { functionName: string, url: string, lineNumber: number } }
+    const c = category(f.url, f.functionName)
+    cats.set(c, (cats.get(c) ?? 0) + ms)
+    const fn = `${f.functionName || '(anonymous)'}${f.url === '' ? '' : ` (line ${f.lineNumber + 1})`}`
+    funcs.set(fn, (funcs.get(fn) ?? 0) + ms)
+  }
+  const top = (m: Map<string, number>, k: number): string => [...m].sort((a, b) => b[1] - a[1]).slice(0, k)
+    .map(([name, ms]) => `  ${ms.toFixed(1).padStart(8)} ms ${(100 * ms / total).toFixed(1).padStart(5)}%  ${name}`).join('\n')
+  return `self time ${total.toFixed(0)} ms by category:\n${top(cats, 12)}\ntop functions:\n${top(funcs, 20)}`
+}
+
 /** Figures and notes of one system in one measure, turned into a `Result`. */
 class Tally {
   readonly samples: number[] = []
@@ -228,7 +282,10 @@ async function runLocal (bench: Bench, m: Measure, n: number, once: (system: Loc
       const tally = tallies.get(system) as Tally
       if (tally.failed !== undefined || tally.unavailable) continue
       try {
+        const profiling = system === 'kitedb' && run === runs && bench.profileDir !== undefined
+        const stop = profiling ? await startProfile(await bench.page(system)) : undefined
         const figures = await once(system, run)
+        if (stop !== undefined) await stop(join(bench.profileDir as string, `${m.name}.cpuprofile`))
         for (const t of Array.isArray(figures) ? figures : [figures]) {
           tally.add(t.ms, t.notes, run > 0)
           if (t.count === undefined) continue
@@ -400,7 +457,8 @@ async function runBench (options: Options): Promise<Result[]> {
   const started = Date.now()
   const configFile = fileURLToPath(new URL('./vite.config.ts', import.meta.url))
   log('building the page…')
-  await build({ configFile })
+  // Profiling: unminified, so profiles name functions.
+  await build(options.profile === undefined ? { configFile } : { configFile, build: { minify: false } })
   const server: PreviewServer = await preview({ configFile, preview: { port: 0 } })
   const url = server.resolvedUrls?.local[0]
   if (url === undefined) throw new Error('vite preview has no local URL')

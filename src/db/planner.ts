@@ -229,6 +229,13 @@ export async function executeQuery (
 ): Promise<{ docs: Doc[], explain: Explain }> {
   checkQuery(query)
   checkOptions(options)
+  return await storage.read(async () => await runPlan(storage, coll, query, projection, options))
+}
+
+async function runPlan (
+  storage: Storage, coll: string, query: Record<string, unknown>, projection: Record<string, unknown> | undefined,
+  options: QueryOptions
+): Promise<{ docs: Doc[], explain: Explain }> {
   const plan = choosePlan(query, options, await storage.listIndexes(coll))
   if (plan === undefined) {
     const all = await storage.getDocs(coll)
@@ -249,7 +256,9 @@ export async function executeQuery (
     const seen = new Set<string>()
     const sortKeys = new Map<string, KeyPart>()
     let after: IndexEntry | undefined
-    const batch = Math.min(Math.max(need * 2, 16), 1000)
+    const matches = compileFilter(query)
+    // The first batch is what is needed when every entry matches; later ones double (up to 1000).
+    let batch = Math.min(Math.max(need + 2, 16), 1000)
     for (;;) {
       const entries = await storage.scanIndex(coll, plan.index.name, range, { reverse, limit: batch, ...(after !== undefined ? { after } : {}) })
       entriesRead += entries.length
@@ -260,11 +269,12 @@ export async function executeQuery (
       const docs = await storage.getDocsById(coll, fresh)
       docsRead += fresh.length
       for (const doc of docs) {
-        if (doc === undefined || runMingo([doc], query, undefined, {}).length === 0) continue
+        if (doc === undefined || !matches(doc)) continue
         candidates.set(doc._id, doc)
         sortKeys.set(doc._id, minPart(doc, path))
       }
       if (entries.length < batch) break
+      batch = Math.min(batch * 2, 1000)
       // Ascending on a single-path, single-valued index, the first `need` matches in index order are
       // the answer: each document appears once, at its sort key, and ties come in `_id` order, as
       // mingo breaks them (on a compound index, ties are ordered by the next path instead).

@@ -413,6 +413,11 @@ export class DexieStorage implements Storage {
     return keys.map(([, k, i]) => ({ key: k, id: i }))
   }
 
+  async read<T> (fn: () => Promise<T>): Promise<T> {
+    const { db } = this
+    return await db.transaction('r', [db.documents, db.indexes, db.entries, db.colls, db.states], fn)
+  }
+
   async getMeta<T> (key: string): Promise<T | undefined> {
     return (await this.db.meta.get(key))?.value as T | undefined
   }

@@ -244,6 +244,8 @@ export class MemoryStorage implements Storage {
     return out
   }
 
+  async read<T> (fn: () => Promise<T>): Promise<T> { return await fn() }
+
   async getMeta<T> (key: string): Promise<T | undefined> {
     return this.meta.has(key) ? structuredClone(this.meta.get(key)) as T : undefined
   }

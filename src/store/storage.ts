@@ -212,6 +212,12 @@ export interface Storage {
   dropIndex (coll: string, name: string): Promise<void>
   /** Entries of index `name` within `range`, in key order (then id order). */
   scanIndex (coll: string, name: string, range: KeyRange, options?: ScanOptions): Promise<IndexEntry[]>
+  /**
+   * Run `fn`, whose calls on this storage only read, in one read transaction: it sees one
+   * consistent state and, on IndexedDB, shares one transaction instead of one per call. `fn` must
+   * await nothing but this storage's methods. Resolves with what `fn` resolves with.
+   */
+  read<T> (fn: () => Promise<T>): Promise<T>
   /** Read a meta value (structured-cloneable). */
   getMeta<T> (key: string): Promise<T | undefined>
   /** Write a meta value (structured-cloneable). */
