@@ -315,6 +315,7 @@ export class Database {
   async close (): Promise<void> {
     if (this.closed) return
     this.closed = true
+    this.replica.close(new DatabaseClosedError(this.name))
     if (this.retryTimer !== undefined) clearTimeout(this.retryTimer)
     for (const c of this.cleanups.splice(0)) c()
     this.replicator?.stop()

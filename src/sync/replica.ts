@@ -121,6 +121,10 @@ export class Replica {
   readonly key?: Uint8Array
   private manifestValue: Manifest | null | undefined
   private readonly manifestListeners = new Set<(m: Manifest) => void>()
+  /** set by `close`: what later writes reject with */
+  private closedBy?: Error
+  /** writes waiting for the manifest, rejected by `close` */
+  private readonly closeWaiters = new Set<(err: Error) => void>()
 
   private constructor (storage: Storage, dbId: string, clock: HybridClock, options: ReplicaOptions) {
     this.storage = storage
@@ -202,8 +206,16 @@ export class Replica {
    */
   async commit (ops: Op[] | (() => Promise<Op[]>), options: { check?: BeforeCheck } = {}): Promise<Applied | undefined> {
     // A database joined by address: wait for its manifest (it says who may write, and whether to encrypt).
-    if (this.manifestValue === null) await new Promise<void>(resolve => { const off = this.onManifest(() => { off(); resolve() }) })
+    if (this.closedBy !== undefined) throw this.closedBy
+    if (this.manifestValue === null) {
+      await new Promise<void>((resolve, reject) => {
+        const off = this.onManifest(() => { off(); this.closeWaiters.delete(fail); resolve() })
+        const fail = (err: Error): void => { off(); reject(err) }
+        this.closeWaiters.add(fail)
+      })
+    }
     return await this.enqueue(async () => {
+      if (this.closedBy !== undefined) throw this.closedBy
       this.assertWritable()
       const list = typeof ops === 'function' ? await ops() : ops
       if (list.length === 0) return undefined
@@ -218,6 +230,17 @@ export class Replica {
       }, { signer: this.signer, ...(this.key !== undefined ? { key: this.key } : {}), valuesChecked: true })
       return await this.apply(encoded, 'local', options.check)
     })
+  }
+
+  /**
+   * Stop taking writes: a write waiting for the manifest, queued, or made later rejects with
+   * `reason` (the database layer passes `DatabaseClosedError`). A write already in its storage
+   * transaction completes.
+   */
+  close (reason: Error): void {
+    this.closedBy ??= reason
+    for (const fail of [...this.closeWaiters]) fail(this.closedBy)
+    this.closeWaiters.clear()
   }
 
   /** Throws `AccessError` unless this replica may write. */

@@ -3,7 +3,7 @@
  * manifest, encrypted databases opened by key, joiners learning the manifest from a peer.
  */
 import { describe, expect, it } from 'vitest'
-import { AccessError, KiteDB, MemoryStorageProvider, ValidationError, setLogLevel, type Database } from '../../src/index.js'
+import { AccessError, DatabaseClosedError, KiteDB, MemoryStorageProvider, ValidationError, setLogLevel, type Database } from '../../src/index.js'
 import { MemoryHub, eventually } from '../helpers/memory-transport.js'
 
 const replication = { republishMs: 50 }
@@ -66,6 +66,23 @@ describe('write lists', () => {
     expect(() => open.shareLink('http://app/', { readOnly: true })).toThrow(ValidationError)
     const listed = await KiteDB.init('listed', device(hub, 'C'))
     expect(listed.shareLink('http://app/', { readOnly: true })).toContain('#db=')
+  })
+})
+
+describe('waiting for the manifest', () => {
+  it('a write waiting for the manifest rejects with DatabaseClosedError when the database closes', async () => {
+    const hub = new MemoryHub()
+    const a = await KiteDB.init('far', device(hub, 'A'))
+    const address = a.address
+    await a.close() // no peer will ever serve the manifest
+    const b = await KiteDB.open(address, device(hub, 'B'))
+    const coll = await b.initCollection('c')
+    let settled = false
+    const write = coll.insertOne({ _id: 'y' }).finally(() => { settled = true })
+    await new Promise(resolve => setTimeout(resolve, 50))
+    expect(settled).toBe(false) // it waits for the manifest
+    await b.close()
+    await expect(write).rejects.toBeInstanceOf(DatabaseClosedError)
   })
 })
 
