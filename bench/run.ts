@@ -10,7 +10,7 @@
  * IndexedDB. Replicated KiteDB runs in two more Chromiums (two "devices") through a relay started
  * here. Exits 1 when a measure failed.
  */
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -196,8 +196,8 @@ class Bench {
 /**
  * Start Chromium's sampling profiler in `page` (CDP `Profiler`, 100 µs interval). The returned
  * function stops it, writes the profile to `file` (open it in Chrome DevTools' Performance panel)
- * and logs where the self time went: by category (idle, program, GC, each native call, script) and
- * the top functions.
+ * and logs where the self time went: by category (idle, program, GC, each native call, each
+ * module: npm package or src/ folder) and the top functions.
  */
 async function startProfile (page: Page): Promise<(file: string) => Promise<void>> {
   const cdp = await page.context().newCDPSession(page)
@@ -209,12 +209,33 @@ async function startProfile (page: Page): Promise<(file: string) => Promise<void
     await cdp.detach()
     await mkdir(dirname(file), { recursive: true })
     await writeFile(file, JSON.stringify(profile))
-    log(`CPU profile written to ${file}\n${summariseProfile(profile)}`)
+    log(`CPU profile written to ${file}\n${summariseProfile(profile, await moduleLines())}`)
   }
 }
 
+/**
+ * Where each module starts in the built page's scripts: an unminified build marks each module
+ * with a `// <path>` line. By script file name, sorted line numbers (0-based) and module names
+ * (an npm package, or the folder of src/ or bench/).
+ */
+async function moduleLines (): Promise<Map<string, Array<[number, string]>>> {
+  const dir = fileURLToPath(new URL('./dist/assets/', import.meta.url))
+  const out = new Map<string, Array<[number, string]>>()
+  for (const name of (await readdir(dir)).filter(f => f.endsWith('.js'))) {
+    const starts: Array<[number, string]> = []
+    ;(await readFile(join(dir, name), 'utf8')).split('\n').forEach((line, i) => {
+      const path = /^\/\/ ((?:node_modules|src|bench)\/\S+)$/.exec(line)?.[1]
+      if (path === undefined) return
+      const dep = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(path)?.[1]
+      starts.push([i, dep ?? path.replace(/\/[^/]+$/, '')])
+    })
+    out.set(name, starts)
+  }
+  return out
+}
+
 /** Self time of a CDP CPU profile by category and by function, as text. */
-function summariseProfile (profile: { nodes: Array<{ id: number, callFrame: { functionName: string, url: string, lineNumber: number } }>, samples?: number[], timeDeltas?: number[] }): string {
+function summariseProfile (profile: { nodes: Array<{ id: number, callFrame: { functionName: string, url: string, lineNumber: number } }>, samples?: number[], timeDeltas?: number[] }, modules: Map<string, Array<[number, string]>>): string {
   const byId = new Map(profile.nodes.map(n => [n.id, n]))
   const selfMs = new Map<number, number>()
   const samples = profile.samples ?? []
@@ -225,15 +246,21 @@ function summariseProfile (profile: { nodes: Array<{ id: number, callFrame: { fu
     selfMs.set(samples[i] as number, (selfMs.get(samples[i] as number) ?? 0) + ms)
   }
   const total = [...selfMs.values()].reduce((a, b) => a + b, 0)
-  // native work (idle, program, GC, IndexedDB calls) by name; script by where it is
-  const category = (url: string, name: string): string => url === '' ? `(${name || 'native'})` : 'script'
+  // native work (idle, program, GC, IndexedDB calls) by name; script by its module
+  const category = (url: string, name: string, line: number): string => {
+    if (url === '') return `(${name || 'native'})`
+    const starts = modules.get(url.replace(/^.*\//, '')) ?? []
+    let module = 'script'
+    for (const [at, m] of starts) { if (at > line) break; module = m }
+    return module
+  }
   const cats = new Map<string, number>()
   const funcs = new Map<string, number>()
   for (const [id, ms] of selfMs) {
     const { callFrame: f } = byId.get(id) as { callFrame: { functionName: string, url: string, lineNumber: number } }
-    const c = category(f.url, f.functionName)
+    const c = category(f.url, f.functionName, f.lineNumber)
     cats.set(c, (cats.get(c) ?? 0) + ms)
-    const fn = `${f.functionName || '(anonymous)'}${f.url === '' ? '' : ` (line ${f.lineNumber + 1})`}`
+    const fn = `${f.functionName || '(anonymous)'}${f.url === '' ? '' : ` (${c}, line ${f.lineNumber + 1})`}`
     funcs.set(fn, (funcs.get(fn) ?? 0) + ms)
   }
   const top = (m: Map<string, number>, k: number): string => [...m].sort((a, b) => b[1] - a[1]).slice(0, k)

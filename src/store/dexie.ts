@@ -1,10 +1,19 @@
 /**
  * IndexedDB `Storage` through Dexie. One IndexedDB database per KiteDB database
  * (`kitedb/<manifest-cid>`), plus one registry database (`kitedb`) mapping local names to
- * addresses. Each applied block is one read-write transaction over blocks, heads, missing,
- * states, documents, collections and index entries, so a reload at any moment leaves all of a
- * block or none of it. Secondary-index entries live in one table keyed `[index, key, id]`, so an
- * equality or range predicate is one IndexedDB key-range scan.
+ * addresses. Each applied block is one read-write transaction over blocks, the DAG row (heads),
+ * missing, states, documents, collections and index entries, so a reload at any moment leaves all
+ * of a block or none of it. Secondary-index entries live in one table keyed `[index, key, id]`, so
+ * an equality or range predicate is one IndexedDB key-range scan.
+ *
+ * Write cache. The heads live in one meta row with a generation number that every transaction
+ * changing heads, collection states or index declarations increments. A storage keeps what its
+ * last transaction left (heads, collection states and indexes, recent document states) tagged with
+ * that generation, and writes a local block in one round trip: it issues the block's writes
+ * computed from the cache together with a read of the generation (and of the states the cache
+ * does not hold), and aborts the transaction if another writer (another tab) moved the
+ * generation, then takes the ordinary path. Optimistic concurrency control, as in Kung & Robinson,
+ * "On optimistic methods for concurrency control" (1981).
  */
 import { Dexie, type Table } from 'dexie'
 import { type CollState, type Doc, type DocState, collectionCreated, decode, isPlainObject, jsonEqual } from '../crdt/index.js'
@@ -15,8 +24,14 @@ import {
   type Storage, type StorageProvider, type StoredNode, dagUpdate, docKey, indexDiff, indexName
 } from './storage.js'
 
-/** A stored node: a DAG block (`k: 'b'`) or a block's chunk (`k: 'c'`). */
-interface BlockRow { cid: string, bytes: Uint8Array, k: 'b' | 'c' }
+/**
+ * A stored node: a DAG block (`k: 'b'`), a block's chunk (`k: 'c'`), or the CID of a block
+ * covered by an installed snapshot (`k: 'v'`, no bytes: present for the DAG, never fetched).
+ */
+interface BlockRow { cid: string, bytes?: Uint8Array, k: 'b' | 'c' | 'v' }
+/** The meta row holding the heads and the write generation. */
+interface DagRow { gen: number, heads: string[] }
+const DAG_KEY = 'dag'
 interface CidRow { cid: string }
 interface MetaRow { key: string, value: unknown }
 interface NameRow { name: string, address: string }
@@ -41,9 +56,7 @@ export interface DexieOptions {
 
 class ReplicaDb extends Dexie {
   blocks!: Table<BlockRow, string>
-  heads!: Table<CidRow, string>
   missing!: Table<CidRow, string>
-  covered!: Table<CidRow, string>
   states!: Table<StateRow, [string, string]>
   documents!: Table<DocRow, [string, string]>
   colls!: Table<CollRow, string>
@@ -52,7 +65,12 @@ class ReplicaDb extends Dexie {
   meta!: Table<MetaRow, string>
 
   constructor (name: string, options: DexieOptions) {
-    super(name, options)
+    super(name, { ...options, cache: 'disabled' })
+    // KiteDB uses neither Dexie's liveQuery nor its cross-tab change events (its own change
+    // events come from the replica): without these middlewares a write transaction skips
+    // computing the mutated key ranges and posting them on a BroadcastChannel.
+    this.unuse({ stack: 'dbcore', name: 'Observability' })
+    this.unuse({ stack: 'dbcore', name: 'Cache' })
     this.version(1).stores({ blocks: 'cid', heads: 'cid', missing: 'cid', docs: '[coll+id], coll', meta: 'key' })
     // v2 keeps materialised documents apart from CRDT states and adds collections and indexes.
     // Pre-release data is not migrated: the replica starts empty and syncs again from its peers.
@@ -69,7 +87,14 @@ class ReplicaDb extends Dexie {
     // v3 (snapshots): stored nodes say whether they are blocks or chunks, and CIDs covered by an
     // installed snapshot get a table. A block is the dag-cbor map with a `body`; a chunk has none.
     this.version(3).stores({ blocks: 'cid, k', covered: 'cid' }).upgrade(async tx => {
-      await tx.table('blocks').toCollection().modify((row: BlockRow) => { row.k = isBlockBytes(row.bytes) ? 'b' : 'c' })
+      await tx.table('blocks').toCollection().modify((row: BlockRow) => { row.k = isBlockBytes(row.bytes as Uint8Array) ? 'b' : 'c' })
+    })
+    // v4 (write cache): the heads move into one meta row with a write generation, and covered CIDs
+    // into the blocks table (`k: 'v'`), so one lookup answers "stored or covered".
+    this.version(4).stores({ heads: null, covered: null }).upgrade(async tx => {
+      const [heads, covered] = await Promise.all([tx.table('heads').toCollection().primaryKeys(), tx.table('covered').toCollection().primaryKeys()])
+      await tx.table('blocks').bulkPut((covered as string[]).map(cid => ({ cid, k: 'v' })))
+      await tx.table('meta').put({ key: DAG_KEY, value: { gen: 0, heads: (heads as string[]).sort() } satisfies DagRow })
     })
   }
 }
@@ -85,7 +110,19 @@ function isBlockBytes (bytes: Uint8Array): boolean {
   }
 }
 
-/** Writes a merge stages inside its transaction (see `DexieStorage.stageMerge`). */
+/** What a merge starts from, read in its transaction or taken from the write cache. */
+interface MergeBase {
+  /** by `docKey` */
+  docs: Map<string, DocState | undefined>
+  /** by collection name */
+  colls: Map<string, CollState | undefined>
+  /** the declared indexes of those collections */
+  indexes: IndexRow[]
+  /** whether each collection existed before the merge */
+  existedBefore: Map<string, boolean>
+}
+
+/** Writes a merge stages inside its transaction (see `DexieStorage.stage`). */
 interface StagedMerge {
   changes: DocChange[]
   /** issue the writes (inside the same transaction) */
@@ -94,7 +131,28 @@ interface StagedMerge {
   existedBefore: Map<string, boolean>
   /** the collection states after the merge, for the existence check */
   collsAfter: Map<string, CollState | undefined>
+  /** the new state of every document the merge wrote, by `docKey` */
+  statesAfter: Map<string, DocState>
+  /** the index declarations after the merge (multikey flags set) */
+  indexesAfter: IndexRow[]
 }
+
+/** What a storage's last transaction left, valid while the stored generation is `gen` (see the file's doc). */
+interface WriteCache {
+  gen: number
+  /** sorted */
+  heads: string[]
+  /** by collection: its state and declared indexes */
+  colls: Map<string, { state: CollState | undefined, indexes: IndexRow[] }>
+  /** recent document states by `docKey` (`undefined`: absent), least recently used first */
+  states: Map<string, DocState | undefined>
+}
+
+/** Document states a write cache keeps. */
+const CACHED_STATES = 1000
+
+/** Thrown inside a fast-path transaction to abort it when the write cache turned out stale. */
+class StaleCache extends Error {}
 
 const entryIndex = (coll: string, name: string): string => `${coll}\u0000${name}`
 
@@ -109,15 +167,11 @@ export class DexieStorage implements Storage {
   }
 
   async hasBlock (cid: string): Promise<boolean> {
-    const { db } = this
-    return await db.transaction('r', [db.blocks, db.covered], async () =>
-      (await db.blocks.where('cid').equals(cid).count()) > 0 || (await db.covered.where('cid').equals(cid).count()) > 0)
+    return (await this.db.blocks.where('cid').equals(cid).count()) > 0
   }
 
   async countBlocks (): Promise<number> {
-    const { db } = this
-    return await db.transaction('r', [db.blocks, db.covered], async () =>
-      (await db.blocks.where('k').equals('b').count()) + (await db.covered.count()))
+    return await this.db.blocks.where('k').anyOf('b', 'v').count()
   }
 
   async getBlocks (cids: string[]): Promise<Array<Uint8Array | undefined>> {
@@ -129,48 +183,147 @@ export class DexieStorage implements Storage {
     await this.db.blocks.bulkPut(nodes.map(n => ({ cid: n.cid, bytes: n.bytes, k: 'c' as const })))
   }
 
-  async getHeads (): Promise<string[]> { return (await this.db.heads.toCollection().primaryKeys()).sort() }
+  async getHeads (): Promise<string[]> { return [...(await this.readDag()).heads] }
 
   async getMissing (): Promise<string[]> { return (await this.db.missing.toCollection().primaryKeys()).sort() }
 
+  private async readDag (): Promise<DagRow> {
+    return (await this.db.meta.get(DAG_KEY))?.value as DagRow | undefined ?? { gen: 0, heads: [] }
+  }
+
+  /** Inside a read-write transaction: move the generation on (index declarations changed), and drop this storage's cache. */
+  private async bumpGeneration (): Promise<void> {
+    this.cache = undefined
+    const dag = await this.readDag()
+    await this.db.meta.put({ key: DAG_KEY, value: { gen: dag.gen + 1, heads: dag.heads } satisfies DagRow })
+  }
+
+  private cache?: WriteCache
+
   async applyBlock (input: ApplyBlockInput): Promise<ApplyBlockResult> {
+    const cache = this.cache
+    if (input.local === true && cache !== undefined && input.dropped.length === 0 &&
+      input.colls.every(c => collectionCreated(cache.colls.get(c)?.state)) &&
+      input.parents.every(p => this.present.has(p) || cache.heads.includes(p))) {
+      try {
+        return await this.applyCached(input, cache)
+      } catch (err) {
+        if (!(err instanceof StaleCache)) throw err
+        this.cache = undefined
+      }
+    }
+    return await this.applyRead(input)
+  }
+
+  /**
+   * The fast path of a local block (see the file's doc): the merge starts from the cache; the
+   * states it lacks are read first (one round trip), then the writes go out with the generation
+   * check behind them. Throws `StaleCache` (the transaction aborted, nothing written) when another
+   * writer moved the generation.
+   */
+  private async applyCached (input: ApplyBlockInput, cache: WriteCache): Promise<ApplyBlockResult> {
+    const { db } = this
+    const uncached = input.keys.filter(k => !cache.states.has(docKey(k.coll, k.id)))
+    let staged: StagedMerge | undefined
+    const heads = [...cache.heads.filter(h => !input.parents.includes(h)), input.cid].sort()
+    await db.transaction('rw', [db.blocks, db.states, db.documents, db.colls, db.indexes, db.entries, db.meta], async () => {
+      const dagRead = db.meta.get(DAG_KEY)
+      const docs = new Map<string, DocState | undefined>()
+      for (const k of input.keys) {
+        const key = docKey(k.coll, k.id)
+        docs.set(key, cache.states.get(key))
+      }
+      if (uncached.length > 0) {
+        const rows = await db.states.bulkGet(uncached.map(k => [k.coll, k.id] as [string, string]))
+        uncached.forEach((k, i) => { docs.set(docKey(k.coll, k.id), rows[i]?.s) })
+      }
+      const verify = async (): Promise<void> => {
+        if ((await dagRead)?.value === undefined || ((await dagRead)?.value as DagRow).gen !== cache.gen) throw new StaleCache('another writer moved the generation')
+      }
+      const colls = new Map(input.colls.map(c => [c, cache.colls.get(c)?.state]))
+      try {
+        staged = this.stage(input, { docs, colls, indexes: input.colls.flatMap(c => cache.colls.get(c)?.indexes ?? []), existedBefore: new Map(input.colls.map(c => [c, true])) })
+      } catch (err) {
+        await verify() // a check failing on a stale cache is not an answer
+        throw err
+      }
+      const writes = Promise.all([
+        ...staged.write(),
+        db.blocks.bulkPut([{ cid: input.cid, bytes: input.bytes, k: 'b' }, ...(input.nodes ?? []).map(n => ({ cid: n.cid, bytes: n.bytes, k: 'c' as const }))]),
+        db.meta.put({ key: DAG_KEY, value: { gen: cache.gen + 1, heads } satisfies DagRow })
+      ])
+      writes.catch(() => {}) // they fail with the abort when the check below throws
+      await verify()
+      await writes
+    })
+    const done = staged as StagedMerge
+    this.remember(cache.gen + 1, heads, input.colls, done, true)
+    this.notePresent([input.cid])
+    // Collections created before and no drop: their existence did not change.
+    return { applied: true, changes: done.changes, collections: [], heads: [...heads] }
+  }
+
+  /** The ordinary path: every read in one round trip, then the writes. */
+  private async applyRead (input: ApplyBlockInput): Promise<ApplyBlockResult> {
     const { db } = this
     let seen: string[] = []
-    const result = await db.transaction('rw', [db.blocks, db.heads, db.missing, db.covered, db.states, db.documents, db.colls, db.indexes, db.entries], async () => {
+    let gen = 0
+    let staged: StagedMerge | undefined
+    const result = await db.transaction('rw', [db.blocks, db.missing, db.states, db.documents, db.colls, db.indexes, db.entries, db.meta], async () => {
       // Every read in one round trip (the merge is pure and cheap; it is wasted only for a block
       // already stored), and the heads after computed rather than read again.
       // Parents this instance saw stored or covered need no lookup: neither is ever undone.
       const unknownParents = input.parents.filter(p => !this.present.has(p))
-      const [stored, covered, staged, wasMissing, storedParents, coveredParents, headsBefore] = await Promise.all([
+      const [stored, base, wasMissing, storedParents, dag] = await Promise.all([
         db.blocks.where('cid').equals(input.cid).count(),
-        db.covered.where('cid').equals(input.cid).count(),
-        this.stageMerge(input),
+        this.readBase(input),
         db.missing.get(input.cid),
         unknownParents.length > 0 ? db.blocks.where('cid').anyOf(unknownParents).primaryKeys() : Promise.resolve([] as string[]),
-        unknownParents.length > 0 ? db.covered.where('cid').anyOf(unknownParents).primaryKeys() : Promise.resolve([] as string[]),
-        db.heads.toCollection().primaryKeys()
+        this.readDag()
       ])
-      if (stored + covered > 0) return { applied: false, changes: [], collections: [], heads: headsBefore.sort() }
-      const known = new Set([...input.parents.filter(p => this.present.has(p)), ...storedParents, ...coveredParents])
-      const dag = dagUpdate(input.cid, input.parents, c => known.has(c), wasMissing !== undefined)
+      gen = dag.gen
+      if (stored > 0) return { applied: false, changes: [], collections: [], heads: dag.heads }
+      staged = this.stage(input, base)
+      const known = new Set([...input.parents.filter(p => this.present.has(p)), ...storedParents])
+      const update = dagUpdate(input.cid, input.parents, c => known.has(c), wasMissing !== undefined)
+      const removed = new Set(update.removeHeads)
+      const heads = dag.heads.filter(h => !removed.has(h))
+      if (update.addHead && !heads.includes(input.cid)) heads.push(input.cid)
+      heads.sort()
       await Promise.all([
         ...staged.write(),
         db.blocks.bulkPut([{ cid: input.cid, bytes: input.bytes, k: 'b' }, ...(input.nodes ?? []).map(n => ({ cid: n.cid, bytes: n.bytes, k: 'c' as const }))]),
-        db.heads.bulkDelete(dag.removeHeads),
-        dag.addHead ? db.heads.put({ cid: input.cid }) : undefined,
+        db.meta.put({ key: DAG_KEY, value: { gen: gen + 1, heads } satisfies DagRow }),
         wasMissing !== undefined ? db.missing.delete(input.cid) : undefined,
-        dag.addMissing.length > 0 ? db.missing.bulkPut(dag.addMissing.map(cid => ({ cid }))) : undefined
+        update.addMissing.length > 0 ? db.missing.bulkPut(update.addMissing.map(cid => ({ cid }))) : undefined
       ])
       const collections = await this.collectionsChanged(input.colls, staged)
-      seen = [input.cid, ...known, ...headsBefore] // heads are stored blocks
-      const removed = new Set(dag.removeHeads)
-      const heads = headsBefore.filter(h => !removed.has(h))
-      if (dag.addHead && !heads.includes(input.cid)) heads.push(input.cid)
-      heads.sort()
+      seen = [input.cid, ...known, ...dag.heads] // heads are stored blocks
       return { applied: true, changes: staged.changes, collections, heads }
     })
+    if (result.applied) this.remember(gen + 1, result.heads, input.colls, staged as StagedMerge, gen === this.cache?.gen)
     this.notePresent(seen) // only once committed
-    return result
+    return { ...result, heads: [...result.heads] }
+  }
+
+  /**
+   * After a committed block: the cache now describes generation `gen`. `keep`: the cache was
+   * valid just before (so its other entries still are); otherwise they are dropped.
+   */
+  private remember (gen: number, heads: string[], colls: string[], staged: StagedMerge, keep: boolean): void {
+    const cache: WriteCache = keep && this.cache !== undefined ? this.cache : { gen, heads, colls: new Map(), states: new Map() }
+    cache.gen = gen
+    cache.heads = heads
+    for (const c of colls) cache.colls.set(c, { state: staged.collsAfter.get(c), indexes: staged.indexesAfter.filter(i => i.c === c) })
+    for (const [key, state] of staged.statesAfter) {
+      cache.states.delete(key)
+      cache.states.set(key, state)
+    }
+    for (const key of cache.states.keys()) {
+      if (cache.states.size <= CACHED_STATES) break
+      cache.states.delete(key)
+    }
+    this.cache = cache
   }
 
   /**
@@ -186,89 +339,103 @@ export class DexieStorage implements Storage {
 
   async installSnapshot (input: InstallSnapshotInput): Promise<InstallSnapshotResult> {
     const { db } = this
-    return await db.transaction('rw', [db.blocks, db.heads, db.missing, db.covered, db.states, db.documents, db.colls, db.indexes, db.entries], async () => {
+    this.cache = undefined
+    return await db.transaction('rw', [db.blocks, db.missing, db.states, db.documents, db.colls, db.indexes, db.entries, db.meta], async () => {
       const headCids = input.heads.map(h => h.cid)
-      const [staged, storedHeads, storedCovered, heads, missing] = await Promise.all([
-        this.stageMerge(input),
+      const [base, storedHeads, storedCovered, dag, missing] = await Promise.all([
+        this.readBase(input),
         db.blocks.where('cid').anyOf(headCids).primaryKeys(),
         db.blocks.where('cid').anyOf(input.covered).primaryKeys(),
-        db.heads.toCollection().primaryKeys(),
+        this.readDag(),
         db.missing.toCollection().primaryKeys()
       ])
+      const staged = this.stage(input, base)
       const isStored = new Set([...storedHeads, ...storedCovered])
       const wasMissing = new Set(missing)
       const snapshotHeads = new Set(headCids)
       const newHeads = input.heads.filter(h => !isStored.has(h.cid))
       const coveredSet = new Set(input.covered)
+      // Heads below the snapshot are no longer heads; a new snapshot head is one unless a stored block names it (it is missing).
+      const heads = new Set(dag.heads.filter(h => !coveredSet.has(h) || snapshotHeads.has(h)))
+      for (const h of newHeads) if (!wasMissing.has(h.cid)) heads.add(h.cid)
       await Promise.all([
         ...staged.write(),
-        db.blocks.bulkPut([...newHeads.map(h => ({ cid: h.cid, bytes: h.bytes, k: 'b' as const })), ...(input.nodes ?? []).map(n => ({ cid: n.cid, bytes: n.bytes, k: 'c' as const }))]),
-        // A head some stored block names (it is in missing) is not a head.
-        db.heads.bulkPut(newHeads.filter(h => !wasMissing.has(h.cid)).map(h => ({ cid: h.cid }))),
-        db.heads.bulkDelete(heads.filter(h => coveredSet.has(h) && !snapshotHeads.has(h))),
-        db.missing.bulkDelete(missing.filter(c => coveredSet.has(c))),
-        db.covered.bulkPut(input.covered.filter(c => !isStored.has(c) && !snapshotHeads.has(c)).map(cid => ({ cid })))
+        db.blocks.bulkPut([
+          ...newHeads.map(h => ({ cid: h.cid, bytes: h.bytes, k: 'b' as const })),
+          ...(input.nodes ?? []).map(n => ({ cid: n.cid, bytes: n.bytes, k: 'c' as const })),
+          ...input.covered.filter(c => !isStored.has(c) && !snapshotHeads.has(c)).map(cid => ({ cid, k: 'v' as const }))
+        ]),
+        db.meta.put({ key: DAG_KEY, value: { gen: dag.gen + 1, heads: [...heads].sort() } satisfies DagRow }),
+        db.missing.bulkDelete(missing.filter(c => coveredSet.has(c)))
       ])
       const collections = await this.collectionsChanged(input.colls, staged)
-      return { changes: staged.changes, collections, heads: (await db.heads.toCollection().primaryKeys()).sort() }
+      return { changes: staged.changes, collections, heads: [...heads].sort() }
     })
   }
 
   async readSnapshotSource (): Promise<SnapshotSource> {
     const { db } = this
-    return await db.transaction('r', [db.blocks, db.heads, db.missing, db.covered, db.states, db.colls], async () => {
-      const [heads, missing, states, colls, blocks, covered] = await Promise.all([
-        db.heads.toCollection().primaryKeys(),
+    return await db.transaction('r', [db.blocks, db.missing, db.states, db.colls, db.meta], async () => {
+      const [dag, missing, states, colls, blocks] = await Promise.all([
+        this.readDag(),
         db.missing.count(),
         db.states.toArray(),
         db.colls.toArray(),
-        db.blocks.where('k').equals('b').primaryKeys(),
-        db.covered.toCollection().primaryKeys()
+        db.blocks.where('k').anyOf('b', 'v').primaryKeys()
       ])
       return {
-        heads: heads.sort(),
+        heads: dag.heads,
         missing,
         // primary-key order [c+i] is (collection, id) order
         docs: states.map(r => ({ coll: r.c, id: r.i, state: r.s })),
         colls: colls.map(r => ({ coll: r.c, state: r.s })),
-        blocks: [...blocks, ...covered].sort()
+        blocks: blocks.sort()
       }
     })
   }
 
-  /**
-   * Inside a read-write transaction: load the local states `input` names, run its merge, and start
-   * writing the new states, documents, index entries and collection states (the returned writes
-   * must be awaited within the transaction). What applyBlock and installSnapshot share.
-   */
-  private async stageMerge (input: { keys: DocKey[], colls: string[], dropped: string[], merge: (i: MergeInput) => MergeOutput }): Promise<StagedMerge> {
+  /** Inside a transaction: read the local states, collection states and indexes `input` names (what its merge starts from). */
+  private async readBase (input: { keys: DocKey[], colls: string[], dropped: string[] }): Promise<MergeBase> {
     const { db } = this
     const keys = input.keys.map(k => [k.coll, k.id] as [string, string])
     // A replica with no state at all (a fresh one installing a snapshot) skips reading thousands of absent keys.
     const none = keys.length > 1000 && await db.states.toCollection().first() === undefined
-    const [states, collRows, indexRows, droppedStates] = await Promise.all([
+    const [states, collRows, indexes, droppedStates] = await Promise.all([
       none ? keys.map(() => undefined) : db.states.bulkGet(keys),
       db.colls.bulkGet(input.colls),
       input.colls.length > 0 ? db.indexes.where('c').anyOf(input.colls).toArray() : Promise.resolve([] as IndexRow[]),
       Promise.all(input.dropped.map(async c => await db.states.where('[c+i]').between([c, Dexie.minKey], [c, Dexie.maxKey]).toArray()))
     ])
-    const docsIn = new Map<string, DocState | undefined>()
-    input.keys.forEach((k, i) => { docsIn.set(docKey(k.coll, k.id), states[i]?.s) })
-    for (const rows of droppedStates) for (const r of rows) docsIn.set(docKey(r.c, r.i), r.s)
-    const collsIn = new Map(input.colls.map((c, i) => [c, collRows[i]?.s]))
-    const existedBefore = await Promise.all(input.colls.map(async c => await this.collectionExists(c, collsIn.get(c))))
+    const docs = new Map<string, DocState | undefined>()
+    input.keys.forEach((k, i) => { docs.set(docKey(k.coll, k.id), states[i]?.s) })
+    for (const rows of droppedStates) for (const r of rows) docs.set(docKey(r.c, r.i), r.s)
+    const colls = new Map(input.colls.map((c, i) => [c, collRows[i]?.s]))
+    const existed = await Promise.all(input.colls.map(async c => await this.collectionExists(c, colls.get(c))))
+    return { docs, colls, indexes, existedBefore: new Map(input.colls.map((c, i) => [c, existed[i] as boolean])) }
+  }
+
+  /**
+   * Run `input`'s merge over `base` and stage the new states, documents, index entries and
+   * collection states (the returned writes must be issued within the transaction). Pure: `base`
+   * is not modified. What applyBlock and installSnapshot share.
+   */
+  private stage (input: { merge: (i: MergeInput) => MergeOutput }, base: MergeBase): StagedMerge {
+    const { db } = this
     // The merge reports each document as it materialises before: no read of the documents table.
     const before = new Map<string, Doc | null>()
-    const out = input.merge({ docs: docsIn, colls: collsIn, before })
+    const out = input.merge({ docs: base.docs, colls: base.colls, before })
     const changes: DocChange[] = []
     const putDocs: DocRow[] = []
     const deleteDocs: Array<[string, string]> = []
     const putEntries: EntryRow[] = []
     const deleteEntries: Array<[string, IndexKey, string]> = []
     const newlyMultikey: IndexRow[] = []
+    const indexes = base.indexes.map(i => ({ ...i }))
     const indexesOf = new Map<string, IndexRow[]>()
-    for (const index of indexRows) indexesOf.set(index.c, [...indexesOf.get(index.c) ?? [], index])
+    for (const index of indexes) indexesOf.set(index.c, [...indexesOf.get(index.c) ?? [], index])
+    const statesAfter = new Map<string, DocState>()
     out.docs.forEach(rec => {
+      statesAfter.set(docKey(rec.coll, rec.id), rec.state)
       const was = before.get(docKey(rec.coll, rec.id)) ?? null
       if (jsonEqual(was, rec.doc)) return
       if (rec.doc === null) deleteDocs.push([rec.coll, rec.id])
@@ -285,12 +452,14 @@ export class DexieStorage implements Storage {
       }
       changes.push({ coll: rec.coll, id: rec.id, before: was, after: rec.doc })
     })
-    const collsAfter = new Map(input.colls.map(c => [c, collsIn.get(c)]))
+    const collsAfter = new Map(base.colls)
     for (const c of out.colls) collsAfter.set(c.coll, c.state)
     return {
       changes,
       collsAfter,
-      existedBefore: new Map(input.colls.map((c, i) => [c, existedBefore[i] as boolean])),
+      statesAfter,
+      indexesAfter: indexes,
+      existedBefore: base.existedBefore,
       write: () => [
         db.states.bulkPut(out.docs.map(r => ({ c: r.coll, i: r.id, s: r.state }))),
         putDocs.length > 0 ? db.documents.bulkPut(putDocs) : undefined,
@@ -298,7 +467,8 @@ export class DexieStorage implements Storage {
         deleteEntries.length > 0 ? db.entries.bulkDelete(deleteEntries) : undefined,
         putEntries.length > 0 ? db.entries.bulkPut(putEntries) : undefined,
         out.colls.length > 0 ? db.colls.bulkPut(out.colls.map(c => ({ c: c.coll, s: c.state }))) : undefined,
-        newlyMultikey.length > 0 ? db.indexes.bulkPut(newlyMultikey) : undefined
+        // only the flag: the rest of the row may have changed since it was read (cached)
+        ...newlyMultikey.map(i => db.indexes.update([i.c, i.n], { multikey: true }))
       ] as Array<Promise<unknown> | undefined>
     }
   }
@@ -361,18 +531,26 @@ export class DexieStorage implements Storage {
     // Declared first, so blocks applied during the build maintain it; the build then indexes every
     // document that existed, one batch per transaction (each batch reads the document and writes
     // its entries together, so it never writes stale entries).
-    if (existing === undefined) await db.indexes.put({ c: coll, n: name, paths, ready: false })
+    if (existing === undefined) {
+      await db.transaction('rw', [db.indexes, db.meta], async () => {
+        await db.indexes.put({ c: coll, n: name, paths, ready: false })
+        await this.bumpGeneration()
+      })
+    }
     const total = await this.countDocs(coll)
     onProgress?.({ done: 0, total })
     let done = 0
     let after: [string, string] = [coll, Dexie.minKey as unknown as string]
     for (;;) {
-      const batch = await db.transaction('rw', [db.documents, db.entries, db.indexes], async () => {
+      const batch = await db.transaction('rw', [db.documents, db.entries, db.indexes, db.meta], async () => {
         const rows = await db.documents.where('[c+i]').between(after, [coll, Dexie.maxKey], false, true).limit(1000).toArray()
         const entries: EntryRow[] = []
         for (const r of rows) for (const k of indexKeys(r.d, paths)) entries.push({ x, k, i: r.i })
         if (entries.length > 0) await db.entries.bulkPut(entries)
-        if (rows.some(r => isMultikey(r.d, paths))) await db.indexes.update([coll, name], { multikey: true })
+        if (rows.some(r => isMultikey(r.d, paths))) {
+          await db.indexes.update([coll, name], { multikey: true })
+          await this.bumpGeneration()
+        }
         return rows
       })
       if (batch.length === 0) break
@@ -380,7 +558,10 @@ export class DexieStorage implements Storage {
       after = [coll, (batch[batch.length - 1] as DocRow).i]
       onProgress?.({ done: Math.min(done, total), total: Math.max(total, done) })
     }
-    await db.indexes.update([coll, name], { ready: true })
+    await db.transaction('rw', [db.indexes, db.meta], async () => {
+      await db.indexes.update([coll, name], { ready: true })
+      await this.bumpGeneration()
+    })
     const row = await db.indexes.get([coll, name])
     return { name, paths, ready: true, multikey: row?.multikey === true }
   }
@@ -388,8 +569,9 @@ export class DexieStorage implements Storage {
   async dropIndex (coll: string, name: string): Promise<void> {
     const { db } = this
     const x = entryIndex(coll, name)
-    await db.transaction('rw', [db.indexes, db.entries], async () => {
+    await db.transaction('rw', [db.indexes, db.entries, db.meta], async () => {
       await db.indexes.delete([coll, name])
+      await this.bumpGeneration()
       await db.entries.where('[x+k+i]').between([x, Dexie.minKey, Dexie.minKey], [x, Dexie.maxKey, Dexie.maxKey]).delete()
     })
   }

@@ -56,6 +56,11 @@ export interface ApplyBlockInput {
   merge: (input: MergeInput) => MergeOutput
   /** content-addressed nodes to store with the block (its chunks) */
   nodes?: StoredNode[]
+  /**
+   * The block was just made by this replica: it is not stored, covered or missing yet, so a
+   * storage may skip those lookups
+   */
+  local?: boolean
 }
 
 /** A content-addressed node that is not a DAG block (a block's chunk), stored by CID. */

@@ -430,6 +430,7 @@ export class Replica {
       bytes,
       ...(chunks !== undefined ? { nodes: chunks.map(c => ({ cid: c.cid.toString(), bytes: c.bytes })) } : {}),
       parents: block.parents.map(p => p.toString()),
+      local: origin === 'local',
       keys,
       colls: [...colls],
       dropped: [...dropped],

@@ -1,8 +1,11 @@
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
+import fc from 'fast-check'
 import { Dexie } from 'dexie'
 import { IDBFactory, IDBKeyRange } from 'fake-indexeddb'
-import { DexieStorage, DexieStorageProvider } from '../../src/store/index.js'
-import { encodeBlock, generateSigner } from '../../src/crdt/index.js'
+import { DexieStorage, DexieStorageProvider, MemoryStorage, RANK, type Storage, indexKeys, isMultikey } from '../../src/store/index.js'
+import { type JsonValue, encodeBlock, generateSigner } from '../../src/crdt/index.js'
+import { Replica } from '../../src/sync/index.js'
+import { COLLS, FIELDS, opArbitrary } from '../helpers/arbitraries.js'
 import { storageConformance } from './conformance.js'
 
 // A fresh IndexedDB per provider, so tests do not see each other's databases.
@@ -27,6 +30,121 @@ describe('DexieStorage schema upgrades', () => {
     expect(await storage.countBlocks()).toBe(1)
     expect((await storage.readSnapshotSource()).blocks).toEqual([big.cid.toString()])
     expect(await storage.hasBlock(chunk.cid.toString())).toBe(true)
+    expect(await storage.getHeads()).toEqual([big.cid.toString()]) // moved into the DAG row by v4
     await storage.close()
+  })
+
+  it('v3 → v4 moves the heads into the DAG row and covered CIDs into the blocks table', async () => {
+    const indexedDB = new IDBFactory()
+    const old = new Dexie('kitedb/v3', { indexedDB, IDBKeyRange })
+    old.version(1).stores({ blocks: 'cid', heads: 'cid', missing: 'cid', docs: '[coll+id], coll', meta: 'key' })
+    old.version(2).stores({ docs: null, states: '[c+i]', documents: '[c+i]', colls: 'c', indexes: '[c+n], c', entries: '[x+k+i]' })
+    old.version(3).stores({ blocks: 'cid, k', covered: 'cid' })
+    const bytes = new Uint8Array([1, 2, 3])
+    await old.table('blocks').bulkPut([{ cid: 'h2', bytes, k: 'b' }, { cid: 'h1', bytes, k: 'b' }, { cid: 'ch', bytes, k: 'c' }])
+    await old.table('heads').bulkPut([{ cid: 'h2' }, { cid: 'h1' }])
+    await old.table('covered').bulkPut([{ cid: 'v1' }, { cid: 'v2' }])
+    old.close()
+    const storage = new DexieStorage('kitedb/v3', { indexedDB, IDBKeyRange })
+    expect(await storage.getHeads()).toEqual(['h1', 'h2'])
+    expect(await storage.hasBlock('v1')).toBe(true)
+    expect(await storage.getBlocks(['v1', 'h1', 'x'])).toEqual([undefined, bytes, undefined])
+    expect(await storage.countBlocks()).toBe(4) // two blocks, two covered; the chunk is not a block
+    expect((await storage.readSnapshotSource()).blocks).toEqual(['h1', 'h2', 'v1', 'v2'])
+    await storage.close()
+  })
+})
+
+describe('DexieStorage write cache (two tabs on one IndexedDB database)', () => {
+  const DB = 'bafyreigj5hby77l2bevcmbd4b65tpef7hy7ospuccnpwsjwe3zwgtfsvw4'
+  type Private = { applyCached: (...a: unknown[]) => Promise<unknown>, applyRead: (...a: unknown[]) => Promise<unknown> }
+  const proto = DexieStorage.prototype as unknown as Private
+
+  /** Two storages ("tabs") on one fresh IndexedDB database, each with its replica. */
+  async function twoTabs (): Promise<{ tabs: Replica[], storages: DexieStorage[] }> {
+    const indexedDB = new IDBFactory()
+    const storages = [new DexieStorage('kitedb/tabs', { indexedDB, IDBKeyRange }), new DexieStorage('kitedb/tabs', { indexedDB, IDBKeyRange })]
+    const tabs = [await Replica.open(storages[0] as DexieStorage, DB), await Replica.open(storages[1] as DexieStorage, DB)]
+    return { tabs, storages }
+  }
+
+  /** Every stored block folded into a fresh memory replica: the reference the storage must equal. */
+  async function reference (storage: DexieStorage): Promise<MemoryStorage> {
+    const { blocks } = await storage.readSnapshotSource()
+    const ref = new MemoryStorage()
+    const replica = await Replica.open(ref, DB)
+    for (const bytes of await storage.getBlocks(blocks)) await replica.receive(bytes as Uint8Array)
+    return ref
+  }
+
+  /** Index entries as stored, and as the documents say they should be. */
+  async function entries (storage: Storage, coll: string): Promise<{ stored: string[], expected: string[] }> {
+    const stored: string[] = []
+    const expected: string[] = []
+    const docs = await storage.getDocs(coll)
+    for (const index of await storage.listIndexes(coll)) {
+      for (const e of await storage.scanIndex(coll, index.name, { lower: [], upper: [[RANK.max]] })) stored.push(`${index.name} ${JSON.stringify(e.key)} ${e.id}`)
+      for (const d of docs) for (const k of indexKeys(d, index.paths)) expected.push(`${index.name} ${JSON.stringify(k)} ${d._id}`)
+    }
+    return { stored: stored.sort(), expected: expected.sort() }
+  }
+
+  it('writes a local block from the cache, and falls back to reading when the other tab wrote', async () => {
+    const cached = vi.spyOn(proto, 'applyCached')
+    try {
+      const { tabs: [a, b], storages: [sa] } = await twoTabs() as { tabs: [Replica, Replica], storages: [DexieStorage] }
+      await a.commit([{ op: 'coll', coll: 'c' }]) // first write: read path, fills the cache
+      expect(cached).not.toHaveBeenCalled()
+      await a.commit([{ op: 'put', coll: 'c', id: 'x', set: { v: 1 } }])
+      expect(cached).toHaveBeenCalledTimes(1)
+      await expect(cached.mock.results[0]?.value).resolves.toMatchObject({ applied: true })
+      await b.commit([{ op: 'put', coll: 'c', id: 'y', set: { v: 2 } }]) // B has no cache yet: read path
+      expect(cached).toHaveBeenCalledTimes(1)
+      const z = await a.commit([{ op: 'put', coll: 'c', id: 'z', set: { v: 3 } }]) // A's cache is stale now
+      expect(cached).toHaveBeenCalledTimes(2)
+      await expect(cached.mock.results[1]?.value).rejects.toThrow('another writer moved the generation')
+      expect(z?.applied).toBe(true)
+      const ref = await reference(sa)
+      expect(await sa.getDocs('c')).toEqual(await ref.getDocs('c'))
+      expect((await sa.getDocs('c')).map(d => d._id)).toEqual(['x', 'y', 'z'])
+      expect(await sa.getHeads()).toEqual(await ref.getHeads())
+    } finally {
+      cached.mockRestore()
+    }
+  })
+
+  it('two tabs writing in turn, declaring and dropping indexes, always equal the reference fold with exact index entries', async () => {
+    const value = fc.oneof(fc.integer({ min: 0, max: 3 }), fc.constantFrom('s', 't'), fc.constant<JsonValue>([1, 2]))
+    const step = fc.oneof(
+      { weight: 6, arbitrary: fc.record({ kind: fc.constant('write' as const), tab: fc.nat(1), ops: fc.array(opArbitrary(value), { minLength: 1, maxLength: 3 }) }) },
+      { weight: 1, arbitrary: fc.record({ kind: fc.constant('index' as const), tab: fc.nat(1), path: fc.constantFrom(...FIELDS), drop: fc.boolean() }) }
+    )
+    await fc.assert(fc.asyncProperty(fc.array(step, { minLength: 1, maxLength: 14 }), async steps => {
+      const { tabs, storages } = await twoTabs()
+      for (const s of steps) {
+        const tab = tabs[s.tab] as Replica
+        if (s.kind === 'write') await tab.commit(s.ops)
+        else {
+          for (const coll of COLLS) {
+            if (s.drop) await tab.storage.dropIndex(coll, s.path)
+            else await tab.storage.createIndex(coll, [s.path])
+          }
+        }
+      }
+      for (const storage of storages) {
+        const ref = await reference(storage)
+        expect(await storage.getHeads()).toEqual(await ref.getHeads())
+        for (const coll of COLLS) {
+          expect(await storage.getDocs(coll)).toEqual(await ref.getDocs(coll))
+          const { stored, expected } = await entries(storage, coll)
+          expect(stored).toEqual(expected)
+          for (const index of await storage.listIndexes(coll)) {
+            const docs = await storage.getDocs(coll)
+            if (docs.some(d => isMultikey(d, index.paths))) expect(index.multikey).toBe(true)
+          }
+        }
+      }
+      for (const storage of storages) await storage.close()
+    }), { numRuns: 40 })
   })
 })
