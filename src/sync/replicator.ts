@@ -57,6 +57,11 @@ export interface ReplicatorOptions {
   snapshotMinBlocks?: number
   /** timeout of a snapshot request, which may make the snapshot first, ms (default 30000) */
   snapshotTimeoutMs?: number
+  /**
+   * a writer makes the snapshot it would offer ahead of time, once no block has been applied for
+   * this long, ms (default 1000; `Infinity`: only when a peer asks). See `SnapshotServer.warm`.
+   */
+  snapshotWarmMs?: number
 }
 
 /** Progress of catching up: counts since the replica last had nothing missing. */
@@ -137,7 +142,8 @@ export class Replicator {
       peerTtlMs: options.peerTtlMs ?? 10_000,
       snapshotJoin: options.snapshotJoin ?? true,
       snapshotMinBlocks: options.snapshotMinBlocks ?? 50,
-      snapshotTimeoutMs: options.snapshotTimeoutMs ?? 30_000
+      snapshotTimeoutMs: options.snapshotTimeoutMs ?? 30_000,
+      snapshotWarmMs: options.snapshotWarmMs ?? 1000
     }
     this.snapshots = new SnapshotServer(replica, this.opts.snapshotMinBlocks)
   }
@@ -154,6 +160,9 @@ export class Replicator {
       }),
       serveBlocks(this.transport, this.replica, this.snapshots)
     )
+    if (Number.isFinite(this.opts.snapshotWarmMs) && Number.isFinite(this.opts.snapshotMinBlocks)) {
+      this.cleanups.push(this.snapshots.warm(this.opts.snapshotWarmMs))
+    }
     void this.publishHeads()
     void this.fetchMissing()
     this.timer = setInterval(() => {

@@ -423,8 +423,9 @@ export async function buildSnapshot (dbId: string, source: { heads: string[], do
 }
 
 /**
- * The snapshots a replica serves: made lazily when asked and its heads moved since the last one,
- * and only the latest kept (its nodes' bytes and covered set stay in memory until the next one).
+ * The snapshots a replica serves: made when asked and its heads moved since the last one, or
+ * ahead of time by `warm` once writes go quiet, and only the latest kept (its nodes' bytes and
+ * covered set stay in memory until the next one).
  */
 export class SnapshotServer {
   readonly replica: Replica
@@ -449,6 +450,46 @@ export class SnapshotServer {
     if (blocks < this.minBlocks || requesterBlocks * 2 >= blocks) return undefined
     this.building ??= this.build().finally(() => { this.building = undefined })
     return (await this.building)?.root
+  }
+
+  /** CID string of the root of the latest snapshot made, if any. */
+  get latestRoot (): string | undefined { return this.latest?.root.toString() }
+
+  /**
+   * Keep a snapshot ready, so a joiner does not wait for one to be made: `quietMs` after the
+   * replica last applied a block (and once at start), make one if this replica may write (only
+   * writers' snapshots are taken), has at least `minBlocks` blocks and its heads moved since the
+   * last one. Making one costs CPU time in proportion to the documents, so a new one is made no
+   * sooner than 9× the last one's making time after it (at most a tenth of the time, however
+   * busy the writes). Returns a function that stops it.
+   */
+  warm (quietMs: number): () => void {
+    let timer: ReturnType<typeof setTimeout> | undefined
+    let stopped = false
+    let notBefore = 0
+    const schedule = (ms: number): void => {
+      if (stopped) return
+      if (timer !== undefined) clearTimeout(timer)
+      timer = setTimeout(() => { timer = undefined; void run() }, ms)
+    }
+    const run = async (): Promise<void> => {
+      const wait = notBefore - Date.now()
+      if (wait > 0) { schedule(wait); return }
+      if (!this.replica.canWrite) return
+      await this.building?.catch(() => undefined) // made for older heads, perhaps
+      if (stopped || await this.replica.storage.countBlocks() < this.minBlocks) return
+      const started = Date.now()
+      this.building ??= this.build().finally(() => { this.building = undefined })
+      const built = await this.building.catch(() => undefined)
+      if (built !== undefined) notBefore = Date.now() + 9 * (Date.now() - started)
+    }
+    const off = this.replica.onChange(() => { schedule(quietMs) })
+    schedule(quietMs)
+    return () => {
+      stopped = true
+      off()
+      if (timer !== undefined) clearTimeout(timer)
+    }
   }
 
   /** Bytes of a node (root, page, covered list) of the latest snapshot. */

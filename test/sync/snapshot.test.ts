@@ -8,10 +8,10 @@ import { afterEach, describe, expect, it } from 'vitest'
 import fc from 'fast-check'
 import { MemoryStorage, type Storage } from '../../src/store/index.js'
 import {
-  BLOCKS_PROTOCOL, Replica, Replicator, SNAPSHOT_PROTOCOL, type SnapshotContent, type SyncProgress, buildSnapshot, decodeBlocksRequest,
+  BLOCKS_PROTOCOL, Replica, Replicator, SNAPSHOT_PROTOCOL, SnapshotServer, type SnapshotContent, type SyncProgress, buildSnapshot, decodeBlocksRequest,
   decodeSnapshotNode, encodeBlocksResponse, encodeSnapshotNode, encodeSnapshotResponse, fetchSnapshot, signSnapshotRoot, topicOf
 } from '../../src/sync/index.js'
-import { type CID, type DocState, type JsonValue, type Op, cidOf, decodeBlock, encode, generateSigner, parseCid } from '../../src/crdt/index.js'
+import { type CID, type DocState, type JsonValue, type Op, cidOf, createManifest, decodeBlock, encode, formatPublicKey, generateSigner, parseCid } from '../../src/crdt/index.js'
 import { InvalidBlockError } from '../../src/errors.js'
 import { setLogLevel } from '../../src/log.js'
 import { COLLS, opArbitrary } from '../helpers/arbitraries.js'
@@ -239,6 +239,37 @@ describe('snapshot join: the engine over an in-memory transport', () => {
     expect(await b.replica.missing()).toEqual([])
     expect(await b.replica.heads()).toEqual(await a.replica.heads())
     expect((await b.replica.storage.getDoc('a', 'd1'))?.n).toBe((await a.replica.storage.getDoc('a', 'd1'))?.n)
+  })
+
+  it('a writer makes its snapshot ahead of time once writes go quiet, and a joiner is offered that one', async () => {
+    const hub = new MemoryHub()
+    const a = await replicaOn(hub, 'A', { snapshotWarmMs: 30 })
+    const server = (a as unknown as { snapshots: SnapshotServer }).snapshots
+    for (let i = 0; i < 60; i++) await write(a, [{ op: 'put', coll: 'a', id: `d${i % 20}`, set: { f: i } }])
+    await eventually(() => server.latestRoot !== undefined, 5000, 'the snapshot to be made')
+    const warmRoot = server.latestRoot
+    await new Promise(resolve => setTimeout(resolve, 100))
+    expect(server.latestRoot).toBe(warmRoot) // heads unchanged: not made again
+    const b = await replicaOn(hub, 'B')
+    await eventually(async () => JSON.stringify(await docs(b)) === JSON.stringify(await docs(a)), 10_000, 'B to join')
+    expect((await b.state()).snapshot).toBe(warmRoot)
+  })
+
+  it('a replica that may not write makes no snapshot ahead of time (a writer with the same blocks does)', async () => {
+    const signer = generateSigner()
+    const manifest = createManifest('w', [formatPublicKey(signer.publicKey)])
+    const writer = await Replica.open(new MemoryStorage(), DB, { signer, manifest })
+    const reader = await Replica.open(new MemoryStorage(), DB, { manifest })
+    const servers = [new SnapshotServer(writer, 5), new SnapshotServer(reader, 5)]
+    const stops = servers.map(s => s.warm(10))
+    for (let i = 0; i < 10; i++) {
+      const applied = await writer.commit([{ op: 'put', coll: 'c', id: `d${i}`, set: { v: i } }])
+      await reader.receive(applied?.bytes as Uint8Array)
+    }
+    await eventually(() => servers[0]?.latestRoot !== undefined, 5000, 'the writer\'s snapshot')
+    await new Promise(resolve => setTimeout(resolve, 100))
+    expect(servers[1]?.latestRoot).toBeUndefined()
+    for (const stop of stops) stop()
   })
 
   it('an offer over a relayed connection waits for a direct one, with no blocks pushed through the relay meanwhile', async () => {
