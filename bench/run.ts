@@ -420,11 +420,14 @@ async function catchUp (bench: Bench, m: Measure, bytes: Measure, n: number): Pr
       await call(a.page, 'replInsertHistory', n, HISTORY_CHUNK)
       const b = await bench.launch('replica-b')
       try {
-        const { ms, wire } = await call(b.page, 'replCatchUp', address, relays, n, 60_000 + n * 20)
+        const { ms, wire, snapshot } = await call(b.page, 'replCatchUp', address, relays, n, 60_000 + n * 20)
         const peers = (await call(b.page, 'replPeers')).map(p => `${p.kind} (${p.transport})`).join(', ') || 'none'
+        const joined = snapshot ? 'joined from a snapshot' : 'replayed the blocks'
+        log(`catch-up run ${run}${run === 0 ? ' (warm-up)' : ''}: ${Math.round(ms)} ms, ${joined}, received WebRTC ${formatBytes(wire.webrtc.received)} + WebSocket ${formatBytes(wire.websocket.received)}, sent WebRTC ${formatBytes(wire.webrtc.sent)} + WebSocket ${formatBytes(wire.websocket.sent)}` +
+          `; data channels received: ${Object.entries(wire.byProtocol).sort((x, y) => y[1].received - x[1].received).map(([p, b]) => `${p} ${formatBytes(b.received)} (${b.channels} ch)`).join(', ')}`)
         const notes = [`history written as ${Math.ceil(n / HISTORY_CHUNK)} insert call(s) of ≤ ${HISTORY_CHUNK} docs`]
-        tally.add(ms, notes, run > 0)
-        bytesTally.add((wire.webrtc.received + wire.websocket.received) / reference, [...notes, `B's peers after catching up: ${peers}`], run > 0)
+        tally.add(ms, [...notes, `B ${joined}`], run > 0)
+        bytesTally.add((wire.webrtc.received + wire.websocket.received) / reference, [...notes, `B ${joined}`, `B's peers after catching up: ${peers}`], run > 0)
         if (run > 0) wires.push(wire)
         await call(b.page, 'replClose')
       } finally {
@@ -445,6 +448,10 @@ async function catchUp (bench: Bench, m: Measure, bytes: Measure, n: number): Pr
     bytesTally.notes.add(`reference: the ${n.toLocaleString('en-US')} docs' dag-cbor, each encoded alone, summed: ${formatBytes(reference)}`)
     bytesTally.notes.add(`WebRTC: getStats() 'transport' bytes of ${median(w => w.webrtc.connections)} peer connection(s), read before each close (DTLS packets carrying SCTP and the data channels, handshakes included, ICE checks and UDP/IP headers not)` +
       `, 'candidate-pair' bytes received ${med(w => w.webrtcPairs.received)}`)
+    const protocols = [...new Set(wires.flatMap(w => Object.keys(w.byProtocol)))]
+      .map(p => ({ p, received: median(w => w.byProtocol[p]?.received ?? 0) })).sort((x, y) => y.received - x.received)
+    const payload = med(w => Object.values(w.byProtocol).reduce((sum, b) => sum + b.received, 0))
+    bytesTally.notes.add(`WebRTC data channel payloads received (medians): ${payload} in all, by protocol ${protocols.filter(x => x.received > 0).map(({ p, received }) => `${p} ${formatBytes(received)}`).join(', ')}`)
     bytesTally.notes.add('WebSocket: message payloads of the relay connection (no WebSocket framing, no TCP/IP headers)')
   }
   return [tally.result(m, 'kitedb-replicated', n), bytesTally.result(bytes, 'kitedb-replicated', n)]

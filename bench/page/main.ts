@@ -176,9 +176,10 @@ const api = {
 
   /**
    * Replicated: open `address` in this fresh page; ms until `observe({})` reports `count`
-   * documents, and the bytes the page moved on the network by then (since page load).
+   * documents, the bytes the page moved on the network by then (since page load), and whether it
+   * joined from a snapshot.
    */
-  async replCatchUp (address: string, relays: string[], count: number, timeoutMs: number): Promise<{ ms: number, wire: WireBytes }> {
+  async replCatchUp (address: string, relays: string[], count: number, timeoutMs: number): Promise<{ ms: number, wire: WireBytes, snapshot: boolean }> {
     const t0 = performance.now()
     const db = repl.db = await KiteDB.open(address, { relays, storage: 'indexeddb' })
     const docs = await db.initCollection<BenchDoc>('docs')
@@ -191,7 +192,8 @@ const api = {
       stop()
     }
     const ms = performance.now() - t0
-    return { ms, wire: await wireBytes() }
+    const wire = await wireBytes()
+    return { ms, wire, snapshot: (await db.syncState()).snapshot !== null }
   },
 
   /** Replicated: this page's peers and how they are connected. */

@@ -11,6 +11,9 @@
  *   closes (Chromium's report of a closed connection is empty), and once more by `wireBytes()`.
  * - WebSocket: the sizes of the messages sent and received (the relay connection, before and
  *   beside the direct WebRTC connection); WebSocket framing and TCP/IP headers are not counted.
+ * - By protocol: the payload of every WebRTC data channel (libp2p opens one per stream, framed by
+ *   @libp2p/webrtc's protobuf), attributed to the libp2p protocol its multistream-select header
+ *   names (readable there: the data channels are encrypted by DTLS only).
  *
  * Counts run from page load: measure in a fresh page.
  */
@@ -26,6 +29,8 @@ export interface WireBytes {
   webrtcPairs: Bytes
   /** WebSocket messages */
   websocket: Bytes & { connections: number }
+  /** WebRTC data channel payloads by libp2p protocol (`?`: none named yet) */
+  byProtocol: Record<string, Bytes & { channels: number }>
 }
 
 interface PcCount { transport: Bytes, pairs: Bytes }
@@ -33,6 +38,29 @@ interface PcCount { transport: Bytes, pairs: Bytes }
 const zero = (): Bytes => ({ received: 0, sent: 0 })
 const peerConnections = new Map<RTCPeerConnection, PcCount>()
 const websocket = { ...zero(), connections: 0 }
+const channels: Array<Bytes & { protocol?: string }> = []
+
+/**
+ * The protocol a data channel's first messages negotiate: the first `/…\n` line of
+ * multistream-select other than its own `/multistream/1.0.0`.
+ */
+function protocolIn (data: unknown): string | undefined {
+  if (!(data instanceof ArrayBuffer) && !ArrayBuffer.isView(data)) return undefined
+  const bytes = data instanceof ArrayBuffer ? new Uint8Array(data) : new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
+  const text = String.fromCharCode(...bytes.subarray(0, 512))
+  for (const [, line] of text.matchAll(/(\/[\x21-\x7e]+)\n/g)) if (line !== '/multistream/1.0.0') return line
+  return undefined
+}
+
+/** Count the payload of `channel` (a stream's data channel) under its protocol. */
+function countChannel (channel: RTCDataChannel): void {
+  const count: Bytes & { protocol?: string } = zero()
+  channels.push(count)
+  const name = (data: unknown): void => { if (count.protocol === undefined) count.protocol = protocolIn(data) }
+  channel.addEventListener('message', ev => { count.received += sizeOf(ev.data); name(ev.data) })
+  const send = channel.send.bind(channel) as (data: unknown) => void
+  channel.send = (data: unknown) => { count.sent += sizeOf(data); name(data); send(data) }
+}
 
 /** Read `pc`'s stats into its counts (counters only grow: keep the largest reading). */
 async function readStats (pc: RTCPeerConnection): Promise<void> {
@@ -65,6 +93,13 @@ if (NativePeerConnection !== undefined) {
       super(configuration)
       peerConnections.set(this, { transport: zero(), pairs: zero() })
       this.addEventListener('connectionstatechange', () => { void readStats(this) })
+      this.addEventListener('datachannel', ev => { countChannel(ev.channel) })
+    }
+
+    override createDataChannel (label: string, init?: RTCDataChannelInit): RTCDataChannel {
+      const channel = super.createDataChannel(label, init)
+      countChannel(channel)
+      return channel
     }
 
     override close (): void {
@@ -110,5 +145,12 @@ export async function wireBytes (): Promise<WireBytes> {
     webrtcPairs.received += pairs.received
     webrtcPairs.sent += pairs.sent
   }
-  return { webrtc, webrtcPairs, websocket: { ...websocket } }
+  const byProtocol: WireBytes['byProtocol'] = {}
+  for (const { protocol, received, sent } of channels) {
+    const p = byProtocol[protocol ?? '?'] ??= { ...zero(), channels: 0 }
+    p.received += received
+    p.sent += sent
+    p.channels++
+  }
+  return { webrtc, webrtcPairs, websocket: { ...websocket }, byProtocol }
 }
