@@ -6,6 +6,10 @@
 /** A system as it appears in results. */
 export type System = 'dexie' | 'rxdb' | 'kitedb' | 'kitedb-replicated'
 
+/** Units of figures: milliseconds, MiB, or a ratio (`x`, printed as `1.23×`). */
+export const UNITS = ['ms', 'MB', 'x'] as const
+export type Unit = typeof UNITS[number]
+
 /** One measure. */
 export interface Measure {
   /** identifier, used by `--only` and in the JSON */
@@ -14,12 +18,14 @@ export interface Measure {
   label: string
   /** documents (or calls, or updates) at scale 1 */
   n: number
-  unit: 'ms' | 'MB'
+  unit: Unit
   systems: System[]
   /** how the figures are gathered: timed runs, single calls, or one reading */
   kind: 'runs' | 'calls' | 'reading'
   /** slow enough to default to fewer runs (3 instead of 5) */
   slow?: boolean
+  /** taken in the runs of that measure, never run on its own (`--only` either runs both) */
+  from?: string
 }
 
 const LOCAL: System[] = ['dexie', 'rxdb', 'kitedb']
@@ -35,6 +41,7 @@ export const MEASURES: Measure[] = [
   { name: 'cold-open', label: 'reloaded page: open to first find result', n: 100_000, unit: 'ms', systems: LOCAL, kind: 'runs', slow: true },
   { name: 'observe-latency', label: 'update seen by the other page via observe', n: 200, unit: 'ms', systems: ['kitedb-replicated'], kind: 'calls' },
   { name: 'catch-up', label: 'fresh page catches up the history (observe sees all docs)', n: 10_000, unit: 'ms', systems: ['kitedb-replicated'], kind: 'runs', slow: true },
+  { name: 'catch-up-bytes', label: 'bytes the fresh page received catching up ÷ the docs\' dag-cbor size', n: 10_000, unit: 'x', systems: ['kitedb-replicated'], kind: 'runs', slow: true, from: 'catch-up' },
   { name: 'heap-after-load', label: 'JS heap after loading the docs (after GC)', n: 100_000, unit: 'MB', systems: LOCAL, kind: 'reading' }
 ]
 
@@ -46,7 +53,7 @@ export interface Result {
   name: string
   system: System
   n: number
-  unit: 'ms' | 'MB'
+  unit: Unit
   median: number | null
   p99: number | null
   note?: string

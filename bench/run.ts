@@ -14,6 +14,7 @@ import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promis
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { encode as encodeDagCbor } from '@ipld/dag-cbor'
 import { chromium, type BrowserContext, type Page } from '@playwright/test'
 import { build, preview, type PreviewServer } from 'vite'
 import { chromiumArgs, chromiumPath } from '../playwright.config.js'
@@ -21,7 +22,8 @@ import { createRelayNode, type PeerNode } from '../src/net/index.js'
 import { CITIES, makeDoc } from './page/docs.js'
 import { type BenchApi, type Timed } from './page/main.js'
 import { type LocalSystem } from './page/systems.js'
-import { MEASURES, NOT_AVAILABLE, type Measure, type Result, type System } from './measures.js'
+import { type WireBytes } from './page/wire.js'
+import { MEASURES, NOT_AVAILABLE, type Measure, type Result, type System, type Unit } from './measures.js'
 
 /** Command-line options. */
 interface Options {
@@ -417,12 +419,26 @@ async function observeLatency (bench: Bench, m: Measure, n: number): Promise<Res
   return tally.result(m, 'kitedb-replicated', n)
 }
 
+/** The dag-cbor size of documents 0…n-1, each encoded on its own, summed (the issue's reference). */
+function dagCborBytes (n: number): number {
+  let bytes = 0
+  for (let i = 0; i < n; i++) bytes += encodeDagCbor(makeDoc(i)).byteLength
+  return bytes
+}
+
+const formatBytes = (x: number): string => `${Math.round(x).toLocaleString('en-US')} B`
+
 /**
  * Catch-up: page A writes the history (`HISTORY_CHUNK` docs per block), then a fresh Chromium B
  * opens A's address; the time runs from B's `KiteDB.open` to its `observe({})` seeing every doc.
+ * The same runs give `bytes` (catch-up-bytes): what B received by then (WebRTC transport stats +
+ * WebSocket messages) over the dag-cbor size of the documents.
  */
-async function catchUp (bench: Bench, m: Measure, n: number): Promise<Result> {
+async function catchUp (bench: Bench, m: Measure, bytes: Measure, n: number): Promise<Result[]> {
   const tally = new Tally()
+  const bytesTally = new Tally()
+  const reference = dagCborBytes(n)
+  const wires: WireBytes[] = []
   const relays = await bench.relayAddrs()
   for (let run = 0; run <= bench.runs(m) && tally.failed === undefined; run++) {
     const a = await bench.launch('replica-a')
@@ -431,23 +447,45 @@ async function catchUp (bench: Bench, m: Measure, n: number): Promise<Result> {
       await call(a.page, 'replInsertHistory', n, HISTORY_CHUNK)
       const b = await bench.launch('replica-b')
       try {
-        const ms = await call(b.page, 'replCatchUp', address, relays, n, 60_000 + n * 20)
-        tally.add(ms, [`history written as ${Math.ceil(n / HISTORY_CHUNK)} insert call(s) of ≤ ${HISTORY_CHUNK} docs`], run > 0)
+        const { ms, wire, snapshot } = await call(b.page, 'replCatchUp', address, relays, n, 60_000 + n * 20)
+        const peers = (await call(b.page, 'replPeers')).map(p => `${p.kind} (${p.transport})`).join(', ') || 'none'
+        const joined = snapshot ? 'joined from a snapshot' : 'replayed the blocks'
+        log(`catch-up run ${run}${run === 0 ? ' (warm-up)' : ''}: ${Math.round(ms)} ms, ${joined}, received WebRTC ${formatBytes(wire.webrtc.received)} + WebSocket ${formatBytes(wire.websocket.received)}, sent WebRTC ${formatBytes(wire.webrtc.sent)} + WebSocket ${formatBytes(wire.websocket.sent)}` +
+          `; data channels received: ${Object.entries(wire.byProtocol).sort((x, y) => y[1].received - x[1].received).map(([p, b]) => `${p} ${formatBytes(b.received)} (${b.channels} ch)`).join(', ')}`)
+        const notes = [`history written as ${Math.ceil(n / HISTORY_CHUNK)} insert call(s) of ≤ ${HISTORY_CHUNK} docs`]
+        tally.add(ms, [...notes, `B ${joined}`], run > 0)
+        bytesTally.add((wire.webrtc.received + wire.websocket.received) / reference, [...notes, `B ${joined}`, `B's peers after catching up: ${peers}`], run > 0)
+        if (run > 0) wires.push(wire)
         await call(b.page, 'replClose')
       } finally {
         await b.close()
       }
       await call(a.page, 'replClose')
     } catch (err) {
-      tally.failed = errorText(err)
+      tally.failed = bytesTally.failed = errorText(err)
     } finally {
       await a.close()
     }
   }
-  return tally.result(m, 'kitedb-replicated', n)
+  if (wires.length > 0) {
+    const median = (f: (w: WireBytes) => number): number => stats(wires.map(f)).median
+    const med = (f: (w: WireBytes) => number): string => formatBytes(median(f))
+    bytesTally.notes.add(`received (medians over ${wires.length} run(s)): WebRTC ${med(w => w.webrtc.received)} + WebSocket ${med(w => w.websocket.received)}, total ${med(w => w.webrtc.received + w.websocket.received)}`)
+    bytesTally.notes.add(`sent: WebRTC ${med(w => w.webrtc.sent)} + WebSocket ${med(w => w.websocket.sent)}, total ${med(w => w.webrtc.sent + w.websocket.sent)}`)
+    bytesTally.notes.add(`reference: the ${n.toLocaleString('en-US')} docs' dag-cbor, each encoded alone, summed: ${formatBytes(reference)}`)
+    bytesTally.notes.add(`WebRTC: getStats() 'transport' bytes of ${median(w => w.webrtc.connections)} peer connection(s), read before each close (DTLS packets carrying SCTP and the data channels, handshakes included, ICE checks and UDP/IP headers not)` +
+      `, 'candidate-pair' bytes received ${med(w => w.webrtcPairs.received)}`)
+    const protocols = [...new Set(wires.flatMap(w => Object.keys(w.byProtocol)))]
+      .map(p => ({ p, received: median(w => w.byProtocol[p]?.received ?? 0) })).sort((x, y) => y.received - x.received)
+    const payload = med(w => Object.values(w.byProtocol).reduce((sum, b) => sum + b.received, 0))
+    bytesTally.notes.add(`WebRTC data channel payloads received (medians): ${payload} in all, by protocol ${protocols.filter(x => x.received > 0).map(({ p, received }) => `${p} ${formatBytes(received)}`).join(', ')}`)
+    bytesTally.notes.add('WebSocket: message payloads of the relay connection (no WebSocket framing, no TCP/IP headers)')
+  }
+  return [tally.result(m, 'kitedb-replicated', n), bytesTally.result(bytes, 'kitedb-replicated', n)]
 }
 
-function formatValue (x: number, unit: string): string {
+function formatValue (x: number, unit: Unit): string {
+  if (unit === 'x') return `${x.toFixed(2)}×`
   return `${x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2)} ${unit}`
 }
 
@@ -492,11 +530,13 @@ async function runBench (options: Options): Promise<Result[]> {
   const bench = new Bench(url, options)
   const results: Result[] = []
   try {
-    for (const m of MEASURES.filter(x => options.only === undefined || x.name === options.only)) {
+    // a measure taken in another's runs (`from`) runs with it, also for `--only`
+    const only = MEASURES.find(x => x.name === options.only)
+    for (const m of MEASURES.filter(x => x.from === undefined && (only === undefined || x.name === (only.from ?? only.name)))) {
       const t0 = Date.now()
       const n = bench.scaled(m.n)
       if (m.name === 'observe-latency') results.push(await observeLatency(bench, m, n))
-      else if (m.name === 'catch-up') results.push(await catchUp(bench, m, n))
+      else if (m.name === 'catch-up') results.push(...await catchUp(bench, m, MEASURES.find(x => x.from === m.name) as Measure, n))
       else results.push(...await measureLocal(bench, m))
       log(`${m.name} done in ${((Date.now() - t0) / 1000).toFixed(1)} s`)
     }

@@ -10,7 +10,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { describe, expect, it } from 'vitest'
-import { MEASURES, NOT_AVAILABLE, type Result } from '../bench/measures.js'
+import { MEASURES, NOT_AVAILABLE, UNITS, type Result } from '../bench/measures.js'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 
@@ -25,7 +25,7 @@ describe('npm run bench', () => {
       expect(results.map(r => `${r.name}/${r.system}`).sort()).toEqual(expected.sort())
       for (const r of results) {
         expect(r.n, `${r.name}/${r.system} n`).toBeGreaterThanOrEqual(1)
-        expect(['ms', 'MB']).toContain(r.unit)
+        expect(UNITS).toContain(r.unit)
         if (r.median === null) {
           expect(r.p99, `${r.name}/${r.system} p99`).toBeNull()
           expect(r.note, `${r.name}/${r.system}: ${r.note}`).toMatch(new RegExp(`^${NOT_AVAILABLE}`))

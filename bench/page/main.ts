@@ -3,6 +3,8 @@
  * `page.evaluate`. Every function makes its documents before it starts the clock and returns
  * milliseconds measured with `performance.now()` around the timed call only.
  */
+// First: counts WebRTC and WebSocket bytes, so it must wrap them before libp2p is evaluated.
+import { wireBytes, type WireBytes } from './wire.js'
 import { KiteDB, type Collection, type Database, type PeerInfo } from '../../src/index.js'
 import { makeDocs, type BenchDoc } from './docs.js'
 import { openStore, type FindKind, type LocalSystem, type Store } from './systems.js'
@@ -172,8 +174,12 @@ const api = {
     return [...repl.latencyBySeq.entries()].filter(([seq]) => seq >= from).sort(([a], [b]) => a - b).map(([, ms]) => ms)
   },
 
-  /** Replicated: open `address` in this fresh page; ms until `observe({})` reports `count` documents. */
-  async replCatchUp (address: string, relays: string[], count: number, timeoutMs: number): Promise<number> {
+  /**
+   * Replicated: open `address` in this fresh page; ms until `observe({})` reports `count`
+   * documents, the bytes the page moved on the network by then (since page load), and whether it
+   * joined from a snapshot.
+   */
+  async replCatchUp (address: string, relays: string[], count: number, timeoutMs: number): Promise<{ ms: number, wire: WireBytes, snapshot: boolean }> {
     const t0 = performance.now()
     const db = repl.db = await KiteDB.open(address, { relays, storage: 'indexeddb' })
     const docs = await db.initCollection<BenchDoc>('docs')
@@ -185,7 +191,9 @@ const api = {
     } finally {
       stop()
     }
-    return performance.now() - t0
+    const ms = performance.now() - t0
+    const wire = await wireBytes()
+    return { ms, wire, snapshot: (await db.syncState()).snapshot !== null }
   },
 
   /** Replicated: this page's peers and how they are connected. */
