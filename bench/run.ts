@@ -447,10 +447,11 @@ async function catchUp (bench: Bench, m: Measure, bytes: Measure, n: number): Pr
       await call(a.page, 'replInsertHistory', n, HISTORY_CHUNK)
       const b = await bench.launch('replica-b')
       try {
-        const { ms, wire, snapshot } = await call(b.page, 'replCatchUp', address, relays, n, 60_000 + n * 20)
+        const { ms, wire, snapshot, phases } = await call(b.page, 'replCatchUp', address, relays, n, 60_000 + n * 20)
         const peers = (await call(b.page, 'replPeers')).map(p => `${p.kind} (${p.transport})`).join(', ') || 'none'
         const joined = snapshot ? 'joined from a snapshot' : 'replayed the blocks'
-        log(`catch-up run ${run}${run === 0 ? ' (warm-up)' : ''}: ${Math.round(ms)} ms, ${joined}, received WebRTC ${formatBytes(wire.webrtc.received)} + WebSocket ${formatBytes(wire.websocket.received)}, sent WebRTC ${formatBytes(wire.webrtc.sent)} + WebSocket ${formatBytes(wire.websocket.sent)}` +
+        const timeline = Object.entries(phases).sort((x, y) => x[1] - y[1]).map(([phase, at]) => `${phase} ${(at / 1000).toFixed(2)} s`).join(', ')
+        log(`catch-up run ${run}${run === 0 ? ' (warm-up)' : ''}: ${Math.round(ms)} ms (${timeline}), ${joined}, received WebRTC ${formatBytes(wire.webrtc.received)} + WebSocket ${formatBytes(wire.websocket.received)}, sent WebRTC ${formatBytes(wire.webrtc.sent)} + WebSocket ${formatBytes(wire.websocket.sent)}` +
           `; data channels received: ${Object.entries(wire.byProtocol).sort((x, y) => y[1].received - x[1].received).map(([p, b]) => `${p} ${formatBytes(b.received)} (${b.channels} ch)`).join(', ')}`)
         const notes = [`history written as ${Math.ceil(n / HISTORY_CHUNK)} insert call(s) of ≤ ${HISTORY_CHUNK} docs`]
         tally.add(ms, [...notes, `B ${joined}`], run > 0)

@@ -176,12 +176,25 @@ const api = {
 
   /**
    * Replicated: open `address` in this fresh page; ms until `observe({})` reports `count`
-   * documents, the bytes the page moved on the network by then (since page load), and whether it
-   * joined from a snapshot.
+   * documents, the bytes the page moved on the network by then (since page load), whether it
+   * joined from a snapshot, and when (ms from the start) each phase was first reached: a peer, a
+   * direct connection, the snapshot offered (its first node progress), installed.
    */
-  async replCatchUp (address: string, relays: string[], count: number, timeoutMs: number): Promise<{ ms: number, wire: WireBytes, snapshot: boolean }> {
+  async replCatchUp (address: string, relays: string[], count: number, timeoutMs: number): Promise<{ ms: number, wire: WireBytes, snapshot: boolean, phases: Record<string, number> }> {
     const t0 = performance.now()
+    const phases: Record<string, number> = {}
+    const mark = (phase: string): void => { phases[phase] ??= Math.round(performance.now() - t0) }
     const db = repl.db = await KiteDB.open(address, { relays, storage: 'indexeddb' })
+    mark('open')
+    db.on('sync:progress', p => {
+      if (p.snapshot !== undefined) mark('snapshot')
+      if (p.snapshot?.installed === true) mark('installed')
+    })
+    const poll = setInterval(() => {
+      const peers = db.peers()
+      if (peers.length > 0) mark('peer')
+      if (peers.some(p => p.kind === 'direct')) mark('direct')
+    }, 20)
     const docs = await db.initCollection<BenchDoc>('docs')
     let stop = (): void => {}
     try {
@@ -190,10 +203,11 @@ const api = {
       }))
     } finally {
       stop()
+      clearInterval(poll)
     }
     const ms = performance.now() - t0
     const wire = await wireBytes()
-    return { ms, wire, snapshot: (await db.syncState()).snapshot !== null }
+    return { ms, wire, snapshot: (await db.syncState()).snapshot !== null, phases }
   },
 
   /** Replicated: this page's peers and how they are connected. */
