@@ -31,7 +31,7 @@ interface Options {
   runs?: number
   only?: string
   json?: string
-  /** write a CPU profile of KiteDB's last measured run of each local measure here */
+  /** write a CPU profile of KiteDB's last measured run of each local measure, and of the joining page's last catch-up, here */
   profile?: string
 }
 
@@ -447,7 +447,9 @@ async function catchUp (bench: Bench, m: Measure, bytes: Measure, n: number): Pr
       await call(a.page, 'replInsertHistory', n, HISTORY_CHUNK)
       const b = await bench.launch('replica-b')
       try {
+        const stopProfile = run === bench.runs(m) && bench.profileDir !== undefined ? await startProfile(b.page) : undefined
         const { ms, wire, snapshot, phases } = await call(b.page, 'replCatchUp', address, relays, n, 60_000 + n * 20)
+        await stopProfile?.(join(bench.profileDir as string, `${m.name}.cpuprofile`))
         const peers = (await call(b.page, 'replPeers')).map(p => `${p.kind} (${p.transport})`).join(', ') || 'none'
         const joined = snapshot ? 'joined from a snapshot' : 'replayed the blocks'
         const timeline = Object.entries(phases).sort((x, y) => x[1] - y[1]).map(([phase, at]) => `${phase} ${(at / 1000).toFixed(2)} s`).join(', ')
