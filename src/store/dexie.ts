@@ -9,10 +9,11 @@
  * Write cache. The heads live in one meta row with a generation number that every transaction
  * changing heads, collection states or index declarations increments. A storage keeps what its
  * last transaction left (heads, collection states and indexes, recent document states) tagged with
- * that generation, and writes a local block in one round trip: it issues the block's writes
- * computed from the cache together with a read of the generation (and of the states the cache
- * does not hold), and aborts the transaction if another writer (another tab) moved the
- * generation, then takes the ordinary path. Optimistic concurrency control, as in Kung & Robinson,
+ * that generation, and writes a block whose parents it has stored (a local one, or a remote one
+ * arriving in order) without the ordinary reads: it issues the block's writes computed from the
+ * cache behind a read of the generation (and of the states the cache does not hold; for a remote
+ * block, of whether it is already stored or missing), and aborts the transaction if another writer
+ * (another tab) moved the generation, or the block is not new, then takes the ordinary path. Optimistic concurrency control, as in Kung & Robinson,
  * "On optimistic methods for concurrency control" (1981).
  */
 import { Dexie, type Table } from 'dexie'
@@ -153,6 +154,8 @@ const CACHED_STATES = 1000
 
 /** Thrown inside a fast-path transaction to abort it when the write cache turned out stale. */
 class StaleCache extends Error {}
+/** Thrown inside a fast-path transaction to abort it when a remote block turned out not new (the ordinary path handles it). */
+class NotNew extends Error {}
 
 const entryIndex = (coll: string, name: string): string => `${coll}\u0000${name}`
 
@@ -202,32 +205,37 @@ export class DexieStorage implements Storage {
 
   async applyBlock (input: ApplyBlockInput): Promise<ApplyBlockResult> {
     const cache = this.cache
-    if (input.local === true && cache !== undefined && input.dropped.length === 0 &&
+    // A block seen stored needs no transaction: blocks are never removed.
+    if (cache !== undefined && this.present.has(input.cid)) return { applied: false, changes: [], collections: [], heads: [...cache.heads] }
+    if (cache !== undefined && input.dropped.length === 0 &&
       input.colls.every(c => collectionCreated(cache.colls.get(c)?.state)) &&
       input.parents.every(p => this.present.has(p) || cache.heads.includes(p))) {
       try {
         return await this.applyCached(input, cache)
       } catch (err) {
-        if (!(err instanceof StaleCache)) throw err
-        this.cache = undefined
+        if (err instanceof StaleCache) this.cache = undefined
+        else if (!(err instanceof NotNew)) throw err
       }
     }
     return await this.applyRead(input)
   }
 
   /**
-   * The fast path of a local block (see the file's doc): the merge starts from the cache; the
-   * states it lacks are read first (one round trip), then the writes go out with the generation
-   * check behind them. Throws `StaleCache` (the transaction aborted, nothing written) when another
-   * writer moved the generation.
+   * The fast path of a block whose parents are stored (see the file's doc): the merge starts from
+   * the cache; the states it lacks are read first (one round trip), then the writes go out with
+   * the generation check behind them (and, for a remote block, the check that it is neither
+   * stored, covered nor missing). Throws `StaleCache` when another writer moved the generation,
+   * `NotNew` when the remote block is not new: the transaction aborted, nothing written.
    */
   private async applyCached (input: ApplyBlockInput, cache: WriteCache): Promise<ApplyBlockResult> {
     const { db } = this
     const uncached = input.keys.filter(k => !cache.states.has(docKey(k.coll, k.id)))
     let staged: StagedMerge | undefined
     const heads = [...cache.heads.filter(h => !input.parents.includes(h)), input.cid].sort()
-    await db.transaction('rw', [db.blocks, db.states, db.documents, db.colls, db.indexes, db.entries, db.meta], async () => {
+    await db.transaction('rw', [db.blocks, db.missing, db.states, db.documents, db.colls, db.indexes, db.entries, db.meta], async () => {
       const dagRead = db.meta.get(DAG_KEY)
+      // A local block was just made: it cannot be stored, covered or missing yet.
+      const presence = input.local === true ? undefined : Promise.all([db.blocks.where('cid').equals(input.cid).count(), db.missing.get(input.cid)])
       const docs = new Map<string, DocState | undefined>()
       for (const k of input.keys) {
         const key = docKey(k.coll, k.id)
@@ -239,6 +247,8 @@ export class DexieStorage implements Storage {
       }
       const verify = async (): Promise<void> => {
         if ((await dagRead)?.value === undefined || ((await dagRead)?.value as DagRow).gen !== cache.gen) throw new StaleCache('another writer moved the generation')
+        const [stored, missing] = await presence ?? [0, undefined]
+        if (stored > 0 || missing !== undefined) throw new NotNew('the block is stored, covered or missing')
       }
       const colls = new Map(input.colls.map(c => [c, cache.colls.get(c)?.state]))
       try {

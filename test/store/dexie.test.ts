@@ -113,18 +113,54 @@ describe('DexieStorage write cache (two tabs on one IndexedDB database)', () => 
     }
   })
 
+  it('a remote block that is missing (its child came first) or stored is not taken as new by the cached path', async () => {
+    const { tabs: [tab], storages: [storage] } = await twoTabs() as { tabs: [Replica], storages: [DexieStorage] }
+    await tab.commit([{ op: 'coll', coll: 'a' }])
+    const peer = await Replica.open(new MemoryStorage(), DB)
+    const first = await peer.commit([{ op: 'put', coll: 'a', id: 'y', set: { f: 1 } }])
+    const second = await peer.commit([{ op: 'put', coll: 'a', id: 'x', set: { g: 1 } }])
+    await tab.receive(second?.bytes as Uint8Array)
+    expect(await storage.getMissing()).toEqual([first?.cid.toString()])
+    const cached = vi.spyOn(proto, 'applyCached')
+    try {
+      expect((await tab.receive(first?.bytes as Uint8Array)).applied).toBe(true)
+      await expect(cached.mock.results[0]?.value).rejects.toThrow('stored, covered or missing')
+      expect(await storage.getMissing()).toEqual([])
+      expect(await storage.getHeads()).not.toContain(first?.cid.toString())
+      expect(await storage.getHeads()).toEqual(await (await reference(storage)).getHeads())
+      expect((await tab.receive(second?.bytes as Uint8Array)).applied).toBe(false)
+    } finally {
+      cached.mockRestore()
+    }
+  })
+
   it('two tabs writing in turn, declaring and dropping indexes, always equal the reference fold with exact index entries', async () => {
     const value = fc.oneof(fc.integer({ min: 0, max: 3 }), fc.constantFrom('s', 't'), fc.constant<JsonValue>([1, 2]))
+    const ops = fc.array(opArbitrary(value), { minLength: 1, maxLength: 3 })
     const step = fc.oneof(
-      { weight: 6, arbitrary: fc.record({ kind: fc.constant('write' as const), tab: fc.nat(1), ops: fc.array(opArbitrary(value), { minLength: 1, maxLength: 3 }) }) },
+      { weight: 6, arbitrary: fc.record({ kind: fc.constant('write' as const), tab: fc.nat(1), ops }) },
+      // a peer's two blocks (the second on the first) reach a tab, in order or children first
+      { weight: 2, arbitrary: fc.record({ kind: fc.constant('remote' as const), tab: fc.nat(1), ops, childFirst: fc.boolean() }) },
+      // a peer's block reaches a tab again
+      { weight: 1, arbitrary: fc.record({ kind: fc.constant('again' as const), tab: fc.nat(1), k: fc.nat() }) },
       { weight: 1, arbitrary: fc.record({ kind: fc.constant('index' as const), tab: fc.nat(1), path: fc.constantFrom(...FIELDS), drop: fc.boolean() }) }
     )
     await fc.assert(fc.asyncProperty(fc.array(step, { minLength: 1, maxLength: 14 }), async steps => {
       const { tabs, storages } = await twoTabs()
+      await (tabs[0] as Replica).commit(COLLS.map(coll => ({ op: 'coll', coll }))) // so blocks can take the cached path
+      const peer = await Replica.open(new MemoryStorage(), DB)
+      const sent: Uint8Array[] = []
       for (const s of steps) {
         const tab = tabs[s.tab] as Replica
         if (s.kind === 'write') await tab.commit(s.ops)
-        else {
+        else if (s.kind === 'remote') {
+          const first = (await peer.commit(s.ops))?.bytes as Uint8Array
+          const second = (await peer.commit([{ op: 'put', coll: 'a', id: 'x', set: { g: sent.length } }]))?.bytes as Uint8Array
+          sent.push(first, second)
+          for (const bytes of s.childFirst ? [second, first] : [first, second]) await tab.receive(bytes)
+        } else if (s.kind === 'again') {
+          if (sent.length > 0) await tab.receive(sent[s.k % sent.length] as Uint8Array)
+        } else {
           for (const coll of COLLS) {
             if (s.drop) await tab.storage.dropIndex(coll, s.path)
             else await tab.storage.createIndex(coll, [s.path])
