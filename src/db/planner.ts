@@ -2,8 +2,9 @@
  * The query planner over our secondary indexes. A query is answered from an index when a ready
  * index's leading paths carry equality (`v`, `$eq`, `$in`) and optionally one range (`$gt $gte
  * $lt $lte`, numbers or strings) predicates at the top level of the query (or of a top-level
- * `$and`), or when the sort is on an index's first path. Index entries give candidate ids; only
- * those documents are read, and the full query is always applied to them again with mingo, so a
+ * `$and`), or when the sort is on an index's first path. The index scan gives the candidate
+ * documents (`Storage.scanIndexDocs`: entries and documents in one request); only those documents
+ * are read, and the full query is always applied to them again with mingo, so a
  * plan can only change speed, never results. Everything else scans the collection.
  *
  * Results are exactly those of mingo over all documents in `_id` order: candidates are put in
@@ -260,16 +261,16 @@ async function runPlan (
     // The first batch is what is needed when every entry matches; later ones double (up to 1000).
     let batch = Math.min(Math.max(need + 2, 16), 1000)
     for (;;) {
-      const entries = await storage.scanIndex(coll, plan.index.name, range, { reverse, limit: batch, ...(after !== undefined ? { after } : {}) })
+      const entries = await storage.scanIndexDocs(coll, plan.index.name, range, { reverse, limit: batch, ...(after !== undefined ? { after } : {}) })
       entriesRead += entries.length
       if (entries.length === 0) break
-      after = entries[entries.length - 1]
-      const fresh = [...new Set(entries.map(e => e.id))].filter(id => !seen.has(id))
-      for (const id of fresh) seen.add(id)
-      const docs = await storage.getDocsById(coll, fresh)
-      docsRead += fresh.length
-      for (const doc of docs) {
-        if (doc === undefined || !matches(doc)) continue
+      const last = entries[entries.length - 1] as IndexEntry
+      after = { key: last.key, id: last.id }
+      for (const { id, doc } of entries) {
+        if (seen.has(id)) continue
+        seen.add(id)
+        docsRead++
+        if (!matches(doc)) continue
         candidates.set(doc._id, doc)
         sortKeys.set(doc._id, minPart(doc, path))
       }
@@ -291,15 +292,12 @@ async function runPlan (
       if (ahead >= need) break
     }
   } else {
-    const ids = new Set<string>()
     for (const range of plan.ranges) {
-      const entries = await storage.scanIndex(coll, plan.index.name, range)
+      const entries = await storage.scanIndexDocs(coll, plan.index.name, range)
       entriesRead += entries.length
-      for (const e of entries) ids.add(e.id)
+      for (const e of entries) candidates.set(e.id, e.doc)
     }
-    const docs = await storage.getDocsById(coll, [...ids])
-    docsRead += ids.size
-    for (const d of docs) if (d !== undefined) candidates.set(d._id, d)
+    docsRead += candidates.size
   }
   const docs = runMingo([...candidates.values()].sort(byId), query, projection, options)
   return {

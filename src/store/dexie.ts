@@ -3,8 +3,18 @@
  * (`kitedb/<manifest-cid>`), plus one registry database (`kitedb`) mapping local names to
  * addresses. Each applied block is one read-write transaction over blocks, the DAG row (heads),
  * missing, states, documents, collections and index entries, so a reload at any moment leaves all
- * of a block or none of it. Secondary-index entries live in one table keyed `[index, key, id]`, so
- * an equality or range predicate is one IndexedDB key-range scan.
+ * of a block or none of it.
+ *
+ * Secondary indexes. A documents row `{c, i, d, x}` carries its index entries in `x`: for every
+ * declared index of its collection, one element `[coll NUL name, key]` per index key of the
+ * document (keys.ts `indexKeys`). One native multiEntry IndexedDB index over `x` serves every
+ * declared index, so writing a document writes one row (IndexedDB maintains the index records),
+ * deleting it removes its entries with it, and an equality or range predicate is one key-range
+ * scan of that index between `[coll NUL name, lower]` and `[coll NUL name, upper]` that returns
+ * the documents themselves. IndexedDB orders the records of one index key by primary key
+ * `[c, i]`, so equal keys come in `_id` order. `x` is always computed from the declared indexes
+ * (never diffed), so a write cannot leave a stale element of a dropped index behind; building an
+ * index rewrites each row's elements of that index; dropping one removes them (see `dropIndex`).
  *
  * Write cache. The heads live in one meta row with a generation number that every transaction
  * changing heads, collection states or index declarations increments. A storage keeps what its
@@ -13,16 +23,17 @@
  * arriving in order) without the ordinary reads: it issues the block's writes computed from the
  * cache behind a read of the generation (and of the states the cache does not hold; for a remote
  * block, of whether it is already stored or missing), and aborts the transaction if another writer
- * (another tab) moved the generation, or the block is not new, then takes the ordinary path. Optimistic concurrency control, as in Kung & Robinson,
- * "On optimistic methods for concurrency control" (1981).
+ * (another tab) moved the generation, or the block is not new, then takes the ordinary path.
+ * Optimistic concurrency control, as in Kung & Robinson, "On optimistic methods for concurrency
+ * control" (1981).
  */
 import { Dexie, type Table } from 'dexie'
 import { type CollState, type Doc, type DocState, collectionCreated, decode, isPlainObject, jsonEqual } from '../crdt/index.js'
-import { type IndexKey, type KeyRange, indexKeys, isMultikey } from './keys.js'
+import { type IndexKey, type KeyRange, compareKeys, inRange, indexKeys, isMultikey } from './keys.js'
 import {
-  type ApplyBlockInput, type ApplyBlockResult, type DocChange, type DocKey, type IndexEntry, type IndexInfo, type IndexProgress,
+  type ApplyBlockInput, type ApplyBlockResult, type DocChange, type DocKey, type IndexDocEntry, type IndexEntry, type IndexInfo, type IndexProgress,
   type InstallSnapshotInput, type InstallSnapshotResult, type MergeInput, type MergeOutput, type ScanOptions, type SnapshotSource,
-  type Storage, type StorageProvider, type StoredNode, dagUpdate, docKey, indexDiff, indexName
+  type Storage, type StorageProvider, type StoredNode, dagUpdate, docKey, indexName
 } from './storage.js'
 
 /**
@@ -38,14 +49,14 @@ interface MetaRow { key: string, value: unknown }
 interface NameRow { name: string, address: string }
 /** CRDT state of a document: collection, id, state */
 interface StateRow { c: string, i: string, s: DocState }
-/** materialised document: collection, id, document */
-interface DocRow { c: string, i: string, d: Doc }
+/** index entry of a documents row: index id (`coll NUL name`), key */
+type XEntry = [string, IndexKey]
+/** materialised document: collection, id, document, its entries of every declared index (multiEntry-indexed) */
+interface DocRow { c: string, i: string, d: Doc, x?: XEntry[] }
 /** CRDT state of a collection */
 interface CollRow { c: string, s: CollState }
 /** declared index: collection, name, paths, ready, multikey */
 interface IndexRow { c: string, n: string, paths: string[], ready: boolean, multikey?: boolean }
-/** index entry: index id (`coll NUL name`), key, document id */
-interface EntryRow { x: string, k: IndexKey, i: string }
 
 /** Options shared by Dexie storages: which IndexedDB implementation to use (browser default). */
 export interface DexieOptions {
@@ -62,7 +73,6 @@ class ReplicaDb extends Dexie {
   documents!: Table<DocRow, [string, string]>
   colls!: Table<CollRow, string>
   indexes!: Table<IndexRow, [string, string]>
-  entries!: Table<EntryRow, [string, IndexKey, string]>
   meta!: Table<MetaRow, string>
 
   constructor (name: string, options: DexieOptions) {
@@ -96,6 +106,13 @@ class ReplicaDb extends Dexie {
       const [heads, covered] = await Promise.all([tx.table('heads').toCollection().primaryKeys(), tx.table('covered').toCollection().primaryKeys()])
       await tx.table('blocks').bulkPut((covered as string[]).map(cid => ({ cid, k: 'v' })))
       await tx.table('meta').put({ key: DAG_KEY, value: { gen: 0, heads: (heads as string[]).sort() } satisfies DagRow })
+    })
+    // v5 (native index): index entries move from the entries table into the documents rows
+    // (`x`), served by one multiEntry index; every row's `x` is computed from the declared indexes.
+    this.version(5).stores({ documents: '[c+i], *x', entries: null }).upgrade(async tx => {
+      const indexes = await tx.table('indexes').toArray() as IndexRow[]
+      const indexesOf = groupIndexes(indexes)
+      await tx.table('documents').toCollection().modify((row: DocRow) => { row.x = docEntries(row.d, indexesOf.get(row.c) ?? []) })
     })
   }
 }
@@ -158,6 +175,30 @@ class StaleCache extends Error {}
 class NotNew extends Error {}
 
 const entryIndex = (coll: string, name: string): string => `${coll}\u0000${name}`
+
+/** Declared indexes by collection. */
+function groupIndexes (indexes: IndexRow[]): Map<string, IndexRow[]> {
+  const out = new Map<string, IndexRow[]>()
+  for (const index of indexes) {
+    const list = out.get(index.c)
+    if (list === undefined) out.set(index.c, [index])
+    else list.push(index)
+  }
+  return out
+}
+
+/** The `x` of a documents row: its entries of each of `indexes` (its collection's declared indexes). */
+function docEntries (doc: Doc, indexes: IndexRow[]): XEntry[] {
+  const x: XEntry[] = []
+  for (const index of indexes) {
+    const id = entryIndex(index.c, index.n)
+    for (const k of indexKeys(doc, index.paths)) x.push([id, k])
+  }
+  return x
+}
+
+/** Documents rows an index build or drop rewrites per transaction. */
+const BUILD_BATCH = 1000
 
 /** A `Storage` in one IndexedDB database. */
 export class DexieStorage implements Storage {
@@ -232,7 +273,7 @@ export class DexieStorage implements Storage {
     const uncached = input.keys.filter(k => !cache.states.has(docKey(k.coll, k.id)))
     let staged: StagedMerge | undefined
     const heads = [...cache.heads.filter(h => !input.parents.includes(h)), input.cid].sort()
-    await db.transaction('rw', [db.blocks, db.missing, db.states, db.documents, db.colls, db.indexes, db.entries, db.meta], async () => {
+    await db.transaction('rw', [db.blocks, db.missing, db.states, db.documents, db.colls, db.indexes, db.meta], async () => {
       const dagRead = db.meta.get(DAG_KEY)
       // A local block was just made: it cannot be stored, covered or missing yet.
       const presence = input.local === true ? undefined : Promise.all([db.blocks.where('cid').equals(input.cid).count(), db.missing.get(input.cid)])
@@ -279,7 +320,7 @@ export class DexieStorage implements Storage {
     let seen: string[] = []
     let gen = 0
     let staged: StagedMerge | undefined
-    const result = await db.transaction('rw', [db.blocks, db.missing, db.states, db.documents, db.colls, db.indexes, db.entries, db.meta], async () => {
+    const result = await db.transaction('rw', [db.blocks, db.missing, db.states, db.documents, db.colls, db.indexes, db.meta], async () => {
       // Every read in one round trip (the merge is pure and cheap; it is wasted only for a block
       // already stored), and the heads after computed rather than read again.
       // Parents this instance saw stored or covered need no lookup: neither is ever undone.
@@ -350,7 +391,7 @@ export class DexieStorage implements Storage {
   async installSnapshot (input: InstallSnapshotInput): Promise<InstallSnapshotResult> {
     const { db } = this
     this.cache = undefined
-    return await db.transaction('rw', [db.blocks, db.missing, db.states, db.documents, db.colls, db.indexes, db.entries, db.meta], async () => {
+    return await db.transaction('rw', [db.blocks, db.missing, db.states, db.documents, db.colls, db.indexes, db.meta], async () => {
       const headCids = input.heads.map(h => h.cid)
       const [base, storedHeads, storedCovered, dag, missing] = await Promise.all([
         this.readBase(input),
@@ -437,28 +478,25 @@ export class DexieStorage implements Storage {
     const changes: DocChange[] = []
     const putDocs: DocRow[] = []
     const deleteDocs: Array<[string, string]> = []
-    const putEntries: EntryRow[] = []
-    const deleteEntries: Array<[string, IndexKey, string]> = []
     const newlyMultikey: IndexRow[] = []
     const indexes = base.indexes.map(i => ({ ...i }))
-    const indexesOf = new Map<string, IndexRow[]>()
-    for (const index of indexes) indexesOf.set(index.c, [...indexesOf.get(index.c) ?? [], index])
+    const indexesOf = groupIndexes(indexes)
     const statesAfter = new Map<string, DocState>()
     out.docs.forEach(rec => {
       statesAfter.set(docKey(rec.coll, rec.id), rec.state)
       const was = before.get(docKey(rec.coll, rec.id)) ?? null
       if (jsonEqual(was, rec.doc)) return
+      // A deleted document's row goes, and its index entries with it.
       if (rec.doc === null) deleteDocs.push([rec.coll, rec.id])
-      else putDocs.push({ c: rec.coll, i: rec.id, d: rec.doc })
-      for (const index of indexesOf.get(rec.coll) ?? []) {
-        if (rec.doc !== null && index.multikey !== true && isMultikey(rec.doc, index.paths)) {
-          index.multikey = true
-          newlyMultikey.push(index)
+      else {
+        const own = indexesOf.get(rec.coll) ?? []
+        for (const index of own) {
+          if (index.multikey !== true && isMultikey(rec.doc, index.paths)) {
+            index.multikey = true
+            newlyMultikey.push(index)
+          }
         }
-        const x = entryIndex(index.c, index.n)
-        const diff = indexDiff(index.paths, was, rec.doc)
-        for (const k of diff.remove) deleteEntries.push([x, k, rec.id])
-        for (const k of diff.add) putEntries.push({ x, k, i: rec.id })
+        putDocs.push({ c: rec.coll, i: rec.id, d: rec.doc, x: docEntries(rec.doc, own) })
       }
       changes.push({ coll: rec.coll, id: rec.id, before: was, after: rec.doc })
     })
@@ -474,8 +512,6 @@ export class DexieStorage implements Storage {
         db.states.bulkPut(out.docs.map(r => ({ c: r.coll, i: r.id, s: r.state }))),
         putDocs.length > 0 ? db.documents.bulkPut(putDocs) : undefined,
         deleteDocs.length > 0 ? db.documents.bulkDelete(deleteDocs) : undefined,
-        deleteEntries.length > 0 ? db.entries.bulkDelete(deleteEntries) : undefined,
-        putEntries.length > 0 ? db.entries.bulkPut(putEntries) : undefined,
         out.colls.length > 0 ? db.colls.bulkPut(out.colls.map(c => ({ c: c.coll, s: c.state }))) : undefined,
         // only the flag: the rest of the row may have changed since it was read (cached)
         ...newlyMultikey.map(i => db.indexes.update([i.c, i.n], { multikey: true }))
@@ -538,9 +574,11 @@ export class DexieStorage implements Storage {
     const x = entryIndex(coll, name)
     const existing = await db.indexes.get([coll, name])
     if (existing?.ready === true) return { name, paths: existing.paths, ready: true, multikey: existing.multikey === true }
-    // Declared first, so blocks applied during the build maintain it; the build then indexes every
-    // document that existed, one batch per transaction (each batch reads the document and writes
-    // its entries together, so it never writes stale entries).
+    // Declared first, so blocks applied during the build maintain it (a row a block writes gets its
+    // `x` from the declarations); the build then rewrites every row that existed, one batch per
+    // transaction: each batch reads the rows and writes them back with this index's elements
+    // recomputed (replacing any an earlier declaration of the same name left), so it never writes
+    // a stale entry nor keeps one. A batch that finds the index dropped stops the build.
     if (existing === undefined) {
       await db.transaction('rw', [db.indexes, db.meta], async () => {
         await db.indexes.put({ c: coll, n: name, paths, ready: false })
@@ -552,12 +590,21 @@ export class DexieStorage implements Storage {
     let done = 0
     let after: [string, string] = [coll, Dexie.minKey as unknown as string]
     for (;;) {
-      const batch = await db.transaction('rw', [db.documents, db.entries, db.indexes, db.meta], async () => {
-        const rows = await db.documents.where('[c+i]').between(after, [coll, Dexie.maxKey], false, true).limit(1000).toArray()
-        const entries: EntryRow[] = []
-        for (const r of rows) for (const k of indexKeys(r.d, paths)) entries.push({ x, k, i: r.i })
-        if (entries.length > 0) await db.entries.bulkPut(entries)
-        if (rows.some(r => isMultikey(r.d, paths))) {
+      const batch = await db.transaction('rw', [db.documents, db.indexes, db.meta], async () => {
+        const [declared, rows] = await Promise.all([
+          db.indexes.get([coll, name]),
+          db.documents.where('[c+i]').between(after, [coll, Dexie.maxKey], false, true).limit(BUILD_BATCH).toArray()
+        ])
+        if (declared === undefined) return []
+        const changed: DocRow[] = []
+        for (const r of rows) {
+          const own = indexKeys(r.d, paths).map(k => [x, k] as XEntry)
+          const others = (r.x ?? []).filter(e => e[0] !== x)
+          if (others.length + own.length === (r.x ?? []).length && jsonEqual((r.x ?? []).filter(e => e[0] === x), own)) continue
+          changed.push({ ...r, x: [...others, ...own] })
+        }
+        if (changed.length > 0) await db.documents.bulkPut(changed)
+        if (declared.multikey !== true && rows.some(r => isMultikey(r.d, paths))) {
           await db.indexes.update([coll, name], { multikey: true })
           await this.bumpGeneration()
         }
@@ -576,38 +623,95 @@ export class DexieStorage implements Storage {
     return { name, paths, ready: true, multikey: row?.multikey === true }
   }
 
+  /**
+   * Remove an index: its declaration goes first (the generation moves on, so every write from
+   * then on computes `x` without it), then its elements leave the documents rows, one batch per
+   * transaction. A batch that finds the index declared again stops: that declaration's build
+   * rewrites every row's elements of the index anyway, so none goes stale.
+   */
   async dropIndex (coll: string, name: string): Promise<void> {
     const { db } = this
     const x = entryIndex(coll, name)
-    await db.transaction('rw', [db.indexes, db.entries, db.meta], async () => {
-      await db.indexes.delete([coll, name])
-      await this.bumpGeneration()
-      await db.entries.where('[x+k+i]').between([x, Dexie.minKey, Dexie.minKey], [x, Dexie.maxKey, Dexie.maxKey]).delete()
-    })
+    let first = true
+    for (;;) {
+      const more = await db.transaction('rw', [db.indexes, db.documents, db.meta], async () => {
+        if (first) {
+          await db.indexes.delete([coll, name])
+          await this.bumpGeneration()
+        } else if (await db.indexes.get([coll, name]) !== undefined) return false
+        // every element [x, key] sorts between [x] and [x + NUL] (the next string after x)
+        const rows = await db.documents.where('x').between([x], [`${x}\u0000`], true, false).limit(BUILD_BATCH).toArray()
+        const unique = new Map(rows.map(r => [r.i, r]))
+        if (unique.size > 0) await db.documents.bulkPut([...unique.values()].map(r => ({ ...r, x: (r.x ?? []).filter(e => e[0] !== x) })))
+        return rows.length === BUILD_BATCH
+      })
+      first = false
+      if (!more) break
+    }
   }
 
   async scanIndex (coll: string, name: string, range: KeyRange, options: ScanOptions = {}): Promise<IndexEntry[]> {
+    return (await this.scanIndexDocs(coll, name, range, options)).map(e => ({ key: e.key, id: e.id }))
+  }
+
+  /**
+   * One key-range scan of the `x` index (see the file's doc), returning the rows. `after` narrows
+   * the range to what follows it in scan order: the scan starts at its key and the cursor jumps
+   * past its id with `continuePrimaryKey`. Each record's key is recovered from its row: a row
+   * comes once per element of `x` in the range, in scan order, so its n-th record has its n-th
+   * such element.
+   */
+  async scanIndexDocs (coll: string, name: string, range: KeyRange, options: ScanOptions = {}): Promise<IndexDocEntry[]> {
     const x = entryIndex(coll, name)
-    const min = Dexie.minKey as unknown as string
-    const max = Dexie.maxKey as unknown as string
-    let lower: unknown[] = [x, range.lower, range.lowerOpen === true ? max : min]
-    let upper: unknown[] = [x, range.upper, range.upperOpen === true ? min : max]
-    let lowerOpen = false
-    let upperOpen = false
-    if (options.after !== undefined) {
-      const a = [x, options.after.key, options.after.id]
-      if (options.reverse === true) { upper = a; upperOpen = true } else { lower = a; lowerOpen = true }
+    const reverse = options.reverse === true
+    const bounds: KeyRange = { lower: range.lower, upper: range.upper, lowerOpen: range.lowerOpen === true, upperOpen: range.upperOpen === true }
+    let skip: IndexEntry | undefined
+    const after = options.after
+    if (after !== undefined) {
+      const c = compareKeys(after.key, reverse ? bounds.upper : bounds.lower)
+      const within = reverse ? c < 0 || (c === 0 && bounds.upperOpen !== true) : c > 0 || (c === 0 && bounds.lowerOpen !== true)
+      if (within) {
+        skip = after
+        if (reverse) { bounds.upper = after.key; bounds.upperOpen = false } else { bounds.lower = after.key; bounds.lowerOpen = false }
+      }
     }
-    let q = this.db.entries.where('[x+k+i]').between(lower, upper, !lowerOpen, !upperOpen)
-    if (options.reverse === true) q = q.reverse()
+    let q = this.db.documents.where('x').between([x, bounds.lower], [x, bounds.upper], bounds.lowerOpen !== true, bounds.upperOpen !== true)
+    const skipped = (key: IndexKey, id: string): boolean => skip !== undefined && compareKeys(key, skip.key) === 0 && (reverse ? id >= skip.id : id <= skip.id)
+    if (skip !== undefined) {
+      const to = skip
+      let jumped = false
+      // Dexie's cursor hook (as its own `anyOf` uses): return false to skip a record; `advance`
+      // replaces the cursor's next move.
+      ;(q as unknown as { _addAlgorithm: (fn: (cursor: IDBCursor, advance: (f: () => void) => void) => boolean) => void })._addAlgorithm((cursor, advance) => {
+        const id = (cursor.primaryKey as [string, string])[1]
+        if (!skipped((cursor.key as XEntry)[1], id)) return true
+        if (!jumped && id !== to.id) {
+          jumped = true
+          advance(() => { cursor.continuePrimaryKey(cursor.key, [coll, to.id]) })
+        }
+        return false
+      })
+    }
+    if (reverse) q = q.reverse()
     if (options.limit !== undefined) q = q.limit(options.limit)
-    const keys = await q.primaryKeys()
-    return keys.map(([, k, i]) => ({ key: k, id: i }))
+    const rows = await q.toArray()
+    const order = reverse ? (a: IndexKey, b: IndexKey) => compareKeys(b, a) : compareKeys
+    const keysOf = new Map<string, IndexKey[]>()
+    return rows.map(r => {
+      let keys = keysOf.get(r.i)
+      if (keys === undefined) {
+        keys = (r.x ?? []).filter(e => e[0] === x && inRange(e[1], bounds) && !skipped(e[1], r.i)).map(e => e[1]).sort(order)
+        keysOf.set(r.i, keys)
+      }
+      const key = keys.shift()
+      if (key === undefined) throw new Error(`index ${name} of ${coll}: a record of ${r.i} matches no element of its row`)
+      return { key, id: r.i, doc: r.d }
+    })
   }
 
   async read<T> (fn: () => Promise<T>): Promise<T> {
     const { db } = this
-    return await db.transaction('r', [db.documents, db.indexes, db.entries, db.colls, db.states], fn)
+    return await db.transaction('r', [db.documents, db.indexes, db.colls, db.states], fn)
   }
 
   async getMeta<T> (key: string): Promise<T | undefined> {

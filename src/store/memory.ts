@@ -5,7 +5,7 @@
 import { type CollState, type Doc, type DocState, collectionCreated, jsonEqual } from '../crdt/index.js'
 import { type IndexKey, type KeyRange, compareKeys, inRange, indexKeys, isMultikey } from './keys.js'
 import {
-  type ApplyBlockInput, type ApplyBlockResult, type DocChange, type IndexEntry, type IndexInfo, type IndexProgress,
+  type ApplyBlockInput, type ApplyBlockResult, type DocChange, type IndexDocEntry, type IndexEntry, type IndexInfo, type IndexProgress,
   type InstallSnapshotInput, type InstallSnapshotResult, type MergeOutput, type ScanOptions, type SnapshotSource,
   type DocKey, type MergeInput, type Storage, type StorageProvider, type StoredNode, dagUpdate, docKey, indexDiff, indexName
 } from './storage.js'
@@ -242,6 +242,11 @@ export class MemoryStorage implements Storage {
       }
     }
     return out
+  }
+
+  async scanIndexDocs (coll: string, name: string, range: KeyRange, options: ScanOptions = {}): Promise<IndexDocEntry[]> {
+    const docs = this.docs.get(coll)
+    return (await this.scanIndex(coll, name, range, options)).map(e => ({ ...e, doc: structuredClone(docs?.get(e.id) as Doc) }))
   }
 
   async read<T> (fn: () => Promise<T>): Promise<T> { return await fn() }

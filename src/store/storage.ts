@@ -160,6 +160,12 @@ export interface IndexEntry {
   id: string
 }
 
+/** One index entry with its document, as `scanIndexDocs` returns it. */
+export interface IndexDocEntry extends IndexEntry {
+  /** the document the entry belongs to (as `getDoc` returns it) */
+  doc: Doc
+}
+
 /** Options of `scanIndex`. */
 export interface ScanOptions {
   /** descending key order */
@@ -217,6 +223,12 @@ export interface Storage {
   dropIndex (coll: string, name: string): Promise<void>
   /** Entries of index `name` within `range`, in key order (then id order). */
   scanIndex (coll: string, name: string, range: KeyRange, options?: ScanOptions): Promise<IndexEntry[]>
+  /**
+   * `scanIndex` with each entry's document: the same entries in the same order, each carrying
+   * `doc`. On IndexedDB the entries and documents come from one request, so an index query needs
+   * no separate `getDocsById`. A document with several keys in `range` (multikey) comes once per key.
+   */
+  scanIndexDocs (coll: string, name: string, range: KeyRange, options?: ScanOptions): Promise<IndexDocEntry[]>
   /**
    * Run `fn`, whose calls on this storage only read, in one read transaction: it sees one
    * consistent state and, on IndexedDB, shares one transaction instead of one per call. `fn` must

@@ -3,7 +3,7 @@
  * suite, many adapters). Call `storageConformance(name, makeProvider)` from a test file.
  */
 import { describe, expect, it } from 'vitest'
-import { MemoryStorage, type StorageProvider } from '../../src/store/index.js'
+import { type IndexEntry, type KeyRange, type Storage, MemoryStorage, RANK, type StorageProvider, compareKeys, inRange, indexKeys } from '../../src/store/index.js'
 import { Replica, type SnapshotContent } from '../../src/sync/index.js'
 import { type Op, decodeBlock, encodeBlock, generateSigner, parseCid, readBlockHeader, type CID } from '../../src/crdt/index.js'
 
@@ -20,6 +20,13 @@ async function snapshotOf (replica: Replica): Promise<SnapshotContent> {
   const source = await replica.storage.readSnapshotSource()
   const heads = await Promise.all((await replica.storage.getBlocks(source.heads)).map(async b => await decodeBlock(b as Uint8Array)))
   return { root: 'test', docs: source.docs, colls: source.colls, covered: source.blocks, heads }
+}
+
+/** Every entry of index `paths` the documents of `coll` should have within `range`, in (key, id) order. */
+async function expectedEntries (storage: Storage, coll: string, paths: string[], range: KeyRange): Promise<IndexEntry[]> {
+  const out: IndexEntry[] = []
+  for (const d of await storage.getDocs(coll)) for (const key of indexKeys(d, paths)) if (inRange(key, range)) out.push({ key, id: d._id })
+  return out.sort((a, b) => compareKeys(a.key, b.key) || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
 }
 
 export function storageConformance (name: string, makeProvider: () => StorageProvider): void {
@@ -208,6 +215,81 @@ export function storageConformance (name: string, makeProvider: () => StoragePro
       expect(await storage.getHeads()).toEqual([])
       expect(await storage.getDocs('c')).toEqual([])
       expect(parseCid(foreign.cid.toString())).toBeDefined()
+    })
+    it('scanIndex pages with after, reverse and limit through duplicate and multikey keys, in (key, id) order; scanIndexDocs carries the documents', async () => {
+      const storage = await makeProvider().open(DB)
+      const replica = await Replica.open(storage, DB)
+      await storage.createIndex('c', ['a'])
+      const values = [1, 2, 2, 'x', [2, 3], 2, 1, [1, 1, 'x'], null, 3, 2, 'x']
+      await replica.commit(values.map((a, i) => ({ op: 'put' as const, coll: 'c', id: `d${String(values.length - i).padStart(2, '0')}`, set: { a } })))
+      await replica.commit([{ op: 'put', coll: 'c', id: 'e', set: { b: 1 } }]) // no `a`: indexed as null
+      const ranges: KeyRange[] = [
+        { lower: [], upper: [[RANK.max]] },
+        { lower: [[20, 2]], upper: [[20, 2]] },
+        { lower: [[20, 1]], upper: [[20, 3]], lowerOpen: true },
+        { lower: [[20]], upper: [[21]], upperOpen: true },
+        { lower: [[20, 2]], upper: [[30, 'x']], lowerOpen: true, upperOpen: true }
+      ]
+      for (const range of ranges) {
+        const expected = await expectedEntries(storage, 'c', ['a'], range)
+        expect(await storage.scanIndex('c', 'a', range)).toEqual(expected)
+        expect(await storage.scanIndex('c', 'a', range, { reverse: true })).toEqual([...expected].reverse())
+        const withDocs = await storage.scanIndexDocs('c', 'a', range)
+        expect(withDocs.map(e => ({ key: e.key, id: e.id }))).toEqual(expected)
+        for (const e of withDocs) expect(e.doc).toEqual(await storage.getDoc('c', e.id))
+        for (const reverse of [false, true]) {
+          const order = reverse ? [...expected].reverse() : expected
+          for (const limit of [1, 2, 3]) {
+            const paged: IndexEntry[] = []
+            let after: IndexEntry | undefined
+            for (;;) {
+              const page = await storage.scanIndex('c', 'a', range, { reverse, limit, ...(after !== undefined ? { after } : {}) })
+              expect(page.length).toBeLessThanOrEqual(limit)
+              paged.push(...page)
+              if (page.length < limit) break
+              after = page[page.length - 1]
+            }
+            expect(paged).toEqual(order)
+            // `after` any entry (or a position between entries) continues strictly after it
+            for (let i = 0; i < order.length; i++) {
+              expect(await storage.scanIndex('c', 'a', range, { reverse, after: order[i] as IndexEntry, limit })).toEqual(order.slice(i + 1, i + 1 + limit))
+            }
+            const between: IndexEntry = { key: [[20, 2]], id: 'd05x' }
+            const rest = order.filter(e => { const c = compareKeys(e.key, between.key) || (e.id < between.id ? -1 : e.id > between.id ? 1 : 0); return reverse ? c < 0 : c > 0 })
+            expect(await storage.scanIndex('c', 'a', range, { reverse, after: between })).toEqual(rest)
+          }
+        }
+      }
+      await storage.close()
+    })
+
+    it('a dropped index leaves no entries, and one declared again is exact even when documents changed in between', async () => {
+      const storage = await makeProvider().open(DB)
+      const replica = await Replica.open(storage, DB)
+      const all: KeyRange = { lower: [], upper: [[RANK.max]] }
+      await storage.createIndex('c', ['a'])
+      await storage.createIndex('c', ['b'])
+      await replica.commit(Array.from({ length: 30 }, (_, i) => ({ op: 'put' as const, coll: 'c', id: `d${String(i).padStart(2, '0')}`, set: { a: i % 4, b: i % 3 === 0 ? [i, 'x'] : 's' } })))
+      await storage.dropIndex('c', 'a')
+      expect(await storage.scanIndex('c', 'a', all)).toEqual([])
+      expect((await storage.listIndexes('c')).map(i => i.name)).toEqual(['b'])
+      // documents change, go and come while the index is dropped
+      await replica.commit([
+        { op: 'put', coll: 'c', id: 'd01', set: { a: 'changed' } },
+        { op: 'del', coll: 'c', id: 'd02' },
+        { op: 'put', coll: 'c', id: 'n1', set: { a: 7 } }
+      ])
+      await storage.createIndex('c', ['a'])
+      expect(await storage.scanIndex('c', 'a', all)).toEqual(await expectedEntries(storage, 'c', ['a'], all))
+      expect(await storage.scanIndex('c', 'a', { lower: [[20, 1]], upper: [[20, 1]] })).toEqual((await storage.getDocs('c')).filter(d => d.a === 1).map(d => ({ key: [[20, 1]], id: d._id })))
+      expect(await storage.scanIndex('c', 'b', all)).toEqual(await expectedEntries(storage, 'c', ['b'], all))
+      // dropped and declared again at once (either may come last): exact entries or none
+      await Promise.all([storage.dropIndex('c', 'b'), storage.createIndex('c', ['b'])])
+      await replica.commit([{ op: 'put', coll: 'c', id: 'd03', set: { b: 'later' } }])
+      const declared = (await storage.listIndexes('c')).some(i => i.name === 'b')
+      expect(await storage.scanIndex('c', 'b', all)).toEqual(declared ? await expectedEntries(storage, 'c', ['b'], all) : [])
+      expect(await storage.scanIndex('c', 'a', all)).toEqual(await expectedEntries(storage, 'c', ['a'], all))
+      await storage.close()
     })
   })
 }

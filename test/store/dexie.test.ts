@@ -2,10 +2,11 @@ import { describe, expect, it, vi } from 'vitest'
 import fc from 'fast-check'
 import { Dexie } from 'dexie'
 import { IDBFactory, IDBKeyRange } from 'fake-indexeddb'
-import { DexieStorage, DexieStorageProvider, MemoryStorage, RANK, type Storage, indexKeys, isMultikey } from '../../src/store/index.js'
-import { type JsonValue, encodeBlock, generateSigner } from '../../src/crdt/index.js'
+import { DexieStorage, DexieStorageProvider, type KeyRange, MemoryStorage, RANK, type Storage, indexKeys, isMultikey } from '../../src/store/index.js'
+import { type Doc, type JsonValue, encodeBlock, generateSigner } from '../../src/crdt/index.js'
 import { Replica } from '../../src/sync/index.js'
 import { COLLS, FIELDS, opArbitrary } from '../helpers/arbitraries.js'
+import { executeQuery } from '../../src/db/planner.js'
 import { storageConformance } from './conformance.js'
 
 // A fresh IndexedDB per provider, so tests do not see each other's databases.
@@ -51,6 +52,91 @@ describe('DexieStorage schema upgrades', () => {
     expect(await storage.getBlocks(['v1', 'h1', 'x'])).toEqual([undefined, bytes, undefined])
     expect(await storage.countBlocks()).toBe(4) // two blocks, two covered; the chunk is not a block
     expect((await storage.readSnapshotSource()).blocks).toEqual(['h1', 'h2', 'v1', 'v2'])
+    await storage.close()
+  })
+
+  it('v4 → v5 moves index entries into the documents rows from the declared indexes; queries use the index', async () => {
+    const indexedDB = new IDBFactory()
+    const old = new Dexie('kitedb/v4', { indexedDB, IDBKeyRange })
+    old.version(1).stores({ blocks: 'cid', heads: 'cid', missing: 'cid', docs: '[coll+id], coll', meta: 'key' })
+    old.version(2).stores({ docs: null, states: '[c+i]', documents: '[c+i]', colls: 'c', indexes: '[c+n], c', entries: '[x+k+i]' })
+    old.version(3).stores({ blocks: 'cid, k', covered: 'cid' })
+    old.version(4).stores({ heads: null, covered: null })
+    const people: Doc[] = [
+      { _id: 'p1', age: 30, tags: ['a', 'b'] },
+      { _id: 'p2', age: 25, tags: [] },
+      { _id: 'p3', age: 30, tags: 'b' },
+      { _id: 'p4', name: 'no age' },
+      { _id: 'p5', age: 41, tags: ['c'] }
+    ]
+    await old.table('documents').bulkPut([...people.map(d => ({ c: 'people', i: d._id, d })), { c: 'other', i: 'o1', d: { _id: 'o1', age: 30 } }])
+    await old.table('indexes').bulkPut([
+      { c: 'people', n: 'age', paths: ['age'], ready: true, multikey: false },
+      { c: 'people', n: 'tags', paths: ['tags'], ready: true, multikey: true }
+    ])
+    // v4 entries, one of them stale (p2 once had age 99): v5 recomputes from the documents
+    await old.table('entries').bulkPut([
+      ...people.flatMap(d => indexKeys(d, ['age']).map(k => ({ x: 'people\u0000age', k, i: d._id }))),
+      { x: 'people\u0000age', k: [[RANK.number, 99]], i: 'p2' }
+    ])
+    await old.table('meta').put({ key: 'dag', value: { gen: 3, heads: [] } })
+    old.close()
+    const storage = new DexieStorage('kitedb/v4', { indexedDB, IDBKeyRange })
+    const eq = await executeQuery(storage, 'people', { age: 30 }, undefined, {})
+    expect(eq.explain).toMatchObject({ strategy: 'index', index: 'age', docsRead: 2 })
+    expect(eq.docs.map(d => d._id)).toEqual(['p1', 'p3'])
+    const range = await executeQuery(storage, 'people', { age: { $gte: 26 } }, undefined, { sort: { age: -1 }, limit: 2 })
+    expect(range.explain).toMatchObject({ strategy: 'index', index: 'age', sortedByIndex: true })
+    expect(range.docs.map(d => d._id)).toEqual(['p5', 'p1'])
+    expect((await executeQuery(storage, 'people', { age: 99 }, undefined, {})).docs).toEqual([])
+    const tags = await executeQuery(storage, 'people', { tags: 'b' }, undefined, {})
+    expect(tags.explain).toMatchObject({ strategy: 'index', index: 'tags' })
+    expect(tags.docs.map(d => d._id)).toEqual(['p1', 'p3'])
+    expect((await storage.scanIndex('people', 'age', { lower: [], upper: [[RANK.max]] })).map(e => e.id)).toEqual(['p4', 'p2', 'p1', 'p3', 'p5'])
+    expect(await storage.getDocs('other')).toEqual([{ _id: 'o1', age: 30 }])
+    expect(await storage.getCollections()).toEqual(['other', 'people'])
+    expect(await storage.countDocs('people')).toBe(5)
+    await storage.close()
+  })
+})
+
+describe('DexieStorage index builds and drops', () => {
+  it('an index dropped, then declared again while the drop is still removing elements, ends exact', async () => {
+    const DB = 'bafyreigj5hby77l2bevcmbd4b65tpef7hy7ospuccnpwsjwe3zwgtfsvw4'
+    const storage = new DexieStorage('kitedb/drop', { indexedDB: new IDBFactory(), IDBKeyRange })
+    const replica = await Replica.open(storage, DB)
+    await storage.createIndex('c', ['a'])
+    for (let b = 0; b < 3; b++) {
+      await replica.commit(Array.from({ length: 1000 }, (_, i) => ({ op: 'put' as const, coll: 'c', id: `d${b}-${String(i).padStart(4, '0')}`, set: { a: i % 7 } })))
+    }
+    // Hold the drop's second batch until the index is declared again (a document changing in
+    // between) and built: that batch, and any after it, must then leave the rows alone.
+    const db = (storage as unknown as { db: Dexie }).db
+    const transaction = db.transaction.bind(db) as (...args: unknown[]) => Promise<unknown>
+    let dropBatches = 0
+    let info: { ready: boolean } | undefined
+    const spy = vi.spyOn(db, 'transaction').mockImplementation((async (...args: unknown[]) => {
+      const tables = (args[1] as Array<{ name: string }>).map(t => t.name).join()
+      if (args[0] === 'rw' && tables === 'indexes,documents,meta' && ++dropBatches === 2) {
+        await replica.commit([{ op: 'put', coll: 'c', id: 'd0-0001', set: { a: 'moved' } }])
+        info = await storage.createIndex('c', ['a'])
+      }
+      return await transaction(...args)
+    }) as never)
+    try {
+      await storage.dropIndex('c', 'a')
+    } finally {
+      spy.mockRestore()
+    }
+    expect(await storage.getDoc('c', 'd0-0001')).toEqual({ _id: 'd0-0001', a: 'moved' })
+    expect(info?.ready).toBe(true)
+    const all: KeyRange = { lower: [], upper: [[RANK.max]] }
+    const expected = (await storage.getDocs('c')).flatMap(d => indexKeys(d, ['a']).map(key => ({ key, id: d._id })))
+    const got = await storage.scanIndex('c', 'a', all)
+    expect(got.length).toBe(3000)
+    expect([...got].sort((x, y) => x.id < y.id ? -1 : 1)).toEqual(expected)
+    expect(dropBatches).toBe(2) // the held batch found the index declared again and stopped
+    expect((await executeQuery(storage, 'c', { a: 3 }, undefined, {})).docs.length).toBe((await storage.getDocs('c')).filter(d => d.a === 3).length)
     await storage.close()
   })
 })
