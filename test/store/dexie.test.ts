@@ -3,7 +3,7 @@ import fc from 'fast-check'
 import { Dexie } from 'dexie'
 import { IDBFactory, IDBKeyRange } from 'fake-indexeddb'
 import { DexieStorage, DexieStorageProvider, type KeyRange, MemoryStorage, RANK, type Storage, indexKeys, isMultikey } from '../../src/store/index.js'
-import { type Doc, type JsonValue, encodeBlock, generateSigner } from '../../src/crdt/index.js'
+import { type Doc, type JsonValue, type Stamp, applyOp, encodeBlock, generateSigner, materialise } from '../../src/crdt/index.js'
 import { Replica } from '../../src/sync/index.js'
 import { COLLS, FIELDS, opArbitrary } from '../helpers/arbitraries.js'
 import { executeQuery } from '../../src/db/planner.js'
@@ -97,6 +97,36 @@ describe('DexieStorage schema upgrades', () => {
     expect(await storage.getCollections()).toEqual(['other', 'people'])
     expect(await storage.countDocs('people')).toBe(5)
     await storage.close()
+  })
+})
+
+describe('DexieStorage v5 → v6', () => {
+  it('moves each existing document\'s state into its row (packed), keeps absent documents\' states apart, and goes on merging', async () => {
+    const indexedDB = new IDBFactory()
+    const old = new Dexie('kitedb/v5', { indexedDB, IDBKeyRange })
+    old.version(1).stores({ blocks: 'cid', heads: 'cid', missing: 'cid', docs: '[coll+id], coll', meta: 'key' })
+    old.version(2).stores({ docs: null, states: '[c+i]', documents: '[c+i]', colls: 'c', indexes: '[c+n], c', entries: '[x+k+i]' })
+    old.version(3).stores({ blocks: 'cid, k', covered: 'cid' })
+    old.version(4).stores({ heads: null, covered: null })
+    old.version(5).stores({ documents: '[c+i], *x', entries: null })
+    const stamp = (t: number): Stamp => [t, 0, 'r', 'bafyold', 0]
+    const kept = applyOp(applyOp(undefined, { op: 'put', coll: 'c', id: 'a', set: { v: 1, w: 'x' } }, stamp(1)), { op: 'put', coll: 'c', id: 'a', inc: { n: 2 } }, stamp(2))
+    const gone = applyOp(applyOp(undefined, { op: 'put', coll: 'c', id: 'b', set: { v: 1 } }, stamp(1)), { op: 'del', coll: 'c', id: 'b' }, stamp(3))
+    await old.table('states').bulkPut([{ c: 'c', i: 'a', s: kept }, { c: 'c', i: 'b', s: gone }])
+    await old.table('documents').bulkPut([{ c: 'c', i: 'a', d: materialise(kept), x: [] }])
+    await old.table('meta').put({ key: 'dag', value: { gen: 1, heads: [] } })
+    old.close()
+    const storage = new DexieStorage('kitedb/v5', { indexedDB, IDBKeyRange })
+    expect((await storage.readSnapshotSource()).docs).toEqual([{ coll: 'c', id: 'a', state: kept }, { coll: 'c', id: 'b', state: gone }])
+    expect(await storage.getDocs('c')).toEqual([{ _id: 'a', n: 2, v: 1, w: 'x' }])
+    const replica = await Replica.open(storage, 'bafyreigj5hby77l2bevcmbd4b65tpef7hy7ospuccnpwsjwe3zwgtfsvw4')
+    await replica.commit([{ op: 'put', coll: 'c', id: 'a', inc: { n: 1 } }, { op: 'put', coll: 'c', id: 'b', set: { back: true } }])
+    expect(await storage.getDocs('c')).toEqual([{ _id: 'a', n: 3, v: 1, w: 'x' }, { _id: 'b', back: true }])
+    storage.close()
+    const raw = new Dexie('kitedb/v5', { indexedDB, IDBKeyRange })
+    await raw.open()
+    expect(await raw.table('states').count()).toBe(0) // both exist now: their states are in their rows
+    raw.close()
   })
 })
 
