@@ -41,7 +41,7 @@ export interface CollectionHost {
    * Write ops as one block; `prepare` runs inside the write queue and may throw to abort; `check`
    * runs inside the block's transaction with the documents as they are just before it
    */
-  write (prepare: () => Promise<Op[]>, check?: BeforeCheck): Promise<ChangeSet>
+  write (prepare: () => Promise<Op[]>, check?: BeforeCheck, options?: WriteHints): Promise<ChangeSet>
   /**
    * Listen to changes of `coll`: called with the documents a block changed, or with `undefined`
    * when the collection itself was created or dropped. Returns unsubscribe.
@@ -51,6 +51,12 @@ export interface CollectionHost {
   getHeadHash (): Promise<string>
   /** resolves when the state named by a head hash is reached (see `Database.syncFromHeadHash`) */
   syncFromHeadHash (hash: string, options?: { timeoutMs?: number }): Promise<void>
+}
+
+/** What a write tells the storage in advance (see `Replica.commit`). */
+export interface WriteHints {
+  /** the documents written are expected not to exist (an insert) */
+  expectAbsent?: boolean
 }
 
 /** Documents imported per block by `import`. */
@@ -89,7 +95,7 @@ export class Collection<T extends object = AnyDoc> {
     await this.write(async () => prepared.map(d => insertOp(this.name, d)), before => {
       const dup = prepared.find(d => (before.get(docKey(this.name, d._id)) ?? null) !== null)
       if (dup !== undefined) throw new DuplicateKeyError(this.name, dup._id)
-    })
+    }, { expectAbsent: true })
     return prepared as unknown as Array<WithId<T>>
   }
 
@@ -381,9 +387,9 @@ export class Collection<T extends object = AnyDoc> {
     return deleted as unknown as Array<WithId<T>>
   }
 
-  private async write (prepare: () => Promise<Op[]>, check?: BeforeCheck): Promise<ChangeSet> {
+  private async write (prepare: () => Promise<Op[]>, check?: BeforeCheck, options: WriteHints = {}): Promise<ChangeSet> {
     try {
-      return await this.host.write(prepare, check)
+      return await this.host.write(prepare, check, options)
     } catch (err) {
       if (err instanceof InvalidBlockError) throw new ValidationError(err.message.replace(/^invalid block: /, ''), { cause: err })
       throw err

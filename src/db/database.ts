@@ -15,7 +15,7 @@ import { type NetworkLease } from '../net/index.js'
 import { createLogger } from '../log.js'
 import { formatShareLink } from '../share/index.js'
 import { type Announcement, startAnnouncing } from './announce.js'
-import { Collection, type CollectionHost, type IndexSpec, normaliseIndexSpec } from './collection.js'
+import { Collection, type CollectionHost, type IndexSpec, type WriteHints, normaliseIndexSpec } from './collection.js'
 import { type AnyDoc } from './types.js'
 
 const log = createLogger('db')
@@ -350,9 +350,9 @@ export class Database {
     return {
     assertOpen: () => { this.assertOpen() },
     storage: this.storage,
-    write: async (prepare: () => Promise<Op[]>, check?: BeforeCheck): Promise<ChangeSet> => {
+    write: async (prepare: () => Promise<Op[]>, check?: BeforeCheck, hints: WriteHints = {}): Promise<ChangeSet> => {
       this.assertOpen()
-      const applied = await this.replica.commit(prepare, check !== undefined ? { check } : {})
+      const applied = await this.replica.commit(prepare, { ...(check !== undefined ? { check } : {}), ...hints })
       if (applied === undefined) return { changes: [], collections: [] }
       if (this.replicator !== undefined) void this.replicator.publishLocal(applied)
       return { changes: applied.changes, collections: applied.collections }

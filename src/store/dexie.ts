@@ -314,19 +314,25 @@ export class DexieStorage implements Storage {
       const dagRead = db.meta.get(DAG_KEY)
       // A local block was just made: it cannot be stored, covered or missing yet.
       const presence = input.local === true ? undefined : Promise.all([db.blocks.where('cid').equals(input.cid).count(), db.missing.get(input.cid)])
+      presence?.catch(() => {}) // awaited below, unless the transaction aborts first
       const docs = new Map<string, DocState | undefined>()
       for (const k of input.keys) {
         const key = docKey(k.coll, k.id)
         docs.set(key, cache.states.get(key))
       }
-      if (uncached.length > 0) {
-        const states = await this.readStates(uncached.map(k => [k.coll, k.id] as [string, string]))
+      // Documents expected absent (an insert) are written as such, and checked below; others are read first.
+      const uncachedKeys = uncached.map(k => [k.coll, k.id] as [string, string])
+      const absence = input.expectAbsent === true && uncached.length > 0 ? this.readStates(uncachedKeys) : undefined
+      absence?.catch(() => {}) // awaited below, unless the transaction aborts first
+      if (absence === undefined && uncached.length > 0) {
+        const states = await this.readStates(uncachedKeys)
         uncached.forEach((k, i) => { docs.set(docKey(k.coll, k.id), states[i]) })
       }
       const verify = async (): Promise<void> => {
         if ((await dagRead)?.value === undefined || ((await dagRead)?.value as DagRow).gen !== cache.gen) throw new StaleCache('another writer moved the generation')
         const [stored, missing] = await presence ?? [0, undefined]
         if (stored > 0 || missing !== undefined) throw new NotNew('the block is stored, covered or missing')
+        if (absence !== undefined && (await absence).some(state => state !== undefined)) throw new NotNew('a document expected absent has a state')
       }
       const colls = new Map(input.colls.map(c => [c, cache.colls.get(c)?.state]))
       try {

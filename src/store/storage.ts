@@ -61,6 +61,11 @@ export interface ApplyBlockInput {
    * storage may skip those lookups
    */
   local?: boolean
+  /**
+   * The documents the block writes are expected not to exist (an insert), so a storage may write
+   * without reading their states first, provided it checks they are absent before committing
+   */
+  expectAbsent?: boolean
 }
 
 /** A content-addressed node that is not a DAG block (a block's chunk), stored by CID. */

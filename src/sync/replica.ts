@@ -202,9 +202,11 @@ export class Replica {
    * may not write.
    * `prepare` (optional) runs first inside the write queue and may throw to abort without writing
    * (e.g. a duplicate-key check that must not race other writes). When there are no ops, nothing
-   * is written and `undefined` is returned.
+   * is written and `undefined` is returned. `options.check`: see `BeforeCheck`;
+   * `options.expectAbsent`: the ops write documents expected not to exist (an insert), which lets
+   * the storage write without reading them first (it checks, and falls back when one exists).
    */
-  async commit (ops: Op[] | (() => Promise<Op[]>), options: { check?: BeforeCheck } = {}): Promise<Applied | undefined> {
+  async commit (ops: Op[] | (() => Promise<Op[]>), options: { check?: BeforeCheck, expectAbsent?: boolean } = {}): Promise<Applied | undefined> {
     // A database joined by address: wait for its manifest (it says who may write, and whether to encrypt).
     if (this.closedBy !== undefined) throw this.closedBy
     if (this.manifestValue === null) {
@@ -228,7 +230,7 @@ export class Replica {
         hlc: this.clock.tick(),
         ops: list
       }, { signer: this.signer, ...(this.key !== undefined ? { key: this.key } : {}), valuesChecked: true })
-      return await this.apply(encoded, 'local', options.check)
+      return await this.apply(encoded, 'local', options.check, options.expectAbsent)
     })
   }
 
@@ -409,7 +411,7 @@ export class Replica {
     return await run
   }
 
-  private async apply ({ cid, bytes, block, chunks }: EncodedBlock, origin: 'local' | 'remote', check?: BeforeCheck): Promise<Applied> {
+  private async apply ({ cid, bytes, block, chunks }: EncodedBlock, origin: 'local' | 'remote', check?: BeforeCheck, expectAbsent?: boolean): Promise<Applied> {
     const cidText = cid.toString()
     const keys: DocKey[] = []
     const seen = new Set<string>()
@@ -431,6 +433,7 @@ export class Replica {
       ...(chunks !== undefined ? { nodes: chunks.map(c => ({ cid: c.cid.toString(), bytes: c.bytes })) } : {}),
       parents: block.parents.map(p => p.toString()),
       local: origin === 'local',
+      ...(expectAbsent === true ? { expectAbsent } : {}),
       keys,
       colls: [...colls],
       dropped: [...dropped],

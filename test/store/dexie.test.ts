@@ -250,11 +250,31 @@ describe('DexieStorage write cache (two tabs on one IndexedDB database)', () => 
     }
   })
 
+  it('an insert writes without reading first, and falls back when the document turns out to exist', async () => {
+    const { tabs: [tab], storages: [storage] } = await twoTabs() as { tabs: [Replica], storages: [DexieStorage] }
+    await tab.commit([{ op: 'coll', coll: 'c' }, { op: 'put', coll: 'c', id: 'old', set: { v: 1 } }])
+    // Push 'old' out of the cache's recent states with more than it keeps.
+    await tab.commit(Array.from({ length: 1001 }, (_, i) => ({ op: 'put' as const, coll: 'c', id: `n${i}`, set: { v: i } })))
+    const cached = vi.spyOn(proto, 'applyCached')
+    try {
+      const absentCheck = (before: Map<string, unknown>): void => { if (before.get('c\u0000old') !== null) throw new Error('duplicate old') }
+      await expect(tab.commit([{ op: 'put', coll: 'c', id: 'old', set: { v: 2 } }], { check: absentCheck, expectAbsent: true })).rejects.toThrow('duplicate old')
+      await expect(cached.mock.results[0]?.value).rejects.toThrow('expected absent')
+      expect(await storage.getDoc('c', 'old')).toEqual({ _id: 'old', v: 1 })
+      const fresh = await tab.commit([{ op: 'put', coll: 'c', id: 'new', set: { v: 3 } }], { check: before => { if (before.get('c\u0000new') !== null) throw new Error('dup') }, expectAbsent: true })
+      expect(fresh?.applied).toBe(true)
+      await expect(cached.mock.results[1]?.value).resolves.toMatchObject({ applied: true })
+    } finally {
+      cached.mockRestore()
+    }
+  })
+
   it('two tabs writing in turn, declaring and dropping indexes, always equal the reference fold with exact index entries', async () => {
     const value = fc.oneof(fc.integer({ min: 0, max: 3 }), fc.constantFrom('s', 't'), fc.constant<JsonValue>([1, 2]))
     const ops = fc.array(opArbitrary(value), { minLength: 1, maxLength: 3 })
     const step = fc.oneof(
-      { weight: 6, arbitrary: fc.record({ kind: fc.constant('write' as const), tab: fc.nat(1), ops }) },
+      // expectAbsent is a hint: right or wrong, the result must be the same
+      { weight: 6, arbitrary: fc.record({ kind: fc.constant('write' as const), tab: fc.nat(1), ops, expectAbsent: fc.boolean() }) },
       // a peer's two blocks (the second on the first) reach a tab, in order or children first
       { weight: 2, arbitrary: fc.record({ kind: fc.constant('remote' as const), tab: fc.nat(1), ops, childFirst: fc.boolean() }) },
       // a peer's block reaches a tab again
@@ -268,7 +288,7 @@ describe('DexieStorage write cache (two tabs on one IndexedDB database)', () => 
       const sent: Uint8Array[] = []
       for (const s of steps) {
         const tab = tabs[s.tab] as Replica
-        if (s.kind === 'write') await tab.commit(s.ops)
+        if (s.kind === 'write') await tab.commit(s.ops, { expectAbsent: s.expectAbsent })
         else if (s.kind === 'remote') {
           const first = (await peer.commit(s.ops))?.bytes as Uint8Array
           const second = (await peer.commit([{ op: 'put', coll: 'a', id: 'x', set: { g: sent.length } }]))?.bytes as Uint8Array
