@@ -167,7 +167,9 @@ interface MergeBase {
 /** Writes a merge stages inside its transaction (see `DexieStorage.stage`). */
 interface StagedMerge {
   changes: DocChange[]
-  /** issue the writes (inside the same transaction) */
+  /** the rows to write */
+  rows: StagedRows
+  /** issue the writes through Dexie (inside the same transaction) */
   write: () => Array<Promise<unknown> | undefined>
   /** whether each collection existed before the merge */
   existedBefore: Map<string, boolean>
@@ -177,6 +179,17 @@ interface StagedMerge {
   statesAfter: Map<string, DocState>
   /** the index declarations after the merge (multikey flags set) */
   indexesAfter: IndexRow[]
+}
+
+/** The rows a merge writes and deletes. */
+interface StagedRows {
+  putStates: StateRow[]
+  deleteStates: Array<[string, string]>
+  putDocs: DocRow[]
+  deleteDocs: Array<[string, string]>
+  putColls: CollRow[]
+  /** indexes that turn multikey (only their flag is written) */
+  multikey: IndexRow[]
 }
 
 /** What a storage's last transaction left, valid while the stored generation is `gen` (see the file's doc). */
@@ -195,8 +208,8 @@ const CACHED_STATES = 1000
 
 /** Thrown inside a fast-path transaction to abort it when the write cache turned out stale. */
 class StaleCache extends Error {}
-/** Thrown inside a fast-path transaction to abort it when a remote block turned out not new (the ordinary path handles it). */
-class NotNew extends Error {}
+/** Thrown inside a fast-path transaction to abort it when the ordinary path must handle the block (it is not new, a document expected absent exists, an index turns multikey). */
+class UseOrdinaryPath extends Error {}
 
 const entryIndex = (coll: string, name: string): string => `${coll}\u0000${name}`
 
@@ -292,69 +305,120 @@ export class DexieStorage implements Storage {
         return await this.applyCached(input, cache)
       } catch (err) {
         if (err instanceof StaleCache) this.cache = undefined
-        else if (!(err instanceof NotNew)) throw err
+        else if (!(err instanceof UseOrdinaryPath)) throw err
       }
     }
     return await this.applyRead(input)
   }
 
   /**
-   * The fast path of a block whose parents are stored (see the file's doc): the merge starts from
-   * the cache; the states it lacks are read first (one round trip), then the writes go out with
-   * the generation check behind them (and, for a remote block, the check that it is neither
-   * stored, covered nor missing). Throws `StaleCache` when another writer moved the generation,
-   * `NotNew` when the remote block is not new: the transaction aborted, nothing written.
+   * The fast path of a block whose parents are stored (see the file's doc), in one native
+   * IndexedDB transaction (Dexie's per-request bookkeeping costs about as much as the requests
+   * here, and this path needs none of it): the merge starts from the cache. The states the cache
+   * lacks are read first, unless the block's documents are expected absent (an insert); the
+   * writes then go out behind the reads of the generation (and, for a remote block, of whether it
+   * is stored or missing; for an insert, of the states it assumed absent), and the transaction
+   * aborts, writing nothing, when one of them says otherwise. Rejects with `StaleCache` when
+   * another writer moved the generation, `UseOrdinaryPath` when the block is not new, a document
+   * expected absent exists, or an index turns multikey; with the merge's check error when that
+   * throws on a cache proven current.
    */
   private async applyCached (input: ApplyBlockInput, cache: WriteCache): Promise<ApplyBlockResult> {
-    const { db } = this
+    const idb = this.db.backendDB()
     const uncached = input.keys.filter(k => !cache.states.has(docKey(k.coll, k.id)))
-    let staged: StagedMerge | undefined
     const heads = [...cache.heads.filter(h => !input.parents.includes(h)), input.cid].sort()
-    await db.transaction('rw', [db.blocks, db.missing, db.states, db.documents, db.colls, db.indexes, db.meta], async () => {
-      const dagRead = db.meta.get(DAG_KEY)
-      // A local block was just made: it cannot be stored, covered or missing yet.
-      const presence = input.local === true ? undefined : Promise.all([db.blocks.where('cid').equals(input.cid).count(), db.missing.get(input.cid)])
-      presence?.catch(() => {}) // awaited below, unless the transaction aborts first
-      const docs = new Map<string, DocState | undefined>()
-      for (const k of input.keys) {
-        const key = docKey(k.coll, k.id)
-        docs.set(key, cache.states.get(key))
+    const docs = new Map<string, DocState | undefined>()
+    for (const k of input.keys) docs.set(docKey(k.coll, k.id), cache.states.get(docKey(k.coll, k.id)))
+    const base: MergeBase = {
+      docs,
+      colls: new Map(input.colls.map(c => [c, cache.colls.get(c)?.state])),
+      indexes: input.colls.flatMap(c => cache.colls.get(c)?.indexes ?? []),
+      existedBefore: new Map(input.colls.map(c => [c, true]))
+    }
+    // Documents expected absent (an insert) are written as such and checked; others are read first.
+    const readFirst = input.expectAbsent !== true && uncached.length > 0
+    const staged = await new Promise<StagedMerge>((resolve, reject) => {
+      const tx = idb.transaction(['blocks', 'missing', 'states', 'documents', 'colls', 'meta'], 'readwrite')
+      let failure: unknown
+      let result: StagedMerge | undefined
+      let checkError: unknown
+      const fail = (err: unknown): void => {
+        if (failure !== undefined) return
+        failure = err
+        try { tx.abort() } catch {}
       }
-      // Documents expected absent (an insert) are written as such, and checked below; others are read first.
-      const uncachedKeys = uncached.map(k => [k.coll, k.id] as [string, string])
-      const absence = input.expectAbsent === true && uncached.length > 0 ? this.readStates(uncachedKeys) : undefined
-      absence?.catch(() => {}) // awaited below, unless the transaction aborts first
-      if (absence === undefined && uncached.length > 0) {
-        const states = await this.readStates(uncachedKeys)
-        uncached.forEach((k, i) => { docs.set(docKey(k.coll, k.id), states[i]) })
+      tx.oncomplete = () => { if (result !== undefined) resolve(result); else reject(failure ?? new Error('transaction completed without writing')) }
+      tx.onabort = () => { reject(failure ?? tx.error ?? new DOMException('transaction aborted', 'AbortError')) }
+      const store = (name: string): IDBObjectStore => tx.objectStore(name)
+      let pending = 0
+      let dag: DagRow | undefined
+      let stored = 0
+      let missing: unknown
+      const found: Array<DocState | undefined> = []
+      const read = <T>(request: IDBRequest<T>, use: (value: T) => void): void => {
+        pending++
+        request.onsuccess = () => {
+          if (failure !== undefined) return
+          try {
+            use(request.result)
+            if (--pending === 0) afterReads()
+          } catch (err) {
+            fail(err)
+          }
+        }
       }
-      const verify = async (): Promise<void> => {
-        if ((await dagRead)?.value === undefined || ((await dagRead)?.value as DagRow).gen !== cache.gen) throw new StaleCache('another writer moved the generation')
-        const [stored, missing] = await presence ?? [0, undefined]
-        if (stored > 0 || missing !== undefined) throw new NotNew('the block is stored, covered or missing')
-        if (absence !== undefined && (await absence).some(state => state !== undefined)) throw new NotNew('a document expected absent has a state')
+      const issue = (): void => {
+        if (readFirst) uncached.forEach((k, n) => { docs.set(docKey(k.coll, k.id), found[n]) })
+        let next: StagedMerge
+        try {
+          next = this.stage(input, base)
+        } catch (err) {
+          checkError = err // an answer only once the reads prove the cache current
+          return
+        }
+        if (next.rows.multikey.length > 0) { fail(new UseOrdinaryPath('an index turns multikey')); return }
+        const { rows } = next
+        for (const r of rows.putStates) store('states').put(r)
+        for (const k of rows.deleteStates) store('states').delete(k)
+        for (const r of rows.putDocs) store('documents').put(r)
+        for (const k of rows.deleteDocs) store('documents').delete(k)
+        for (const r of rows.putColls) store('colls').put(r)
+        store('blocks').put({ cid: input.cid, bytes: input.bytes, k: 'b' } satisfies BlockRow)
+        for (const n of input.nodes ?? []) store('blocks').put({ cid: n.cid, bytes: n.bytes, k: 'c' } satisfies BlockRow)
+        store('meta').put({ key: DAG_KEY, value: { gen: cache.gen + 1, heads } satisfies DagRow } satisfies MetaRow)
+        result = next
       }
-      const colls = new Map(input.colls.map(c => [c, cache.colls.get(c)?.state]))
+      const afterReads = (): void => {
+        if (dag === undefined || dag.gen !== cache.gen) return fail(new StaleCache('another writer moved the generation'))
+        if (stored > 0 || missing !== undefined) return fail(new UseOrdinaryPath('the block is stored, covered or missing'))
+        if (!readFirst && found.some(s => s !== undefined)) return fail(new UseOrdinaryPath('a document expected absent has a state'))
+        if (readFirst) issue()
+        if (checkError !== undefined) fail(checkError)
+      }
       try {
-        staged = this.stage(input, { docs, colls, indexes: input.colls.flatMap(c => cache.colls.get(c)?.indexes ?? []), existedBefore: new Map(input.colls.map(c => [c, true])) })
+        read(store('meta').get(DAG_KEY), (row: MetaRow | undefined) => { dag = row?.value as DagRow | undefined })
+        // A local block was just made: it cannot be stored, covered or missing yet.
+        if (input.local !== true) {
+          read(store('blocks').count(input.cid), n => { stored = n })
+          read(store('missing').get(input.cid), row => { missing = row })
+        }
+        uncached.forEach((k, n) => {
+          let row: DocRow | undefined
+          let absent: StateRow | undefined
+          let got = 0
+          const both = (): void => { if (++got === 2) found[n] = row !== undefined ? unpackState(row.p, row.d) : absent?.s }
+          read(store('documents').get([k.coll, k.id]), (r: DocRow | undefined) => { row = r; both() })
+          read(store('states').get([k.coll, k.id]), (r: StateRow | undefined) => { absent = r; both() })
+        })
+        if (!readFirst) issue()
       } catch (err) {
-        await verify() // a check failing on a stale cache is not an answer
-        throw err
+        fail(err)
       }
-      const writes = Promise.all([
-        ...staged.write(),
-        db.blocks.bulkPut([{ cid: input.cid, bytes: input.bytes, k: 'b' }, ...(input.nodes ?? []).map(n => ({ cid: n.cid, bytes: n.bytes, k: 'c' as const }))]),
-        db.meta.put({ key: DAG_KEY, value: { gen: cache.gen + 1, heads } satisfies DagRow })
-      ])
-      writes.catch(() => {}) // they fail with the abort when the check below throws
-      await verify()
-      await writes
     })
-    const done = staged as StagedMerge
-    this.remember(cache.gen + 1, heads, input.colls, done, true)
+    this.remember(cache.gen + 1, heads, input.colls, staged, true)
     this.notePresent([input.cid])
     // Collections created before and no drop: their existence did not change.
-    return { applied: true, changes: done.changes, collections: [], heads: [...heads] }
+    return { applied: true, changes: staged.changes, collections: [], heads: [...heads] }
   }
 
   /** The ordinary path: every read in one round trip, then the writes. */
@@ -571,18 +635,20 @@ export class DexieStorage implements Storage {
     })
     const collsAfter = new Map(base.colls)
     for (const c of out.colls) collsAfter.set(c.coll, c.state)
+    const putColls = out.colls.map(c => ({ c: c.coll, s: c.state }))
     return {
       changes,
       collsAfter,
       statesAfter,
       indexesAfter: indexes,
       existedBefore: base.existedBefore,
+      rows: { putStates, deleteStates, putDocs, deleteDocs, putColls, multikey: newlyMultikey },
       write: () => [
         putStates.length > 0 ? db.states.bulkPut(putStates) : undefined,
         deleteStates.length > 0 ? db.states.bulkDelete(deleteStates) : undefined,
         putDocs.length > 0 ? db.documents.bulkPut(putDocs) : undefined,
         deleteDocs.length > 0 ? db.documents.bulkDelete(deleteDocs) : undefined,
-        out.colls.length > 0 ? db.colls.bulkPut(out.colls.map(c => ({ c: c.coll, s: c.state }))) : undefined,
+        putColls.length > 0 ? db.colls.bulkPut(putColls) : undefined,
         // only the flag: the rest of the row may have changed since it was read (cached)
         ...newlyMultikey.map(i => db.indexes.update([i.c, i.n], { multikey: true }))
       ] as Array<Promise<unknown> | undefined>
