@@ -178,7 +178,7 @@ const api = {
    * Replicated: open `address` in this fresh page; ms until `observe({})` reports `count`
    * documents, the bytes the page moved on the network by then (since page load), whether it
    * joined from a snapshot, and when (ms from the start) each phase was first reached: a peer, a
-   * direct connection, the snapshot offered (its first node progress), installed.
+   * direct connection, the snapshot offered (its first node progress), all its nodes fetched, installed.
    */
   async replCatchUp (address: string, relays: string[], count: number, timeoutMs: number): Promise<{ ms: number, wire: WireBytes, snapshot: boolean, phases: Record<string, number> }> {
     const t0 = performance.now()
@@ -188,6 +188,7 @@ const api = {
     mark('open')
     db.on('sync:progress', p => {
       if (p.snapshot !== undefined) mark('snapshot')
+      if (p.snapshot !== undefined && p.snapshot.documents > 0 && p.snapshot.fetched >= p.snapshot.nodes) mark('fetched')
       if (p.snapshot?.installed === true) mark('installed')
     })
     const poll = setInterval(() => {

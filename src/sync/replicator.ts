@@ -59,7 +59,7 @@ export interface ReplicatorOptions {
   snapshotTimeoutMs?: number
   /**
    * a writer makes the snapshot it would offer ahead of time, once no block has been applied for
-   * this long, ms (default 1000; `Infinity`: only when a peer asks). See `SnapshotServer.warm`.
+   * this long, ms (default 500; `Infinity`: only when a peer asks). See `SnapshotServer.warm`.
    */
   snapshotWarmMs?: number
 }
@@ -143,7 +143,7 @@ export class Replicator {
       snapshotJoin: options.snapshotJoin ?? true,
       snapshotMinBlocks: options.snapshotMinBlocks ?? 50,
       snapshotTimeoutMs: options.snapshotTimeoutMs ?? 30_000,
-      snapshotWarmMs: options.snapshotWarmMs ?? 1000
+      snapshotWarmMs: options.snapshotWarmMs ?? 500
     }
     this.snapshots = new SnapshotServer(replica, this.opts.snapshotMinBlocks)
   }
