@@ -373,8 +373,10 @@ export class Database {
     for (const coll of colls) {
       const watchers = this.watchers.get(coll)
       if (watchers === undefined || watchers.size === 0) continue
-      // A collection created or dropped: watchers re-read everything; else they get its changes.
-      const mine = collections.includes(coll) ? undefined : changes.filter(c => c.coll === coll)
+      // Watchers get the collection's document changes. They are complete even when the block
+      // created or dropped the collection (a drop's merge loads every document of it, and a
+      // snapshot install reports every document it changed), so nobody re-reads everything.
+      const mine = changes.filter(c => c.coll === coll)
       for (const w of watchers) w(mine)
     }
     this.emit('update', changes, origin, collections)
