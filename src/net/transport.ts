@@ -209,7 +209,16 @@ export class Libp2pTransport implements Transport {
         if (signal.aborted) throw err
         errors.push(`${conn.remoteAddr.toString()}: ${(err as Error).message}`)
         log.debug(`closing connection to ${peer} that cannot open a stream: ${(err as Error).message}`)
-        void conn.close().catch(() => { conn.abort(err as Error) })
+        const direct = conn.limits == null && !conn.remoteAddr.toString().includes('/p2p-circuit/p2p/')
+        void conn.close().catch(() => { conn.abort(err as Error) }).finally(() => {
+          // A dead direct connection (seen when the other side dialled it: streams this side opens
+          // never negotiate): dial a new one now, whichever side's turn it is, rather than wait
+          // 5–10 s for the other's retry or this side's fallback.
+          if (!direct) return
+          this.firstHeard.set(peer, Date.now() - this.opts.upgradeFallbackMs)
+          this.lastUpgradeAttempt.delete(peer)
+          this.maybeUpgrade(peer)
+        })
         if (tried.size >= 4) throw new NetworkError(`no working connection to ${peer}: ${errors.join('; ')}`)
       }
     }

@@ -1,0 +1,54 @@
+/**
+ * Direct WebRTC connections over real libp2p in Node: a direct connection on which this side
+ * cannot open streams (seen in Chromium when the other side dialled it) is closed, and a new one
+ * is dialled at once rather than after the 5–10 s of upgrade backoff and fallback.
+ */
+import { afterEach, describe, expect, it } from 'vitest'
+import { type Connection } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { Libp2pTransport, type PeerNode, createPeerNode, parseRelays } from '../../src/net/index.js'
+import { eventually } from '../helpers/memory-transport.js'
+import { useRelay } from '../helpers/relay.js'
+
+const relay = useRelay()
+const nodes: PeerNode[] = []
+afterEach(async () => { await Promise.all(nodes.splice(0).map(async n => { await n.stop() })) })
+
+const ECHO = '/kitedb-test/echo/1'
+const TOPIC = '/kitedb/1/test-direct' // the relay joins /kitedb/1/… topics
+
+const directTo = (node: PeerNode, peer: string): Connection[] =>
+  node.getConnections(peerIdFromString(peer)).filter(c => c.status === 'open' && c.limits == null)
+
+describe('direct connections', () => {
+  it('a direct connection that cannot open a stream is closed and a new one dialled at once', async () => {
+    const [na, nb] = await Promise.all([createPeerNode({ relays: [relay.addr] }), createPeerNode({ relays: [relay.addr] })])
+    nodes.push(na, nb)
+    // Backoff and fallback far longer than the test: only the immediate redial can bring a new connection.
+    const options = { relays: parseRelays([relay.addr]), upgradeFallbackMs: 120_000, upgradeBackoffMs: 120_000 }
+    const [ta, tb] = [new Libp2pTransport(na, options), new Libp2pTransport(nb, options)]
+    const a = na.peerId.toString()
+    const b = nb.peerId.toString()
+    for (const t of [ta, tb]) {
+      t.handle(ECHO, async data => data)
+      t.subscribe(TOPIC, () => {})
+    }
+    // Each hears the other through the relay; the peer with the smaller id dials WebRTC.
+    await eventually(async () => {
+      await ta.publish(TOPIC, new Uint8Array([1]))
+      await tb.publish(TOPIC, new Uint8Array([2]))
+      return directTo(nb, a).length > 0 && directTo(na, b).length > 0
+    }, 30_000, 'a direct connection')
+    const dead = directTo(nb, a)[0] as Connection
+    // This side's streams on it never negotiate (until their signal gives up).
+    dead.newStream = async (_protocol: string | string[], opts?: { signal?: AbortSignal }) => await new Promise((_resolve, reject) => {
+      opts?.signal?.addEventListener('abort', () => { reject(new Error('stream negotiation hung')) })
+    })
+    const echoed = await tb.request(a, ECHO, new Uint8Array([7, 7]), { timeoutMs: 15_000 })
+    expect([...echoed]).toEqual([7, 7]) // over the relayed connection meanwhile
+    expect(dead.status).not.toBe('open')
+    await eventually(() => directTo(nb, a).some(c => c !== dead), 10_000, 'a new direct connection')
+    expect([...await tb.request(a, ECHO, new Uint8Array([8]), { timeoutMs: 10_000 })]).toEqual([8])
+    expect(tb.connection(a).kind).toBe('direct')
+  }, 60_000)
+})
