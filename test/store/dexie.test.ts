@@ -12,6 +12,20 @@ import { storageConformance } from './conformance.js'
 // A fresh IndexedDB per provider, so tests do not see each other's databases.
 storageConformance('indexeddb (Dexie over fake-indexeddb)', () => new DexieStorageProvider({ indexedDB: new IDBFactory(), IDBKeyRange }))
 
+/** The schema of KiteDB's IndexedDB database up to `version`, as earlier releases declared it (for upgrade tests). */
+function legacyDb (name: string, indexedDB: IDBFactory, version: number): Dexie {
+  const db = new Dexie(name, { indexedDB, IDBKeyRange })
+  const schemas: Array<Record<string, string | null>> = [
+    { blocks: 'cid', heads: 'cid', missing: 'cid', docs: '[coll+id], coll', meta: 'key' },
+    { docs: null, states: '[c+i]', documents: '[c+i]', colls: 'c', indexes: '[c+n], c', entries: '[x+k+i]' },
+    { blocks: 'cid, k', covered: 'cid' },
+    { heads: null, covered: null },
+    { documents: '[c+i], *x', entries: null }
+  ]
+  schemas.slice(0, version).forEach((stores, i) => { db.version(i + 1).stores(stores) })
+  return db
+}
+
 describe('DexieStorage schema upgrades', () => {
   it('v2 → v3 tells stored blocks from chunks, so a snapshot lists blocks only', async () => {
     const indexedDB = new IDBFactory()
@@ -21,9 +35,7 @@ describe('DexieStorage schema upgrades', () => {
       ops: Array.from({ length: 3000 }, (_, i) => ({ op: 'put' as const, coll: 'c', id: `d${i}`, set: { text: 'x'.repeat(200) } }))
     }, { signer: generateSigner() })
     const chunk = (big.chunks ?? [])[0] as { cid: { toString: () => string }, bytes: Uint8Array }
-    const old = new Dexie('kitedb/v2', { indexedDB, IDBKeyRange })
-    old.version(1).stores({ blocks: 'cid', heads: 'cid', missing: 'cid', docs: '[coll+id], coll', meta: 'key' })
-    old.version(2).stores({ docs: null, states: '[c+i]', documents: '[c+i]', colls: 'c', indexes: '[c+n], c', entries: '[x+k+i]' })
+    const old = legacyDb('kitedb/v2', indexedDB, 2)
     await old.table('blocks').bulkPut([{ cid: big.cid.toString(), bytes: big.bytes }, { cid: chunk.cid.toString(), bytes: chunk.bytes }])
     await old.table('heads').put({ cid: big.cid.toString() })
     old.close()
@@ -37,10 +49,7 @@ describe('DexieStorage schema upgrades', () => {
 
   it('v3 → v4 moves the heads into the DAG row and covered CIDs into the blocks table', async () => {
     const indexedDB = new IDBFactory()
-    const old = new Dexie('kitedb/v3', { indexedDB, IDBKeyRange })
-    old.version(1).stores({ blocks: 'cid', heads: 'cid', missing: 'cid', docs: '[coll+id], coll', meta: 'key' })
-    old.version(2).stores({ docs: null, states: '[c+i]', documents: '[c+i]', colls: 'c', indexes: '[c+n], c', entries: '[x+k+i]' })
-    old.version(3).stores({ blocks: 'cid, k', covered: 'cid' })
+    const old = legacyDb('kitedb/v3', indexedDB, 3)
     const bytes = new Uint8Array([1, 2, 3])
     await old.table('blocks').bulkPut([{ cid: 'h2', bytes, k: 'b' }, { cid: 'h1', bytes, k: 'b' }, { cid: 'ch', bytes, k: 'c' }])
     await old.table('heads').bulkPut([{ cid: 'h2' }, { cid: 'h1' }])
@@ -57,11 +66,7 @@ describe('DexieStorage schema upgrades', () => {
 
   it('v4 → v5 moves index entries into the documents rows from the declared indexes; queries use the index', async () => {
     const indexedDB = new IDBFactory()
-    const old = new Dexie('kitedb/v4', { indexedDB, IDBKeyRange })
-    old.version(1).stores({ blocks: 'cid', heads: 'cid', missing: 'cid', docs: '[coll+id], coll', meta: 'key' })
-    old.version(2).stores({ docs: null, states: '[c+i]', documents: '[c+i]', colls: 'c', indexes: '[c+n], c', entries: '[x+k+i]' })
-    old.version(3).stores({ blocks: 'cid, k', covered: 'cid' })
-    old.version(4).stores({ heads: null, covered: null })
+    const old = legacyDb('kitedb/v4', indexedDB, 4)
     const people: Doc[] = [
       { _id: 'p1', age: 30, tags: ['a', 'b'] },
       { _id: 'p2', age: 25, tags: [] },
@@ -103,12 +108,7 @@ describe('DexieStorage schema upgrades', () => {
 describe('DexieStorage v5 → v6', () => {
   it('moves each existing document\'s state into its row (packed), keeps absent documents\' states apart, and goes on merging', async () => {
     const indexedDB = new IDBFactory()
-    const old = new Dexie('kitedb/v5', { indexedDB, IDBKeyRange })
-    old.version(1).stores({ blocks: 'cid', heads: 'cid', missing: 'cid', docs: '[coll+id], coll', meta: 'key' })
-    old.version(2).stores({ docs: null, states: '[c+i]', documents: '[c+i]', colls: 'c', indexes: '[c+n], c', entries: '[x+k+i]' })
-    old.version(3).stores({ blocks: 'cid, k', covered: 'cid' })
-    old.version(4).stores({ heads: null, covered: null })
-    old.version(5).stores({ documents: '[c+i], *x', entries: null })
+    const old = legacyDb('kitedb/v5', indexedDB, 5)
     const stamp = (t: number): Stamp => [t, 0, 'r', 'bafyold', 0]
     const kept = applyOp(applyOp(undefined, { op: 'put', coll: 'c', id: 'a', set: { v: 1, w: 'x' } }, stamp(1)), { op: 'put', coll: 'c', id: 'a', inc: { n: 2 } }, stamp(2))
     const gone = applyOp(applyOp(undefined, { op: 'put', coll: 'c', id: 'b', set: { v: 1 } }, stamp(1)), { op: 'del', coll: 'c', id: 'b' }, stamp(3))
