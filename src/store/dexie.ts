@@ -9,7 +9,7 @@
  * bytes (measured in Chromium: 10,000 documents with their states as separate rows took 2.5–3.4×
  * as long as the documents alone; with the states in the documents' rows, 1.3–1.5×). So an
  * existing document's row `{c, i, d, x, p}` also holds its CRDT state `p`, packed against the
- * document (packed.ts); the states table holds only the states of absent documents (deleted, or
+ * document (packed.ts) and kept as JSON text; the states table holds only the states of absent documents (deleted, or
  * in a dropped collection), which queries never read.
  *
  * Secondary indexes. A documents row `{c, i, d, x, p}` carries its index entries in `x`: for every
@@ -63,7 +63,16 @@ type XEntry = [string, IndexKey]
  * An existing document: collection, id, the document, its entries of every declared index
  * (multiEntry-indexed), and its CRDT state packed against the document (packed.ts)
  */
-interface DocRow { c: string, i: string, d: Doc, x?: XEntry[], p: PackedState }
+interface DocRow { c: string, i: string, d: Doc, x?: XEntry[], p: string }
+
+/**
+ * The `p` of a documents row: the packed state as JSON text, so reading a row (a scan reads them
+ * all) deserialises one string rather than the packed state's objects; only merges parse it.
+ */
+function packRow (state: DocState, doc: Doc): string { return JSON.stringify(packState(state, doc)) }
+
+/** The CRDT state of a documents row. */
+function rowState (row: DocRow): DocState { return unpackState(JSON.parse(row.p) as PackedState, row.d) }
 /** CRDT state of a collection */
 interface CollRow { c: string, s: CollState }
 /** declared index: collection, name, paths, ready, multikey */
@@ -133,7 +142,7 @@ class ReplicaDb extends Dexie {
       const folded: DocRow[] = []
       states.forEach((r, n) => {
         const row = rows[n]
-        if (row !== undefined) folded.push({ ...row, p: packState(r.s, row.d) })
+        if (row !== undefined) folded.push({ ...row, p: packRow(r.s, row.d) })
       })
       await tx.table('documents').bulkPut(folded)
       await tx.table('states').bulkDelete(folded.map(r => [r.c, r.i]))
@@ -430,7 +439,7 @@ export class DexieStorage implements Storage {
           let row: DocRow | undefined
           let absent: StateRow | undefined
           let got = 0
-          const both = (): void => { if (++got === 2) found[n] = row !== undefined ? unpackState(row.p, row.d) : absent?.s }
+          const both = (): void => { if (++got === 2) found[n] = row !== undefined ? rowState(row) : absent?.s }
           read(store('documents').get([k.coll, k.id]), (r: DocRow | undefined) => { row = r; both() })
           read(store('states').get([k.coll, k.id]), (r: StateRow | undefined) => { absent = r; both() })
         })
@@ -571,7 +580,7 @@ export class DexieStorage implements Storage {
         missing,
         // primary-key order [c+i] is (collection, id) order: merge the two tables' lists
         docs: mergeByKey(
-          rows.map(r => ({ coll: r.c, id: r.i, state: unpackState(r.p, r.d) })),
+          rows.map(r => ({ coll: r.c, id: r.i, state: rowState(r) })),
           states.map(r => ({ coll: r.c, id: r.i, state: r.s }))
         ),
         colls: colls.map(r => ({ coll: r.c, state: r.s })),
@@ -585,7 +594,7 @@ export class DexieStorage implements Storage {
     const [rows, absent] = await Promise.all([this.db.documents.bulkGet(keys), this.db.states.bulkGet(keys)])
     return keys.map((_, n) => {
       const row = rows[n]
-      return row !== undefined ? unpackState(row.p, row.d) : absent[n]?.s
+      return row !== undefined ? rowState(row) : absent[n]?.s
     })
   }
 
@@ -609,7 +618,7 @@ export class DexieStorage implements Storage {
     input.keys.forEach((k, i) => { docs.set(docKey(k.coll, k.id), states[i]) })
     for (const [absent, present] of droppedStates) {
       for (const r of absent) docs.set(docKey(r.c, r.i), r.s)
-      for (const r of present) docs.set(docKey(r.c, r.i), unpackState(r.p, r.d))
+      for (const r of present) docs.set(docKey(r.c, r.i), rowState(r))
     }
     const colls = new Map(input.colls.map((c, i) => [c, collRows[i]?.s]))
     const existed = await Promise.all(input.colls.map(async c => await this.collectionExists(c, colls.get(c))))
@@ -652,7 +661,7 @@ export class DexieStorage implements Storage {
             newlyMultikey.push(index)
           }
         }
-        putDocs.push({ c: rec.coll, i: rec.id, d: rec.doc, x: docEntries(rec.doc, own), p: packState(rec.state, rec.doc) })
+        putDocs.push({ c: rec.coll, i: rec.id, d: rec.doc, x: docEntries(rec.doc, own), p: packRow(rec.state, rec.doc) })
         if (was === null && base.docs.get(key) !== undefined) deleteStates.push([rec.coll, rec.id])
       }
       if (!jsonEqual(was, rec.doc)) changes.push({ coll: rec.coll, id: rec.id, before: was, after: rec.doc })
