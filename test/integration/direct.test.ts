@@ -46,7 +46,7 @@ describe('direct connections', () => {
     })
     const echoed = await tb.request(a, ECHO, new Uint8Array([7, 7]), { timeoutMs: 15_000 })
     expect([...echoed]).toEqual([7, 7]) // over the relayed connection meanwhile
-    expect(dead.status).not.toBe('open')
+    await eventually(() => dead.status !== 'open', 5000, 'the dead connection to close')
     await eventually(() => directTo(nb, a).some(c => c !== dead), 10_000, 'a new direct connection')
     expect([...await tb.request(a, ECHO, new Uint8Array([8]), { timeoutMs: 10_000 })]).toEqual([8])
     expect(tb.connection(a).kind).toBe('direct')

@@ -12,7 +12,7 @@ import {
   decodeSnapshotNode, encodeBlocksResponse, encodeSnapshotNode, encodeSnapshotResponse, fetchSnapshot, signSnapshotRoot, topicOf
 } from '../../src/sync/index.js'
 import { type CID, type DocState, type JsonValue, type Op, cidOf, createManifest, decodeBlock, encode, formatPublicKey, generateSigner, parseCid } from '../../src/crdt/index.js'
-import { InvalidBlockError } from '../../src/errors.js'
+import { InvalidBlockError, NetworkError } from '../../src/errors.js'
 import { setLogLevel } from '../../src/log.js'
 import { COLLS, opArbitrary } from '../helpers/arbitraries.js'
 import { MemoryHub, eventually } from '../helpers/memory-transport.js'
@@ -293,6 +293,29 @@ describe('snapshot join: the engine over an in-memory transport', () => {
     direct = true
     await eventually(async () => JSON.stringify(await docs(b)) === JSON.stringify(await docs(a)), 10_000, 'B to join')
     expect((await b.state()).snapshot).not.toBeNull()
+  })
+
+  it('a snapshot fetch that fails on the network is tried again, without replaying blocks meanwhile', async () => {
+    const hub = new MemoryHub()
+    const a = await replicaOn(hub, 'A')
+    for (let i = 0; i < 60; i++) await write(a, [{ op: 'put', coll: 'a', id: `d${i}`, set: { f: i } }])
+    const transport = hub.join('B')
+    const request = transport.request.bind(transport)
+    let failNext = 1
+    // The first block request (the snapshot's root node) dies, as on a connection that went dead.
+    transport.request = async (peer: string, protocol: string, data: Uint8Array) => {
+      if (protocol === BLOCKS_PROTOCOL && failNext-- > 0) throw new NetworkError('the direct connection died')
+      return await request(peer, protocol, data)
+    }
+    const b = new Replicator(await Replica.open(new MemoryStorage(), DB), transport, { republishMs: 50, snapshotMinBlocks: 50 })
+    const events: SyncProgress[] = []
+    b.onProgress(p => { events.push(p) })
+    b.start()
+    running.push(b)
+    await eventually(async () => JSON.stringify(await docs(b)) === JSON.stringify(await docs(a)), 10_000, 'B to join')
+    expect(failNext).toBeLessThan(0) // the failure happened
+    expect((await b.state()).snapshot).not.toBeNull()
+    expect(events.reduce((n, e) => Math.max(n, e.fetched), 0)).toBe(0) // no block replayed
   })
 
   it('a hostile peer\'s invalid snapshot is refused with a logged reason and installs nothing; the join goes on from another peer', async () => {
