@@ -39,12 +39,14 @@ export interface CollectionHost {
   readonly storage: Storage
   /**
    * Write ops as one block; `prepare` runs inside the write queue and may throw to abort; `check`
-   * runs inside the block's transaction with the documents as they are just before it
+   * runs inside the block's transaction with the documents as they are just before it; `options`
+   * tell the storage what to expect (see `WriteHints`)
    */
   write (prepare: () => Promise<Op[]>, check?: BeforeCheck, options?: WriteHints): Promise<ChangeSet>
   /**
-   * Listen to changes of `coll`: called with the documents a block changed, or with `undefined`
-   * when the collection itself was created or dropped. Returns unsubscribe.
+   * Listen to changes of `coll`: called with the documents each block changed (complete, also
+   * when the block created or dropped the collection). `undefined` would mean "unknown: evaluate
+   * in full" to a live query. Returns unsubscribe.
    */
   watch (coll: string, listener: (changes?: DocChange[]) => void): () => void
   /** the database's head hash (see `Database.getHeadHash`) */
