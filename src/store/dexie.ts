@@ -9,8 +9,8 @@
  * bytes (measured in Chromium: 10,000 documents with their states as separate rows took 2.5–3.4×
  * as long as the documents alone; with the states in the documents' rows, 1.3–1.5×). So an
  * existing document's row `{c, i, d, x, p}` also holds its CRDT state `p`, packed against the
- * document (packed.ts) and kept as JSON text; the states table holds only the states of absent documents (deleted, or
- * in a dropped collection), which queries never read.
+ * document (packed.ts) and kept as JSON text; the states table holds only the states of absent
+ * documents (deleted, or in a dropped collection), which queries never read.
  *
  * Secondary indexes. A documents row `{c, i, d, x, p}` carries its index entries in `x`: for every
  * declared index of its collection, one element `[coll NUL name, key]` per index key of the
@@ -176,8 +176,10 @@ interface MergeBase {
 /** Writes a merge stages inside its transaction (see `DexieStorage.stage`). */
 interface StagedMerge {
   changes: DocChange[]
-  /** the rows to write */
-  rows: StagedRows
+  /** the row writes (see `issueWrites`) */
+  writes: NativeWrite[]
+  /** indexes that turn multikey (only their flag is written, through Dexie) */
+  multikey: IndexRow[]
   /** issue the writes through Dexie (inside the same transaction) */
   write: () => Array<Promise<unknown> | undefined>
   /** whether each collection existed before the merge */
@@ -188,17 +190,6 @@ interface StagedMerge {
   statesAfter: Map<string, DocState>
   /** the index declarations after the merge (multikey flags set) */
   indexesAfter: IndexRow[]
-}
-
-/** The rows a merge writes and deletes. */
-interface StagedRows {
-  putStates: StateRow[]
-  deleteStates: Array<[string, string]>
-  putDocs: DocRow[]
-  deleteDocs: Array<[string, string]>
-  putColls: CollRow[]
-  /** indexes that turn multikey (only their flag is written) */
-  multikey: IndexRow[]
 }
 
 /** What a storage's last transaction left, valid while the stored generation is `gen` (see the file's doc). */
@@ -235,25 +226,39 @@ function mergeByKey<T extends DocKey> (a: T[], b: T[]): T[] {
   return out
 }
 
-/** One write of `nativeWrites`. */
+/** One row write: a put of `value`, or a delete of `key`, in object store `store`. */
 type NativeWrite = [store: string, value: unknown, key?: IDBValidKey]
 const put = (store: string, row: unknown): NativeWrite => [store, row]
 const del = (store: string, key: IDBValidKey): NativeWrite => [store, undefined, key]
 
+/** The writes that store a block and its chunks. */
+const blockWrites = (input: { cid: string, bytes: Uint8Array, nodes?: StoredNode[] }): NativeWrite[] => [
+  put('blocks', { cid: input.cid, bytes: input.bytes, k: 'b' } satisfies BlockRow),
+  ...(input.nodes ?? []).map(n => put('blocks', { cid: n.cid, bytes: n.bytes, k: 'c' } satisfies BlockRow))
+]
+
 /**
- * Inside a Dexie transaction: issue puts and deletes as requests of its native IndexedDB
- * transaction, one request each without Dexie's per-request bookkeeping (a large part of a bulk
- * write's time: its `mutate` ran 0.6 s for a 10,000-document snapshot install in Chromium).
- * Resolves when the last succeeded (requests complete in order); rejects if the transaction aborts.
+ * Issue `writes` as requests of the native IndexedDB transaction `tx`, one request each without
+ * Dexie's per-request bookkeeping (a large part of a bulk write's time: Dexie's `mutate` ran 0.6 s
+ * for a 10,000-document snapshot install in Chromium). Returns the last request (requests complete
+ * in order), if any.
+ */
+function issueWrites (tx: IDBTransaction, writes: NativeWrite[]): IDBRequest | undefined {
+  let last: IDBRequest | undefined
+  for (const [store, value, key] of writes) last = key === undefined ? tx.objectStore(store).put(value) : tx.objectStore(store).delete(key)
+  return last
+}
+
+/**
+ * Inside a Dexie transaction: `issueWrites` on its native transaction. Resolves when the last
+ * write succeeded; rejects if the transaction aborts.
  */
 async function nativeWrites (writes: NativeWrite[]): Promise<void> {
-  if (writes.length === 0) return
   const tx = (Dexie.currentTransaction as { idbtrans?: IDBTransaction } | null)?.idbtrans
   if (tx === undefined) throw new Error('nativeWrites needs a Dexie transaction')
+  const request = issueWrites(tx, writes)
+  if (request === undefined) return
   await new Promise<void>((resolve, reject) => {
-    let last: IDBRequest | undefined
-    for (const [store, value, key] of writes) last = key === undefined ? tx.objectStore(store).put(value) : tx.objectStore(store).delete(key)
-    const request = last as IDBRequest
     request.onsuccess = () => { resolve() }
     request.onerror = () => { reject(request.error ?? new DOMException('write failed', 'AbortError')) }
   })
@@ -409,16 +414,8 @@ export class DexieStorage implements Storage {
           checkError = err // an answer only once the reads prove the cache current
           return
         }
-        if (next.rows.multikey.length > 0) { fail(new UseOrdinaryPath('an index turns multikey')); return }
-        const { rows } = next
-        for (const r of rows.putStates) store('states').put(r)
-        for (const k of rows.deleteStates) store('states').delete(k)
-        for (const r of rows.putDocs) store('documents').put(r)
-        for (const k of rows.deleteDocs) store('documents').delete(k)
-        for (const r of rows.putColls) store('colls').put(r)
-        store('blocks').put({ cid: input.cid, bytes: input.bytes, k: 'b' } satisfies BlockRow)
-        for (const n of input.nodes ?? []) store('blocks').put({ cid: n.cid, bytes: n.bytes, k: 'c' } satisfies BlockRow)
-        store('meta').put({ key: DAG_KEY, value: { gen: cache.gen + 1, heads } satisfies DagRow } satisfies MetaRow)
+        if (next.multikey.length > 0) { fail(new UseOrdinaryPath('an index turns multikey')); return }
+        issueWrites(tx, [...next.writes, ...blockWrites(input), put('meta', { key: DAG_KEY, value: { gen: cache.gen + 1, heads } satisfies DagRow } satisfies MetaRow)])
         result = next
       }
       const afterReads = (): void => {
@@ -483,7 +480,7 @@ export class DexieStorage implements Storage {
       heads.sort()
       await Promise.all([
         ...staged.write(),
-        nativeWrites([{ cid: input.cid, bytes: input.bytes, k: 'b' }, ...(input.nodes ?? []).map(n => ({ cid: n.cid, bytes: n.bytes, k: 'c' as const }))].map(r => put('blocks', r))),
+        nativeWrites(blockWrites(input)),
         db.meta.put({ key: DAG_KEY, value: { gen: gen + 1, heads } satisfies DagRow }),
         wasMissing !== undefined ? db.missing.delete(input.cid) : undefined,
         update.addMissing.length > 0 ? db.missing.bulkPut(update.addMissing.map(cid => ({ cid }))) : undefined
@@ -636,10 +633,7 @@ export class DexieStorage implements Storage {
     const before = new Map<string, Doc | null>()
     const out = input.merge({ docs: base.docs, colls: base.colls, before })
     const changes: DocChange[] = []
-    const putDocs: DocRow[] = []
-    const deleteDocs: Array<[string, string]> = []
-    const putStates: StateRow[] = []
-    const deleteStates: Array<[string, string]> = []
+    const writes: NativeWrite[] = []
     const newlyMultikey: IndexRow[] = []
     const indexes = base.indexes.map(i => ({ ...i }))
     const indexesOf = groupIndexes(indexes)
@@ -651,8 +645,8 @@ export class DexieStorage implements Storage {
       // An existing document's state lives in its row (rewritten whenever the state changes); an
       // absent one's in the states table. A deleted document's row goes, its index entries with it.
       if (rec.doc === null) {
-        putStates.push({ c: rec.coll, i: rec.id, s: rec.state })
-        if (was !== null) deleteDocs.push([rec.coll, rec.id])
+        writes.push(put('states', { c: rec.coll, i: rec.id, s: rec.state } satisfies StateRow))
+        if (was !== null) writes.push(del('documents', [rec.coll, rec.id]))
       } else {
         const own = indexesOf.get(rec.coll) ?? []
         for (const index of own) {
@@ -661,32 +655,27 @@ export class DexieStorage implements Storage {
             newlyMultikey.push(index)
           }
         }
-        putDocs.push({ c: rec.coll, i: rec.id, d: rec.doc, x: docEntries(rec.doc, own), p: packRow(rec.state, rec.doc) })
-        if (was === null && base.docs.get(key) !== undefined) deleteStates.push([rec.coll, rec.id])
+        writes.push(put('documents', { c: rec.coll, i: rec.id, d: rec.doc, x: docEntries(rec.doc, own), p: packRow(rec.state, rec.doc) } satisfies DocRow))
+        if (was === null && base.docs.get(key) !== undefined) writes.push(del('states', [rec.coll, rec.id]))
       }
       if (!jsonEqual(was, rec.doc)) changes.push({ coll: rec.coll, id: rec.id, before: was, after: rec.doc })
     })
     const collsAfter = new Map(base.colls)
     for (const c of out.colls) collsAfter.set(c.coll, c.state)
-    const putColls = out.colls.map(c => ({ c: c.coll, s: c.state }))
+    for (const c of out.colls) writes.push(put('colls', { c: c.coll, s: c.state } satisfies CollRow))
     return {
       changes,
       collsAfter,
       statesAfter,
       indexesAfter: indexes,
       existedBefore: base.existedBefore,
-      rows: { putStates, deleteStates, putDocs, deleteDocs, putColls, multikey: newlyMultikey },
+      writes,
+      multikey: newlyMultikey,
       write: () => [
-        nativeWrites([
-          ...putStates.map(r => put('states', r)),
-          ...deleteStates.map(k => del('states', k)),
-          ...putDocs.map(r => put('documents', r)),
-          ...deleteDocs.map(k => del('documents', k)),
-          ...putColls.map(r => put('colls', r))
-        ]),
+        nativeWrites(writes),
         // only the flag: the rest of the row may have changed since it was read (cached)
         ...newlyMultikey.map(i => db.indexes.update([i.c, i.n], { multikey: true }))
-      ] as Array<Promise<unknown> | undefined>
+      ]
     }
   }
 

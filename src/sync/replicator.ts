@@ -753,14 +753,18 @@ export function serveBlocks (transport: Transport, replica: Replica, snapshots: 
   }
 }
 
-async function answerBlockRequest (dbs: Map<string, Served>, data: Uint8Array, from: string): Promise<Uint8Array> {
-  let req
+/** `decode(data)`, logging the reason (a warning naming `what` and the peer) before rethrowing when it throws. */
+function decodeLogged<T> (what: string, decode: (data: Uint8Array) => T, data: Uint8Array, from: string): T {
   try {
-    req = decodeBlocksRequest(data)
+    return decode(data)
   } catch (err) {
-    log.warn(`bad block request from ${from}: ${(err as Error).message}`)
+    log.warn(`bad ${what} from ${from}: ${(err as Error).message}`)
     throw err
   }
+}
+
+async function answerBlockRequest (dbs: Map<string, Served>, data: Uint8Array, from: string): Promise<Uint8Array> {
+  const req = decodeLogged('block request', decodeBlocksRequest, data, from)
   const target = dbs.get(req.db)
   if (target === undefined) return encodeBlocksResponse({ blocks: [] })
   const { replica, snapshots } = target
@@ -797,13 +801,7 @@ async function answerBlockRequest (dbs: Map<string, Served>, data: Uint8Array, f
 }
 
 async function answerSnapshotRequest (dbs: Map<string, Served>, data: Uint8Array, from: string): Promise<Uint8Array> {
-  let req
-  try {
-    req = decodeSnapshotRequest(data)
-  } catch (err) {
-    log.warn(`bad snapshot request from ${from}: ${(err as Error).message}`)
-    throw err
-  }
+  const req = decodeLogged('snapshot request', decodeSnapshotRequest, data, from)
   const served = dbs.get(req.db)
   // A replica that may not write offers none: joiners take snapshots from writers only.
   if (served === undefined || !served.replica.canWrite) return encodeSnapshotResponse({})
