@@ -2,7 +2,7 @@
  * `npm run bench`: measures raw Dexie, RxDB (free Dexie storage) and KiteDB side by side in
  * headless Chromium, on the same documents in the same run, and prints a markdown table.
  *
- *   npm run bench -- [--scale S] [--runs N] [--only NAME] [--json FILE] [--profile DIR]
+ *   npm run bench -- [--scale S] [--runs N] [--only NAME] [--json FILE] [--profile DIR] [--trace DIR [--trace-libp2p PATTERN]]
  *
  * Builds bench/page with Vite, serves it with `vite.preview` on a free port and drives it through
  * `window.bench`. Each system runs in its own Chromium with its own profile directory, so storage
@@ -10,6 +10,7 @@
  * IndexedDB. Replicated KiteDB runs in two more Chromiums (two "devices") through a relay started
  * here. Exits 1 when a measure failed.
  */
+import { appendFileSync } from 'node:fs'
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
@@ -33,9 +34,13 @@ interface Options {
   json?: string
   /** write a CPU profile of KiteDB's last measured run of each local measure, and of the joining page's last catch-up, here */
   profile?: string
+  /** write every page's console here, one file per page, KiteDB's debug log on */
+  trace?: string
+  /** libp2p debug namespaces to log too with `trace` (its logger's `debug` pattern, e.g. `libp2p:webrtc*`) */
+  traceLibp2p?: string
 }
 
-const USAGE = 'usage: npm run bench -- [--scale S] [--runs N] [--only NAME] [--json FILE] [--profile DIR]\n' +
+const USAGE = 'usage: npm run bench -- [--scale S] [--runs N] [--only NAME] [--json FILE] [--profile DIR] [--trace DIR [--trace-libp2p PATTERN]]\n' +
   `measures: ${MEASURES.map(m => m.name).join(', ')}`
 
 /** Parse `argv` (without node and script); throws with the usage on a bad option. */
@@ -53,6 +58,8 @@ function parseArgs (argv: string[]): Options {
     else if (a === '--only') options.only = value(++i)
     else if (a === '--json') options.json = value(++i)
     else if (a === '--profile') options.profile = value(++i)
+    else if (a === '--trace') options.trace = value(++i)
+    else if (a === '--trace-libp2p') options.traceLibp2p = value(++i)
     else throw new Error(`unknown option ${a}\n${USAGE}`)
   }
   if (!(options.scale > 0)) throw new Error('--scale must be a positive number')
@@ -126,6 +133,13 @@ class Bench {
     try {
       context = await chromium.launchPersistentContext(dir, { executablePath: chromiumPath, args: [...chromiumArgs, '--js-flags=--expose-gc'], headless: true })
       const page = context.pages()[0] ?? await context.newPage()
+      if (this.options.trace !== undefined) {
+        // Before the page loads: KiteDB's and libp2p's loggers read these once.
+        await context.addInitScript(debug => { localStorage.setItem('debug', debug); localStorage.setItem('kitedbLog', 'debug') }, this.options.traceLibp2p ?? '')
+        await mkdir(this.options.trace, { recursive: true })
+        const file = join(this.options.trace, `${label}-${Date.now()}.log`)
+        page.on('console', msg => { appendFileSync(file, `${Date.now()} ${msg.text()}\n`) })
+      }
       page.on('pageerror', err => { log(`${label} page error: ${err.message}`) })
       page.on('console', msg => { if (msg.type() === 'error') log(`${label} console: ${msg.text()}`) })
       await page.goto(this.url)
