@@ -199,6 +199,12 @@ export class Libp2pTransport implements Transport {
    * relayed ones, then dials a relayed circuit. A connection that cannot negotiate a stream within
    * `negotiateMs` is closed as dead: a WebRTC connection the other side dropped (after crossing
    * dials, say) is otherwise noticed only 10–13 s later (DESIGN.md).
+   *
+   * A direct connection the other side dialled moments ago is judged within `FRESH_NEGOTIATE_MS`:
+   * that is the one left dead when the other side's dial hangs after this side already upgraded —
+   * @libp2p/webrtc's initiator waiting for its `init` channel to open when it already opened and
+   * was closed (patches/@libp2p+webrtc+6.0.33.patch fixes that; an app installing an unpatched
+   * @libp2p/webrtc still meets it, in about a third of the joins of the catch-up bench).
    */
   private async openStream (peer: string, protocol: string, signal: AbortSignal, negotiateMs = 2000): Promise<Stream> {
     const tried = new Set<Connection>()
@@ -206,10 +212,9 @@ export class Libp2pTransport implements Transport {
     for (;;) {
       const conn = await this.connect(peer, signal, tried)
       tried.add(conn)
-      // A direct connection the other side dialled a moment ago is the kind seen dead (streams
-      // this side opens never negotiate, in about half of them in the catch-up bench): judge it
-      // sooner, since a new one is dialled at once (see below). On a live one a stream takes two
-      // round trips.
+      // A direct connection the other side dialled a moment ago is the kind left dead by a hung
+      // dial (see above): judge it sooner, since a new one is dialled at once (see below). On a
+      // live one a stream takes two round trips.
       const fresh = conn.direction === 'inbound' && conn.limits == null && Date.now() - conn.timeline.open < FRESH_INBOUND_MS
       try {
         return await conn.newStream(protocol, { signal: AbortSignal.any([signal, AbortSignal.timeout(fresh ? FRESH_NEGOTIATE_MS : negotiateMs)]), runOnLimitedConnection: true })
@@ -219,9 +224,9 @@ export class Libp2pTransport implements Transport {
         log.debug(`closing connection to ${peer} that cannot open a stream: ${(err as Error).message}`)
         const direct = conn.limits == null && !conn.remoteAddr.toString().includes('/p2p-circuit/p2p/')
         void conn.close().catch(() => { conn.abort(err as Error) }).finally(() => {
-          // A dead direct connection (seen when the other side dialled it: streams this side opens
-          // never negotiate): dial a new one now, whichever side's turn it is, rather than wait
-          // 5–10 s for the other's retry or this side's fallback.
+          // A dead direct connection (the other side's dial of it hung, see above): dial a new one
+          // now, whichever side's turn it is, rather than wait 5–10 s for the other's retry or this
+          // side's fallback.
           if (!direct) return
           this.firstHeard.set(peer, Date.now() - this.opts.upgradeFallbackMs)
           this.lastUpgradeAttempt.delete(peer)
