@@ -145,7 +145,8 @@ export function materialise (state: DocState | undefined, collDropped?: Stamp): 
 
 function fieldValue (reg: Register, tomb: Stamp | undefined): JsonValue | undefined {
   const baseVisible = reg.u !== true && (tomb === undefined || compareStamp(reg.s, tomb) > 0)
-  const incs = Object.values(reg.inc ?? {}).filter(i => tomb === undefined || compareStamp(i.s, tomb) > 0)
+  if (reg.inc === undefined) return baseVisible ? reg.v : undefined // most fields: no counter
+  const incs = Object.values(reg.inc).filter(i => tomb === undefined || compareStamp(i.s, tomb) > 0)
   if (incs.length === 0) return baseVisible ? reg.v : undefined
   const base = baseVisible && typeof reg.v === 'number' ? reg.v : 0
   // Sum in a fixed order so floating-point rounding is the same on every replica.

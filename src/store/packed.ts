@@ -25,15 +25,30 @@ export interface PackedState {
   x?: number
 }
 
+/** Distinct stamps `packState` compares one by one before it switches to a map. */
+const INTERN_SCAN = 8
+
 /**
  * Pack `state`, stored beside `doc` (what it materialises to, or `null`). Values equal to the
  * document's are not repeated, so `unpackState` needs the same document.
  */
 export function packState (state: DocState, doc: Doc | null): PackedState {
   const t: Stamp[] = []
-  const at = new Map<string, number>()
+  // A document usually has one to three distinct stamps: compare with those listed; past
+  // `INTERN_SCAN` of them, look up a text key instead (a snapshot install packs 10,000 states).
+  let at: Map<string, number> | undefined
+  const keyOf = (s: Stamp): string => `${s[0]} ${s[1]} ${s[2]} ${s[3]} ${s[4]}`
   const intern = (s: Stamp): number => {
-    const key = `${s[0]} ${s[1]} ${s[2]} ${s[3]} ${s[4]}`
+    if (at === undefined) {
+      for (let i = 0; i < t.length; i++) {
+        const u = t[i] as Stamp
+        if (u === s || (u[0] === s[0] && u[1] === s[1] && u[2] === s[2] && u[3] === s[3] && u[4] === s[4])) return i
+      }
+      t.push(s)
+      if (t.length > INTERN_SCAN) at = new Map(t.map((u, i) => [keyOf(u), i]))
+      return t.length - 1
+    }
+    const key = keyOf(s)
     let i = at.get(key)
     if (i === undefined) {
       at.set(key, i = t.length)

@@ -29,6 +29,15 @@ describe('packed states', () => {
     }), { numRuns: 2000 })
   })
 
+  it('a document with many distinct stamps (past the linear scan) packs each stamp once', () => {
+    let state: DocState | undefined
+    for (let i = 0; i < 20; i++) state = applyOp(state, { op: 'put', coll: 'c', id: 'a', set: { [`f${i % 15}`]: i } }, stampOf({ t: i + 1, c: 0, r: 'r' }, `cid${i}`, 0))
+    const doc = materialise(state)
+    const packed = packState(state as DocState, doc)
+    expect(packed.t.length).toBe(new Set(Object.values((state as DocState).f).map(r => r.s.join(' '))).size)
+    expect(unpackState(structuredClone(packed), doc)).toEqual(state)
+  })
+
   it('a document written by one op packs to one stamp and no repeated values', () => {
     const state = applyOp(undefined, { op: 'put', coll: 'c', id: 'a', set: { name: 'ada', age: 36, tags: ['x'], nested: { city: 'London' } } }, stampOf({ t: 5, c: 0, r: 'r' }, 'bafyblock', 0))
     const packed = packState(state, materialise(state))
