@@ -185,6 +185,77 @@ export function storageConformance (name: string, makeProvider: () => StoragePro
       expect(again.colls.map(c => c.coll)).toEqual(['c'])
     })
 
+    it('installs a snapshot page by page while the pages arrive (out of order after the first): the same as in one step, local writes joined', async () => {
+      const source = await Replica.open(new MemoryStorage(), DB)
+      const ops: Op[] = [{ op: 'coll', coll: 'c' }, { op: 'coll', coll: 'd' }]
+      for (let i = 0; i < 30; i++) ops.push({ op: 'put', coll: i % 3 === 0 ? 'd' : 'c', id: `k${String(i).padStart(2, '0')}`, set: { v: i, a: `t${i % 4}` }, inc: { n: i } })
+      await source.receive((await block([], 1, ops)).bytes)
+      await source.receive((await block([parseCid((await source.heads())[0] as string) as CID], 2, [{ op: 'del', coll: 'c', id: 'k01' }])).bytes)
+      const snapshot = await snapshotOf(source)
+      const pagesOf = (n: number): Array<{ docs: SnapshotContent['docs'], colls: SnapshotContent['colls'] }> => {
+        const out = []
+        for (let i = 0; i < snapshot.docs.length; i += n) out.push({ docs: snapshot.docs.slice(i, i + n), colls: i === 0 ? snapshot.colls : [] })
+        return out
+      }
+      const joinerWith = async (): Promise<{ storage: Storage, joiner: Replica, local: string }> => {
+        const storage = await makeProvider().open(DB)
+        const joiner = await Replica.open(storage, DB)
+        await storage.createIndex('c', ['a'])
+        const local = await joiner.commit([{ op: 'put', coll: 'c', id: 'k02', inc: { n: 100 } }, { op: 'put', coll: 'c', id: 'zz', set: { v: -1 } }])
+        return { storage, joiner, local: local?.cid.toString() as string }
+      }
+      const oneStep = await joinerWith()
+      const oneStepChange = await oneStep.joiner.installSnapshot(snapshot)
+      const paged = await joinerWith()
+      // Pages arrive one by one, the first first, the rest in reverse, some time apart.
+      const pages = pagesOf(7)
+      async function * arriving (): AsyncGenerator<{ docs: SnapshotContent['docs'], colls: SnapshotContent['colls'] }> {
+        yield pages[0] as (typeof pages)[number]
+        for (const page of pages.slice(1).reverse()) {
+          await new Promise(resolve => setTimeout(resolve, 15))
+          yield page
+        }
+      }
+      const change = await paged.joiner.installSnapshotPages(arriving(), new Promise(resolve => setTimeout(() => { resolve(snapshot) }, 120)))
+      for (const coll of ['c', 'd']) expect(await paged.storage.getDocs(coll)).toEqual(await oneStep.storage.getDocs(coll))
+      const byKey = (c: { coll: string, id: string }): string => `${c.coll}/${c.id}`
+      expect(change.changes.map(byKey).sort()).toEqual(oneStepChange.changes.map(byKey).sort())
+      expect(change.changes.length).toBe(snapshot.docs.filter(d => d.id !== 'k01').length)
+      expect(change.collections).toEqual(['d']) // 'c' existed: the local write made it
+      expect(oneStepChange.collections).toEqual(['d'])
+      expect(await paged.storage.getDoc('c', 'k02')).toMatchObject({ n: 102 })
+      expect(await paged.storage.getHeads()).toEqual([...snapshot.heads.map(h => h.cid.toString()), paged.local].sort())
+      const strings = { lower: [[30, '']], upper: [[30, '\uffff']] } as unknown as KeyRange
+      expect((await paged.storage.scanIndex('c', 'a', strings)).length).toBeGreaterThan(10)
+      expect(await paged.storage.scanIndex('c', 'a', strings)).toEqual(await oneStep.storage.scanIndex('c', 'a', strings))
+      expect(await paged.storage.countBlocks()).toBe(await oneStep.storage.countBlocks())
+    })
+
+    it('a page-by-page snapshot install that fails after some pages (a bad page, or the whole failing its checks) installs nothing', async () => {
+      const source = await Replica.open(new MemoryStorage(), DB)
+      const ops: Op[] = []
+      for (let i = 0; i < 20; i++) ops.push({ op: 'put', coll: 'c', id: `k${String(i).padStart(2, '0')}`, set: { v: i } })
+      await source.receive((await block([], 1, ops)).bytes)
+      const snapshot = await snapshotOf(source)
+      const storage = await makeProvider().open(DB)
+      const joiner = await Replica.open(storage, DB)
+      const local = await joiner.commit([{ op: 'put', coll: 'c', id: 'mine', set: { v: 1 } }])
+      const page = (from: number, to: number, colls = from === 0 ? snapshot.colls : []): { docs: SnapshotContent['docs'], colls: SnapshotContent['colls'] } => ({ docs: snapshot.docs.slice(from, to), colls })
+      async function * twoPages (): AsyncGenerator<ReturnType<typeof page>> { yield page(0, 10); yield page(10, 20) }
+      await expect(joiner.installSnapshotPages(twoPages(), Promise.reject(new Error('the snapshot does not add up')))).rejects.toThrow(/does not add up/)
+      async function * thenBad (): AsyncGenerator<ReturnType<typeof page>> { yield page(0, 10); yield page(10, 20, [{ coll: 'c', state: {} }]) }
+      await expect(joiner.installSnapshotPages(thenBad(), Promise.resolve(snapshot))).rejects.toThrow(/collection states outside its first page/)
+      async function * thenFail (): AsyncGenerator<ReturnType<typeof page>> { yield page(0, 10); throw new Error('the peer went away') }
+      await expect(joiner.installSnapshotPages(thenFail(), Promise.resolve(snapshot))).rejects.toThrow(/went away/)
+      expect(await storage.getDocs('c')).toEqual([{ _id: 'mine', v: 1 }])
+      expect(await storage.getHeads()).toEqual([local?.cid.toString()])
+      expect(await storage.countBlocks()).toBe(1)
+      expect(await joiner.snapshotRoot()).toBeUndefined()
+      // The storage still works, and the same snapshot then installs.
+      await joiner.installSnapshot(snapshot)
+      expect((await storage.getDocs('c')).length).toBe(21)
+    })
+
     it('installing a snapshot takes a missing head and covered missing parents out of missing; covered survives a reopen', async () => {
       const source = await Replica.open(new MemoryStorage(), DB)
       const b1 = await block([], 1, [{ op: 'put', coll: 'c', id: 'x', set: { v: 1 } }])
