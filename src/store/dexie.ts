@@ -529,51 +529,35 @@ export class DexieStorage implements Storage {
     const { db } = this
     this.cache = undefined
     return await db.transaction('rw', [db.blocks, db.missing, db.states, db.documents, db.colls, db.indexes, db.meta], async () => {
-      // Each batch is merged and written as it arrives, while later ones are still on the wire:
-      // the transaction is kept open meanwhile (Dexie.waitFor issues requests until the promise
-      // settles), and an error from the batches or the DAG side aborts it, writing nothing.
-      // Batches hold distinct documents: on a replica with no documents at all, none of a
-      // batch's documents can have a local state, so none is read.
-      const fresh = await db.documents.toCollection().first() === undefined && await db.states.toCollection().first() === undefined
-      const changes: DocChange[] = []
-      const collections = new Set<string>()
-      const batches = input.batches[Symbol.asyncIterator]()
-      for (;;) {
-        const next = await Dexie.waitFor(batches.next())
-        if (next.done === true) break
-        const batch = next.value
-        const staged = this.stage(batch, await this.readBase(batch, fresh && batch.dropped.length === 0))
-        await Promise.all(staged.write())
-        changes.push(...staged.changes)
-        // A collection's existence changes once (the batch that creates or drops it); later batches see it as it is after.
-        for (const c of await this.collectionsChanged(batch.colls, staged)) collections.add(c)
-      }
-      const dagIn = await Dexie.waitFor(input.dag)
-      const headCids = dagIn.heads.map(h => h.cid)
-      const [storedHeads, storedCovered, dag, missing] = await Promise.all([
+      const headCids = input.heads.map(h => h.cid)
+      const [base, storedHeads, storedCovered, dag, missing] = await Promise.all([
+        this.readBase(input),
         db.blocks.where('cid').anyOf(headCids).primaryKeys(),
-        db.blocks.where('cid').anyOf(dagIn.covered).primaryKeys(),
+        db.blocks.where('cid').anyOf(input.covered).primaryKeys(),
         this.readDag(),
         db.missing.toCollection().primaryKeys()
       ])
+      const staged = this.stage(input, base)
       const isStored = new Set([...storedHeads, ...storedCovered])
       const wasMissing = new Set(missing)
       const snapshotHeads = new Set(headCids)
-      const newHeads = dagIn.heads.filter(h => !isStored.has(h.cid))
-      const coveredSet = new Set(dagIn.covered)
+      const newHeads = input.heads.filter(h => !isStored.has(h.cid))
+      const coveredSet = new Set(input.covered)
       // Heads below the snapshot are no longer heads; a new snapshot head is one unless a stored block names it (it is missing).
       const heads = new Set(dag.heads.filter(h => !coveredSet.has(h) || snapshotHeads.has(h)))
       for (const h of newHeads) if (!wasMissing.has(h.cid)) heads.add(h.cid)
       await Promise.all([
+        ...staged.write(),
         nativeWrites([
           ...newHeads.map(h => ({ cid: h.cid, bytes: h.bytes, k: 'b' as const })),
-          ...(dagIn.nodes ?? []).map(n => ({ cid: n.cid, bytes: n.bytes, k: 'c' as const })),
-          ...dagIn.covered.filter(c => !isStored.has(c) && !snapshotHeads.has(c)).map(cid => ({ cid, k: 'v' as const }))
+          ...(input.nodes ?? []).map(n => ({ cid: n.cid, bytes: n.bytes, k: 'c' as const })),
+          ...input.covered.filter(c => !isStored.has(c) && !snapshotHeads.has(c)).map(cid => ({ cid, k: 'v' as const }))
         ].map(r => put('blocks', r))),
         db.meta.put({ key: DAG_KEY, value: { gen: dag.gen + 1, heads: [...heads].sort() } satisfies DagRow }),
         db.missing.bulkDelete(missing.filter(c => coveredSet.has(c)))
       ])
-      return { changes, collections: [...collections], heads: [...heads].sort() }
+      const collections = await this.collectionsChanged(input.colls, staged)
+      return { changes: staged.changes, collections, heads: [...heads].sort() }
     })
   }
 
@@ -611,15 +595,12 @@ export class DexieStorage implements Storage {
     })
   }
 
-  /**
-   * Inside a transaction: read the local states, collection states and indexes `input` names (what
-   * its merge starts from). `absent`: the caller knows none of the documents has a local state.
-   */
-  private async readBase (input: { keys: DocKey[], colls: string[], dropped: string[] }, absent = false): Promise<MergeBase> {
+  /** Inside a transaction: read the local states, collection states and indexes `input` names (what its merge starts from). */
+  private async readBase (input: { keys: DocKey[], colls: string[], dropped: string[] }): Promise<MergeBase> {
     const { db } = this
     const keys = input.keys.map(k => [k.coll, k.id] as [string, string])
-    // A replica with no state at all (a fresh one) skips reading thousands of absent keys.
-    const none = absent || (keys.length > 1000 && await db.documents.toCollection().first() === undefined && await db.states.toCollection().first() === undefined)
+    // A replica with no state at all (a fresh one installing a snapshot) skips reading thousands of absent keys.
+    const none = keys.length > 1000 && await db.documents.toCollection().first() === undefined && await db.states.toCollection().first() === undefined
     const inColl = (c: string): [unknown[], unknown[]] => [[c, Dexie.minKey], [c, Dexie.maxKey]]
     const [states, collRows, indexes, droppedStates] = await Promise.all([
       none ? keys.map(() => undefined) : this.readStates(keys),

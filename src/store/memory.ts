@@ -6,7 +6,7 @@ import { type CollState, type Doc, type DocState, collectionCreated, jsonEqual }
 import { type IndexKey, type KeyRange, compareKeys, inRange, indexKeys, isMultikey } from './keys.js'
 import {
   type ApplyBlockInput, type ApplyBlockResult, type DocChange, type IndexDocEntry, type IndexEntry, type IndexInfo, type IndexProgress,
-  type InstallSnapshotInput, type InstallSnapshotResult, type MergeOutput, type ScanOptions, type SnapshotBatch, type SnapshotSource,
+  type InstallSnapshotInput, type InstallSnapshotResult, type MergeOutput, type ScanOptions, type SnapshotSource,
   type DocKey, type MergeInput, type Storage, type StorageProvider, type StoredNode, dagUpdate, docKey, indexDiff, indexName
 } from './storage.js'
 
@@ -82,20 +82,10 @@ export class MemoryStorage implements Storage {
   }
 
   async installSnapshot (input: InstallSnapshotInput): Promise<InstallSnapshotResult> {
-    // Everything first (an error from either aborts, with nothing changed)…
-    const batches: SnapshotBatch[] = []
-    for await (const batch of input.batches) batches.push(batch)
-    const dag = await input.dag
-    // …then synchronously, as in applyBlock: the snapshot is installed atomically.
-    const changes: DocChange[] = []
-    const collections = new Set<string>()
-    for (const batch of batches) {
-      const merged = this.merge(batch)
-      changes.push(...merged.changes)
-      for (const c of merged.collections) collections.has(c) ? collections.delete(c) : collections.add(c)
-    }
-    const heads = new Set(dag.heads.map(h => h.cid))
-    for (const h of dag.heads) {
+    const { changes, collections } = this.merge(input)
+    // Synchronous from here on, as in applyBlock: the snapshot is installed atomically.
+    const heads = new Set(input.heads.map(h => h.cid))
+    for (const h of input.heads) {
       if (this.blockCids.has(h.cid)) continue
       this.blocks.set(h.cid, h.bytes)
       this.blockCids.add(h.cid)
@@ -103,13 +93,13 @@ export class MemoryStorage implements Storage {
       if (this.missing.has(h.cid)) this.missing.delete(h.cid)
       else this.heads.add(h.cid)
     }
-    for (const n of dag.nodes ?? []) this.blocks.set(n.cid, n.bytes)
-    for (const c of dag.covered) {
+    for (const n of input.nodes ?? []) this.blocks.set(n.cid, n.bytes)
+    for (const c of input.covered) {
       if (!this.blockCids.has(c)) this.covered.add(c)
       this.missing.delete(c)
       if (!heads.has(c)) this.heads.delete(c)
     }
-    return { changes, collections: [...collections], heads: [...this.heads].sort() }
+    return { changes, collections, heads: [...this.heads].sort() }
   }
 
   async readSnapshotSource (): Promise<SnapshotSource> {

@@ -74,41 +74,25 @@ export interface StoredNode {
   bytes: Uint8Array
 }
 
-/** One batch of a snapshot's documents (one of its pages), merged and written as it arrives. */
-export interface SnapshotBatch {
-  /** the batch's documents: their local states are loaded for the merge */
+/**
+ * What `installSnapshot` needs to install a verified snapshot (docs/snapshots.md) atomically.
+ * Precondition: every parent of every head is in `covered`.
+ */
+export interface InstallSnapshotInput {
+  /** every document of the snapshot: their local states are loaded for the merge */
   keys: DocKey[]
-  /** collections the batch touches (every collection of the snapshot with a state, and those holding its documents) */
+  /** every collection of the snapshot (with a state, or holding one of its documents) */
   colls: string[]
-  /** collections the snapshot has a drop stamp for (first batch only): the states of all their local documents are loaded for the merge */
+  /** collections the snapshot has a drop stamp for: the states of all their local documents are loaded for the merge */
   dropped: string[]
-  /** pure, synchronous join of the batch's states into the local ones; runs inside the transaction */
+  /** pure, synchronous join of the snapshot's states into the local ones; runs inside the transaction */
   merge: (input: MergeInput) => MergeOutput
-}
-
-/** The DAG side of a snapshot: what `installSnapshot` stores once every batch is written. */
-export interface SnapshotDag {
   /** CID strings of every block at or below the snapshot's heads (heads included) */
   covered: string[]
   /** the head blocks, stored (so this replica can serve them) and made heads unless a stored block names them */
   heads: Array<{ cid: string, bytes: Uint8Array }>
   /** the head blocks' chunks */
   nodes?: StoredNode[]
-}
-
-/**
- * What `installSnapshot` needs to install a verified snapshot (docs/snapshots.md) atomically,
- * while its pages may still be arriving. Precondition: every parent of every head is in `covered`.
- */
-export interface InstallSnapshotInput {
-  /**
-   * the snapshot's documents, batch by batch (batches hold distinct documents; the first one
-   * names the dropped collections). A storage may write each as it comes, inside the one
-   * transaction; an error thrown by the iterator aborts the install, writing nothing.
-   */
-  batches: AsyncIterable<SnapshotBatch>
-  /** resolves once the whole snapshot checked out, after the last batch; a rejection aborts the install, writing nothing */
-  dag: Promise<SnapshotDag>
 }
 
 /** What a snapshot is made from, read in one transaction (see `readSnapshotSource`). */
@@ -218,9 +202,7 @@ export interface Storage {
   /**
    * Install a snapshot in one transaction: the joined states, collection states, materialised
    * documents and their index entries, the head blocks, the heads, and the covered CIDs (a covered
-   * CID leaves `missing` and the heads, and is never added to `missing` again). The transaction
-   * stays open while the batches and the DAG side arrive (other writes wait for it); an error
-   * from either aborts it, writing nothing, and rejects with that error.
+   * CID leaves `missing` and the heads, and is never added to `missing` again).
    */
   installSnapshot (input: InstallSnapshotInput): Promise<InstallSnapshotResult>
   /** Everything a snapshot is made from, in one read transaction. */

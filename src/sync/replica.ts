@@ -8,7 +8,7 @@ import {
   applyCollOp, applyOp, asCid, assembleOps, checkKey, cidOf, decode, decodeBlock, decodeChunk, decodeManifest, encode, encodeBlock,
   formatPublicKey, generateSigner, isDocOp, joinCollStates, joinStates, materialise, mayWrite, parseCid, readBlockHeader, stampOf
 } from '../crdt/index.js'
-import { type DocChange, type DocKey, type MergeInput, type MergeOutput, type SnapshotBatch, type Storage, docKey } from '../store/index.js'
+import { type DocChange, type DocKey, type MergeInput, type MergeOutput, type Storage, docKey } from '../store/index.js'
 import { type Doc } from '../crdt/index.js'
 
 /** Where a change came from. */
@@ -44,12 +44,6 @@ export interface Applied {
   parents: CID[]
   /** chunks the block waits for (it is held until they arrive, then applied); absent when applied */
   missingChunks?: CID[]
-}
-
-/** One page of a snapshot: states of some of its documents, in (collection, id) order, and (first page only) of its collections. */
-export interface SnapshotPageContent {
-  docs: Array<DocKey & { state: DocState }>
-  colls: Array<{ coll: string, state: CollState }>
 }
 
 /** A verified snapshot, ready to install (sync/snapshot.ts fetches, verifies and assembles it). */
@@ -365,63 +359,37 @@ export class Replica {
   async missing (): Promise<string[]> { return await this.storage.getMissing() }
 
   /**
-   * Install a verified snapshot (all of it at hand) in one storage transaction: `installSnapshotPages`
-   * with its documents as one page.
+   * Install a verified snapshot in one storage transaction: its states are joined into the local
+   * ones (so blocks applied here before, local or remote, keep their effects), its head blocks
+   * become heads, and every block below them counts as present. Listeners see the changed
+   * documents as one remote change. Returns what changed.
    */
   async installSnapshot (snapshot: SnapshotContent): Promise<ChangeSet> {
-    async function * onePage (): AsyncGenerator<SnapshotPageContent> { yield { docs: snapshot.docs, colls: snapshot.colls } }
-    return await this.installSnapshotPages(onePage(), Promise.resolve(snapshot))
-  }
-
-  /**
-   * Install a snapshot while its pages are still arriving, in one storage transaction: its states
-   * are joined into the local ones (so blocks applied here before, local or remote, keep their
-   * effects) and written page by page as they come (so the install overlaps the fetch); once
-   * `whole` — the snapshot verified as a whole — resolves, its head blocks become heads and every
-   * block below them counts as present. Listeners see the changed documents as one remote change.
-   * Returns what changed.
-   * `pages` yields pages of distinct documents, the one holding the collection states first (a
-   * snapshot keeps them all in its first page). Rejects, installing nothing, with the error of
-   * `pages` or `whole`, or with `InvalidBlockError` when a collection state comes after the first page.
-   */
-  async installSnapshotPages (pages: AsyncIterable<SnapshotPageContent>, whole: Promise<SnapshotContent>): Promise<ChangeSet> {
-    let snapColls: Map<string, CollState> | undefined
-    async function * batches (): AsyncGenerator<SnapshotBatch> {
-      for await (const page of pages) {
-        const first = snapColls === undefined
-        if (first) snapColls = new Map(page.colls.map(c => [c.coll, c.state]))
-        else if (page.colls.length > 0) throw new InvalidBlockError('snapshot has collection states outside its first page')
-        const colls = snapColls as Map<string, CollState>
-        const snapDocs = new Map(page.docs.map(d => [docKey(d.coll, d.id), d.state]))
-        yield {
-          keys: page.docs.map(d => ({ coll: d.coll, id: d.id })),
-          colls: [...new Set([...colls.keys(), ...page.docs.map(d => d.coll)])],
-          dropped: first ? [...colls].filter(([, state]) => state.dropped !== undefined).map(([coll]) => coll) : [],
-          merge: ({ docs, colls: collStates, before }: MergeInput): MergeOutput => {
-            const collNext = new Map(collStates)
-            for (const [coll, state] of colls) collNext.set(coll, joinCollStates(collStates.get(coll), state))
-            const out: MergeOutput = { docs: [], colls: [] }
-            for (const [k, local] of docs) {
-              const coll = k.slice(0, k.indexOf('\u0000'))
-              before.set(k, materialise(local, collStates.get(coll)?.dropped))
-              const snap = snapDocs.get(k)
-              const state = snap === undefined ? local : joinStates(local, snap)
-              if (state !== undefined) out.docs.push({ coll, id: k.slice(coll.length + 1), state, doc: materialise(state, collNext.get(coll)?.dropped) })
-            }
-            for (const [coll, state] of collNext) if (state !== undefined && state !== collStates.get(coll)) out.colls.push({ coll, state })
-            return out
-          }
-        }
-      }
-    }
-    const dag = whole.then(snapshot => ({
+    const snapDocs = new Map(snapshot.docs.map(d => [docKey(d.coll, d.id), d.state]))
+    const snapColls = new Map(snapshot.colls.map(c => [c.coll, c.state]))
+    const colls = new Set([...snapColls.keys(), ...snapshot.docs.map(d => d.coll)])
+    const result = await this.enqueue(async () => await this.storage.installSnapshot({
+      keys: snapshot.docs.map(d => ({ coll: d.coll, id: d.id })),
+      colls: [...colls],
+      dropped: snapshot.colls.filter(c => c.state.dropped !== undefined).map(c => c.coll),
       covered: snapshot.covered,
       heads: snapshot.heads.map(h => ({ cid: h.cid.toString(), bytes: h.bytes })),
-      nodes: snapshot.heads.flatMap(h => (h.chunks ?? []).map(c => ({ cid: c.cid.toString(), bytes: c.bytes })))
+      nodes: snapshot.heads.flatMap(h => (h.chunks ?? []).map(c => ({ cid: c.cid.toString(), bytes: c.bytes }))),
+      merge: ({ docs, colls: collStates, before }: MergeInput): MergeOutput => {
+        const collNext = new Map(collStates)
+        for (const [coll, state] of snapColls) collNext.set(coll, joinCollStates(collStates.get(coll), state))
+        const out: MergeOutput = { docs: [], colls: [] }
+        for (const [k, local] of docs) {
+          const coll = k.slice(0, k.indexOf('\u0000'))
+          before.set(k, materialise(local, collStates.get(coll)?.dropped))
+          const snap = snapDocs.get(k)
+          const state = snap === undefined ? local : joinStates(local, snap)
+          if (state !== undefined) out.docs.push({ coll, id: k.slice(coll.length + 1), state, doc: materialise(state, collNext.get(coll)?.dropped) })
+        }
+        for (const [coll, state] of collNext) if (state !== undefined && state !== collStates.get(coll)) out.colls.push({ coll, state })
+        return out
+      }
     }))
-    dag.catch(() => {}) // settled by the storage; an early rejection must not count as unhandled
-    const result = await this.enqueue(async () => await this.storage.installSnapshot({ batches: batches(), dag }))
-    const snapshot = await whole
     for (const h of snapshot.heads) this.clock.observe(h.block.hlc)
     this.headsCache = result.heads
     await this.storage.setMeta(SNAPSHOT_KEY, snapshot.root)

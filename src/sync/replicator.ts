@@ -12,10 +12,10 @@
  * - a replica that lacks most of a peer's history joins from the peer's snapshot
  *   (`/kitedb/1/snapshot`, docs/snapshots.md) before fetching blocks, and serves its own.
  */
-import { AccessError, InvalidBlockError, InvalidMessageError, KiteError, NetworkError } from '../errors.js'
+import { AccessError, InvalidBlockError, InvalidMessageError, KiteError } from '../errors.js'
 import { type CID, type EncodedBlock, cidOf, parseCid, readBlockHeader } from '../crdt/index.js'
 import { createLogger } from '../log.js'
-import { type Applied, type ChangeSet, MANIFEST_KEY, type Replica, type SnapshotContent, type SnapshotPageContent } from './replica.js'
+import { type Applied, MANIFEST_KEY, type Replica } from './replica.js'
 import { type SnapshotFetchProgress, SnapshotServer, fetchSnapshot, signSnapshotRoot, verifySnapshotRoot } from './snapshot.js'
 import { type Transport } from './transport.js'
 import {
@@ -62,12 +62,6 @@ export interface ReplicatorOptions {
    * this long, ms (default 500; `Infinity`: only when a peer asks). See `SnapshotServer.warm`.
    */
   snapshotWarmMs?: number
-  /**
-   * a snapshot is installed page by page as its pages arrive, in one storage transaction that holds
-   * back this replica's other writes; when no page comes for this long, that transaction is given
-   * up and the snapshot installed in one go once fetched, ms (default 2000)
-   */
-  snapshotPageStallMs?: number
 }
 
 /** Progress of catching up: counts since the replica last had nothing missing. */
@@ -149,8 +143,7 @@ export class Replicator {
       snapshotJoin: options.snapshotJoin ?? true,
       snapshotMinBlocks: options.snapshotMinBlocks ?? 50,
       snapshotTimeoutMs: options.snapshotTimeoutMs ?? 30_000,
-      snapshotWarmMs: options.snapshotWarmMs ?? 500,
-      snapshotPageStallMs: options.snapshotPageStallMs ?? 2000
+      snapshotWarmMs: options.snapshotWarmMs ?? 500
     }
     this.snapshots = new SnapshotServer(replica, this.opts.snapshotMinBlocks)
   }
@@ -541,50 +534,14 @@ export class Replicator {
   /**
    * Fetch, verify and install the snapshot `offered` by `peer`. Returns `'joined'`, `'declined'`
    * (invalid: logged, nothing installed) or `'failed'` (the network failed: worth another attempt).
-   *
-   * The install overlaps the fetch: pages go into the storage transaction as they arrive (the
-   * first page first), and the transaction commits once the whole checked out. Should the pages
-   * stall (none for `snapshotPageStallMs`, the transaction — and the app's writes — waiting
-   * meanwhile), that transaction is given up, writing nothing, and the snapshot is installed in
-   * one go once fetched.
    */
   private async joinFromSnapshot (peer: string, offered: CID): Promise<'joined' | 'declined' | 'failed'> {
-    const pages = new PageQueue(this.opts.snapshotPageStallMs)
-    let streamed: Promise<ChangeSet> | undefined
-    let whole: Promise<SnapshotContent> | undefined
-    const onPage = (i: number, page: SnapshotPageContent): void => {
-      pages.push(i, page)
-      if (streamed === undefined && whole !== undefined) {
-        streamed = this.replica.installSnapshotPages(pages, whole)
-        streamed.catch(() => {}) // awaited below
-      }
-    }
     try {
-      whole = fetchSnapshot(this.replica.dbId, offered, async cids => await this.fetchNodes(peer, cids, offered), p => {
+      const content = await fetchSnapshot(this.replica.dbId, offered, async cids => await this.fetchNodes(peer, cids, offered), p => {
         void this.emitProgress({ ...p, installed: false })
-      }, { ...(this.replica.key !== undefined ? { key: this.replica.key } : {}), mayWrite: writer => this.replica.mayWrite(writer) }, onPage)
-      let content: SnapshotContent
-      try {
-        content = await whole
-      } catch (err) {
-        pages.fail(err)
-        await streamed?.catch(() => {})
-        throw err
-      }
-      if (this.stopped) {
-        pages.fail(new NetworkError('replication stopped'))
-        await streamed?.catch(() => {})
-        return 'declined'
-      }
-      pages.end()
-      let change: ChangeSet
-      try {
-        change = streamed !== undefined ? await streamed : await this.replica.installSnapshot(content)
-      } catch (err) {
-        if (!pages.stalled) throw err
-        log.debug(`snapshot ${offered.toString()} pages stalled: installing it once fetched`)
-        change = await this.replica.installSnapshot(content)
-      }
+      }, { ...(this.replica.key !== undefined ? { key: this.replica.key } : {}), mayWrite: writer => this.replica.mayWrite(writer) })
+      if (this.stopped) return 'declined'
+      const change = await this.replica.installSnapshot(content)
       this.lastSyncedAt = Date.now()
       log.debug(`joined ${this.replica.dbId} from snapshot ${offered.toString()} of ${peer}: ${content.docs.length} documents, ${content.covered.length} blocks covered`)
       await this.emitProgress({ root: offered.toString(), nodes: 0, fetched: 0, documents: change.changes.length, installed: true })
@@ -850,53 +807,4 @@ async function answerSnapshotRequest (dbs: Map<string, Served>, data: Uint8Array
   if (served === undefined || !served.replica.canWrite) return encodeSnapshotResponse({})
   const root = await served.snapshots.offer(req.blocks)
   return encodeSnapshotResponse(root !== undefined ? { root, ...await signSnapshotRoot(root, served.replica.signer) } : {})
-}
-
-/**
- * Snapshot pages as they arrive, for `Replica.installSnapshotPages`: the first page (index 0, the
- * one with the collection states) first, then the others in arrival order. Iterating throws the
- * error given to `fail`, or a `NetworkError` (and sets `stalled`) when no page came for `stallMs`.
- */
-class PageQueue implements AsyncIterable<SnapshotPageContent> {
-  private readonly pages = new Map<number, SnapshotPageContent>()
-  private started = false
-  private ended = false
-  private error?: unknown
-  private wake?: () => void
-  /** whether iterating gave up because no page came for `stallMs` */
-  stalled = false
-
-  constructor (private readonly stallMs: number) {}
-
-  push (index: number, page: SnapshotPageContent): void { this.pages.set(index, page); this.wake?.() }
-  end (): void { this.ended = true; this.wake?.() }
-  fail (err: unknown): void { this.error ??= err; this.wake?.() }
-
-  async * [Symbol.asyncIterator] (): AsyncGenerator<SnapshotPageContent> {
-    for (;;) {
-      if (this.error !== undefined) throw this.error
-      const next = this.started ? this.pages.keys().next().value : (this.pages.has(0) ? 0 : undefined)
-      if (next !== undefined) {
-        const page = this.pages.get(next) as SnapshotPageContent
-        this.pages.delete(next)
-        this.started = true
-        yield page
-        continue
-      }
-      if (this.ended) return
-      let timer: ReturnType<typeof setTimeout> | undefined
-      await new Promise<void>(resolve => {
-        this.wake = resolve
-        timer = setTimeout(() => {
-          if (this.error === undefined) {
-            this.stalled = true
-            this.error = new NetworkError(`no snapshot page for ${this.stallMs} ms`)
-          }
-          resolve()
-        }, this.stallMs)
-      })
-      clearTimeout(timer)
-      this.wake = undefined
-    }
-  }
 }

@@ -546,10 +546,8 @@ export interface SnapshotTrust {
  * Fetch, verify and assemble the snapshot with root `root` of database `dbId`. `fetch` asks a peer
  * for nodes by CID and returns the bytes it got, by CID string, unverified (a subset, possibly
  * empty). Every node is checked against its CID and decoded totally; the whole must be consistent:
- * pages in (collection, id) order adding up to the root's count, collection states in the first
- * page only, covered lists adding up to its count, every head and every head's parent covered,
- * blocks of this database. `onPage` gets each page (its index in the root's list) as soon as it is
- * checked on its own, in the order they arrive, so it can be installed meanwhile. Throws
+ * pages in (collection, id) order adding up to the root's count, covered lists adding up to its
+ * count, every head and every head's parent covered, blocks of this database. Throws
  * `InvalidBlockError` for an invalid snapshot, `NetworkError` when the peer stops supplying nodes.
  */
 export async function fetchSnapshot (
@@ -557,8 +555,7 @@ export async function fetchSnapshot (
   root: CID,
   fetch: (cids: CID[]) => Promise<Map<string, Uint8Array>>,
   onProgress: (p: SnapshotFetchProgress) => void,
-  trust: SnapshotTrust = {},
-  onPage?: (index: number, page: SnapshotPage) => void
+  trust: SnapshotTrust = {}
 ): Promise<SnapshotContent> {
   const sealing = trust.key !== undefined ? { db: dbId, key: trust.key } : undefined
   const opened = trust.key !== undefined ? { key: trust.key } : {}
@@ -634,9 +631,7 @@ export async function fetchSnapshot (
       take: async bytes => {
         const node = await decodeSnapshotNode(bytes, cid, sealing)
         if (node.kind !== 'page') throw new InvalidBlockError(`snapshot page ${cid.toString()} is a ${node.kind}`)
-        if (i > 0 && node.colls.length > 0) throw new InvalidBlockError('snapshot has collection states outside its first page')
         pages[i] = node
-        onPage?.(i, node)
       }
     })
   })
