@@ -45,10 +45,9 @@ export interface CollectionHost {
   write (prepare: () => Promise<Op[]>, check?: BeforeCheck, options?: WriteHints): Promise<ChangeSet>
   /**
    * Listen to changes of `coll`: called with the documents each block changed (complete, also
-   * when the block created or dropped the collection). `undefined` would mean "unknown: evaluate
-   * in full" to a live query. Returns unsubscribe.
+   * when the block created or dropped the collection). Returns unsubscribe.
    */
-  watch (coll: string, listener: (changes?: DocChange[]) => void): () => void
+  watch (coll: string, listener: (changes: DocChange[]) => void): () => void
   /** the database's head hash (see `Database.getHeadHash`) */
   getHeadHash (): Promise<string>
   /** resolves when the state named by a head hash is reached (see `Database.syncFromHeadHash`) */
@@ -240,7 +239,7 @@ export class Collection<T extends object = AnyDoc> {
     this.host.assertOpen()
     checkQuery(query)
     const opts = typeof callbackOrOptions === 'function' ? options : (callbackOrOptions ?? {})
-    const watch = (listener: (changes?: DocChange[]) => void): (() => void) => this.host.watch(this.name, listener)
+    const watch = (listener: (changes: DocChange[]) => void): (() => void) => this.host.watch(this.name, listener)
     const live = new LiveQuery<WithId<T>>(
       (opts.skip ?? 0) === 0 && (opts.limit ?? 0) === 0
         ? () => this.incrementalEvaluator(query, opts)

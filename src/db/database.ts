@@ -91,7 +91,7 @@ export class Database {
   private readonly storage: Storage
   private readonly replica: Replica
   private readonly collections = new Map<string, Collection<any>>()
-  private readonly watchers = new Map<string, Set<(changes?: DocChange[]) => void>>()
+  private readonly watchers = new Map<string, Set<(changes: DocChange[]) => void>>()
   private readonly listeners: { [K in keyof DatabaseEvents]: Set<DatabaseEvents[K]> } = {
     update: new Set(), peers: new Set(), 'peer:join': new Set(), 'peer:leave': new Set(), 'sync:progress': new Set(), network: new Set(), manifest: new Set(), error: new Set()
   }
@@ -359,7 +359,7 @@ export class Database {
     },
     getHeadHash: async () => await this.getHeadHash(),
     syncFromHeadHash: async (hash, options) => { await this.syncFromHeadHash(hash, options) },
-    watch: (coll: string, listener: (changes?: DocChange[]) => void): (() => void) => {
+    watch: (coll: string, listener: (changes: DocChange[]) => void): (() => void) => {
       let set = this.watchers.get(coll)
       if (set === undefined) this.watchers.set(coll, set = new Set())
       set.add(listener)

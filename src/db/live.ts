@@ -47,14 +47,14 @@ export interface Evaluator<D> {
 /** A query whose results are pushed to subscribers whenever they change. */
 export class LiveQuery<D> implements AsyncIterable<D[], undefined> {
   private readonly evaluator: () => Evaluator<D>
-  private readonly watch: (listener: (changes?: DocChange[]) => void) => () => void
+  private readonly watch: (listener: (changes: DocChange[]) => void) => () => void
 
   /**
    * @param evaluator makes one subscription's evaluator
    * @param watch registers a listener called after every change that may affect the query, with
-   *   the changed documents (`undefined`: unknown, evaluate in full); returns unsubscribe
+   *   the changed documents (all of them: see `CollectionHost.watch`); returns unsubscribe
    */
-  constructor (evaluator: () => Evaluator<D>, watch: (listener: (changes?: DocChange[]) => void) => () => void) {
+  constructor (evaluator: () => Evaluator<D>, watch: (listener: (changes: DocChange[]) => void) => () => void) {
     this.evaluator = evaluator
     this.watch = watch
   }
@@ -101,7 +101,7 @@ export class LiveQuery<D> implements AsyncIterable<D[], undefined> {
     }
     const unwatch = this.watch(changes => {
       if (closed) return
-      if (changes === undefined || evaluator.apply === undefined) full = true
+      if (evaluator.apply === undefined) full = true
       else queued.push(...changes)
       if (scheduled) return
       scheduled = true

@@ -45,9 +45,15 @@ export interface Libp2pTransportOptions {
 
 /** What `lpStream.read` throws for a length prefix over `maxDataLength` (or a malformed one). */
 const OVERSIZE_ERRORS = new Set(['InvalidDataLengthError', 'InvalidDataLengthLengthError', 'InvalidMessageLengthError'])
-/** How long an inbound direct connection counts as fresh, and how long a stream on one may take to negotiate, ms (see `openStream`). */
+/** How long an inbound direct connection counts as fresh, ms (see `openStream`). */
 const FRESH_INBOUND_MS = 10_000
+/** How long a stream on a fresh inbound direct connection may take to negotiate, ms (see `openStream`). */
 const FRESH_NEGOTIATE_MS = 1000
+
+/** Whether `conn` is direct (WebRTC in browsers): not a circuit through a relay. */
+function isDirect (conn: Connection): boolean {
+  return conn.limits == null && !conn.remoteAddr.toString().includes('/p2p-circuit/p2p/')
+}
 
 type MessageHandler = (data: Uint8Array, from: string) => void
 
@@ -215,14 +221,14 @@ export class Libp2pTransport implements Transport {
       // A direct connection the other side dialled a moment ago is the kind left dead by a hung
       // dial (see above): judge it sooner, since a new one is dialled at once (see below). On a
       // live one a stream takes two round trips.
-      const fresh = conn.direction === 'inbound' && conn.limits == null && Date.now() - conn.timeline.open < FRESH_INBOUND_MS
+      const direct = isDirect(conn)
+      const fresh = direct && conn.direction === 'inbound' && Date.now() - conn.timeline.open < FRESH_INBOUND_MS
       try {
         return await conn.newStream(protocol, { signal: AbortSignal.any([signal, AbortSignal.timeout(fresh ? FRESH_NEGOTIATE_MS : negotiateMs)]), runOnLimitedConnection: true })
       } catch (err) {
         if (signal.aborted) throw err
         errors.push(`${conn.remoteAddr.toString()}: ${(err as Error).message}`)
         log.debug(`closing connection to ${peer} that cannot open a stream: ${(err as Error).message}`)
-        const direct = conn.limits == null && !conn.remoteAddr.toString().includes('/p2p-circuit/p2p/')
         void conn.close().catch(() => { conn.abort(err as Error) }).finally(() => {
           // A dead direct connection (the other side's dial of it hung, see above): dial a new one
           // now, whichever side's turn it is, rather than wait 5–10 s for the other's retry or this
@@ -276,7 +282,7 @@ export class Libp2pTransport implements Transport {
     } catch {
       return { kind: 'none', transport: 'none' }
     }
-    const direct = conns.find(c => c.limits == null && !c.remoteAddr.toString().includes('/p2p-circuit/p2p/'))
+    const direct = conns.find(isDirect)
     if (direct !== undefined) {
       const addr = direct.remoteAddr.toString()
       return { kind: 'direct', transport: addr.includes('/webrtc') ? 'webrtc' : addr.includes('/ws') ? 'websockets' : 'direct' }
@@ -314,7 +320,7 @@ export class Libp2pTransport implements Transport {
     const id = peerIdFromString(peer)
     const open = this.node.getConnections(id).filter(c => c.status === 'open' && !exclude.has(c))
     const newestFirst = (a: Connection, b: Connection): number => b.timeline.open - a.timeline.open
-    const direct = open.filter(c => c.limits == null).sort(newestFirst)
+    const direct = open.filter(isDirect).sort(newestFirst)
     if (direct.length === 0) this.maybeUpgrade(peer)
     const best = direct[0] ?? open.sort(newestFirst)[0]
     if (best !== undefined) return best
