@@ -6,6 +6,7 @@ import * as dagCbor from '@ipld/dag-cbor'
 import { CID } from 'multiformats/cid'
 import * as Digest from 'multiformats/hashes/digest'
 import { sha256 } from '@noble/hashes/sha2.js'
+import { sha256 as nativeSha256 } from 'multiformats/hashes/sha2'
 
 /** Multicodec code of SHA2-256. */
 const SHA2_256 = 0x12
@@ -25,6 +26,15 @@ export function decode (bytes: Uint8Array): unknown {
 /** The CIDv1 (dag-cbor, sha2-256) of already-encoded dag-cbor bytes. */
 export function cidOf (bytes: Uint8Array): CID {
   return CID.create(1, dagCbor.code, Digest.create(SHA2_256, sha256(bytes)))
+}
+
+/**
+ * `cidOf`, hashed by the platform (WebCrypto's `crypto.subtle` in browsers, `node:crypto` in Node,
+ * through multiformats): about 10× faster than `cidOf` on large inputs (a 200 KB snapshot page),
+ * and off the main thread in browsers. For verifying what arrives from the network in bulk.
+ */
+export async function cidOfAsync (bytes: Uint8Array): Promise<CID> {
+  return CID.create(1, dagCbor.code, await nativeSha256.digest(bytes))
 }
 
 /** Parse a CID string; returns `undefined` (never throws) when it is not a valid CID. */

@@ -13,7 +13,7 @@
  *   (`/kitedb/1/snapshot`, docs/snapshots.md) before fetching blocks, and serves its own.
  */
 import { AccessError, InvalidBlockError, InvalidMessageError, KiteError } from '../errors.js'
-import { type CID, type EncodedBlock, cidOf, parseCid, readBlockHeader } from '../crdt/index.js'
+import { type CID, type EncodedBlock, cidOf, cidOfAsync, parseCid, readBlockHeader } from '../crdt/index.js'
 import { createLogger } from '../log.js'
 import { type Applied, MANIFEST_KEY, type Replica } from './replica.js'
 import { type SnapshotFetchProgress, SnapshotServer, fetchSnapshot, signSnapshotRoot, verifySnapshotRoot } from './snapshot.js'
@@ -569,10 +569,8 @@ export class Replicator {
     const response = decodeBlocksResponse(bytes)
     const asked = new Set(cids.map(c => c.toString()))
     const out = new Map<string, Uint8Array>()
-    for (const node of response.blocks) {
-      const c = cidOf(node).toString()
-      if (asked.has(c)) out.set(c, node)
-    }
+    const hashed = await Promise.all(response.blocks.map(async node => (await cidOfAsync(node)).toString()))
+    response.blocks.forEach((node, i) => { if (asked.has(hashed[i] as string)) out.set(hashed[i] as string, node) })
     return out
   }
 

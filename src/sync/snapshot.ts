@@ -4,7 +4,8 @@
  *
  * - **root** `{v: 1, t: 'root', db, heads, pages, covered, docs, blocks}` names everything else;
  *   its CID identifies the snapshot.
- * - **page** `{v: 1, t: 'page', z: gzip(dag-cbor {clocks, docs, colls})}`: document states in
+ * - **page** `{v: 1, t: 'page', z: gzip(content)}`, the content `{clocks, docs, colls}` as JSON
+ *   text (parsed natively: several times faster than dag-cbor for the joiner): document states in
  *   (collection, id) order, and collection states (first page only). A stamp
  *   `[t, c, r, blockCid, opIndex]` is written `[k, opIndex]`, `k` indexing the page's `clocks`
  *   table of `[t, c, r, blockCid]`: every op of a block shares its HLC and CID, so a page names
@@ -26,7 +27,7 @@
 import { InvalidBlockError, NetworkError } from '../errors.js'
 import {
   type CID, type CollState, type DocState, type EncodedBlock, type EncodedChunk, type Register, type Signer, type Stamp,
-  MAX_BLOCK_BYTES, asCid, assertJsonValue, cidOf, decode, decodeBlock, decodeChunk, encode, isPlainObject,
+  MAX_BLOCK_BYTES, asCid, assertJsonValue, cidOf, cidOfAsync, decode, decodeBlock, decodeChunk, encode, isPlainObject,
   decodeNodeMap, isValidCollectionName, isValidDocId, isValidFieldName, parseCid, seal, unseal, verifySignature
 } from '../crdt/index.js'
 import { type DocKey } from '../store/index.js'
@@ -124,7 +125,7 @@ async function encodeNode (node: SnapshotNode, sealing?: SnapshotSealing): Promi
   } else if (node.kind === 'covered') {
     wire = { v: 1, t: 'covered', cids: node.cids }
   } else {
-    const inner = encode(encodePage(node))
+    const inner = encodePageContent(node)
     content = inner.byteLength
     if (content > MAX_BLOCK_BYTES) throw new InvalidBlockError(`snapshot page holds ${content} bytes, over the ${MAX_BLOCK_BYTES}-byte limit`)
     wire = { v: 1, t: 'page', z: await gzip(inner) }
@@ -143,7 +144,7 @@ async function encodeNode (node: SnapshotNode, sealing?: SnapshotSealing): Promi
 export async function decodeSnapshotNode (bytes: Uint8Array, expected: CID, sealing?: SnapshotSealing): Promise<SnapshotNode> {
   if (!(bytes instanceof Uint8Array)) throw new InvalidBlockError('snapshot node is not a byte array')
   if (bytes.byteLength > MAX_BLOCK_BYTES) throw new InvalidBlockError('snapshot node is over the size limit')
-  if (!cidOf(bytes).equals(expected)) throw new InvalidBlockError(`snapshot node bytes do not hash to ${String(expected)}`)
+  if (!(await cidOfAsync(bytes)).equals(expected)) throw new InvalidBlockError(`snapshot node bytes do not hash to ${String(expected)}`)
   let raw = decodeNodeMap(bytes, 'snapshot node')
   if (raw.v !== 1) throw new InvalidBlockError('not a snapshot node')
   if (sealing !== undefined) {
@@ -168,7 +169,7 @@ export async function decodeSnapshotNode (bytes: Uint8Array, expected: CID, seal
   if (raw.t === 'covered') return { kind: 'covered', cids: cids(raw.cids, 'covered.cids') }
   if (raw.t === 'page') {
     if (!(raw.z instanceof Uint8Array)) throw new InvalidBlockError('page.z is not bytes')
-    return decodePage(decodeNodeMap(await gunzip(raw.z, MAX_BLOCK_BYTES), 'page content'))
+    return decodePage(decodePageContent(await gunzip(raw.z, MAX_BLOCK_BYTES)))
   }
   throw new InvalidBlockError(`unknown snapshot node type ${String(raw.t)}`)
 }
@@ -266,6 +267,28 @@ function encodePage (page: SnapshotPage): Record<string, unknown> {
   const docs = page.docs.map(d => [d.coll, d.id, encodeState(d.state, table)])
   const colls = page.colls.map(c => [c.coll, encodeCollState(c.state, table)])
   return { clocks: table.clocks, docs, colls }
+}
+
+/**
+ * A page's content as bytes: JSON text, because the joiner parses it natively — `JSON.parse` of a
+ * page is several times faster than a dag-cbor decoder, on the main thread of a replica that is
+ * receiving the rest of the snapshot meanwhile. It holds exactly what dag-cbor would: JSON-like
+ * values, with -0 written 0 (as dag-cbor blocks write it). The node's CID commits to the bytes.
+ */
+function encodePageContent (page: SnapshotPage): Uint8Array {
+  return new TextEncoder().encode(JSON.stringify(encodePage(page)))
+}
+
+/** A page's content from its JSON text; `InvalidBlockError` when it is not UTF-8 JSON of a map. */
+function decodePageContent (bytes: Uint8Array): Record<string, unknown> {
+  let raw: unknown
+  try {
+    raw = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes))
+  } catch (err) {
+    throw new InvalidBlockError('page content is not JSON', { cause: err })
+  }
+  if (!isPlainObject(raw)) throw new InvalidBlockError('page content is not a map')
+  return raw
 }
 
 function decodePage (raw: Record<string, unknown>): SnapshotPage {
@@ -562,15 +585,18 @@ export async function fetchSnapshot (
   const progress: SnapshotFetchProgress = { root: root.toString(), nodes: 1, fetched: 0, documents: 0 }
   /** nodes still wanted, by CID string, with what to do with their bytes */
   const want = new Map<string, { cid: CID, take: (bytes: Uint8Array) => void | Promise<void> }>()
-  // FETCH_PARALLEL requests of FETCH_NODES nodes each in flight: the peer encodes and sends one
-  // answer while this replica verifies the one before.
+  // FETCH_PARALLEL requests of FETCH_NODES nodes each in flight. A worker asks for its next batch
+  // as soon as an answer arrives, and the answer's nodes are verified and decoded meanwhile
+  // (`taking`): the peer sends while this replica decodes.
   const inFlight = new Set<string>()
+  const taking: Array<Promise<void>> = []
+  const failures: unknown[] = []
   let stop = false
   const worker = async (): Promise<void> => {
     while (!stop) {
       const batch = [...want.values()].filter(w => !inFlight.has(w.cid.toString())).slice(0, FETCH_NODES)
       if (batch.length === 0) return
-      // A batch stays in flight until taken, so no other worker asks for it meanwhile.
+      // A batch stays in flight until answered, so no other worker asks for it meanwhile.
       for (const w of batch) inFlight.add(w.cid.toString())
       let supplied = 0
       try {
@@ -579,20 +605,24 @@ export async function fetchSnapshot (
           const bytes = answer.get(w.cid.toString())
           if (bytes === undefined) continue
           want.delete(w.cid.toString())
-          await w.take(bytes)
-          progress.fetched++
           supplied++
+          taking.push((async () => { await w.take(bytes) })().then(() => {
+            progress.fetched++
+            onProgress({ ...progress })
+          }, err => {
+            stop = true
+            failures.push(err)
+          }))
         }
       } finally {
         for (const w of batch) inFlight.delete(w.cid.toString())
       }
       if (supplied === 0) throw new NetworkError(`the peer stopped supplying snapshot ${root.toString()} (${want.size} nodes left)`)
-      onProgress({ ...progress })
     }
   }
   const got = async (): Promise<void> => {
     // A head block taken names its chunks: they are wanted next.
-    while (want.size > 0) {
+    while (want.size > 0 || taking.length > 0) {
       const results = await Promise.allSettled(Array.from({ length: FETCH_PARALLEL }, async () => {
         try {
           await worker()
@@ -601,8 +631,9 @@ export async function fetchSnapshot (
           throw err
         }
       }))
+      await Promise.all(taking.splice(0))
+      for (const r of results) if (r.status === 'rejected') failures.push(r.reason)
       // An invalid node outweighs a network failure: the snapshot is refused rather than retried.
-      const failures = results.flatMap(r => r.status === 'rejected' ? [r.reason as unknown] : [])
       const failure = failures.find(err => err instanceof InvalidBlockError) ?? failures[0]
       if (failure !== undefined) throw failure
     }

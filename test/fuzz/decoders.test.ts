@@ -75,10 +75,16 @@ const decoders: Array<[string, Uint8Array, (bytes: Uint8Array) => unknown, numbe
  */
 const innerPage = decode(page.bytes) as { z: Uint8Array }
 const pageWith = (z: Uint8Array): Uint8Array => encode({ v: 1, t: 'page', z })
+/** the page's content, JSON text */
+const pageContent = new Uint8Array(await new Response(new Blob([innerPage.z as Uint8Array<ArrayBuffer>]).stream().pipeThrough(new DecompressionStream('gzip'))).arrayBuffer())
 const asyncDecoders: Array<[string, Uint8Array, (bytes: Uint8Array) => Promise<unknown>]> = [
   ['snapshot root', root.bytes, async b => await decodeSnapshotNode(b, cidOf(b))],
   ['snapshot page', page.bytes, async b => await decodeSnapshotNode(b, cidOf(b))],
   ['snapshot page content (gzip)', innerPage.z, async z => await decodeSnapshotNode(pageWith(z), cidOf(pageWith(z)))],
+  ['snapshot page content (JSON text)', pageContent, async c => {
+    const node = pageWith(await collectGzip(c))
+    await decodeSnapshotNode(node, cidOf(node))
+  }],
   ['snapshot covered list', covered.bytes, async b => await decodeSnapshotNode(b, cidOf(b))]
 ]
 
@@ -139,6 +145,9 @@ describe('decoders are total', () => {
   it('deeply nested input is refused without exhausting the stack', async () => {
     const nested = new Uint8Array(200_000).fill(0x81) // [[[[…]]]] as dag-cbor
     for (const [, , decode] of decoders) await total(decode, nested)
+    const deepJson = new TextEncoder().encode(`{"clocks":[],"colls":[],"docs":${'['.repeat(200_000)}`)
+    const node = pageWith(await collectGzip(deepJson))
+    await total(async () => await decodeSnapshotNode(node, cidOf(node)), node)
   })
 
   it('addresses and share links: any string gives a value or a KiteError', async () => {

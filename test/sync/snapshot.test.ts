@@ -9,9 +9,9 @@ import fc from 'fast-check'
 import { MemoryStorage, type Storage } from '../../src/store/index.js'
 import {
   BLOCKS_PROTOCOL, Replica, Replicator, SNAPSHOT_PROTOCOL, SnapshotServer, type SnapshotContent, type SyncProgress, buildSnapshot, decodeBlocksRequest,
-  decodeSnapshotNode, encodeBlocksResponse, encodeSnapshotNode, encodeSnapshotResponse, fetchSnapshot, signSnapshotRoot, topicOf
+  type SnapshotPage, decodeSnapshotNode, encodeBlocksResponse, encodeSnapshotNode, encodeSnapshotResponse, fetchSnapshot, signSnapshotRoot, topicOf
 } from '../../src/sync/index.js'
-import { type CID, type DocState, type JsonValue, type Op, cidOf, createManifest, decodeBlock, encode, formatPublicKey, generateSigner, parseCid } from '../../src/crdt/index.js'
+import { type CID, type DocState, type JsonValue, type Op, cidOf, createManifest, decode, decodeBlock, encode, formatPublicKey, generateSigner, parseCid } from '../../src/crdt/index.js'
 import { InvalidBlockError, NetworkError } from '../../src/errors.js'
 import { setLogLevel } from '../../src/log.js'
 import { COLLS, opArbitrary } from '../helpers/arbitraries.js'
@@ -156,6 +156,27 @@ describe('snapshot nodes', () => {
     expect(content.colls).toEqual([{ coll: 'c', state: { created: [1, 0, 'r', fakeCid(3), 0] } }])
     expect(content.heads.map(h => h.cid.toString())).toEqual([applied?.cid.toString()])
     expect(progress[progress.length - 1]).toBe(built.nodes.size + 1)
+  })
+
+  it('a page\'s content is JSON text, and decodes to the same states exactly (-0 written 0, as in dag-cbor blocks)', async () => {
+    const content = async (bytes: Uint8Array): Promise<string> => {
+      const { z } = decode(bytes) as { z: Uint8Array }
+      return await new Response(new Blob([z as Uint8Array<ArrayBuffer>]).stream().pipeThrough(new DecompressionStream('gzip'))).text()
+    }
+    const values: JsonValue[] = ['é ✓ \u2028 "q" \\', { a: [1.5, -2, null, true, { '': 1e300, __proto__x: [] }] }, 0.1 + 0.2, -1e-300, 2 ** 53 - 1, '\ud800']
+    const docs = values.map((v, i) => ({ coll: 'c', id: `d${i}`, state: state(`d${i}`, 'x') }))
+    docs.forEach((d, i) => { (d.state.f.text as { v: JsonValue }).v = values[i] as JsonValue })
+    const page = await encodeSnapshotNode({ kind: 'page', docs, colls: [] })
+    expect(JSON.parse(await content(page.bytes))).toHaveProperty('docs')
+    expect(await decodeSnapshotNode(page.bytes, page.cid)).toEqual({ kind: 'page', docs, colls: [] })
+
+    const zero = docs.map(d => ({ ...d, state: state(d.id, 'x') }))
+    ;(zero[0]?.state.f.text as { v: JsonValue }).v = { a: [0, -0] }
+    const decoded = await decodeSnapshotNode((await encodeSnapshotNode({ kind: 'page', docs: zero, colls: [] })).bytes, (await encodeSnapshotNode({ kind: 'page', docs: zero, colls: [] })).cid)
+    const a = ((decoded as SnapshotPage).docs[0]?.state.f.text?.v as { a: number[] }).a
+    expect(a.map(x => Object.is(x, -0))).toEqual([false, false])
+    expect(decode(encode({ a: -0 }))).toEqual({ a: 0 }) // what dag-cbor blocks do with -0 too
+    expect(Object.is((decode(encode({ a: -0 })) as { a: number }).a, -0)).toBe(false)
   })
 
   it('a snapshot that does not add up, or names another database, is refused', async () => {
