@@ -1,6 +1,9 @@
-import { afterEach, describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { claimIdentity } from '../../src/net/index.js'
+import { generateEd25519Key } from '../../src/net/identity.js'
+import { ed25519 } from '@noble/curves/ed25519.js'
+import { privateKeyFromRaw } from '@libp2p/crypto/keys'
 import { MemoryStorageProvider } from '../../src/store/index.js'
 import { createRelayNode } from '../../src/net/index.js'
 import { KiteDB } from '../../src/index.js'
@@ -24,6 +27,24 @@ afterEach(() => { delete (globalThis as { navigator?: unknown }).navigator })
 const id = (claim: { privateKey: Parameters<typeof peerIdFromPrivateKey>[0] }): string => peerIdFromPrivateKey(claim.privateKey).toString()
 
 describe('device identity', () => {
+  it('a new key made by WebCrypto is a valid Ed25519 key: its public half is its seed\'s, its signatures verify', async () => {
+    const made = vi.spyOn(globalThis.crypto.subtle, 'generateKey')
+    const keys = await Promise.all([generateEd25519Key(), generateEd25519Key()])
+    expect(made).toHaveBeenCalledTimes(2) // by WebCrypto, not the fallback
+    made.mockRestore()
+    for (const key of keys) {
+      expect(key.type).toBe('Ed25519')
+      const seed = key.raw.subarray(0, 32)
+      expect(key.publicKey.raw).toEqual(ed25519.getPublicKey(seed))
+      const message = new TextEncoder().encode('kitedb')
+      const signature = await key.sign(message)
+      expect(ed25519.verify(signature, message, key.publicKey.raw)).toBe(true)
+      expect(await privateKeyFromRaw(key.raw).publicKey.verify(message, signature)).toBe(true)
+    }
+    expect(keys[0]?.raw).not.toEqual(keys[1]?.raw)
+  })
+
+
   it('is created once, saved, and the same on the next claim', async () => {
     const store = new MemoryStorageProvider()
     const a = await claimIdentity(store, 'default')
