@@ -9,8 +9,8 @@
  *   (collection, id) order, and collection states (first page only). A stamp
  *   `[t, c, r, blockCid, opIndex]` is written `[k, opIndex]`, `k` indexing the page's `clocks`
  *   table of `[t, c, r, blockCid]`: every op of a block shares its HLC and CID, so a page names
- *   each block once. Compressed, because field names repeat in every document: 2.4× smaller with
- *   random text values, 12× with the benchmark's.
+ *   each block once. A document is its values and its few stamps (`encodeDocEntry`). Compressed,
+ *   because field names repeat in every document.
  * - **covered** `{v: 1, t: 'covered', cids}`: the CIDs of every block at or below H.
  *
  * Every node, and a page's content before compression, is at most `MAX_BLOCK_BYTES` (1 MiB). All
@@ -26,7 +26,7 @@
  */
 import { InvalidBlockError, NetworkError } from '../errors.js'
 import {
-  type CID, type CollState, type DocState, type EncodedBlock, type EncodedChunk, type Register, type Signer, type Stamp,
+  type CID, type CollState, type DocState, type EncodedBlock, type EncodedChunk, type JsonValue, type Register, type Signer, type Stamp,
   MAX_BLOCK_BYTES, asCid, assertJsonValue, cidOf, cidOfAsync, decode, decodeBlock, decodeChunk, encode, isPlainObject,
   decodeNodeMap, isValidCollectionName, isValidDocId, isValidFieldName, parseCid, seal, unseal, verifySignature
 } from '../crdt/index.js'
@@ -241,18 +241,41 @@ class ClockTable {
   }
 }
 
-function encodeState (state: DocState, table: ClockTable): Record<string, unknown> {
-  const f: Record<string, unknown> = {}
-  for (const [field, reg] of Object.entries(state.f)) {
-    const r: Record<string, unknown> = { s: table.ref(reg.s) }
-    if (reg.v !== undefined) r.v = reg.v
-    if (reg.u === true) r.u = true
-    if (reg.inc !== undefined) r.inc = Object.values(reg.inc).map(i => [...table.ref(i.s), i.n])
-    f[field] = r
+/**
+ * A document's entry in a page: `[coll, id, v, t]` or `[coll, id, v, t, e]`. `v` holds the values
+ * of its registers that have one, as a document would; `t` its distinct stamps as `[k, opIndex]`
+ * into the page's `clocks`; a register of `v` is stamped `t[0]` unless `e.f` says otherwise:
+ * `e.f[field]` is an index into `t`, or `{s, u?: 1, inc?: [[stampIndex, n]…]}` for an unset
+ * register (not in `v`) or a counter; `e.x` indexes the tombstone's stamp. A document written by
+ * one op is its values and one stamp: a register costs its value alone to encode and to parse.
+ */
+function encodeDocEntry (coll: string, id: string, state: DocState, table: ClockTable): unknown[] {
+  const t: Array<[number, number]> = []
+  const at = (s: Stamp): number => {
+    const [k, i] = table.ref(s)
+    for (let n = 0; n < t.length; n++) if ((t[n] as [number, number])[0] === k && (t[n] as [number, number])[1] === i) return n
+    return t.push([k, i]) - 1
   }
-  const out: Record<string, unknown> = { f }
-  if (state.tomb !== undefined) out.tomb = table.ref(state.tomb)
-  return out
+  const v: Record<string, JsonValue> = {}
+  const f: Record<string, unknown> = {}
+  let exceptions = false
+  for (const [field, reg] of Object.entries(state.f)) {
+    const n = at(reg.s)
+    if (reg.u !== true) v[field] = reg.v as JsonValue
+    if (reg.u !== true && reg.inc === undefined) {
+      if (n !== 0) { f[field] = n; exceptions = true }
+      continue
+    }
+    const r: Record<string, unknown> = { s: n }
+    if (reg.u === true) r.u = 1
+    if (reg.inc !== undefined) r.inc = Object.values(reg.inc).map(i => [at(i.s), i.n])
+    f[field] = r
+    exceptions = true
+  }
+  const e: Record<string, unknown> = {}
+  if (exceptions) e.f = f
+  if (state.tomb !== undefined) e.x = at(state.tomb)
+  return Object.keys(e).length > 0 ? [coll, id, v, t, e] : [coll, id, v, t]
 }
 
 function encodeCollState (state: CollState, table: ClockTable): Record<string, unknown> {
@@ -264,7 +287,7 @@ function encodeCollState (state: CollState, table: ClockTable): Record<string, u
 
 function encodePage (page: SnapshotPage): Record<string, unknown> {
   const table = new ClockTable()
-  const docs = page.docs.map(d => [d.coll, d.id, encodeState(d.state, table)])
+  const docs = page.docs.map(d => encodeDocEntry(d.coll, d.id, d.state, table))
   const colls = page.colls.map(c => [c.coll, encodeCollState(c.state, table)])
   return { clocks: table.clocks, docs, colls }
 }
@@ -302,27 +325,28 @@ function decodePage (raw: Record<string, unknown>): SnapshotPage {
   })
   // Equal stamps are one array (stamps are never modified): the registers an op wrote share it, as
   // after applyOp, so storing a state clones it once.
-  const stamps = new Map<string, Stamp>()
+  const stamps: Array<Map<number, Stamp> | undefined> = []
   const stamp = (ref: unknown, what: string): Stamp => {
     if (!Array.isArray(ref) || ref.length !== 2) throw new InvalidBlockError(`${what} is not a stamp`)
     const [k, i] = ref as unknown[]
     const clock = Number.isInteger(k) ? clocks[k as number] : undefined
     if (clock === undefined || !Number.isSafeInteger(i) || (i as number) < 0) throw new InvalidBlockError(`${what} is not a stamp`)
-    const key = `${k as number},${i as number}`
-    let s = stamps.get(key)
-    if (s === undefined) stamps.set(key, s = [clock[0], clock[1], clock[2], clock[3], i as number])
+    let byOp = stamps[k as number]
+    if (byOp === undefined) stamps[k as number] = byOp = new Map()
+    let s = byOp.get(i as number)
+    if (s === undefined) byOp.set(i as number, s = [clock[0], clock[1], clock[2], clock[3], i as number])
     return s
   }
   if (!Array.isArray(raw.docs) || !Array.isArray(raw.colls)) throw new InvalidBlockError('page.docs or page.colls is not a list')
   let last: DocKey | undefined
   const docs = raw.docs.map((entry, n) => {
     const where = `page.docs[${n}]`
-    if (!Array.isArray(entry) || entry.length !== 3) throw new InvalidBlockError(`${where} is not [coll, id, state]`)
-    const [coll, id, state] = entry as unknown[]
+    if (!Array.isArray(entry) || (entry.length !== 4 && entry.length !== 5)) throw new InvalidBlockError(`${where} is not [coll, id, v, t, e?]`)
+    const [coll, id] = entry as unknown[]
     if (!isValidCollectionName(coll) || !isValidDocId(id)) throw new InvalidBlockError(`${where} has a bad collection name or id`)
     if (last !== undefined && compareKeys(last, { coll, id }) >= 0) throw new InvalidBlockError(`${where} is out of (collection, id) order`)
     last = { coll, id }
-    return { coll, id, state: decodeState(state, id, stamp, where) }
+    return { coll, id, state: decodeDocState(entry as unknown[], id, stamp, where) }
   })
   const names = new Set<string>()
   const colls = raw.colls.map((entry, n) => {
@@ -340,39 +364,64 @@ function decodePage (raw: Record<string, unknown>): SnapshotPage {
   return { kind: 'page', docs, colls }
 }
 
-function decodeState (raw: unknown, id: string, stamp: (ref: unknown, what: string) => Stamp, where: string): DocState {
-  if (!isPlainObject(raw) || !isPlainObject(raw.f) || Object.keys(raw).some(k => k !== 'f' && k !== 'tomb')) throw new InvalidBlockError(`${where} state is not {f, tomb?}`)
+/** The state of a page's document entry `[coll, id, v, t, e?]` (see `encodeDocEntry`); `InvalidBlockError` when it is not one. */
+function decodeDocState (entry: unknown[], id: string, stamp: (ref: unknown, what: string) => Stamp, where: string): DocState {
+  const [, , v, t, e] = entry
+  if (!isPlainObject(v) || !Array.isArray(t) || t.length > MAX_LIST) throw new InvalidBlockError(`${where} has no values or stamps`)
+  const own = t.map((ref, n) => stamp(ref, `${where}.t[${n}]`))
+  const at = (n: unknown, what: string): Stamp => {
+    const s = Number.isInteger(n) ? own[n as number] : undefined
+    if (s === undefined) throw new InvalidBlockError(`${what} is not a stamp index`)
+    return s
+  }
+  let f: Record<string, unknown> = {}
   const state: DocState = { f: {} }
-  if (raw.tomb !== undefined) state.tomb = stamp(raw.tomb, `${where}.tomb`)
-  for (const [field, r] of Object.entries(raw.f)) {
-    const at = `${where}.${field}`
-    if (field !== '_id' && !isValidFieldName(field)) throw new InvalidBlockError(`${at}: bad field name`)
-    if (!isPlainObject(r) || Object.keys(r).some(k => k !== 's' && k !== 'v' && k !== 'u' && k !== 'inc')) throw new InvalidBlockError(`${at} is not a register`)
-    const reg: Register = { s: stamp(r.s, `${at}.s`) }
-    if (r.u !== undefined) {
-      if (r.u !== true || r.v !== undefined) throw new InvalidBlockError(`${at}: bad unset register`)
-      reg.u = true
+  if (e !== undefined) {
+    if (!isPlainObject(e) || Object.keys(e).some(k => k !== 'f' && k !== 'x')) throw new InvalidBlockError(`${where}: bad extras`)
+    if (e.f !== undefined) {
+      if (!isPlainObject(e.f)) throw new InvalidBlockError(`${where}: bad registers`)
+      f = e.f
+    }
+    if (e.x !== undefined) state.tomb = at(e.x, `${where}.x`)
+  }
+  const register = (field: string, value: unknown, hasValue: boolean): Register => {
+    const at2 = `${where}.${field}`
+    if (field !== '_id' && !isValidFieldName(field)) throw new InvalidBlockError(`${at2}: bad field name`)
+    const x = f[field]
+    let reg: Register
+    if (x === undefined || typeof x === 'number') {
+      if (!hasValue) throw new InvalidBlockError(`${at2} has no value`)
+      reg = { s: at(x ?? 0, at2) }
     } else {
+      if (!isPlainObject(x)) throw new InvalidBlockError(`${at2} is not a register`)
+      for (const k in x) if (k !== 's' && k !== 'u' && k !== 'inc') throw new InvalidBlockError(`${at2} is not a register`)
+      reg = { s: at(x.s, `${at2}.s`) }
+      if ((x.u !== undefined) === hasValue || (x.u !== undefined && x.u !== 1)) throw new InvalidBlockError(`${at2}: a register is either unset or has a value`)
+      if (x.u === 1) reg.u = true
+      if (x.inc !== undefined) {
+        if (!Array.isArray(x.inc) || x.inc.length === 0) throw new InvalidBlockError(`${at2}.inc is not a non-empty list`)
+        const inc: NonNullable<Register['inc']> = {}
+        for (const i of x.inc as unknown[]) {
+          if (!Array.isArray(i) || i.length !== 2 || typeof i[1] !== 'number' || !Number.isFinite(i[1])) throw new InvalidBlockError(`${at2}.inc holds a bad increment`)
+          const s = at(i[0], `${at2}.inc`)
+          inc[`${s[3]}:${s[4]}`] = { n: i[1], s }
+        }
+        reg.inc = inc
+      }
+    }
+    if (hasValue) {
       try {
-        assertJsonValue(r.v, at)
+        assertJsonValue(value, at2)
       } catch (err) {
         throw new InvalidBlockError((err as Error).message)
       }
-      reg.v = r.v
+      reg.v = value
     }
-    if (field === '_id' && (reg.u === true || reg.v !== id)) throw new InvalidBlockError(`${at} does not hold the document's id`)
-    if (r.inc !== undefined) {
-      if (!Array.isArray(r.inc) || r.inc.length === 0) throw new InvalidBlockError(`${at}.inc is not a non-empty list`)
-      const inc: NonNullable<Register['inc']> = {}
-      for (const entry of r.inc as unknown[]) {
-        if (!Array.isArray(entry) || entry.length !== 3 || typeof entry[2] !== 'number' || !Number.isFinite(entry[2])) throw new InvalidBlockError(`${at}.inc holds a bad increment`)
-        const s = stamp([entry[0], entry[1]], `${at}.inc`)
-        inc[`${s[3]}:${s[4]}`] = { n: entry[2], s }
-      }
-      reg.inc = inc
-    }
-    state.f[field] = reg
+    if (field === '_id' && (reg.u === true || reg.v !== id)) throw new InvalidBlockError(`${at2} does not hold the document's id`)
+    return reg
   }
+  for (const field of Object.keys(v)) state.f[field] = register(field, v[field], true)
+  for (const field of Object.keys(f)) if (!Object.prototype.hasOwnProperty.call(v, field)) state.f[field] = register(field, undefined, false)
   return state
 }
 

@@ -166,6 +166,11 @@ describe('snapshot nodes', () => {
     const values: JsonValue[] = ['é ✓ \u2028 "q" \\', { a: [1.5, -2, null, true, { '': 1e300, __proto__x: [] }] }, 0.1 + 0.2, -1e-300, 2 ** 53 - 1, '\ud800']
     const docs = values.map((v, i) => ({ coll: 'c', id: `d${i}`, state: state(`d${i}`, 'x') }))
     docs.forEach((d, i) => { (d.state.f.text as { v: JsonValue }).v = values[i] as JsonValue })
+    // every kind of register: a second and third stamp, a counter with a base value, a tombstone
+    const s0 = docs[0]?.state as DocState
+    s0.tomb = [4, 0, 'r', fakeCid(0), 9]
+    s0.f.late = { s: [8, 2, 'q', fakeCid(4), 1], v: [1, 2] }
+    s0.f.count = { s: [3, 0, 'q', fakeCid(4), 0], v: 10, inc: { [`${fakeCid(5)}:2`]: { n: -1.5, s: [9, 0, 'r', fakeCid(5), 2] } } }
     const page = await encodeSnapshotNode({ kind: 'page', docs, colls: [] })
     expect(JSON.parse(await content(page.bytes))).toHaveProperty('docs')
     expect(await decodeSnapshotNode(page.bytes, page.cid)).toEqual({ kind: 'page', docs, colls: [] })
