@@ -32,7 +32,7 @@ interface Options {
   runs?: number
   only?: string
   json?: string
-  /** write a CPU profile of KiteDB's last measured run of each local measure, and of the joining page's last catch-up, here */
+  /** write a CPU profile of KiteDB's last measured run of each local measure, and of both pages' last catch-up (`catch-up`: the joining page, `catch-up-a`: the serving one), here */
   profile?: string
   /** write every page's console here, one file per page, KiteDB's debug log on */
   trace?: string
@@ -462,8 +462,10 @@ async function catchUp (bench: Bench, m: Measure, bytes: Measure, n: number): Pr
       const b = await bench.launch('replica-b')
       try {
         const stopProfile = run === bench.runs(m) && bench.profileDir !== undefined ? await startProfile(b.page) : undefined
+        const stopProfileA = run === bench.runs(m) && bench.profileDir !== undefined ? await startProfile(a.page) : undefined
         const { ms, wire, snapshot, phases } = await call(b.page, 'replCatchUp', address, relays, n, 60_000 + n * 20)
         await stopProfile?.(join(bench.profileDir as string, `${m.name}.cpuprofile`))
+        await stopProfileA?.(join(bench.profileDir as string, `${m.name}-a.cpuprofile`))
         const peers = (await call(b.page, 'replPeers')).map(p => `${p.kind} (${p.transport})`).join(', ') || 'none'
         const joined = snapshot ? 'joined from a snapshot' : 'replayed the blocks'
         const timeline = Object.entries(phases).sort((x, y) => x[1] - y[1]).map(([phase, at]) => `${phase} ${(at / 1000).toFixed(2)} s`).join(', ')
