@@ -179,7 +179,11 @@ export function choosePlan (query: Record<string, unknown>, options: QueryOption
       : rangesFor(prefixes, range, usedPaths < index.paths.length)
     if (ranges.length === 0) continue
     const plan: IndexPlan = { index, ranges, score: score + (sortable ? 0.5 : 0) }
-    if (sortable && ranges.length === 1) plan.sorted = { path: first, reverse: options.sort?.[first] === -1 }
+    const reverse = options.sort?.[first] === -1
+    // A walk in sort order finds each document at its sort key (its smallest value at the path),
+    // except ascending on a multikey index over a range that does not start at the index's
+    // beginning: `{a: {$gte: 2}}` finds `{a: [9, 0]}` at 9, though it sorts first (at 0).
+    if (sortable && ranges.length === 1 && !(index.multikey && !reverse && score > 0)) plan.sorted = { path: first, reverse }
     if (best === undefined || plan.score > best.score) best = plan
   }
   return best

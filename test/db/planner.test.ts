@@ -63,6 +63,37 @@ describe.each(storageKinds)('query planner on %s storage', (_kind, makeProvider)
       }), { numRuns: 120 })
   })
 
+  it('a query planned from the index list read last time is planned again when the list changed: dropped, created, turned multikey', async () => {
+    const db = await KiteDB.init('q', { storage: makeProvider() })
+    const c = await db.initCollection('c', { indexes: ['a'] })
+    await c.insert(Array.from({ length: 30 }, (_, i) => ({ _id: `d${String(i).padStart(2, '0')}`, a: i % 10 })) as never)
+    const cases: Array<[Record<string, unknown>, { sort: Record<string, 1 | -1>, limit: number }]> = [
+      [{ a: { $gte: 2 } }, { sort: { a: 1 }, limit: 4 }],
+      [{ a: { $lte: 5 } }, { sort: { a: -1 }, limit: 4 }],
+      [{ a: { $gt: 1, $lt: 8 } }, { sort: { a: 1 }, limit: 3 }],
+      [{}, { sort: { a: 1 }, limit: 2 }],
+      [{}, { sort: { a: -1 }, limit: 2 }]
+    ]
+    const check = async (strategy: string): Promise<void> => {
+      const all = await c.find() as Doc[]
+      for (const [query, options] of cases) {
+        expect(await c.find(query as never, undefined, options as never)).toEqual(reference(all, query, options))
+      }
+      expect((await c.explain(cases[0]?.[0] as never, cases[0]?.[1] as never)).strategy).toBe(strategy)
+    }
+    await check('index')
+    await c.dropIndex('a')
+    await check('scan')
+    await c.createIndex('a')
+    await check('index')
+    // An array value makes the index multikey: the shortcut for single-valued indexes (the first
+    // matches in index order are the answer) no longer holds, and the plan must know it.
+    await c.insertOne({ _id: 'm', a: [9, 0] } as never)
+    await c.insertOne({ _id: 'n', a: [1, 3] } as never)
+    await check('index')
+    await db.close()
+  })
+
   describe('explain', () => {
     const people = async (): Promise<Collection> => {
       const db = await KiteDB.init('e', { storage: makeProvider() })
