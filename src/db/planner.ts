@@ -237,11 +237,48 @@ export async function executeQuery (
   return await storage.read(async () => await runPlan(storage, coll, query, projection, options))
 }
 
+/** The index list each storage last gave for each collection (a guess: `runPlan` checks it). */
+const lastIndexes = new WeakMap<Storage, Map<string, IndexInfo[]>>()
+
+/**
+ * Inside a read transaction: plan and run the query. The index list is read in the same round trip
+ * as the query itself: the plan is made from the list read last time, and made again (and run
+ * again) only if the list read now differs — an index created, dropped, finished or turned
+ * multikey meanwhile, here or in another tab. An indexed query thus waits for one IndexedDB
+ * request instead of two in a row.
+ */
 async function runPlan (
   storage: Storage, coll: string, query: Record<string, unknown>, projection: Record<string, unknown> | undefined,
   options: QueryOptions
 ): Promise<{ docs: Doc[], explain: Explain }> {
-  const plan = choosePlan(query, options, await storage.listIndexes(coll))
+  let known = lastIndexes.get(storage)
+  if (known === undefined) lastIndexes.set(storage, known = new Map())
+  const guess = known.get(coll)
+  const guessed = guess !== undefined ? choosePlan(query, options, guess) : undefined
+  const listing = storage.listIndexes(coll)
+  // Only an index plan is run on a guess: a full scan that an index might spare is not.
+  if (guess !== undefined && guessed !== undefined) {
+    const [indexes, result] = await Promise.all([listing, runChosenPlan(storage, coll, query, projection, options, guessed)])
+    if (sameIndexes(indexes, guess)) return result
+    known.set(coll, indexes)
+    return await runChosenPlan(storage, coll, query, projection, options, choosePlan(query, options, indexes))
+  }
+  const indexes = await listing
+  known.set(coll, indexes)
+  return await runChosenPlan(storage, coll, query, projection, options, choosePlan(query, options, indexes))
+}
+
+function sameIndexes (a: IndexInfo[], b: IndexInfo[]): boolean {
+  return a.length === b.length && a.every((x, i) => {
+    const y = b[i] as IndexInfo
+    return x.name === y.name && x.ready === y.ready && x.multikey === y.multikey && x.paths.join('\u0000') === y.paths.join('\u0000')
+  })
+}
+
+async function runChosenPlan (
+  storage: Storage, coll: string, query: Record<string, unknown>, projection: Record<string, unknown> | undefined,
+  options: QueryOptions, plan: IndexPlan | undefined
+): Promise<{ docs: Doc[], explain: Explain }> {
   if (plan === undefined) {
     const all = await storage.getDocs(coll)
     const docs = runMingo(all, query, projection, options)
