@@ -12,7 +12,7 @@ import { type Doc, type JsonValue, type Op, isPlainObject } from '../crdt/index.
 import { type DocChange, type IndexInfo, type IndexProgress, type Storage, docKey, valuesAt } from '../store/index.js'
 import { type BeforeCheck, type ChangeSet } from '../sync/index.js'
 import { applyUpdate, checkUpdate, insertOp, prepareInsert, replaceOp } from './ops.js'
-import { type Explain, type QueryOptions, checkQuery, compileFilter, executeQuery, runMingo } from './planner.js'
+import { type Explain, type QueryOptions, checkQuery, compileFilter, compileQuery, executeQuery, runCompiled } from './planner.js'
 import { type Evaluator, LiveQuery, type LiveQueryOptions } from './live.js'
 import { type AnyDoc, type Filter, type OptionalId, type Projection, type Sort, type UpdateFilter, type WithId } from './types.js'
 
@@ -261,9 +261,10 @@ export class Collection<T extends object = AnyDoc> {
     const projection = opts.projection as Record<string, unknown> | undefined
     const sort = opts.sort as Record<string, 1 | -1> | undefined
     let matched: Map<string, Doc> | undefined
+    const every = projection === undefined && sort === undefined ? undefined : compileQuery({})
     const present = (): Array<WithId<T>> => {
       const docs = [...(matched as Map<string, Doc>).values()].sort((a, b) => a._id < b._id ? -1 : a._id > b._id ? 1 : 0)
-      return (projection === undefined && sort === undefined ? docs : runMingo(docs, {}, projection, sort !== undefined ? { sort } : {})) as Array<WithId<T>>
+      return (every === undefined ? docs : runCompiled(every, docs, projection, sort !== undefined ? { sort } : {})) as Array<WithId<T>>
     }
     return {
       full: async () => {

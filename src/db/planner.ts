@@ -10,7 +10,7 @@
  * Results are exactly those of mingo over all documents in `_id` order: candidates are put in
  * `_id` order before mingo sorts them (mingo's sort is stable), so ties break the same way.
  */
-import { Query, find as mingoFind } from 'mingo'
+import { Query } from 'mingo'
 import { ValidationError } from '../errors.js'
 import { type Doc, type JsonValue, isPlainObject } from '../crdt/index.js'
 import {
@@ -189,10 +189,26 @@ export function choosePlan (query: Record<string, unknown>, options: QueryOption
   return best
 }
 
-/** Run mingo over `docs` (already in `_id` order). Throws `ValidationError` for an invalid query. */
-export function runMingo (docs: Doc[], query: Record<string, unknown>, projection: Record<string, unknown> | undefined, options: QueryOptions): Doc[] {
+/**
+ * Compile a query once with mingo (a `Query`: `test(doc)` for one document, `find(docs)` for a
+ * cursor). Throws `ValidationError` for an invalid query (unknown operators, bad regex…). A find
+ * compiles its query once: each mingo `Query` copies mingo's whole operator table (its context),
+ * and `mingo.find` wraps its options twice, copying it twice more — about 1 ms of a 6 ms indexed
+ * find when a query was compiled for checking, filtering and sorting separately.
+ */
+export function compileQuery (query: unknown): Query {
+  if (!isPlainObject(query)) throw new ValidationError('a query must be a plain object')
   try {
-    let cursor = mingoFind(docs, query, projection)
+    return new Query(query)
+  } catch (err) {
+    throw new ValidationError(`invalid query: ${(err as Error).message}`, { cause: err })
+  }
+}
+
+/** Run a compiled query over `docs` (already in `_id` order): filter, project, sort, skip, limit. Throws `ValidationError` for an invalid projection or sort. */
+export function runCompiled (compiled: Query, docs: Doc[], projection: Record<string, unknown> | undefined, options: QueryOptions): Doc[] {
+  try {
+    let cursor = compiled.find(docs, projection)
     if (options.sort !== undefined) cursor = cursor.sort(options.sort)
     if (options.skip !== undefined) cursor = cursor.skip(options.skip)
     if (options.limit !== undefined && options.limit > 0) cursor = cursor.limit(options.limit) // 0: no limit, as in MongoDB
@@ -207,19 +223,13 @@ export function runMingo (docs: Doc[], query: Record<string, unknown>, projectio
  * time. Throws `ValidationError` for an invalid query.
  */
 export function compileFilter (query: Record<string, unknown>): (doc: Doc) => boolean {
-  let compiled: Query
-  try {
-    compiled = new Query(query)
-  } catch (err) {
-    throw new ValidationError(`invalid query: ${(err as Error).message}`, { cause: err })
-  }
+  const compiled = compileQuery(query)
   return doc => compiled.test(doc)
 }
 
 /** Check a query by compiling it (unknown operators, bad regex…) without running it. */
 export function checkQuery (query: unknown): asserts query is Record<string, unknown> {
-  if (!isPlainObject(query)) throw new ValidationError('a query must be a plain object')
-  runMingo([], query, undefined, {})
+  compileQuery(query)
 }
 
 const byId = (a: Doc, b: Doc): number => a._id < b._id ? -1 : a._id > b._id ? 1 : 0
@@ -232,9 +242,9 @@ export async function executeQuery (
   storage: Storage, coll: string, query: Record<string, unknown>, projection: Record<string, unknown> | undefined,
   options: QueryOptions
 ): Promise<{ docs: Doc[], explain: Explain }> {
-  checkQuery(query)
+  const compiled = compileQuery(query)
   checkOptions(options)
-  return await storage.read(async () => await runPlan(storage, coll, query, projection, options))
+  return await storage.read(async () => await runPlan(storage, coll, query, compiled, projection, options))
 }
 
 /** The index list each storage last gave for each collection (a guess: `runPlan` checks it). */
@@ -248,7 +258,7 @@ const lastIndexes = new WeakMap<Storage, Map<string, IndexInfo[]>>()
  * request instead of two in a row.
  */
 async function runPlan (
-  storage: Storage, coll: string, query: Record<string, unknown>, projection: Record<string, unknown> | undefined,
+  storage: Storage, coll: string, query: Record<string, unknown>, compiled: Query, projection: Record<string, unknown> | undefined,
   options: QueryOptions
 ): Promise<{ docs: Doc[], explain: Explain }> {
   let known = lastIndexes.get(storage)
@@ -258,14 +268,14 @@ async function runPlan (
   const listing = storage.listIndexes(coll)
   // Only an index plan is run on a guess: a full scan that an index might spare is not.
   if (guess !== undefined && guessed !== undefined) {
-    const [indexes, result] = await Promise.all([listing, runChosenPlan(storage, coll, query, projection, options, guessed)])
+    const [indexes, result] = await Promise.all([listing, runChosenPlan(storage, coll, compiled, projection, options, guessed)])
     if (sameIndexes(indexes, guess)) return result
     known.set(coll, indexes)
-    return await runChosenPlan(storage, coll, query, projection, options, choosePlan(query, options, indexes))
+    return await runChosenPlan(storage, coll, compiled, projection, options, choosePlan(query, options, indexes))
   }
   const indexes = await listing
   known.set(coll, indexes)
-  return await runChosenPlan(storage, coll, query, projection, options, choosePlan(query, options, indexes))
+  return await runChosenPlan(storage, coll, compiled, projection, options, choosePlan(query, options, indexes))
 }
 
 function sameIndexes (a: IndexInfo[], b: IndexInfo[]): boolean {
@@ -276,12 +286,12 @@ function sameIndexes (a: IndexInfo[], b: IndexInfo[]): boolean {
 }
 
 async function runChosenPlan (
-  storage: Storage, coll: string, query: Record<string, unknown>, projection: Record<string, unknown> | undefined,
+  storage: Storage, coll: string, compiled: Query, projection: Record<string, unknown> | undefined,
   options: QueryOptions, plan: IndexPlan | undefined
 ): Promise<{ docs: Doc[], explain: Explain }> {
   if (plan === undefined) {
     const all = await storage.getDocs(coll)
-    const docs = runMingo(all, query, projection, options)
+    const docs = runCompiled(compiled, all, projection, options)
     return { docs, explain: { strategy: 'scan', sortedByIndex: false, entriesRead: 0, docsRead: all.length, returned: docs.length } }
   }
   // limit 0 means no limit, as in MongoDB
@@ -298,7 +308,7 @@ async function runChosenPlan (
     const seen = new Set<string>()
     const sortKeys = new Map<string, KeyPart>()
     let after: IndexEntry | undefined
-    const matches = compileFilter(query)
+    const matches = (doc: Doc): boolean => compiled.test(doc)
     // The first batch is what is needed when every entry matches; later ones double (up to 1000).
     let batch = Math.min(Math.max(need + 2, 16), 1000)
     for (;;) {
@@ -340,7 +350,7 @@ async function runChosenPlan (
     }
     docsRead += candidates.size
   }
-  const docs = runMingo([...candidates.values()].sort(byId), query, projection, options)
+  const docs = runCompiled(compiled, [...candidates.values()].sort(byId), projection, options)
   return {
     docs,
     explain: { strategy: 'index', index: plan.index.name, sortedByIndex: plan.sorted !== undefined && need !== Infinity, entriesRead, docsRead, returned: docs.length }
