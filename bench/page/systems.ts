@@ -7,7 +7,7 @@
 import { Dexie, type Table } from 'dexie'
 import { createRxDatabase, uncacheRxQuery, type RxCollection, type RxDatabase, type MangoQuery, type RxJsonSchema } from 'rxdb'
 import { getRxStorageDexie } from 'rxdb/plugins/storage-dexie'
-import { KiteDB, type Collection, type Database, type Explain, type FindOptions, type Filter, type UpdateFilter, type AnyDoc } from '../../src/index.js'
+import { KiteDB, type Database, type Explain, type FindOptions, type Filter, type UpdateFilter, type AnyDoc } from '../../src/index.js'
 import { type BenchDoc } from './docs.js'
 
 /** A system measured locally (replicated KiteDB is driven separately). */

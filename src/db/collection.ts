@@ -12,7 +12,7 @@ import { type Doc, type JsonValue, type Op, isPlainObject } from '../crdt/index.
 import { type DocChange, type IndexInfo, type IndexProgress, type Storage, docKey, valuesAt } from '../store/index.js'
 import { type BeforeCheck, type ChangeSet } from '../sync/index.js'
 import { applyUpdate, checkUpdate, insertOp, prepareInsert, replaceOp } from './ops.js'
-import { type Explain, type QueryOptions, checkQuery, compileFilter, compileQuery, executeQuery, runCompiled } from './planner.js'
+import { type Explain, type QueryOptions, compileQuery, executeQuery, runCompiled } from './planner.js'
 import { type Evaluator, LiveQuery, type LiveQueryOptions } from './live.js'
 import { type AnyDoc, type Filter, type OptionalId, type Projection, type Sort, type UpdateFilter, type WithId } from './types.js'
 
@@ -237,7 +237,7 @@ export class Collection<T extends object = AnyDoc> {
   observe (query?: Filter<T>, options?: LiveQueryOptions<T>): LiveQuery<WithId<T>>
   observe (query: Filter<T> = {}, callbackOrOptions?: ((docs: Array<WithId<T>>) => void) | LiveQueryOptions<T>, options: LiveQueryOptions<T> = {}): (() => void) | LiveQuery<WithId<T>> {
     this.host.assertOpen()
-    checkQuery(query)
+    compileQuery(query) // an invalid query throws here, not in the subscriber
     const opts = typeof callbackOrOptions === 'function' ? options : (callbackOrOptions ?? {})
     const watch = (listener: (changes: DocChange[]) => void): (() => void) => this.host.watch(this.name, listener)
     const live = new LiveQuery<WithId<T>>(
@@ -257,7 +257,8 @@ export class Collection<T extends object = AnyDoc> {
    * the result rather than a read of the collection.
    */
   private incrementalEvaluator (query: Filter<T>, opts: LiveQueryOptions<T>): Evaluator<WithId<T>> {
-    const test = compileFilter(query as Record<string, unknown>)
+    const compiled = compileQuery(query)
+    const test = (doc: Doc): boolean => compiled.test(doc)
     const projection = opts.projection as Record<string, unknown> | undefined
     const sort = opts.sort as Record<string, 1 | -1> | undefined
     let matched: Map<string, Doc> | undefined

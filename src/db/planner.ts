@@ -218,20 +218,6 @@ export function runCompiled (compiled: Query, docs: Doc[], projection: Record<st
   }
 }
 
-/**
- * Compile a filter once into a predicate (mingo's `Query.test`), for testing documents one at a
- * time. Throws `ValidationError` for an invalid query.
- */
-export function compileFilter (query: Record<string, unknown>): (doc: Doc) => boolean {
-  const compiled = compileQuery(query)
-  return doc => compiled.test(doc)
-}
-
-/** Check a query by compiling it (unknown operators, bad regex…) without running it. */
-export function checkQuery (query: unknown): asserts query is Record<string, unknown> {
-  compileQuery(query)
-}
-
 const byId = (a: Doc, b: Doc): number => a._id < b._id ? -1 : a._id > b._id ? 1 : 0
 
 /**

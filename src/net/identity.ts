@@ -8,6 +8,7 @@
  */
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyFromRaw, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import { type PrivateKey } from '@libp2p/interface'
+import { base64url } from 'multiformats/bases/base64'
 import { createLogger } from '../log.js'
 
 const log = createLogger('net')
@@ -26,9 +27,6 @@ export interface IdentityClaim {
   release (): void
 }
 
-/** DER prefix of a PKCS #8 Ed25519 private key (RFC 8410): the 32-byte seed follows. */
-const PKCS8_ED25519_PREFIX = [0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20]
-
 /**
  * A new Ed25519 key. Made by the platform's WebCrypto where it has Ed25519 (browsers since 2025,
  * Node ≥ 18), else by @libp2p/crypto (@noble/curves): in a fresh page, noble's first key costs
@@ -37,15 +35,14 @@ const PKCS8_ED25519_PREFIX = [0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x
 export async function generateEd25519Key (): Promise<PrivateKey> {
   try {
     const pair = await globalThis.crypto.subtle.generateKey({ name: 'Ed25519' }, true, ['sign', 'verify']) as CryptoKeyPair
-    const [pkcs8, pub] = await Promise.all([
-      globalThis.crypto.subtle.exportKey('pkcs8', pair.privateKey),
-      globalThis.crypto.subtle.exportKey('raw', pair.publicKey)
-    ])
-    const der = new Uint8Array(pkcs8)
-    if (der.length !== 48 || PKCS8_ED25519_PREFIX.some((b, i) => der[i] !== b) || pub.byteLength !== 32) throw new Error('unexpected Ed25519 key encoding')
+    // JWK (RFC 8037): `d` is the 32-byte seed, `x` the public key, both base64url
+    const { d, x } = await globalThis.crypto.subtle.exportKey('jwk', pair.privateKey)
+    const seed = base64url.baseDecode(d ?? '')
+    const publicKey = base64url.baseDecode(x ?? '')
+    if (seed.length !== 32 || publicKey.length !== 32) throw new Error('unexpected Ed25519 JWK')
     const raw = new Uint8Array(64)
-    raw.set(der.subarray(16))
-    raw.set(new Uint8Array(pub), 32)
+    raw.set(seed)
+    raw.set(publicKey, 32)
     return privateKeyFromRaw(raw)
   } catch (err) {
     log.debug(`WebCrypto cannot make an Ed25519 key (${(err as Error).message}): using @libp2p/crypto`)

@@ -27,7 +27,7 @@
 import { InvalidBlockError, NetworkError } from '../errors.js'
 import {
   type CID, type CollState, type DocState, type EncodedBlock, type EncodedChunk, type JsonValue, type Register, type Signer, type Stamp,
-  MAX_BLOCK_BYTES, asCid, assertJsonValue, cidOf, cidOfAsync, decode, decodeBlock, decodeChunk, encode, isPlainObject,
+  MAX_BLOCK_BYTES, asCid, assertJsonValue, cidOfAsync, decodeBlock, decodeChunk, encode, isPlainObject,
   decodeNodeMap, isValidCollectionName, isValidDocId, isValidFieldName, parseCid, seal, unseal, verifySignature
 } from '../crdt/index.js'
 import { type DocKey } from '../store/index.js'
@@ -133,13 +133,14 @@ async function encodeNode (node: SnapshotNode, sealing?: SnapshotSealing): Promi
   if (sealing !== undefined) wire = { v: 1, box: seal(sealing.key, encode(wire), aadOf(sealing.db)) }
   const bytes = encode(wire)
   if (bytes.byteLength > MAX_BLOCK_BYTES) throw new InvalidBlockError(`snapshot ${node.kind} is ${bytes.byteLength} bytes, over the ${MAX_BLOCK_BYTES}-byte limit`)
-  return { cid: cidOf(bytes), bytes, content }
+  return { cid: await cidOfAsync(bytes), bytes, content }
 }
 
 /**
  * Decode and verify a snapshot node that must hash to `expected`. Rejects with `InvalidBlockError`
  * (never anything else) for any invalid input: wrong hash, over 1 MiB (a page's content too), not
- * dag-cbor, bad compression, not a node, bad names, ids, values or stamps, documents out of order.
+ * dag-cbor, bad compression, a page's content not JSON, not a node, bad names, ids, values or
+ * stamps, documents out of order.
  */
 export async function decodeSnapshotNode (bytes: Uint8Array, expected: CID, sealing?: SnapshotSealing): Promise<SnapshotNode> {
   if (!(bytes instanceof Uint8Array)) throw new InvalidBlockError('snapshot node is not a byte array')
@@ -385,25 +386,25 @@ function decodeDocState (entry: unknown[], id: string, stamp: (ref: unknown, wha
     if (e.x !== undefined) state.tomb = at(e.x, `${where}.x`)
   }
   const register = (field: string, value: unknown, hasValue: boolean): Register => {
-    const at2 = `${where}.${field}`
-    if (field !== '_id' && !isValidFieldName(field)) throw new InvalidBlockError(`${at2}: bad field name`)
+    const path = `${where}.${field}`
+    if (field !== '_id' && !isValidFieldName(field)) throw new InvalidBlockError(`${path}: bad field name`)
     const x = f[field]
     let reg: Register
     if (x === undefined || typeof x === 'number') {
-      if (!hasValue) throw new InvalidBlockError(`${at2} has no value`)
-      reg = { s: at(x ?? 0, at2) }
+      if (!hasValue) throw new InvalidBlockError(`${path} has no value`)
+      reg = { s: at(x ?? 0, path) }
     } else {
-      if (!isPlainObject(x)) throw new InvalidBlockError(`${at2} is not a register`)
-      for (const k in x) if (k !== 's' && k !== 'u' && k !== 'inc') throw new InvalidBlockError(`${at2} is not a register`)
-      reg = { s: at(x.s, `${at2}.s`) }
-      if ((x.u !== undefined) === hasValue || (x.u !== undefined && x.u !== 1)) throw new InvalidBlockError(`${at2}: a register is either unset or has a value`)
+      if (!isPlainObject(x)) throw new InvalidBlockError(`${path} is not a register`)
+      for (const k in x) if (k !== 's' && k !== 'u' && k !== 'inc') throw new InvalidBlockError(`${path} is not a register`)
+      reg = { s: at(x.s, `${path}.s`) }
+      if ((x.u !== undefined) === hasValue || (x.u !== undefined && x.u !== 1)) throw new InvalidBlockError(`${path}: a register is either unset or has a value`)
       if (x.u === 1) reg.u = true
       if (x.inc !== undefined) {
-        if (!Array.isArray(x.inc) || x.inc.length === 0) throw new InvalidBlockError(`${at2}.inc is not a non-empty list`)
+        if (!Array.isArray(x.inc) || x.inc.length === 0) throw new InvalidBlockError(`${path}.inc is not a non-empty list`)
         const inc: NonNullable<Register['inc']> = {}
         for (const i of x.inc as unknown[]) {
-          if (!Array.isArray(i) || i.length !== 2 || typeof i[1] !== 'number' || !Number.isFinite(i[1])) throw new InvalidBlockError(`${at2}.inc holds a bad increment`)
-          const s = at(i[0], `${at2}.inc`)
+          if (!Array.isArray(i) || i.length !== 2 || typeof i[1] !== 'number' || !Number.isFinite(i[1])) throw new InvalidBlockError(`${path}.inc holds a bad increment`)
+          const s = at(i[0], `${path}.inc`)
           inc[`${s[3]}:${s[4]}`] = { n: i[1], s }
         }
         reg.inc = inc
@@ -411,13 +412,13 @@ function decodeDocState (entry: unknown[], id: string, stamp: (ref: unknown, wha
     }
     if (hasValue) {
       try {
-        assertJsonValue(value, at2)
+        assertJsonValue(value, path)
       } catch (err) {
         throw new InvalidBlockError((err as Error).message)
       }
       reg.v = value
     }
-    if (field === '_id' && (reg.u === true || reg.v !== id)) throw new InvalidBlockError(`${at2} does not hold the document's id`)
+    if (field === '_id' && (reg.u === true || reg.v !== id)) throw new InvalidBlockError(`${path} does not hold the document's id`)
     return reg
   }
   for (const field of Object.keys(v)) state.f[field] = register(field, v[field], true)

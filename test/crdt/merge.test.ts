@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest'
 import fc from 'fast-check'
 import {
   type Block, type Doc, type DocOp, type DocState, type JsonValue, type Stamp,
-  applyOp, cidOf, compareStamp, encode, encodeBlock, joinStates, materialise, stampOf
+  applyOp, cidOf, compareStamp, encode, joinStates, materialise, stampOf
 } from '../../src/crdt/index.js'
 
 const DB = 'bafyreigj5hby77l2bevcmbd4b65tpef7hy7ospuccnpwsjwe3zwgtfsvw4'

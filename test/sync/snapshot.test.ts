@@ -23,7 +23,7 @@ const small: fc.Arbitrary<JsonValue> = fc.oneof(fc.integer({ min: -2, max: 5 }),
 const opArb = opArbitrary(small)
 
 type Step = { kind: 'write', replica: number, ops: Op[] } | { kind: 'sync', from: number, to: number }
-const stepArb = fc.oneof(
+const stepArb: fc.Arbitrary<Step> = fc.oneof(
   { weight: 3, arbitrary: fc.record({ kind: fc.constant('write' as const), replica: fc.nat(2), ops: fc.array(opArb, { minLength: 1, maxLength: 3 }) }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('sync' as const), from: fc.nat(2), to: fc.nat(2) }) }
 )
