@@ -45,10 +45,7 @@ export const MEASURES: Measure[] = [
   { name: 'heap-after-load', label: 'JS heap after loading the docs (after GC)', n: 100_000, unit: 'MB', systems: LOCAL, kind: 'reading' }
 ]
 
-/**
- * One result. `median` and `p99` are null when the figure could not be taken; `note` then
- * starts with `n/a:` (the system lacks the feature) or `error:` (the run failed).
- */
+/** One result. `median` and `p99` are null when the run failed; `note` then starts with `error:`. */
 export interface Result {
   name: string
   system: System
@@ -59,5 +56,3 @@ export interface Result {
   note?: string
 }
 
-/** The `note` prefix of a figure the system cannot produce yet (e.g. a KiteDB method not built). */
-export const NOT_AVAILABLE = 'n/a:'

@@ -24,7 +24,7 @@ import { CITIES, makeDoc } from './page/docs.js'
 import { type BenchApi, type Timed } from './page/main.js'
 import { type LocalSystem } from './page/systems.js'
 import { type WireBytes } from './page/wire.js'
-import { MEASURES, NOT_AVAILABLE, type Measure, type Result, type System, type Unit } from './measures.js'
+import { MEASURES, type Measure, type Result, type System, type Unit } from './measures.js'
 
 /** Command-line options. */
 interface Options {
@@ -289,22 +289,17 @@ class Tally {
   readonly samples: number[] = []
   readonly notes = new Set<string>()
   failed?: string
-  unavailable = false
 
-  /** One figure (null: the system lacks the feature) with its notes; `keep` false for a warm-up. */
-  add (value: number | null, notes: string[], keep: boolean): void {
+  /** One figure with its notes; `keep` false for a warm-up. */
+  add (value: number, notes: string[], keep: boolean): void {
     for (const note of notes) this.notes.add(note)
-    if (value === null) this.unavailable = true
-    else if (keep) this.samples.push(value)
+    if (keep) this.samples.push(value)
   }
 
   result (m: Measure, system: System, n: number): Result {
     const base = { name: m.name, system, n, unit: m.unit }
-    const notes = [...this.notes]
-    const na = notes.filter(x => x.startsWith(NOT_AVAILABLE))
-    const others = notes.filter(x => !x.startsWith(NOT_AVAILABLE))
+    const others = [...this.notes]
     if (this.failed !== undefined) return { ...base, median: null, p99: null, note: [`error: ${this.failed}`, ...others].join('; ') }
-    if (this.unavailable) return { ...base, median: null, p99: null, note: [...na, ...others].join('; ') }
     if (this.samples.length === 0) return { ...base, median: null, p99: null, note: ['error: no figure', ...others].join('; ') }
     const { median, p99 } = stats(this.samples)
     return { ...base, median: round(median), p99: round(p99), ...(others.length > 0 ? { note: others.join('; ') } : {}) }
@@ -323,7 +318,7 @@ async function runLocal (bench: Bench, m: Measure, n: number, once: (system: Loc
     let dexieCount: number | undefined
     for (const system of LOCAL_SYSTEMS) {
       const tally = tallies.get(system) as Tally
-      if (tally.failed !== undefined || tally.unavailable) continue
+      if (tally.failed !== undefined) continue
       try {
         const profiling = system === 'kitedb' && run === runs && bench.profileDir !== undefined
         const stop = profiling ? await startProfile(await bench.page(system)) : undefined
@@ -526,8 +521,7 @@ function formatTable (results: Result[]): string {
     const label = MEASURES.find(m => m.name === r.name)?.label ?? r.name
     const dexie = results.find(x => x.name === r.name && x.system === 'dexie')?.median
     const ratio = r.median !== null && dexie !== undefined && dexie !== null && dexie > 0 ? `${(r.median / dexie).toFixed(2)}×` : '—'
-    const empty = r.note?.startsWith('error:') === true ? 'error' : 'n/a'
-    lines.push(`| ${r.name}: ${label} | ${r.system} | ${r.n.toLocaleString('en-US')} | ${r.median !== null ? formatValue(r.median, r.unit) : empty} | ${r.p99 !== null ? formatValue(r.p99, r.unit) : empty} | ${ratio} |`)
+    lines.push(`| ${r.name}: ${label} | ${r.system} | ${r.n.toLocaleString('en-US')} | ${r.median !== null ? formatValue(r.median, r.unit) : 'error'} | ${r.p99 !== null ? formatValue(r.p99, r.unit) : 'error'} | ${ratio} |`)
     for (const note of r.note?.split('; ') ?? []) {
       const key = `${r.system}: ${note}`
       notes.set(key, [...notes.get(key) ?? [], r.name])

@@ -7,7 +7,7 @@
 import { Dexie, type Table } from 'dexie'
 import { createRxDatabase, uncacheRxQuery, type RxCollection, type RxDatabase, type MangoQuery, type RxJsonSchema } from 'rxdb'
 import { getRxStorageDexie } from 'rxdb/plugins/storage-dexie'
-import { KiteDB, type Database, type Explain, type FindOptions, type Filter, type UpdateFilter, type AnyDoc } from '../../src/index.js'
+import { KiteDB, type Database, type FindOptions, type Filter, type AnyDoc } from '../../src/index.js'
 import { type BenchDoc } from './docs.js'
 
 /** A system measured locally (replicated KiteDB is driven separately). */
@@ -16,7 +16,7 @@ export type LocalSystem = 'dexie' | 'rxdb' | 'kitedb'
 /** The find measures: equality on email, age range sorted and limited, scan on nested.city. */
 export type FindKind = 'email' | 'range' | 'city'
 
-/** What every system offers the measures; `updateMany` is absent where the system lacks it. */
+/** What every system offers the measures. */
 export interface Store {
   /** all documents in one call, resolved once persisted */
   insertMany: (docs: BenchDoc[]) => Promise<void>
@@ -30,10 +30,10 @@ export interface Store {
    * set `status: 'archived'` on every document (all have age ≥ 18); `changed` are the documents
    * with that change made, for systems without an update-by-query (raw Dexie puts them)
    */
-  updateMany?: (changed: BenchDoc[]) => Promise<void>
-  /** how the system answers a find (KiteDB's `explain`, where it exists), for the notes */
+  updateMany: (changed: BenchDoc[]) => Promise<void>
+  /** how the system answers a find (KiteDB's `explain`), for the notes */
   explain?: (kind: FindKind, arg: string) => Promise<string>
-  /** what the measures should report about this store (missing features, indexes used) */
+  /** what the measures should report about this store (indexes used) */
   notes: string[]
   close: () => Promise<void>
 }
@@ -125,16 +125,6 @@ async function openRxdb (name: string): Promise<Store> {
   }
 }
 
-/**
- * KiteDB methods that older versions lack, seen through a loose view so the benchmark feature-
- * detects them (and reports "n/a") instead of failing to build or run.
- */
-interface KiteOptional {
-  updateMany?: (filter: Filter<AnyDoc>, update: UpdateFilter<AnyDoc>) => Promise<unknown>
-  createIndex?: (path: string) => Promise<unknown>
-  explain?: (query: Filter<AnyDoc>, options: FindOptions) => Promise<Explain>
-}
-
 /** The KiteDB query and find options of each find measure. */
 const kiteQueries: Record<FindKind, (arg: string) => [Filter<AnyDoc>, FindOptions]> = {
   email: email => [{ email }, {}],
@@ -145,17 +135,10 @@ const kiteQueries: Record<FindKind, (arg: string) => [Filter<AnyDoc>, FindOption
 async function openKite (name: string): Promise<Store> {
   const db: Database = await KiteDB.init(name, { storage: 'indexeddb' })
   const coll = await db.initCollection<BenchDoc>('docs')
-  const optional = coll as unknown as KiteOptional
   const notes: string[] = []
   // Idempotent: on a reopened database each call only finds its ready index.
-  if (typeof optional.createIndex === 'function') {
-    await optional.createIndex.call(coll, 'age')
-    await optional.createIndex.call(coll, 'email')
-  } else {
-    notes.push('no secondary indexes (createIndex n/a)')
-  }
-  const updateMany = optional.updateMany?.bind(coll)
-  const explain = optional.explain?.bind(coll)
+  await coll.createIndex('age')
+  await coll.createIndex('email')
   return {
     insertMany: async docs => { await coll.insert(docs) },
     insertOne: async doc => { await coll.insertOne(doc) },
@@ -163,15 +146,11 @@ async function openKite (name: string): Promise<Store> {
       const [query, options] = kiteQueries[kind](arg)
       return (await coll.find(query, undefined, options)).length
     },
-    ...(updateMany !== undefined ? { updateMany: async () => { await updateMany(UPDATE_FILTER, { $set: { status: 'archived' } }) } } : {}),
-    ...(explain !== undefined
-      ? {
-          explain: async (kind, arg) => {
-            const e = await explain(...kiteQueries[kind](arg))
-            return `plan: ${e.strategy}${e.index !== undefined ? ` ${e.index}` : ''}${e.sortedByIndex ? ' (sorted by index)' : ''}, ${e.entriesRead} index entries and ${e.docsRead} docs read`
-          }
-        }
-      : {}),
+    updateMany: async () => { await coll.updateMany(UPDATE_FILTER, { $set: { status: 'archived' } }) },
+    explain: async (kind, arg) => {
+      const e = await coll.explain(...kiteQueries[kind](arg))
+      return `plan: ${e.strategy}${e.index !== undefined ? ` ${e.index}` : ''}${e.sortedByIndex ? ' (sorted by index)' : ''}, ${e.entriesRead} index entries and ${e.docsRead} docs read`
+    },
     notes,
     close: async () => { await db.close() }
   }
