@@ -9,13 +9,15 @@ import {
 import { type Op, formatKey, formatPublicKey, isValidCollectionName, manifestName, parseCid } from '../crdt/index.js'
 import { type DocChange, type IndexProgress, type Storage } from '../store/index.js'
 import {
-  type BeforeCheck, type ChangeOrigin, type ChangeSet, type PeerConnection, type Replica, Replicator, type ReplicatorOptions, type SyncProgress, type SyncState
+  type BeforeCheck, type ChangeOrigin, type ChangeSet, type NetworkState, type PeerConnection, type Replica, Replicator, type ReplicatorOptions,
+  type SyncProgress, type SyncState
 } from '../sync/index.js'
 import { type NetworkLease } from '../net/index.js'
 import { createLogger } from '../log.js'
 import { formatShareLink } from '../share/index.js'
 import { type Announcement, startAnnouncing } from './announce.js'
 import { Collection, type CollectionHost, type IndexSpec, type WriteHints, normaliseIndexSpec } from './collection.js'
+import { TabChannel, type TabMessage } from './tabs.js'
 import { type AnyDoc } from './types.js'
 
 const log = createLogger('db')
@@ -26,8 +28,18 @@ export interface PeerInfo extends PeerConnection {
   id: string
 }
 
-/** State of the database's network connection. */
+/**
+ * State of the database's network connection: `'local'` (opened without a network), `'online'`
+ * (a relay holds a reservation for this replica, or a peer is connected), `'connecting'` (an
+ * attempt is under way, nothing is up yet), `'offline'` (nothing is up; the next attempt is at
+ * `networkState().nextAttemptAt`).
+ */
 export type NetworkStatus = 'local' | 'connecting' | 'online' | 'offline'
+
+/** The database's network in detail (see `Database.networkState`). */
+export interface DatabaseNetworkState extends Omit<NetworkState, 'status'> {
+  status: NetworkStatus
+}
 
 /** Events of `Database.on`. */
 export interface DatabaseEvents {
@@ -41,7 +53,10 @@ export interface DatabaseEvents {
   'peer:leave': (peerId: string) => void
   /** catching up: after each batch of fetched blocks */
   'sync:progress': (progress: SyncProgress) => void
-  /** the network status changed; `error` is set when it went offline because of one */
+  /**
+   * the network status changed, or (same status) the relays' states or the time of the next attempt
+   * did; `error` is the reason of the last failed attempt while not online. See `networkState()`.
+   */
   network: (status: NetworkStatus, error?: Error) => void
   /** the manifest of a database joined by address arrived: its name, writers and encryption are known */
   manifest: () => void
@@ -79,6 +94,10 @@ export interface DatabaseParts {
   replica: Replica
   connect?: NetworkConnector
   replication?: ReplicatorOptions
+  /** the channel of the storage shared with other tabs (`StorageProvider.channel`), if any */
+  tabChannel?: string
+  /** the device's peer id (the identity one tab of the device runs at a time): what share links name */
+  devicePeerId?: string
   /** called once when the database closes */
   onClose?: () => void
 }
@@ -99,10 +118,16 @@ export class Database {
   private replicator?: Replicator
   private lease?: NetworkLease
   private status: NetworkStatus
+  private network?: NetworkState
   private closed = false
   private retryTimer?: ReturnType<typeof setTimeout>
-  private readonly online: Promise<void>
-  private resolveOnline!: () => void
+  /** resolves when `close` begins: ends the network loop */
+  private readonly closing: Promise<void>
+  private beginClosing!: () => void
+  /** the network loop, while it runs */
+  private networkLoop?: Promise<void>
+  private readonly tabs?: TabChannel
+  private readonly devicePeerId?: string
   private readonly onClose?: () => void
 
   /** @internal */
@@ -113,16 +138,23 @@ export class Database {
     this.replica = parts.replica
     this.host = this.makeHost()
     this.onClose = parts.onClose
+    if (parts.devicePeerId !== undefined) this.devicePeerId = parts.devicePeerId
     this.status = parts.connect === undefined ? 'local' : 'connecting'
-    this.online = new Promise(resolve => { this.resolveOnline = resolve })
+    this.closing = new Promise(resolve => { this.beginClosing = resolve })
+    if (parts.tabChannel !== undefined && TabChannel.supported) {
+      this.tabs = new TabChannel(parts.tabChannel, this.replica.dbId, msg => { void this.onTabMessage(msg) })
+    }
     this.cleanups.push(
-      this.replica.onChange((change, origin) => { this.onChanges(change, origin) }),
+      this.replica.onChange((change, origin) => {
+        this.tabs?.post(change.changes, change.collections, origin)
+        this.onChanges(change, origin)
+      }),
       this.replica.onManifest(manifest => {
         try { this.nameValue = manifestName(manifest, this.replica.key) } catch {}
         this.emit('manifest')
       })
     )
-    if (parts.connect !== undefined) void this.connect(parts.connect, parts.replication ?? {}, 0)
+    if (parts.connect !== undefined) this.networkLoop = this.runNetwork(parts.connect, parts.replication ?? {})
   }
 
   /** The name given at creation (the address, for a joined database whose manifest has not arrived yet). */
@@ -156,17 +188,44 @@ export class Database {
   /** Relay multiaddrs this database uses (empty when local-only). */
   get relays (): string[] { return this.lease?.relays ?? [] }
 
-  /** `'local'` (no network configured), `'connecting'`, `'online'` or `'offline'` (retrying). */
+  /** `'local'` (no network configured), `'connecting'`, `'online'` or `'offline'` (retrying): see `NetworkStatus`. */
   get networkStatus (): NetworkStatus { return this.status }
 
   /**
-   * Resolves once the network is up (immediately for a local-only database never). Rejects with
-   * `DatabaseClosedError` if the database is closed first.
+   * The network in detail: the status, when the next attempt starts (`'offline'`), how many relays
+   * hold a reservation and peers are connected, each relay's state and last error.
+   */
+  networkState (): DatabaseNetworkState {
+    const n = this.network
+    return {
+      status: this.status,
+      nextAttemptAt: n?.nextAttemptAt ?? null,
+      reserved: n?.reserved ?? 0,
+      connectedPeers: n?.connectedPeers ?? 0,
+      relays: n?.relays ?? [],
+      error: n?.error ?? null
+    }
+  }
+
+  /** Try to reach the relays now instead of after the current backoff (e.g. from a "retry" button). */
+  reconnect (): void {
+    this.assertOpen()
+    this.lease?.transport.reconnect?.()
+  }
+
+  /**
+   * Resolves once the network is up (`networkStatus` is `'online'`). Throws `ValidationError` for a
+   * local-only database; rejects with `DatabaseClosedError` if the database is closed first.
    */
   async whenOnline (): Promise<void> {
     this.assertOpen()
     if (this.status === 'local') throw new ValidationError('this database was opened without a network')
-    await this.online
+    if (this.status !== 'online') {
+      await new Promise<void>(resolve => {
+        const off = this.on('network', status => { if (status === 'online') { off(); resolve() } })
+        void this.closing.then(() => { off(); resolve() })
+      })
+    }
     this.assertOpen()
   }
 
@@ -267,7 +326,8 @@ export class Database {
 
   /**
    * A link that opens this database in an app served at `baseUrl`: the address, the relays,
-   * this replica's peer id and, for an encrypted database, its key, all in the URL fragment,
+   * the device's peer id (held by one of its open tabs at a time, so the link outlives the tab that
+   * made it) and, for an encrypted database, its key, all in the URL fragment,
    * which browsers never send to a server (see `formatShareLink`). Anyone holding a link to an
    * encrypted database can read it, and write to it unless it has a write list. Throws
    * `ValidationError` for `readOnly` on a database anyone who reads may write.
@@ -281,7 +341,7 @@ export class Database {
     return formatShareLink(baseUrl, {
       address: this.address,
       relays: this.relays,
-      ...(this.peerId !== undefined ? { peer: this.peerId } : {}),
+      ...(this.peerId !== undefined ? { peer: this.devicePeerId ?? this.peerId } : {}),
       ...(key !== undefined ? { key: formatKey(key) } : {})
     })
   }
@@ -297,7 +357,7 @@ export class Database {
   async syncState (): Promise<SyncState> {
     this.assertOpen()
     if (this.replicator !== undefined) return await this.replicator.state()
-    return { heads: await this.replica.heads(), missing: (await this.replica.missing()).length, peers: [], lastSyncedAt: null, snapshot: await this.replica.snapshotRoot() ?? null }
+    return { heads: await this.replica.heads(), missing: (await this.replica.missing()).length, peers: [], lastSyncedAt: null, snapshot: await this.replica.snapshotRoot() ?? null, holders: 0 }
   }
 
   /** Listen to an event; returns a function that removes the listener. */
@@ -317,13 +377,11 @@ export class Database {
     this.closed = true
     this.replica.close(new DatabaseClosedError(this.name))
     if (this.retryTimer !== undefined) clearTimeout(this.retryTimer)
+    this.beginClosing()
     for (const c of this.cleanups.splice(0)) c()
-    this.replicator?.stop()
-    this.replicator = undefined
-    await this.lease?.release()
-    this.lease = undefined
+    this.tabs?.close()
+    await this.networkLoop
     await this.storage.close()
-    this.resolveOnline()
     this.onClose?.()
   }
 
@@ -392,55 +450,118 @@ export class Database {
     }
   }
 
-  private setStatus (status: NetworkStatus, error?: Error): void {
-    if (this.status === status) return
+  /** Set the status; emit `network` when it changed (or, with `always`, on every call: the details may have). */
+  private setStatus (status: NetworkStatus, error?: Error, always = false): void {
+    if (this.status === status && !always) return
     this.status = status
     this.emit('network', status, error)
   }
 
-  /** Lease the network and start replicating; on failure retry with backoff (1 s … 30 s). */
-  private async connect (connect: NetworkConnector, replication: ReplicatorOptions, attempt: number): Promise<void> {
-    try {
-      const lease = await connect()
-      if (this.closed) { await lease.release(); return }
-      this.lease = lease
-      const replicator = new Replicator(this.replica, lease.transport, replication)
-      this.replicator = replicator
-      replicator.start()
-      // Emit 'peers' whenever the list or how a peer is connected changes. Connection events can
-      // precede the connection manager's bookkeeping, so the view is also re-checked every second.
-      let last = ''
-      let known = new Set<string>()
-      const refreshPeers = (): void => {
+  /**
+   * Lease the network and replicate over it until the database closes. A lease that cannot be had
+   * (the node did not start) is retried with backoff (1 s … 30 s); a lease whose node is replaced
+   * (see `NetworkLease.replaced`) is given up for a new one.
+   */
+  private async runNetwork (connect: NetworkConnector, replication: ReplicatorOptions): Promise<void> {
+    let failures = 0
+    while (!this.closed) {
+      let lease: NetworkLease
+      try {
+        lease = await connect()
+      } catch (err) {
         if (this.closed) return
-        const peers = this.peers()
-        const key = JSON.stringify(peers)
-        if (key === last) return
-        last = key
-        const now = new Set(peers.map(p => p.id))
-        for (const p of peers) if (!known.has(p.id)) this.emit('peer:join', p)
-        for (const id of known) if (!now.has(id)) this.emit('peer:leave', id)
-        known = now
-        this.emit('peers', peers)
+        const delay = Math.min(30_000, 1000 * 2 ** failures++)
+        log.warn(`network unavailable for ${this.address} (retrying in ${delay} ms): ${(err as Error).message}`)
+        this.network = { status: 'offline', nextAttemptAt: Date.now() + delay, reserved: 0, connectedPeers: 0, relays: [], error: (err as Error).message }
+        this.setStatus('offline', err as Error)
+        await Promise.race([this.closing, new Promise(resolve => { this.retryTimer = setTimeout(resolve, delay) })])
+        continue
       }
-      const timer = setInterval(refreshPeers, 1000)
-      this.cleanups.push(
-        () => { clearInterval(timer) },
-        replicator.onPeers(refreshPeers),
-        replicator.onProgress(p => { this.emit('sync:progress', p) }),
-        replicator.onError(err => { this.emit('error', err) }),
-        lease.transport.onConnectionChange?.(() => { refreshPeers(); setTimeout(refreshPeers, 100) }) ?? (() => {}),
-        startAnnouncing(lease.transport, async () => await this.announcement())
-      )
-      this.setStatus('online')
-      this.resolveOnline()
-    } catch (err) {
-      if (this.closed) return
-      const delay = Math.min(30_000, 1000 * 2 ** attempt)
-      log.warn(`network unavailable for ${this.address} (retrying in ${delay} ms): ${(err as Error).message}`)
-      this.setStatus('offline', err as Error)
-      this.retryTimer = setTimeout(() => { void this.connect(connect, replication, attempt + 1) }, delay)
+      failures = 0
+      if (this.closed) { await lease.release(); return }
+      const stop = this.replicate(lease, replication)
+      const replaced = await Promise.race([lease.replaced.then(() => true), this.closing.then(() => false)])
+      stop()
+      await lease.release()
+      if (!replaced) return
+      log.debug(`the network node of ${this.address} was replaced: moving to the new one`)
     }
+  }
+
+  /** Replicate over `lease` until the returned function is called. */
+  private replicate (lease: NetworkLease, replication: ReplicatorOptions): () => void {
+    this.lease = lease
+    const transport = lease.transport
+    const replicator = new Replicator(this.replica, transport, replication)
+    this.replicator = replicator
+    replicator.start()
+    // Emit 'peers' whenever the list or how a peer is connected changes. Connection events can
+    // precede the connection manager's bookkeeping, so the view is also re-checked every second.
+    let last = ''
+    let known = new Set<string>()
+    const refreshPeers = (): void => {
+      if (this.closed) return
+      const peers = this.peers()
+      const key = JSON.stringify(peers)
+      if (key === last) return
+      last = key
+      const now = new Set(peers.map(p => p.id))
+      for (const p of peers) if (!known.has(p.id)) this.emit('peer:join', p)
+      for (const id of known) if (!now.has(id)) this.emit('peer:leave', id)
+      known = now
+      this.emit('peers', peers)
+    }
+    // After every reconnect (a relay reservation gained), heads go out at once both ways: ours are
+    // published, and peers that hear them answer with theirs (see `Replicator.reconnected`).
+    let reserved = 0
+    const onNetwork = (state: NetworkState): void => {
+      if (this.closed) return
+      if (state.reserved > reserved || (state.status === 'online' && this.status !== 'online')) replicator.reconnected()
+      reserved = state.reserved
+      this.network = state
+      this.setStatus(state.status, state.status === 'online' || state.error === null ? undefined : new NetworkError(state.error), true)
+    }
+    const timer = setInterval(refreshPeers, 1000)
+    const offs = [
+      () => { clearInterval(timer) },
+      replicator.onPeers(refreshPeers),
+      replicator.onProgress(p => { this.emit('sync:progress', p) }),
+      replicator.onError(err => { this.emit('error', err) }),
+      transport.onConnectionChange?.(() => { refreshPeers(); setTimeout(refreshPeers, 100) }) ?? (() => {}),
+      transport.onNetworkChange?.(onNetwork) ?? (() => {}),
+      startAnnouncing(transport, async () => await this.announcement())
+    ]
+    onNetwork(transport.networkState?.() ?? { status: 'online', nextAttemptAt: null, reserved: 0, connectedPeers: 0, relays: [], error: null })
+    return () => {
+      for (const off of offs) off()
+      replicator.stop()
+      if (this.replicator === replicator) this.replicator = undefined
+      if (this.lease === lease) this.lease = undefined
+    }
+  }
+
+  /** Another tab applied a block: read what it changed from the shared storage and report it as ours. */
+  private async onTabMessage (msg: TabMessage): Promise<void> {
+    if (this.closed) return
+    this.replica.refresh()
+    const byColl = new Map<string, string[]>()
+    for (const k of msg.keys) {
+      let ids = byColl.get(k.coll)
+      if (ids === undefined) byColl.set(k.coll, ids = [])
+      ids.push(k.id)
+    }
+    const changes: DocChange[] = []
+    try {
+      for (const [coll, ids] of byColl) {
+        const docs = await this.storage.getDocsById(coll, ids)
+        ids.forEach((id, i) => { changes.push({ coll, id, before: null, after: docs[i] ?? null }) })
+      }
+    } catch (err) {
+      if (!this.closed) log.warn('cannot read the documents another tab changed', err)
+      return
+    }
+    if (this.closed) return
+    this.onChanges({ changes, collections: msg.collections }, msg.origin)
   }
 
   private async announcement (): Promise<Announcement> {

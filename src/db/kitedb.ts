@@ -10,6 +10,7 @@ import {
 import { DexieStorageProvider, MemoryStorageProvider, type StorageProvider } from '../store/index.js'
 import { MANIFEST_KEY, Replica, resolveLimits, type LimitsOptions, type ReplicatorOptions, type Transport } from '../sync/index.js'
 import { type AcquireOptions, acquireNetwork, claimIdentity, loadDeviceKey, parseRelays } from '../net/index.js'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { type Announcement, announceTopic, decodeAnnouncement } from './announce.js'
 import { Database } from './database.js'
 
@@ -36,6 +37,13 @@ export interface OpenOptions {
    * WebRTC is blocked, or to keep peers' IP addresses from each other). Default true.
    */
   directConnections?: boolean
+  /**
+   * STUN/TURN servers for WebRTC (`RTCIceServer`s), for devices on different networks whose host
+   * addresses cannot reach each other (a NAT): e.g. `[{ urls: 'stun:stun.example.org:3478' }, {
+   * urls: 'turn:turn.example.org:3478', username: 'kite', credential: 'secret' }]`. Default none:
+   * direct connections within one network; where none can be made, peers sync through the relays.
+   */
+  iceServers?: RTCIceServer[]
   /**
    * `init`, when it creates the database: who may write, fixed in the manifest for good (OrbitDB's
    * immutable access controller). `write` lists writers' public keys (see `KiteDB.publicKey`), or
@@ -108,12 +116,13 @@ function providerFor (storage: OpenOptions['storage']): StorageProvider {
 }
 
 /** Network options, with the device identity of the node (kept by the storage provider, so it survives reloads). */
-function networkOptions (options: Pick<OpenOptions, 'node' | 'directConnections' | 'limits' | 'storage'>): AcquireOptions {
+function networkOptions (options: Pick<OpenOptions, 'node' | 'directConnections' | 'limits' | 'storage' | 'iceServers'>): AcquireOptions {
   const provider = providerFor(options.storage)
   return {
     ...(options.node !== undefined ? { node: options.node } : {}),
     ...(options.directConnections !== undefined ? { directConnections: options.directConnections } : {}),
     ...(options.limits !== undefined ? { limits: options.limits } : {}),
+    ...(options.iceServers !== undefined ? { iceServers: options.iceServers } : {}),
     identity: async () => await claimIdentity(provider, options.node ?? 'default')
   }
 }
@@ -130,6 +139,11 @@ function relayList (options: OpenOptions): string[] {
 async function deviceSigner (options: Pick<OpenOptions, 'node' | 'storage'>): Promise<Signer> {
   const key = await loadDeviceKey(providerFor(options.storage), options.node ?? 'default')
   return signerFromSeed(key.raw.subarray(0, 32))
+}
+
+/** The device's peer id for a node name: the libp2p identity of its persistent key, held by one tab at a time. */
+async function devicePeerId (options: Pick<OpenOptions, 'node' | 'storage'>): Promise<string> {
+  return peerIdFromPrivateKey(await loadDeviceKey(providerFor(options.storage), options.node ?? 'default')).toString()
 }
 
 /** Static entry points, after AvionDB's `AvionDB.init` / `AvionDB.open`. */
@@ -278,9 +292,10 @@ async function openAddress (provider: StorageProvider, address: string, relays: 
       storage,
       replica,
       ...(options.transport !== undefined
-        ? { connect: async () => ({ transport: options.transport as Transport, relays: [], release: async () => {} }) }
-        : relays.length > 0 ? { connect: async () => await acquireNetwork(relays, networkOptions(options)) } : {}),
+        ? { connect: async () => ({ transport: options.transport as Transport, relays: [], replaced: new Promise<void>(() => {}), release: async () => {} }) }
+        : relays.length > 0 ? { connect: async () => await acquireNetwork(relays, networkOptions(options)), devicePeerId: await devicePeerId(options) } : {}),
       ...(options.replication !== undefined ? { replication: options.replication } : {}),
+      ...(provider.channel !== undefined ? { tabChannel: `${provider.kind}:${provider.channel}` } : {}),
       onClose: () => { openDatabases.delete(db) }
     })
     openDatabases.add(db)

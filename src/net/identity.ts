@@ -4,7 +4,9 @@
  *
  * Two tabs of one origin must not run one peer id at once (they would take each other's relay
  * reservation): a tab claims the saved identity with the Web Locks API and holds it while its node
- * runs; a tab that finds it held uses a fresh, unsaved identity instead.
+ * runs; a tab that finds it held uses a fresh, unsaved identity instead, and queues for the saved
+ * one: when the tab holding it closes, the next tab in the queue takes it over (`upgrade`), so the
+ * device's peer id — the one share links name — stays reachable while any tab is open.
  */
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyFromRaw, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import { type PrivateKey } from '@libp2p/interface'
@@ -24,6 +26,11 @@ export interface IdentityClaim {
   privateKey: PrivateKey
   /** false when another tab holds the saved identity and this one is fresh and unsaved */
   persistent: boolean
+  /**
+   * A fresh identity's place in the queue for the saved one: resolves with the saved identity,
+   * claimed, once the context holding it lets go (its tab closed). Never settles after `release()`.
+   */
+  upgrade?: Promise<IdentityClaim>
   release (): void
 }
 
@@ -51,7 +58,7 @@ export async function generateEd25519Key (): Promise<PrivateKey> {
 }
 
 interface LockManagerLike {
-  request: (name: string, options: { ifAvailable?: boolean }, callback: (lock: unknown) => Promise<void>) => Promise<void>
+  request: (name: string, options: { ifAvailable?: boolean, signal?: AbortSignal }, callback: (lock: unknown) => Promise<void>) => Promise<void>
 }
 
 /** The Web Locks API, where the platform has it. */
@@ -83,29 +90,43 @@ export async function loadDeviceKey (store: SecretStore, node: string): Promise<
 
 /**
  * Claim the identity saved under `node` in `store` (creating and saving it the first time). Where
- * the Web Locks API exists and another context holds it, returns a fresh identity instead.
+ * the Web Locks API exists and another context holds it, returns a fresh identity instead, with an
+ * `upgrade` that claims the saved one when it is let go.
  */
 export async function claimIdentity (store: SecretStore, node: string): Promise<IdentityClaim> {
   const name = `libp2p-key:${node}`
   const locks = lockManager()
+  if (locks === undefined) return { privateKey: await loadDeviceKey(store, node), persistent: true, release: () => {} }
   let release = (): void => {}
-  if (locks !== undefined) {
-    const granted = await new Promise<boolean>(resolve => {
-      void locks.request(`kitedb:${name}`, { ifAvailable: true }, async lock => {
-        if (lock === null) { resolve(false); return }
-        resolve(true)
-        await new Promise<void>(resolve2 => { release = resolve2 })
-      })
+  const granted = await new Promise<boolean>(resolve => {
+    void locks.request(`kitedb:${name}`, { ifAvailable: true }, async lock => {
+      if (lock === null) { resolve(false); return }
+      resolve(true)
+      await new Promise<void>(resolve2 => { release = resolve2 })
     })
-    if (!granted) {
-      log.debug(`identity "${node}" is in use by another tab: using a fresh one`)
-      return { privateKey: await generateEd25519Key(), persistent: false, release: () => {} }
+  })
+  if (granted) {
+    try {
+      return { privateKey: await loadDeviceKey(store, node), persistent: true, release }
+    } catch (err) {
+      release()
+      throw err
     }
   }
-  try {
-    return { privateKey: await loadDeviceKey(store, node), persistent: true, release }
-  } catch (err) {
-    release()
-    throw err
-  }
+  log.debug(`identity "${node}" is in use by another tab: using a fresh one until it is free`)
+  const queue = new AbortController()
+  const upgrade = new Promise<IdentityClaim>(resolve => {
+    locks.request(`kitedb:${name}`, { signal: queue.signal }, async () => {
+      let letGo = (): void => {}
+      const held = new Promise<void>(resolve2 => { letGo = resolve2 })
+      try {
+        resolve({ privateKey: await loadDeviceKey(store, node), persistent: true, release: letGo })
+      } catch (err) {
+        log.warn(`cannot load identity "${node}": ${(err as Error).message}`)
+        letGo()
+      }
+      await held
+    }).catch(() => {}) // aborted by release(): this context left the queue
+  })
+  return { privateKey: await generateEd25519Key(), persistent: false, upgrade, release: () => { queue.abort() } }
 }

@@ -23,6 +23,7 @@ import { type LimitsOptions, resolveLimits } from '../sync/limits.js'
 import { MAX_MESSAGE_BYTES, TOPIC_PREFIX } from '../sync/wire.js'
 import { PeerGuard, messageValidator, refuseBanned } from './guard.js'
 import { ensureRuntime } from './runtime.js'
+import { type RelayKeeper, type RelayKeeperInit, relayKeeper } from './relays.js'
 
 const log = createLogger('net')
 
@@ -31,6 +32,8 @@ export type PeerServices = {
   pubsub: GossipSub
   ping: Ping
   identify: unknown
+  /** the relay keeper (peer nodes only; absent on a relay node) */
+  relays: RelayKeeper
   [name: string]: unknown
 }
 
@@ -66,14 +69,28 @@ function pubsubService (maxOutboundBufferSize?: number): ReturnType<typeof gossi
 
 /** Options of `createPeerNode`. */
 export interface PeerNodeOptions {
-  /** relay multiaddrs, each ending in `/p2p/<relay-peer-id>` (at least one) */
+  /** relay multiaddrs, each ending in `/p2p/<relay-peer-id>` (at least one); a reservation is kept on each */
   relays: string[]
   /** the node's identity; a new Ed25519 key when omitted */
   privateKey?: PrivateKey
+  /**
+   * true (default): resolve once a relay reservation and a dialable address exist, waiting up to
+   * `readyTimeoutMs`; false: resolve once the node runs (relays are reached in the background,
+   * see `RelayKeeper`)
+   */
+  waitForRelay?: boolean
   /** how long to wait for a relay reservation and a dialable WebRTC address, ms (default 15000) */
   readyTimeoutMs?: number
   /** false: no WebRTC listener (peers reach this node only through the relays); default true */
   webrtc?: boolean
+  /**
+   * STUN/TURN servers for WebRTC (`RTCIceServer`s), for peers behind NATs that host candidates
+   * cannot cross, e.g. `[{ urls: 'stun:stun.example.org:3478' }, { urls: 'turn:turn.example.org:3478',
+   * username: 'u', credential: 'p' }]`. Default none: direct connections within one network.
+   */
+  iceServers?: RTCIceServer[]
+  /** relay reconnection tuning (see `RelayKeeperInit`) */
+  relayKeeper?: Omit<RelayKeeperInit, 'relays'>
 }
 
 /** Parse relay multiaddr strings; throws `ValidationError` naming the bad one. */
@@ -92,45 +109,56 @@ export function parseRelays (relays: unknown): Multiaddr[] {
 }
 
 /**
- * Start a peer node, connect to the relays and wait until it holds a relay reservation with a
- * WebRTC address. Rejects with `NetworkError` when no relay can be reached, `TimeoutError` when no
- * WebRTC address appears within `readyTimeoutMs`.
+ * How often libp2p's connection monitor pings every connection, and how long a ping may take
+ * before the connection is closed as dead, ms. A relay or peer that vanished without closing (a
+ * network cut) is noticed within about `PING_INTERVAL_MS + PING_TIMEOUT_MS`; the timeout adapts to
+ * the measured round trips between its bounds.
+ */
+const PING_INTERVAL_MS = 5000
+const PING_TIMEOUT_MS = { minTimeout: 4000, maxTimeout: 8000 }
+
+/**
+ * Start a peer node that keeps a reservation on every relay (`RelayKeeper`, the `relays`
+ * service). With `waitForRelay` (the default), resolves once one relay holds a reservation and a
+ * dialable address exists, else rejects with `NetworkError` (no relay reachable within
+ * `readyTimeoutMs`) or `TimeoutError` (no WebRTC address); without it, resolves once the node runs.
+ * Throws `ValidationError` for a bad relay multiaddr.
  */
 export async function createPeerNode (options: PeerNodeOptions): Promise<PeerNode> {
   await ensureRuntime()
   const relays = parseRelays(options.relays)
+  const webrtcEnabled = options.webrtc !== false
   const node = await createLibp2p({
     ...(options.privateKey !== undefined ? { privateKey: options.privateKey } : {}),
-    addresses: { listen: options.webrtc === false ? ['/p2p-circuit'] : ['/p2p-circuit', '/webrtc'] },
+    // Circuit addresses are listened on by the relay keeper, one relay at a time, as each is reached.
+    addresses: { listen: webrtcEnabled ? ['/webrtc'] : [] },
     // A relay-only node has no WebRTC transport at all: it neither dials nor accepts direct connections.
-    transports: options.webrtc === false
-      ? [webSockets(), circuitRelayTransport()]
-      : [webSockets(), circuitRelayTransport(), webRTC({ rtcConfiguration: { iceServers: [] } })],
+    transports: webrtcEnabled
+      ? [webSockets(), circuitRelayTransport(), webRTC({ rtcConfiguration: { iceServers: options.iceServers ?? [] } })]
+      : [webSockets(), circuitRelayTransport()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     connectionGater: openGater,
+    connectionMonitor: { pingInterval: PING_INTERVAL_MS, pingTimeout: PING_TIMEOUT_MS },
     services: {
       identify: identify(),
       ping: ping(),
-      pubsub: pubsubService()
+      pubsub: pubsubService(),
+      relays: relayKeeper({ ...options.relayKeeper, relays })
     }
-  })
+  }) as unknown as PeerNode
+  if (options.waitForRelay === false) return node
   try {
-    let connected = 0
-    const errors: string[] = []
-    await Promise.all(relays.map(async r => {
-      try {
-        await dialWithRetry(node, r, 3)
-        connected++
-      } catch (err) {
-        errors.push(`${r.toString()}: ${(err as Error).message}`)
-      }
-    }))
-    if (connected === 0) throw new NetworkError(`cannot reach any relay (${errors.join('; ')})`)
-    const ready = options.webrtc === false
+    const timeoutMs = options.readyTimeoutMs ?? 15_000
+    try {
+      await node.services.relays.whenReserved(timeoutMs)
+    } catch (err) {
+      throw new NetworkError(`cannot reach any relay (${(err as Error).message})`, { cause: err })
+    }
+    const ready = !webrtcEnabled
       ? () => node.getMultiaddrs().some(ma => ma.toString().includes('/p2p-circuit'))
       : () => node.getMultiaddrs().some(ma => WebRTC.exactMatch(ma))
-    await waitFor(ready, options.readyTimeoutMs ?? 15_000, 'no relay reservation with a dialable address')
+    await waitFor(ready, timeoutMs, 'no relay reservation with a dialable address')
     return node
   } catch (err) {
     await node.stop()

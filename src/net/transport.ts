@@ -20,7 +20,7 @@ import { type Connection, type PeerId, type Stream } from '@libp2p/interface'
 import { TopicValidatorResult } from '@libp2p/gossipsub'
 import { NetworkError, TimeoutError } from '../errors.js'
 import { createLogger } from '../log.js'
-import { type PeerConnection, type SubscribeOptions, type Transport } from '../sync/transport.js'
+import { type NetworkState, type PeerConnection, type SubscribeOptions, type Transport } from '../sync/transport.js'
 import { type Limits, type LimitsOptions, resolveLimits } from '../sync/limits.js'
 import { type PeerNode, dialWithRetry } from './node.js'
 import { PeerGuard, messageValidator, refuseBanned } from './guard.js'
@@ -57,6 +57,11 @@ function isDirect (conn: Connection): boolean {
 
 type MessageHandler = (data: Uint8Array, from: string) => void
 
+/** What a change of `NetworkState` is judged by (times of attempts in progress excluded). */
+function networkKey (s: NetworkState): string {
+  return JSON.stringify([s.status, s.nextAttemptAt, s.reserved, s.connectedPeers, s.error, s.relays.map(r => [r.state, r.error, r.nextAttemptAt])])
+}
+
 /** The libp2p implementation of `Transport`. */
 export class Libp2pTransport implements Transport {
   readonly node: PeerNode
@@ -79,6 +84,10 @@ export class Libp2pTransport implements Transport {
   readonly limits: Limits
   private readonly guard: PeerGuard
   private readonly stopRefusingBanned: () => void
+  private readonly networkListeners = new Set<(state: NetworkState) => void>()
+  private lastNetworkKey = ''
+  private readonly onNetworkEvent = (): void => { this.networkChanged() }
+  private readonly onConnectionClose = (evt: CustomEvent<Connection>): void => { this.connectionClosed(evt.detail) }
 
   constructor (node: PeerNode, options: Libp2pTransportOptions) {
     this.node = node
@@ -120,6 +129,69 @@ export class Libp2pTransport implements Transport {
     node.addEventListener('peer:identify', this.onIdentify)
     pubsub.addEventListener('message', this.onMessage)
     pubsub.addEventListener('subscription-change', this.onSubscriptionChange)
+    node.addEventListener('connection:open', this.onNetworkEvent)
+    node.addEventListener('connection:close', this.onNetworkEvent)
+    node.addEventListener('connection:close', this.onConnectionClose)
+    node.services.relays?.addEventListener('change', this.onNetworkEvent)
+    this.lastNetworkKey = networkKey(this.networkState())
+  }
+
+  /**
+   * `'online'` while a relay holds a reservation for this node or a peer is connected; else
+   * `'connecting'` while a relay attempt is under way, `'offline'` until the next one.
+   */
+  networkState (): NetworkState {
+    const relays = this.node.services.relays?.status() ?? []
+    const reserved = relays.filter(r => r.state === 'reserved').length
+    const peers = new Set<string>()
+    for (const c of this.node.getConnections()) {
+      const id = c.remotePeer.toString()
+      if (c.status === 'open' && !this.relayIds.has(id)) peers.add(id)
+    }
+    const online = reserved > 0 || peers.size > 0
+    const trying = relays.some(r => r.state === 'connecting' || r.state === 'connected')
+    const waits = relays.map(r => r.nextAttemptAt).filter((t): t is number => t !== null)
+    return {
+      status: online ? 'online' : trying || relays.length === 0 ? 'connecting' : 'offline',
+      nextAttemptAt: !online && !trying && waits.length > 0 ? Math.min(...waits) : null,
+      reserved,
+      connectedPeers: peers.size,
+      relays,
+      error: online ? null : relays.find(r => r.error !== null)?.error ?? null
+    }
+  }
+
+  onNetworkChange (handler: (state: NetworkState) => void): () => void {
+    this.networkListeners.add(handler)
+    return () => { this.networkListeners.delete(handler) }
+  }
+
+  /** Retry every relay that holds no reservation now (see `RelayKeeper.retryNow`). */
+  reconnect (): void {
+    this.node.services.relays?.retryNow('asked to reconnect')
+  }
+
+  private networkChanged (): void {
+    if (this.networkListeners.size === 0) return
+    const state = this.networkState()
+    const key = networkKey(state)
+    if (key === this.lastNetworkKey) return
+    this.lastNetworkKey = key
+    for (const l of this.networkListeners) {
+      try { l(state) } catch (err) { log.warn('network listener threw', err) }
+    }
+  }
+
+  /**
+   * A peer's last direct connection closed: forget when it was first heard and last dialled, so it
+   * is found again as a new peer would be (through the relay, then upgraded, the smaller id dialling
+   * first) rather than by both sides at once.
+   */
+  private connectionClosed (conn: Connection): void {
+    const peer = conn.remotePeer.toString()
+    if (!isDirect(conn) || this.relayIds.has(peer) || this.connection(peer).kind === 'direct') return
+    this.firstHeard.delete(peer)
+    this.lastUpgradeAttempt.delete(peer)
   }
 
   /** Whether `peer` is one of the configured relays. */
@@ -306,6 +378,11 @@ export class Libp2pTransport implements Transport {
     this.stopRefusingBanned()
     for (const topic of this.handlers.keys()) this.node.services.pubsub.topicValidators.delete(topic)
     this.node.removeEventListener('peer:identify', this.onIdentify)
+    this.node.removeEventListener('connection:open', this.onNetworkEvent)
+    this.node.removeEventListener('connection:close', this.onNetworkEvent)
+    this.node.removeEventListener('connection:close', this.onConnectionClose)
+    this.node.services.relays?.removeEventListener('change', this.onNetworkEvent)
+    this.networkListeners.clear()
     this.node.services.pubsub.removeEventListener('message', this.onMessage)
     this.node.services.pubsub.removeEventListener('subscription-change', this.onSubscriptionChange)
   }

@@ -904,11 +904,16 @@ class RegistryDb extends Dexie {
 /** Opens `DexieStorage`s and keeps the name → address registry in IndexedDB. */
 export class DexieStorageProvider implements StorageProvider {
   readonly kind = 'indexeddb'
+  /** `'indexeddb'` with the page's own IndexedDB (shared by its tabs); with an explicit `indexedDB`, `options.channel` */
+  readonly channel?: string
   private readonly options: DexieOptions
   private registry?: RegistryDb
 
-  constructor (options: DexieOptions = {}) {
-    this.options = options
+  constructor (options: DexieOptions & { channel?: string } = {}) {
+    const { channel, ...rest } = options
+    this.options = rest
+    const shared = channel ?? (options.indexedDB === undefined ? 'indexeddb' : undefined)
+    if (shared !== undefined) this.channel = shared
   }
 
   async open (dbId: string): Promise<DexieStorage> {

@@ -251,6 +251,12 @@ export interface Storage {
 /** Opens per-database storages and remembers which local name maps to which address. */
 export interface StorageProvider {
   readonly kind: string
+  /**
+   * Set when other pages of this origin (tabs) that open a database with the same provider kind
+   * open the same data, as IndexedDB does: the name of the channel on which they tell each other
+   * of changes (see db/tabs.ts). Absent for storage private to one page or process.
+   */
+  readonly channel?: string
   /** Open (creating if needed) the storage of the database with this manifest CID string. */
   open (dbId: string): Promise<Storage>
   /** Delete every local trace of a database (its storage must be closed). */

@@ -116,6 +116,8 @@ export class Replica {
    * as another tab writing the same database could cause, only gives a new block fewer parents)
    */
   private headsCache?: string[]
+  /** set by `refresh`: the clock must observe the stored heads before the next local block */
+  private headsMoved = false
   readonly signer: Signer
   /** the database key, when it is encrypted */
   readonly key?: Uint8Array
@@ -222,6 +224,10 @@ export class Replica {
       const list = typeof ops === 'function' ? await ops() : ops
       if (list.length === 0) return undefined
       const heads = await this.heads()
+      if (this.headsMoved) {
+        this.headsMoved = false
+        for (const bytes of await this.storage.getBlocks(heads)) if (bytes !== undefined) this.clock.observe(readBlockHeader(bytes).hlc)
+      }
       // Local ops come from the API layer, which has checked every value.
       const encoded = await encodeBlock({
         v: 1,
@@ -315,6 +321,16 @@ export class Replica {
     this.pending.delete(cidText)
     this.clock.observe(encoded.block.hlc)
     return await this.apply(encoded, 'remote')
+  }
+
+  /**
+   * Another replica object sharing this storage (another tab) applied blocks: forget the cached
+   * heads, and before the next local block advance the clock past the stored heads, so that block
+   * orders after everything the other tab wrote.
+   */
+  refresh (): void {
+    this.headsCache = undefined
+    this.headsMoved = true
   }
 
   /** Current heads (CID strings, sorted). */

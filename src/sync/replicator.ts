@@ -89,6 +89,11 @@ export interface SyncState {
   lastSyncedAt: number | null
   /** CID string of the root of the snapshot this replica joined from, or null when it replayed every block */
   snapshot: string | null
+  /**
+   * peers heard from since replication started that hold this database: they announced heads, or
+   * served its blocks or manifest (0: no device holding it has been reached yet)
+   */
+  holders: number
 }
 
 /** Replicates one `Replica` over one `Transport`. */
@@ -130,6 +135,8 @@ export class Replicator {
   private readonly waitedFor = new Set<string>()
   /** whether this replica joined from a snapshot in this session (once is enough) */
   private joined = false
+  /** peers that showed they hold this database (see `SyncState.holders`) */
+  private readonly holders = new Set<string>()
 
   constructor (replica: Replica, transport: Transport, options: ReplicatorOptions = {}) {
     this.replica = replica
@@ -170,6 +177,18 @@ export class Replicator {
       void this.fetchMissing()
       this.notifyPeers()
     }, this.opts.republishMs)
+  }
+
+  /**
+   * The network came back (a relay reservation was made again): publish the heads now, and once
+   * more a moment later (the relay may not have rejoined the topic yet), so what was missed flows
+   * both ways — peers that hear heads they lack fetch them, and answer with their own (`touch`).
+   */
+  reconnected (): void {
+    if (this.stopped) return
+    void this.publishHeads()
+    void this.fetchMissing()
+    setTimeout(() => { void this.publishHeads(); void this.fetchMissing() }, 1000)
   }
 
   /** Stop replicating (the replica stays usable locally). */
@@ -245,7 +264,8 @@ export class Replicator {
       missing: (await this.replica.missing()).length + this.wanted.size,
       peers: this.peers(),
       lastSyncedAt: this.lastSyncedAt,
-      snapshot: await this.replica.snapshotRoot() ?? null
+      snapshot: await this.replica.snapshotRoot() ?? null,
+      holders: this.holders.size
     }
   }
 
@@ -314,6 +334,7 @@ export class Replicator {
 
   private async handleMessage (data: Uint8Array, from: string): Promise<void> {
     const msg = decodeHeadsMessage(data)
+    if (msg.heads.length > 0) this.holders.add(from)
     // An inline block must be one the message names among its heads: bytes damaged on the way
     // hash to another CID, so they cannot pass for a block (and a damaged CID matches no block).
     const named = new Set(msg.heads.map(h => h.toString()))
@@ -595,6 +616,7 @@ export class Replicator {
         if (!(bytes instanceof Uint8Array) || cidOf(bytes).toString() !== this.replica.dbId) continue
         try {
           const manifest = await this.replica.setManifest(bytes)
+          this.holders.add(peer)
           log.debug(`manifest of ${this.replica.dbId} received from ${peer} (${manifest.enc !== undefined ? 'encrypted' : 'plain'}, writers: ${manifest.write.join(', ')})`)
           void this.publishHeads()
           return { progress: true, failed: false }
@@ -669,7 +691,10 @@ export class Replicator {
         this.addWanted(chunk.toString(), peer)
       }
     }
-    if (stored.length > 0) await this.emitProgress()
+    if (stored.length > 0) {
+      this.holders.add(peer)
+      await this.emitProgress()
+    }
     return stored
   }
 

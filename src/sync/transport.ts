@@ -11,6 +11,47 @@ export interface PeerConnection {
   transport: string
 }
 
+/** Where one relay stands (see `NetworkState`). */
+export interface RelayStatus {
+  /** the relay's multiaddr as configured */
+  addr: string
+  /** its peer id */
+  peer: string
+  /**
+   * `'reserved'`: connected and holding a reservation (peers can reach this node through it);
+   * `'connected'`: connected without a reservation (gossip flows; the reservation is retried);
+   * `'connecting'`: an attempt is under way; `'waiting'`: the next attempt is at `nextAttemptAt`
+   */
+  state: 'reserved' | 'connected' | 'connecting' | 'waiting'
+  /** failed attempts since it was last reserved */
+  failures: number
+  /** when the next attempt starts, ms since the epoch (`'waiting'`), else null */
+  nextAttemptAt: number | null
+  /** why the last attempt failed, or null */
+  error: string | null
+  /** since when it has been in this state, ms since the epoch */
+  since: number
+}
+
+/** How a transport reaches the network as a whole. */
+export interface NetworkState {
+  /**
+   * `'online'` while a relay reservation or a connection to a peer is up; otherwise
+   * `'connecting'` while an attempt is under way, or `'offline'` until `nextAttemptAt`
+   */
+  status: 'online' | 'connecting' | 'offline'
+  /** when the next attempt starts (`'offline'` only), ms since the epoch, else null */
+  nextAttemptAt: number | null
+  /** relays holding a reservation now */
+  reserved: number
+  /** peers (not relays) with an open connection now */
+  connectedPeers: number
+  /** every relay, in the configured order */
+  relays: RelayStatus[]
+  /** why the last attempt failed (offline or connecting only), or null */
+  error: string | null
+}
+
 /** Options of `Transport.subscribe`. */
 export interface SubscribeOptions {
   /**
@@ -50,4 +91,10 @@ export interface Transport {
   connection (peer: string): PeerConnection
   /** Called whenever a connection to any peer opens or closes. Returns an unsubscribe function. */
   onConnectionChange? (handler: () => void): () => void
+  /** How the transport reaches the network now (a transport without relays may omit it: always online). */
+  networkState? (): NetworkState
+  /** Called with the new state whenever `networkState()` changes. Returns an unsubscribe function. */
+  onNetworkChange? (handler: (state: NetworkState) => void): () => void
+  /** Try to reach the network now rather than after the current backoff (the browser came back online, say). */
+  reconnect? (): void
 }

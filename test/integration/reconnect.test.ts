@@ -1,0 +1,169 @@
+/**
+ * Staying connected, over real libp2p in Node: relays killed and restarted on the same key and
+ * port, a relay down when a database opens, two relays with one lost, and relays that cannot be
+ * used (never answers, full, another peer id). Browsers meet the same faults in test/e2e/network.spec.ts.
+ */
+import { createServer, type Server, type Socket } from 'node:net'
+import { afterEach, describe, expect, it } from 'vitest'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { type PrivateKey } from '@libp2p/interface'
+import { createPeerNode, createRelayNode, type PeerNode } from '../../src/net/index.js'
+import { retryDelay, DEFAULT_BACKOFF } from '../../src/net/relays.js'
+import { KiteDB, MemoryStorageProvider, type Database, type NetworkStatus } from '../../src/index.js'
+import { eventually } from '../helpers/memory-transport.js'
+
+const cleanups: Array<() => Promise<void>> = []
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) {
+    const t = Date.now()
+    await c().catch(() => {})
+    if (Date.now() - t > 1000) console.log('slow cleanup', Date.now() - t, c.toString().slice(0, 80))
+  }
+}, 60_000)
+
+/** A relay that can be killed and started again with the same key on the same port. */
+class Relay {
+  node?: PeerNode
+  port = 0
+  private constructor (readonly key: PrivateKey, private readonly options: Parameters<typeof createRelayNode>[0]) {}
+  static async start (options: Parameters<typeof createRelayNode>[0] = {}): Promise<Relay> {
+    const r = new Relay(await generateKeyPair('Ed25519'), options)
+    await r.restart()
+    cleanups.push(async () => { await r.kill() })
+    return r
+  }
+
+  get addr (): string { return `/ip4/127.0.0.1/tcp/${this.port}/ws/p2p/${this.key.publicKey.toString()}` }
+  get peerId (): string { return this.node?.peerId.toString() as string }
+  async kill (): Promise<void> { await this.node?.stop(); this.node = undefined }
+  async restart (): Promise<void> {
+    this.node = await createRelayNode({ ...this.options, port: this.port, privateKey: this.key })
+    this.port = Number(this.node.getMultiaddrs()[0]?.toString().split('/')[4])
+  }
+}
+
+async function open (name: string, relays: string[], address?: string, extra: Record<string, unknown> = {}): Promise<Database> {
+  const options = { relays, node: `${name}-${Math.random()}`, storage: new MemoryStorageProvider(), replication: { republishMs: 500 }, ...extra }
+  const db = address === undefined ? await KiteDB.init(name, { ...options, access: { write: ['*'] } }) : await KiteDB.open(address, options)
+  cleanups.push(async () => { await db.close() })
+  return db
+}
+
+const titles = async (db: Database): Promise<string[]> =>
+  (await (await db.initCollection('todos')).find({}, undefined, { sort: { _id: 1 } })).map(d => String(d.title))
+
+/** The statuses a database goes through from now on. */
+function statuses (db: Database): NetworkStatus[] {
+  const seen: NetworkStatus[] = []
+  db.on('network', status => { if (seen.at(-1) !== status) seen.push(status) })
+  return seen
+}
+
+describe('relay reconnection backoff', () => {
+  it('the first retry comes within a second; delays grow to the cap, never past it, and jitter spreads them', () => {
+    for (const r of [0, 0.5, 0.999]) {
+      expect(retryDelay(0, false, DEFAULT_BACKOFF, () => r)).toBeLessThanOrEqual(1000)
+      expect(retryDelay(0, false, DEFAULT_BACKOFF, () => r)).toBeGreaterThanOrEqual(250)
+      for (let n = 0; n < 40; n++) {
+        expect(retryDelay(n, false, DEFAULT_BACKOFF, () => r)).toBeLessThanOrEqual(DEFAULT_BACKOFF.maxMs)
+        expect(retryDelay(n, true, DEFAULT_BACKOFF, () => r)).toBeLessThanOrEqual(DEFAULT_BACKOFF.maxFastMs)
+      }
+    }
+    expect(retryDelay(10, false, DEFAULT_BACKOFF, () => 0)).toBe(DEFAULT_BACKOFF.maxMs / 2)
+    expect(retryDelay(3, false, DEFAULT_BACKOFF, () => 0)).toBeLessThan(retryDelay(4, false, DEFAULT_BACKOFF, () => 0))
+    expect(new Set(Array.from({ length: 20 }, () => retryDelay(6, false))).size).toBeGreaterThan(10)
+  })
+})
+
+describe('staying connected through relay faults', () => {
+  it('a relay killed and restarted on the same key and port: replicas reconnect, a fresh replica joins and sees everything', async () => {
+    const relay = await Relay.start()
+    const a = await open('restart', [relay.addr], undefined, { directConnections: false })
+    await a.whenOnline()
+    const seenA = statuses(a)
+    await (await a.initCollection('todos')).insertOne({ _id: '1', title: 'before' })
+
+    await relay.kill()
+    await eventually(async () => a.networkStatus !== 'online', 15_000, 'A to notice the relay is gone')
+    expect(a.networkState().relays[0]?.error).toBeTruthy()
+    await (await a.initCollection('todos')).insertOne({ _id: '2', title: 'while the relay was down' })
+    await new Promise(resolve => setTimeout(resolve, 3000))
+    await relay.restart()
+
+    await eventually(async () => a.networkStatus === 'online', 15_000, 'A back online')
+    expect(seenA).toContain('online')
+    expect(seenA.some(s => s === 'offline' || s === 'connecting')).toBe(true)
+    const b = await open('restart', [relay.addr], a.address, { directConnections: false })
+    await eventually(async () => (await titles(b)).length === 2, 20_000, 'a fresh replica to see everything')
+    expect(await titles(b)).toEqual(['before', 'while the relay was down'])
+    expect((await b.syncState()).holders).toBeGreaterThan(0)
+  })
+
+  it('a relay down when the database opens: it works locally, says so, and comes online when the relay starts', async () => {
+    const relay = await Relay.start()
+    const addr = relay.addr
+    await relay.kill()
+    const a = await open('late', [addr])
+    await (await a.initCollection('todos')).insertOne({ _id: '1', title: 'local first' })
+    await eventually(async () => a.networkStatus === 'offline', 10_000, 'offline with a next attempt')
+    expect(a.networkState().nextAttemptAt).toBeGreaterThan(Date.now() - 1000)
+    await relay.restart()
+    await a.whenOnline()
+    expect(a.networkState().reserved).toBe(1)
+  })
+
+  it('two relays, one killed: replication goes on through the other; the lost one is reserved again when it returns', async () => {
+    const r1 = await Relay.start()
+    const r2 = await Relay.start()
+    const relays = [r1.addr, r2.addr]
+    const a = await open('two', relays, undefined, { directConnections: false })
+    const b = await open('two', relays, a.address, { directConnections: false })
+    await Promise.all([a.whenOnline(), b.whenOnline()])
+    await eventually(async () => a.networkState().reserved === 2 && b.networkState().reserved === 2, 15_000, 'both relays reserved')
+    const ta = await a.initCollection('todos')
+    await ta.insertOne({ _id: '1', title: 'one' })
+    await eventually(async () => (await titles(b)).length === 1, 15_000, 'B to see the first')
+
+    await r1.kill()
+    await ta.insertOne({ _id: '2', title: 'two' })
+    await eventually(async () => (await titles(b)).length === 2, 15_000, 'B to see the second through the other relay')
+    expect(a.networkStatus).toBe('online')
+    await eventually(async () => a.networkState().reserved === 1, 15_000, 'A to notice the lost relay')
+    await r1.restart()
+    await eventually(async () => a.networkState().reserved === 2, 15_000, 'A to reserve on the returned relay')
+  })
+
+  it('relays that cannot be used are reported with a reason, and the good one is used', async () => {
+    const good = await Relay.start()
+    // a port that accepts TCP connections and never answers
+    const sockets = new Set<Socket>()
+    const silent: Server = createServer(socket => { sockets.add(socket) })
+    await new Promise<void>(resolve => silent.listen(0, '127.0.0.1', resolve))
+    cleanups.push(async () => {
+      for (const socket of sockets) socket.destroy()
+      await new Promise(resolve => silent.close(resolve))
+    })
+    const silentPort = (silent.address() as { port: number }).port
+    const stranger = (await generateKeyPair('Ed25519')).publicKey.toString()
+    // a relay's address with another peer id than its own
+    const other = await Relay.start()
+    const impostor = other.addr.replace(other.peerId, stranger)
+    const full = await Relay.start({ maxReservations: 1 })
+    const squatter = await createPeerNode({ relays: [full.addr] })
+    cleanups.push(async () => { await squatter.stop() })
+
+    const nobody = (await generateKeyPair('Ed25519')).publicKey.toString()
+    const relays = [`/ip4/127.0.0.1/tcp/${silentPort}/ws/p2p/${nobody}`, impostor, full.addr, good.addr]
+    const a = await open('bad', relays)
+    await a.whenOnline()
+    await eventually(async () => {
+      const s = a.networkState().relays
+      return s[0]?.error !== null && s[1]?.error !== null && s[2]?.error !== null && s[3]?.state === 'reserved'
+    }, 20_000, 'every bad relay to have a reason')
+    const [neverAnswers, wrongId, refuses] = a.networkState().relays
+    expect(neverAnswers?.state).not.toBe('reserved')
+    expect(wrongId?.error).toMatch(/another peer id/)
+    expect(refuses?.state).toBe('connected')
+    expect(refuses?.error).toMatch(/refused a reservation/)
+  })
+})
