@@ -36,7 +36,7 @@ export default defineConfig({
     trace: 'retain-on-failure'
   },
   webServer: {
-    command: `node scripts/start.js --port ${port} --relay-port ${relayPort} --relay-record ${relayRecordPath}`,
+    command: `node scripts/start.js --port ${port} --relay-port ${relayPort} --relays 2 --relay-record ${relayRecordPath}`,
     url: `http://127.0.0.1:${port}/kitedb-config.json`,
     reuseExistingServer: false,
     timeout: 120_000,

@@ -36,21 +36,99 @@ async function loadConfig (): Promise<DemoConfig> {
   return { relays: [] }
 }
 
+/** Relay addresses a link may bring: WebSockets (ws or wss) to an IP address or DNS name, with the relay's peer id. */
+const DIALABLE_RELAY = /^\/(ip4|ip6|dns|dns4|dns6)\/[^/]+\/tcp\/\d{1,5}\/(ws|wss|tls\/ws)\/p2p\/[1-9A-HJ-NP-Za-km-z]{32,128}$/
+const TRUSTED_KEY = 'kitedb-demo:trusted-relays'
+
+function trustedRelays (): string[] {
+  try { return JSON.parse(localStorage.getItem(TRUSTED_KEY) ?? '[]') as string[] } catch { return [] }
+}
+
+/**
+ * The relays to use: the app's own (its config), plus those a link names that the user chose to
+ * trust — asked once per relay, and only for WebSocket addresses (a link could otherwise make the
+ * page dial anything, or route it through a stranger's relay).
+ */
+async function chooseRelays (configured: string[], fromLink: string[]): Promise<string[]> {
+  const trusted = trustedRelays()
+  const unknown = fromLink.filter(r => !configured.includes(r) && !trusted.includes(r))
+  const askable = unknown.filter(r => DIALABLE_RELAY.test(r))
+  for (const r of unknown) if (!askable.includes(r)) console.warn(`ignoring relay ${r} from the link: only ws/wss addresses with a peer id are dialled`)
+  let accepted: string[] = []
+  if (askable.length > 0) {
+    const box = $('relay-confirm')
+    $('relay-confirm-list').textContent = askable.join(', ')
+    box.hidden = false
+    accepted = await new Promise<string[]>(resolve => {
+      $('relay-confirm-yes').addEventListener('click', () => { resolve(askable) }, { once: true })
+      $('relay-confirm-no').addEventListener('click', () => { resolve([]) }, { once: true })
+    })
+    box.hidden = true
+    if (accepted.length > 0) localStorage.setItem(TRUSTED_KEY, JSON.stringify([...trusted, ...accepted]))
+  }
+  const usable = fromLink.filter(r => configured.includes(r) || trusted.includes(r) || accepted.includes(r))
+  return [...new Set([...configured, ...usable])]
+}
+
 /**
  * The list this page shows: the one a share link names (its key, in the fragment, opens it), or
  * this device's own list, created encrypted so that only holders of its link can read or write it.
  */
-async function openDatabase (config: DemoConfig): Promise<Database> {
-  const configured = config.relays
+async function openDatabase (config: DemoConfig): Promise<{ db: Database, joined: boolean }> {
   const link = parseShareLink(location.hash)
-  const relays = link !== undefined && link.relays.length > 0 ? link.relays : configured
+  const relays = await chooseRelays(config.relays, link?.relays ?? [])
   const options = { ...(relays.length > 0 ? { relays } : {}), ...(link?.key !== undefined ? { key: link.key } : {}) }
-  if (link?.address !== undefined) return await KiteDB.open(link.address, options)
+  if (link?.address !== undefined) return { db: await KiteDB.open(link.address, options), joined: true }
   if (link?.peer !== undefined) {
     const found = await KiteDB.discover(link.peer, { relays })
-    return await KiteDB.open(found.address, options)
+    return { db: await KiteDB.open(found.address, options), joined: true }
   }
-  return await KiteDB.init('todos', { ...options, encrypt: true })
+  return { db: await KiteDB.init('todos', { ...options, encrypt: true }), joined: false }
+}
+
+let everOnline = false
+/** The network banner: nothing while online; "Connecting…"/"Reconnecting…"; offline with the retry countdown. */
+function renderNetwork (db: Database): void {
+  const state = db.networkState()
+  $('network-status').textContent = state.status
+  if (state.status === 'online') everOnline = true
+  const banner = $('network-banner')
+  if (state.status === 'online' || state.status === 'local') { banner.hidden = true; return }
+  banner.hidden = false
+  if (state.status === 'connecting') {
+    banner.textContent = everOnline ? 'Reconnecting…' : 'Connecting…'
+    return
+  }
+  const seconds = state.nextAttemptAt === null ? 0 : Math.max(0, Math.ceil((state.nextAttemptAt - Date.now()) / 1000))
+  banner.textContent = `Offline — changes are kept on this device and sync when the network is back. Retrying in ${seconds} s `
+  const retry = document.createElement('button')
+  retry.type = 'button'
+  retry.textContent = 'Retry now'
+  retry.dataset.testid = 'retry-now'
+  retry.addEventListener('click', () => { db.reconnect() })
+  banner.append(retry)
+}
+
+/** How long a joiner waits, online, before saying nobody holding the list was reached, ms. */
+const NOBODY_AFTER_MS = 4000
+let onlineSince: number | undefined
+let joinProgress = ''
+/** What a page that opened a link shows while the list has not arrived. */
+async function renderJoin (db: Database): Promise<void> {
+  const box = $('join-status')
+  const state = await db.syncState()
+  if (db.networkStatus === 'online') onlineSince ??= Date.now()
+  else onlineSince = undefined
+  const arrived = db.encrypted !== undefined
+  if (arrived && state.missing === 0) { box.hidden = true; return }
+  box.hidden = false
+  if (db.networkStatus !== 'online') {
+    box.textContent = 'Offline: this list will arrive when the network is back.'
+  } else if (state.holders === 0 && onlineSince !== undefined && Date.now() - onlineSince > NOBODY_AFTER_MS) {
+    box.textContent = 'Waiting for a device that has this list — none is online. It arrives as soon as one is.'
+  } else {
+    box.textContent = joinProgress !== '' ? `Joining… ${joinProgress}` : 'Joining… looking for a device that has this list.'
+  }
 }
 
 function showError (message: string): void {
@@ -120,7 +198,7 @@ function renderPeers (db: Database): void {
   $('peer-count').textContent = String(peers.length)
   const kinds = [...new Set(peers.map(p => p.kind === 'direct' ? `${p.transport} (direct)` : p.kind === 'relayed' ? 'relayed' : 'via relay gossip'))]
   $('connection-type').textContent = kinds.length === 0 ? 'none' : kinds.join(', ')
-  $('network-status').textContent = db.networkStatus
+  renderNetwork(db)
 }
 
 let lastLink = ''
@@ -137,7 +215,7 @@ async function renderShare (db: Database, config: DemoConfig): Promise<void> {
 
 async function main (): Promise<void> {
   const config = await loadConfig()
-  const db = await openDatabase(config)
+  const { db, joined } = await openDatabase(config)
   window.todoDb = db
   const todos = await db.initCollection<Todo>('todos')
 
@@ -163,6 +241,21 @@ async function main (): Promise<void> {
   todos.observe({}, docs => { renderTodos(todos, docs) }, { sort: { createdAt: 1, _id: 1 } })
   db.on('peers', () => { renderPeers(db) })
   db.on('network', () => { renderPeers(db); void renderShare(db, config) })
+  if (joined) {
+    db.on('sync:progress', p => {
+      joinProgress = p.snapshot !== undefined && !p.snapshot.installed
+        ? `snapshot: ${p.snapshot.fetched} of ${p.snapshot.nodes} parts`
+        : p.missing > 0 ? `${p.fetched} of ${p.known} changes` : ''
+      void renderJoin(db)
+    })
+    db.on('manifest', () => { void renderJoin(db) })
+    void renderJoin(db)
+  }
+  // The countdown and the joiner's "nobody is online" need a clock as well as events.
+  setInterval(() => {
+    renderNetwork(db)
+    if (joined) void renderJoin(db)
+  }, 1000)
   renderPeers(db)
   await renderShare(db, config)
 }

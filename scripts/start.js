@@ -2,9 +2,11 @@
 // `npm start`: starts the relay (bin/kitedb-relay.js) and serves the built demo, prints the demo
 // URL and the relay multiaddr; Ctrl-C stops both.
 //
-//   npm start -- [--port 5173] [--relay-port 9091] [--host 127.0.0.1] [--no-build] [--relay-record FILE]
-// Environment: PORT / KITEDB_DEMO_PORT, KITEDB_RELAY_PORT, KITEDB_HOST; the relay inherits the
-// environment, so KITEDB_RELAY_RECORD=FILE works as --relay-record FILE does (`kitedb-relay --record`).
+//   npm start -- [--port 5173] [--relay-port 9091] [--relays 1] [--host 127.0.0.1] [--no-build] [--relay-record FILE]
+// `--relays N` starts N relays on consecutive ports from --relay-port (keys .kitedb/relay.key,
+// .kitedb/relay-2.key, …); the demo reserves on all of them and its share links name them all.
+// Environment: PORT / KITEDB_DEMO_PORT, KITEDB_RELAY_PORT, KITEDB_RELAYS_COUNT, KITEDB_HOST; relays inherit
+// the environment, so KITEDB_RELAY_RECORD=FILE works as --relay-record FILE does (`kitedb-relay --record`).
 import { spawn } from 'node:child_process'
 import { createServer } from 'node:net'
 import { existsSync } from 'node:fs'
@@ -18,6 +20,7 @@ function parseArgs (argv, env) {
   const args = {
     port: Number(env.KITEDB_DEMO_PORT ?? env.PORT ?? 5173),
     relayPort: Number(env.KITEDB_RELAY_PORT ?? 9091),
+    relays: Number(env.KITEDB_RELAYS_COUNT ?? 1),
     host: env.KITEDB_HOST ?? '127.0.0.1',
     build: true
   }
@@ -25,12 +28,14 @@ function parseArgs (argv, env) {
     const a = argv[i]
     if (a === '--port') args.port = Number(argv[++i])
     else if (a === '--relay-port') args.relayPort = Number(argv[++i])
+    else if (a === '--relays') args.relays = Number(argv[++i])
     else if (a === '--host') args.host = argv[++i]
     else if (a === '--no-build') args.build = false
     else if (a === '--relay-record' && argv[i + 1] !== undefined) args.relayRecord = argv[++i]
-    else { console.error(`unknown option ${a}\nusage: npm start -- [--port 5173] [--relay-port 9091] [--host 127.0.0.1] [--no-build] [--relay-record FILE]`); process.exit(2) }
+    else { console.error(`unknown option ${a}\nusage: npm start -- [--port 5173] [--relay-port 9091] [--relays 1] [--host 127.0.0.1] [--no-build] [--relay-record FILE]`); process.exit(2) }
   }
-  for (const [k, v] of [['--port', args.port], ['--relay-port', args.relayPort]]) {
+  if (!Number.isInteger(args.relays) || args.relays < 1 || args.relays > 16) { console.error('--relays must be a number of relays from 1 to 16'); process.exit(2) }
+  for (const [k, v] of [['--port', args.port], ['--relay-port', args.relayPort], ['--relay-port (plus --relays)', args.relayPort + args.relays - 1]]) {
     if (!Number.isInteger(v) || v < 1 || v > 65535) { console.error(`${k} must be a port number 1–65535`); process.exit(2) }
   }
   return args
@@ -49,10 +54,13 @@ function assertPortFree (host, port, what) {
   })
 }
 
-function startRelay (args) {
+/** Start relay number `n` (0-based): port relayPort + n, its own key file; the first records when asked. */
+function startRelay (args, n) {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(root, 'bin', 'kitedb-relay.js'), '--host', args.host, '--port', String(args.relayPort),
-      '--key-file', join(root, '.kitedb', 'relay.key'), ...(args.relayRecord !== undefined ? ['--record', args.relayRecord] : [])],
+    const keyFile = join(root, '.kitedb', n === 0 ? 'relay.key' : `relay-${n + 1}.key`)
+    const record = args.relayRecord !== undefined ? ['--record', n === 0 ? args.relayRecord : `${args.relayRecord}.${n + 1}`] : []
+    const child = spawn(process.execPath, [join(root, 'bin', 'kitedb-relay.js'), '--host', args.host, '--port', String(args.relayPort + n),
+      '--key-file', keyFile, ...record],
     { stdio: ['ignore', 'pipe', 'inherit'] })
     const addrs = []
     let buffered = ''
@@ -65,7 +73,7 @@ function startRelay (args) {
         const m = /^relay multiaddr: (\S+)/.exec(line)
         if (m) addrs.push(m[1])
         else if (line.startsWith('relay peer id:')) resolve({ child, addrs })
-        else if (line.length > 0) console.log(`[relay] ${line}`)
+        else if (line.length > 0) console.log(`[relay${n === 0 ? '' : ` ${n + 1}`}] ${line}`)
       }
     })
     child.once('exit', (code) => reject(new Error(`the relay exited (code ${code}) before it was ready`)))
@@ -74,7 +82,7 @@ function startRelay (args) {
 
 const args = parseArgs(process.argv.slice(2), process.env)
 await assertPortFree(args.host, args.port, 'demo')
-await assertPortFree(args.host, args.relayPort, 'relay')
+for (let n = 0; n < args.relays; n++) await assertPortFree(args.host, args.relayPort + n, 'relay')
 
 const vite = await import('vite')
 if (args.build || !existsSync(join(root, 'demo-dist', 'index.html'))) {
@@ -82,14 +90,15 @@ if (args.build || !existsSync(join(root, 'demo-dist', 'index.html'))) {
   await vite.build({ configFile: join(root, 'vite.config.ts'), root: join(root, 'demo'), logLevel: 'warn' })
 }
 
-let relay
+const relays = []
 try {
-  relay = await startRelay(args)
+  for (let n = 0; n < args.relays; n++) relays.push(await startRelay(args, n))
 } catch (err) {
   console.error(err.message)
+  for (const r of relays) r.child.kill('SIGINT')
   process.exit(1)
 }
-process.env.KITEDB_RELAYS = relay.addrs.join(' ')
+process.env.KITEDB_RELAYS = relays.flatMap(r => r.addrs).join(' ')
 // Listening on every interface (to reach phones): show, and put in share links, this machine's LAN address.
 const wildcard = args.host === '0.0.0.0' || args.host === '::'
 const lan = Object.values(networkInterfaces()).flat().find(i => i && i.family === 'IPv4' && !i.internal)?.address
@@ -97,7 +106,7 @@ const url = `http://${wildcard ? (lan ?? '127.0.0.1') : args.host}:${args.port}/
 if (wildcard && lan !== undefined) process.env.KITEDB_SHARE_BASE = url
 const server = await vite.preview({ configFile: join(root, 'vite.config.ts'), root: join(root, 'demo'), preview: { port: args.port, host: args.host, strictPort: true } })
 console.log(`KiteDB demo:   ${url}`)
-for (const a of relay.addrs) console.log(`relay:         ${a}`)
+for (const a of relays.flatMap(r => r.addrs)) console.log(`relay:         ${a}`)
 console.log('open the demo in one browser, then its share link (or QR) in another; Ctrl-C stops both')
 
 let stopping = false
@@ -105,16 +114,17 @@ async function stop (code) {
   if (stopping) return
   stopping = true
   await new Promise((resolve) => server.httpServer.close(() => resolve()))
-  if (relay.child.exitCode === null) {
-    relay.child.removeAllListeners('exit')
-    const exited = new Promise((resolve) => relay.child.once('exit', resolve))
-    relay.child.kill('SIGINT')
+  await Promise.all(relays.map(async ({ child }) => {
+    if (child.exitCode !== null) return
+    child.removeAllListeners('exit')
+    const exited = new Promise((resolve) => child.once('exit', resolve))
+    child.kill('SIGINT')
     await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 5000))])
-    if (relay.child.exitCode === null) relay.child.kill('SIGKILL')
-  }
+    if (child.exitCode === null) child.kill('SIGKILL')
+  }))
   console.log('stopped')
   process.exit(code)
 }
 process.on('SIGINT', () => { void stop(0) })
 process.on('SIGTERM', () => { void stop(0) })
-relay.child.once('exit', (code) => { console.error(`the relay exited unexpectedly (code ${code})`); void stop(1) })
+for (const { child } of relays) child.once('exit', (code) => { console.error(`a relay exited unexpectedly (code ${code})`); void stop(1) })

@@ -44,7 +44,7 @@ export interface Backoff {
   maxMs: number
   /**
    * the largest delay after failures that came at once (a refused connection: the host is up, the
-   * relay process is not, the signature of a restart). Default 2000: such an attempt costs both
+   * relay process is not, the signature of a restart). Default 1500: such an attempt costs both
    * sides almost nothing, and a restarted relay is found within about 2 s.
    */
   maxFastMs: number
@@ -55,7 +55,7 @@ export interface Backoff {
 /** The wait before asking again a relay that refused a reservation is drawn from [this, twice this], ms. */
 const REFUSED_RETRY_MS = 30_000
 
-export const DEFAULT_BACKOFF: Backoff = { firstMs: 500, maxMs: 10_000, maxFastMs: 2000, fastFailureMs: 1000 }
+export const DEFAULT_BACKOFF: Backoff = { firstMs: 500, maxMs: 10_000, maxFastMs: 1500, fastFailureMs: 1000 }
 
 /**
  * The wait before retry number `attempt` (0 for the first retry), ms: the exponential

@@ -1,0 +1,158 @@
+/**
+ * Real processes for the network fault tests: relays (`bin/kitedb-relay.js`) that can be killed and
+ * restarted on the same key and port, the built demo served with a config naming them, and a
+ * network namespace whose link can be taken down under a Chromium running inside it (as root:
+ * `context.setOffline` does not cut WebRTC; a link taken down does).
+ */
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process'
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { createServer, type Server } from 'node:http'
+import { createServer as createNetServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { extname, join, normalize } from 'node:path'
+
+const root = join(import.meta.dirname, '..', '..', '..')
+
+/** A free TCP port on `host`. */
+export async function freePort (host = '127.0.0.1'): Promise<number> {
+  return await new Promise((resolve, reject) => {
+    const s = createNetServer()
+    s.once('error', reject)
+    s.listen(0, host, () => {
+      const { port } = s.address() as { port: number }
+      s.close(() => { resolve(port) })
+    })
+  })
+}
+
+/** A relay process with a fixed key file and port, so a restart keeps its multiaddr. */
+export class RelayProcess {
+  private child?: ChildProcess
+  addr = ''
+
+  private constructor (readonly host: string, readonly port: number, readonly keyFile: string) {}
+
+  /** Start a relay on `host` (a free port) with a new key. */
+  static async start (host: string, dir: string): Promise<RelayProcess> {
+    const r = new RelayProcess(host, await freePort(host), join(dir, `relay-${Math.random().toString(36).slice(2)}.key`))
+    await r.restart()
+    return r
+  }
+
+  /** Start it again (same key, same port). Resolves once it listens. */
+  async restart (): Promise<void> {
+    const child = spawn(process.execPath, [join(root, 'bin', 'kitedb-relay.js'), '--host', this.host, '--port', String(this.port), '--key-file', this.keyFile],
+      { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] })
+    this.child = child
+    child.stderr?.on('data', (d: Buffer) => { process.stderr.write(`[relay ${this.port}] ${d.toString()}`) })
+    this.addr = await new Promise<string>((resolve, reject) => {
+      let out = ''
+      let addr = ''
+      child.stdout?.on('data', (d: Buffer) => {
+        out += d.toString()
+        addr ||= /relay multiaddr: (\S+)/.exec(out)?.[1] ?? ''
+        if (addr !== '' && out.includes('relay peer id:')) resolve(addr)
+      })
+      child.once('exit', code => { reject(new Error(`relay exited (${code ?? 'signal'}) before it was ready: ${out}`)) })
+    })
+  }
+
+  /** Kill it (SIGKILL by default: no goodbye to its peers) and wait for the exit. */
+  async kill (signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    const child = this.child
+    if (child === undefined || child.exitCode !== null || child.signalCode !== null) return
+    const exited = new Promise(resolve => child.once('exit', resolve))
+    child.kill(signal)
+    await exited
+  }
+}
+
+const MIME: Record<string, string> = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css', '.svg': 'image/svg+xml', '.json': 'application/json', '.wasm': 'application/wasm' }
+
+/** Serve the built demo (demo-dist, built by `npm start`, Playwright's web server) with a config naming `relays`. */
+export async function serveDemo (host: string, relays: () => string[]): Promise<{ url: string, close: () => Promise<void> }> {
+  const dist = join(root, 'demo-dist')
+  if (!existsSync(join(dist, 'index.html'))) throw new Error('demo-dist is missing: it is built by `npm start` (the Playwright web server)')
+  const server: Server = createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0] as string
+    if (path === '/kitedb-config.json') {
+      res.setHeader('content-type', 'application/json')
+      res.setHeader('cache-control', 'no-store')
+      res.end(JSON.stringify({ relays: relays() }))
+      return
+    }
+    const file = normalize(join(dist, path === '/' ? 'index.html' : path))
+    if (!file.startsWith(dist) || !existsSync(file)) { res.statusCode = 404; res.end(); return }
+    res.setHeader('content-type', MIME[extname(file)] ?? 'application/octet-stream')
+    res.end(readFileSync(file))
+  })
+  const port = await freePort(host)
+  await new Promise<void>(resolve => server.listen(port, host, resolve))
+  return {
+    url: `http://${host}:${port}/`,
+    close: async () => { server.closeAllConnections(); await new Promise(resolve => server.close(resolve)) }
+  }
+}
+
+/** Whether this process may make network namespaces (root with `ip`). */
+export function canMakeNetns (): boolean {
+  if (process.getuid?.() !== 0) return false
+  try { execFileSync('ip', ['-V'], { stdio: 'ignore' }); return true } catch { return false }
+}
+
+let netnsCount = 0
+
+/**
+ * A network namespace joined to this one by a veth pair: `hostIp` here, `nsIp` inside. A Chromium
+ * started through `chromiumPath` runs inside; `cut()` takes the link down on its side (every
+ * connection it has dies, and new ones fail at once), `heal()` brings it back.
+ */
+export class Netns {
+  readonly name: string
+  readonly hostIp: string
+  readonly nsIp: string
+  readonly chromiumPath: string
+  private readonly dev: string
+  private readonly peerDev: string
+  private readonly dir: string
+
+  constructor (chromium: string) {
+    const n = (process.pid % 200) + netnsCount++
+    this.name = `kitedb-e2e-${process.pid}-${netnsCount}`
+    this.dev = `kth${process.pid % 10000}x${netnsCount}`
+    this.peerDev = `ktn${process.pid % 10000}x${netnsCount}`
+    this.hostIp = `10.231.${n}.1`
+    this.nsIp = `10.231.${n}.2`
+    const ip = (...args: string[]): void => { execFileSync('ip', args, { stdio: 'pipe' }) }
+    this.close()
+    ip('netns', 'add', this.name)
+    ip('link', 'add', this.dev, 'type', 'veth', 'peer', 'name', this.peerDev)
+    ip('link', 'set', this.peerDev, 'netns', this.name)
+    ip('addr', 'add', `${this.hostIp}/24`, 'dev', this.dev)
+    ip('link', 'set', this.dev, 'up')
+    ip('netns', 'exec', this.name, 'ip', 'link', 'set', 'lo', 'up')
+    ip('netns', 'exec', this.name, 'ip', 'addr', 'add', `${this.nsIp}/24`, 'dev', this.peerDev)
+    this.heal()
+    this.dir = mkdtempSync(join(tmpdir(), 'kitedb-netns-'))
+    this.chromiumPath = join(this.dir, 'chromium')
+    writeFileSync(this.chromiumPath, `#!/bin/sh\nexec ip netns exec ${this.name} ${chromium} "$@"\n`)
+    chmodSync(this.chromiumPath, 0o755)
+  }
+
+  /** Take the namespace's link down. */
+  cut (): void {
+    execFileSync('ip', ['netns', 'exec', this.name, 'ip', 'link', 'set', this.peerDev, 'down'], { stdio: 'pipe' })
+  }
+
+  /** Bring the link back up, with its default route. */
+  heal (): void {
+    execFileSync('ip', ['netns', 'exec', this.name, 'ip', 'link', 'set', this.peerDev, 'up'], { stdio: 'pipe' })
+    try { execFileSync('ip', ['netns', 'exec', this.name, 'ip', 'route', 'replace', 'default', 'via', this.hostIp], { stdio: 'pipe' }) } catch {}
+  }
+
+  close (): void {
+    try { execFileSync('ip', ['netns', 'del', this.name], { stdio: 'ignore' }) } catch {}
+    try { execFileSync('ip', ['link', 'del', this.dev], { stdio: 'ignore' }) } catch {}
+    if (this.dir !== undefined) rmSync(this.dir, { recursive: true, force: true })
+  }
+}
