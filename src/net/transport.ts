@@ -50,6 +50,18 @@ const FRESH_INBOUND_MS = 10_000
 /** How long a stream on a fresh inbound direct connection may take to negotiate, ms (see `openStream`). */
 const FRESH_NEGOTIATE_MS = 1000
 
+/**
+ * The least a relayed circuit must have left to be used for another request, bytes: below it, the
+ * circuit is closed and a new one opened (a requester asks for answers that fit what is left).
+ */
+export const MIN_CIRCUIT_BYTES = 24 * 1024
+
+/** Whether `conn` is a limited connection with too few bytes left for another request. */
+function circuitSpent (conn: Connection): boolean {
+  const left = conn.limits?.bytes
+  return left !== undefined && Number(left) < MIN_CIRCUIT_BYTES
+}
+
 /** Whether `conn` is direct (WebRTC in browsers): not a circuit through a relay. */
 function isDirect (conn: Connection): boolean {
   return conn.limits == null && !conn.remoteAddr.toString().includes('/p2p-circuit/p2p/')
@@ -359,7 +371,11 @@ export class Libp2pTransport implements Transport {
       const addr = direct.remoteAddr.toString()
       return { kind: 'direct', transport: addr.includes('/webrtc') ? 'webrtc' : addr.includes('/ws') ? 'websockets' : 'direct' }
     }
-    if (conns.length > 0) return { kind: 'relayed', transport: 'circuit-relay' }
+    const relayed = conns.filter(c => !circuitSpent(c)).sort((a, b) => b.timeline.open - a.timeline.open)[0]
+    if (relayed !== undefined) {
+      const left = relayed.limits?.bytes
+      return { kind: 'relayed', transport: 'circuit-relay', ...(left !== undefined ? { remainingBytes: Number(left) } : {}) }
+    }
     return { kind: 'none', transport: 'none' }
   }
 
@@ -396,15 +412,20 @@ export class Libp2pTransport implements Transport {
   private async connect (peer: string, signal: AbortSignal, exclude: Set<Connection>): Promise<Connection> {
     const id = peerIdFromString(peer)
     const open = this.node.getConnections(id).filter(c => c.status === 'open' && !exclude.has(c))
+    // A relayed circuit close to its data limit is let go for a new one: the relay would reset it
+    // in the middle of the next answer.
+    for (const c of open) if (circuitSpent(c)) void c.close().catch(() => { c.abort(new Error('relayed circuit spent')) })
     const newestFirst = (a: Connection, b: Connection): number => b.timeline.open - a.timeline.open
     const direct = open.filter(isDirect).sort(newestFirst)
     if (direct.length === 0) this.maybeUpgrade(peer)
-    const best = direct[0] ?? open.sort(newestFirst)[0]
+    const best = direct[0] ?? open.filter(c => !circuitSpent(c)).sort(newestFirst)[0]
     if (best !== undefined) return best
     const errors: string[] = []
     for (const target of this.relays.map(r => multiaddr(`${r.toString()}/p2p-circuit/p2p/${peer}`))) {
       try {
-        const conn = await this.node.dial(target, { signal })
+        // `force`: a new circuit even while a spent or failed one to this peer is still closing
+        // (libp2p would otherwise hand that one back).
+        const conn = await this.node.dial(target, { signal, force: true })
         if (!exclude.has(conn)) return conn
         errors.push(`${target.toString()}: only a connection already tried`)
       } catch (err) {

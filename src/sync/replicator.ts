@@ -17,7 +17,7 @@ import { type CID, type EncodedBlock, cidOf, cidOfAsync, parseCid, readBlockHead
 import { createLogger } from '../log.js'
 import { type Applied, MANIFEST_KEY, type Replica } from './replica.js'
 import { type SnapshotFetchProgress, SnapshotServer, fetchSnapshot, signSnapshotRoot, verifySnapshotRoot } from './snapshot.js'
-import { type Transport } from './transport.js'
+import { type PeerConnection, type Transport } from './transport.js'
 import {
   BLOCKS_PROTOCOL, INLINE_BLOCK_BYTES, MAX_HEADS, MAX_MESSAGE_BYTES, MAX_REQUEST_CIDS, SNAPSHOT_PROTOCOL,
   decodeBlocksRequest, decodeBlocksResponse, decodeHeadsMessage, decodeSnapshotRequest, decodeSnapshotResponse,
@@ -655,7 +655,7 @@ export class Replicator {
       const root = await this.replica.snapshotRoot()
       const have = [...(root !== undefined ? [root] : []), ...await this.replica.heads()].slice(0, MAX_HEADS).map(h => parseCid(h) as CID)
       const bytes = await this.transport.request(peer, BLOCKS_PROTOCOL,
-        encodeBlocksRequest({ db: this.replica.dbId, cids: [...asked.values()], have }), { timeoutMs: this.opts.fetchTimeoutMs })
+        encodeBlocksRequest({ db: this.replica.dbId, cids: [...asked.values()], have, ...responseBudget(this.transport.connection(peer)) }), { timeoutMs: this.opts.fetchTimeoutMs })
       response = decodeBlocksResponse(bytes)
     } catch (err) {
       log.debug(`block request to ${peer} failed: ${(err as Error).message}`)
@@ -744,6 +744,25 @@ export class Replicator {
   }
 }
 
+/**
+ * The response budget of a block request: none on a direct connection; on a relayed circuit, what
+ * it may still carry less `CIRCUIT_RESERVE_BYTES` (room for the request, pings and signalling),
+ * so the answer never makes the relay cut the circuit; with no circuit open yet (a request opens
+ * one), `UNKNOWN_CIRCUIT_BYTES`. The transport replaces a spent circuit by a new one. A block
+ * bigger than any circuit's budget waits for a direct connection, or a peer reached without a
+ * relay (a keeper).
+ */
+function responseBudget (connection: PeerConnection): { max?: number } {
+  if (connection.kind === 'direct') return {}
+  const left = connection.kind === 'relayed' ? connection.remainingBytes : undefined
+  return { max: left === undefined ? UNKNOWN_CIRCUIT_BYTES : Math.max(4096, left - CIRCUIT_RESERVE_BYTES) }
+}
+
+/** What a request over a circuit leaves unasked for, bytes. */
+const CIRCUIT_RESERVE_BYTES = 16 * 1024
+/** The budget of a request over a circuit not opened yet, bytes (relays allow 128 KiB per circuit by default). */
+const UNKNOWN_CIRCUIT_BYTES = 48 * 1024
+
 /** What a transport serves for one database: its replica's blocks and snapshots. */
 interface Served { replica: Replica, snapshots: SnapshotServer }
 
@@ -800,6 +819,7 @@ async function answerBlockRequest (dbs: Map<string, Served>, data: Uint8Array, f
   const sent = new Set<string>()
   const blocks: Uint8Array[] = []
   let size = 64
+  const budget = Math.min(MAX_MESSAGE_BYTES, req.max ?? MAX_MESSAGE_BYTES)
   while (queue.length > 0 && blocks.length < MAX_REQUEST_CIDS) {
     const cid = queue.shift() as string
     if (sent.has(cid)) continue
@@ -808,7 +828,10 @@ async function answerBlockRequest (dbs: Map<string, Served>, data: Uint8Array, f
     const bytes = node ?? (await replica.storage.getBlocks([cid]))[0] ?? await replica.getHeadset(cid) ??
       (cid === replica.dbId ? await replica.storage.getMeta<Uint8Array>(MANIFEST_KEY) : undefined)
     if (bytes === undefined) continue
-    if (size + bytes.byteLength + 16 > MAX_MESSAGE_BYTES) break // the requester asks again for the rest
+    if (size + bytes.byteLength + 16 > budget) {
+      if (64 + bytes.byteLength + 16 > budget) continue // can never fit this budget: left out, the rest may
+      break // the requester asks again for the rest
+    }
     size += bytes.byteLength + 16
     blocks.push(bytes)
     if (node !== undefined) continue // a snapshot node: nothing to walk

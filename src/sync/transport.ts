@@ -9,6 +9,11 @@ export interface PeerConnection {
   kind: 'direct' | 'relayed' | 'none'
   /** transport name for display, e.g. `'webrtc'`, `'websockets'`, `'circuit-relay'`, `'none'` */
   transport: string
+  /**
+   * bytes the connection may still carry, both ways together, when it is limited (a relayed
+   * circuit: the relay closes it beyond); absent when unlimited or unknown
+   */
+  remainingBytes?: number
 }
 
 /** Where one relay stands (see `NetworkState`). */

@@ -41,6 +41,12 @@ export interface BlocksRequest {
   db: string
   cids: CID[]
   have: CID[]
+  /**
+   * the most bytes the response may hold (blocks and their framing): set by a requester on a
+   * connection that may carry only so much (a relayed circuit); absent: up to `MAX_MESSAGE_BYTES`.
+   * A block that does not fit on its own is left out.
+   */
+  max?: number
 }
 
 /** Fetch response: the requested blocks the responder has (a subset, possibly empty). */
@@ -80,13 +86,18 @@ export function decodeHeadsMessage (bytes: Uint8Array): HeadsMessage {
 
 /** Encode a blocks request. */
 export function encodeBlocksRequest (m: BlocksRequest): Uint8Array {
-  return encode({ v: 1, db: m.db, cids: m.cids, have: m.have })
+  return encode({ v: 1, db: m.db, cids: m.cids, have: m.have, ...(m.max !== undefined ? { max: m.max } : {}) })
 }
 
 /** Decode a blocks request. Throws `InvalidMessageError` for any invalid input. */
 export function decodeBlocksRequest (bytes: Uint8Array): BlocksRequest {
   const raw = decodeMap(bytes)
-  return { db: dbId(raw.db), cids: cidList(raw.cids, MAX_REQUEST_CIDS, 'cids'), have: raw.have === undefined ? [] : cidList(raw.have, MAX_HEADS, 'have') }
+  const out: BlocksRequest = { db: dbId(raw.db), cids: cidList(raw.cids, MAX_REQUEST_CIDS, 'cids'), have: raw.have === undefined ? [] : cidList(raw.have, MAX_HEADS, 'have') }
+  if (raw.max !== undefined) {
+    if (typeof raw.max !== 'number' || !Number.isSafeInteger(raw.max) || raw.max < 0) throw new InvalidMessageError('max is not a byte count')
+    out.max = raw.max
+  }
+  return out
 }
 
 /** Encode a blocks response. */

@@ -7,7 +7,7 @@ import { createServer, type Server, type Socket } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { type PrivateKey } from '@libp2p/interface'
-import { createPeerNode, createRelayNode, type PeerNode } from '../../src/net/index.js'
+import { Libp2pTransport, createPeerNode, createRelayNode, parseRelays, type PeerNode } from '../../src/net/index.js'
 import { retryDelay, DEFAULT_BACKOFF } from '../../src/net/relays.js'
 import { KiteDB, MemoryStorageProvider, type Database, type NetworkStatus } from '../../src/index.js'
 import { eventually } from '../helpers/memory-transport.js'
@@ -166,4 +166,36 @@ describe('staying connected through relay faults', () => {
     expect(refuses?.state).toBe('connected')
     expect(refuses?.error).toMatch(/refused a reservation/)
   })
+})
+
+describe('when a direct connection cannot be made', () => {
+  it('replicas sync several times what a relayed circuit may carry, opening new circuits, and keep trying to upgrade', async () => {
+    const relay = await Relay.start({ relayedDataLimit: 64 * 1024 })
+    // Every WebRTC upgrade fails, as between peers behind symmetric NATs without a TURN server.
+    const nodes = await Promise.all([0, 1].map(async () => await createPeerNode({ relays: [relay.addr] })))
+    const upgrades = [0, 0]
+    nodes.forEach((node, i) => {
+      const dial = node.dial.bind(node)
+      node.dial = async (target, options) => {
+        if (target.toString().includes('/webrtc')) {
+          upgrades[i]++
+          throw new Error('ICE failed: no candidate pair')
+        }
+        return await dial(target, options)
+      }
+      cleanups.push(async () => { await node.stop() })
+    })
+    const transports = nodes.map(node => new Libp2pTransport(node, { relays: parseRelays([relay.addr]), upgradeBackoffMs: 1000, upgradeFallbackMs: 1000 }))
+    cleanups.push(async () => { for (const t of transports) t.close() })
+    const a = await KiteDB.init('no-direct', { storage: new MemoryStorageProvider(), transport: transports[0], access: { write: ['*'] }, replication: { republishMs: 500 } })
+    cleanups.push(async () => { await a.close() })
+    const ta = await a.initCollection('todos')
+    const filler = 'x'.repeat(6000)
+    for (let i = 0; i < 40; i++) await ta.insertOne({ _id: `d${String(i).padStart(2, '0')}`, title: `doc ${i}`, filler })
+    const b = await KiteDB.open(a.address, { storage: new MemoryStorageProvider(), transport: transports[1], replication: { republishMs: 500 } })
+    cleanups.push(async () => { await b.close() })
+    await eventually(async () => (await titles(b)).length === 40, 60_000, 'B to receive everything over relayed circuits')
+    expect(b.peers().map(p => p.kind)).toEqual(['relayed'])
+    await eventually(() => upgrades[0] + upgrades[1] >= 3, 20_000, 'upgrades to be retried in the background')
+  }, 120_000)
 })
