@@ -7,7 +7,7 @@
  */
 import { InvalidBlockError } from '../errors.js'
 import { asCid, cidOf, decode, encode, type CID } from './codec.js'
-import { type Hlc } from './hlc.js'
+import { type Hlc, MAX_HLC_COUNTER, MAX_HLC_TIME } from './hlc.js'
 import { type JsonValue, assertJsonValue, isPlainObject } from './json.js'
 import { PUBLIC_KEY_BYTES, SIGNATURE_BYTES, type Signer, seal, unseal, verifySignature } from './seal.js'
 
@@ -374,8 +374,8 @@ function validateBlock (block: Block, valuesChecked = false): void {
   if (!Array.isArray(block.parents) || block.parents.some(p => p == null)) throw new InvalidBlockError('parents is not a list of CIDs')
   if (block.parents.length > MAX_PARENTS) throw new InvalidBlockError(`more than ${MAX_PARENTS} parents`)
   const { t, c, r } = block.hlc
-  if (!Number.isSafeInteger(t) || t < 0) throw new InvalidBlockError('hlc.t is not a non-negative integer')
-  if (!Number.isSafeInteger(c) || c < 0) throw new InvalidBlockError('hlc.c is not a non-negative integer')
+  if (!Number.isSafeInteger(t) || t < 0 || t > MAX_HLC_TIME) throw new InvalidBlockError(`hlc.t is not an integer in [0, ${MAX_HLC_TIME}]`)
+  if (!Number.isSafeInteger(c) || c < 0 || c > MAX_HLC_COUNTER) throw new InvalidBlockError(`hlc.c is not an integer in [0, ${MAX_HLC_COUNTER}]`)
   if (typeof r !== 'string' || r.length === 0 || r.length > 128) throw new InvalidBlockError('hlc.r is not a replica id')
   if (!Array.isArray(block.ops) || block.ops.length === 0) throw new InvalidBlockError('ops is not a non-empty list')
   if (block.chunks !== undefined && (!Array.isArray(block.chunks) || block.chunks.some(c => c == null))) throw new InvalidBlockError('chunks is not a list of CIDs')
