@@ -38,19 +38,22 @@ async function loadConfig (): Promise<DemoConfig> {
 
 /**
  * The list this page shows: the one a share link names (its key, in the fragment, opens it), or
- * this device's own list, created encrypted so that only holders of its link can read or write it.
+ * this device's own list, encrypted (the default) and writable by every holder of its link. The
+ * page announces the list it shows — sealed with the list's key, so only link holders can read the
+ * announcement — because its share links carry its peer id: a link with only the peer id (and the
+ * key) is enough to find the list.
  */
 async function openDatabase (config: DemoConfig): Promise<Database> {
   const configured = config.relays
   const link = parseShareLink(location.hash)
   const relays = link !== undefined && link.relays.length > 0 ? link.relays : configured
-  const options = { ...(relays.length > 0 ? { relays } : {}), ...(link?.key !== undefined ? { key: link.key } : {}) }
+  const options = { ...(relays.length > 0 ? { relays } : {}), ...(link?.key !== undefined ? { key: link.key } : {}), announce: true }
   if (link?.address !== undefined) return await KiteDB.open(link.address, options)
   if (link?.peer !== undefined) {
-    const found = await KiteDB.discover(link.peer, { relays })
+    const found = await KiteDB.discover(link.peer, { relays, ...(link.key !== undefined ? { key: link.key } : {}) })
     return await KiteDB.open(found.address, options)
   }
-  return await KiteDB.init('todos', { ...options, encrypt: true })
+  return await KiteDB.init('todos', { ...options, access: { write: ['*'] } })
 }
 
 function showError (message: string): void {

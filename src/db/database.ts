@@ -79,6 +79,8 @@ export interface DatabaseParts {
   replica: Replica
   connect?: NetworkConnector
   replication?: ReplicatorOptions
+  /** publish this database's address on the node's announce topic (see `announce.ts`) */
+  announce?: boolean
   /** called once when the database closes */
   onClose?: () => void
 }
@@ -104,6 +106,8 @@ export class Database {
   private readonly online: Promise<void>
   private resolveOnline!: () => void
   private readonly onClose?: () => void
+  /** whether this database is announced (an opt-in of `KiteDB.init`/`open`) */
+  private readonly announcing: boolean
 
   /** @internal */
   constructor (parts: DatabaseParts) {
@@ -113,6 +117,7 @@ export class Database {
     this.replica = parts.replica
     this.host = this.makeHost()
     this.onClose = parts.onClose
+    this.announcing = parts.announce === true
     this.status = parts.connect === undefined ? 'local' : 'connecting'
     this.online = new Promise(resolve => { this.resolveOnline = resolve })
     this.cleanups.push(
@@ -430,7 +435,7 @@ export class Database {
         replicator.onProgress(p => { this.emit('sync:progress', p) }),
         replicator.onError(err => { this.emit('error', err) }),
         lease.transport.onConnectionChange?.(() => { refreshPeers(); setTimeout(refreshPeers, 100) }) ?? (() => {}),
-        startAnnouncing(lease.transport, async () => await this.announcement())
+        this.announcing ? startAnnouncing(lease.transport, async () => await this.announcement(), this.replica.key) : () => {}
       )
       this.setStatus('online')
       this.resolveOnline()
@@ -443,8 +448,11 @@ export class Database {
     }
   }
 
+  /**
+   * What `announce: true` publishes. An encrypted database's announcement is sealed with its key
+   * (`startAnnouncing` is given it), so its address and collection names reach key holders only.
+   */
   private async announcement (): Promise<Announcement> {
-    // An encrypted database's collection names are its data: only holders of the key learn them.
-    return { address: this.address, collections: this.encrypted === false ? await this.listCollections() : [], relays: this.relays }
+    return { address: this.address, collections: await this.listCollections(), relays: this.relays }
   }
 }
