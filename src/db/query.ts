@@ -35,7 +35,7 @@ import { isPlainObject, reservedKeyProblem } from '../crdt/index.js'
 export const MAX_REGEX_LENGTH = 1024
 
 /** Operators accepted where a query names fields (the top level, `$and`, `$or`, `$nor`, `$elemMatch`). */
-export const QUERY_OPERATORS: ReadonlySet<string> = new Set(['$and', '$or', '$nor', '$expr', '$comment'])
+export const QUERY_OPERATORS: ReadonlySet<string> = new Set(['$and', '$or', '$nor', '$expr'])
 
 /** Operators accepted on a field: the documented ones. */
 export const FIELD_OPERATORS: ReadonlySet<string> = new Set([
@@ -71,7 +71,7 @@ export function checkQuery (query: unknown, where = 'query'): void {
     if (key.startsWith('$')) {
       if (!QUERY_OPERATORS.has(key)) throw new ValidationError(`${where}: ${refusal(key)}`)
       if (key === '$expr') checkExpression(value, `${where}.$expr`)
-      else if (key !== '$comment') {
+      else {
         if (!Array.isArray(value) || value.length === 0) throw new ValidationError(`${where}.${key} must be a non-empty array of queries`)
         value.forEach((q, i) => { checkQuery(q, `${where}.${key}[${i}]`) })
       }
