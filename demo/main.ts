@@ -72,18 +72,21 @@ async function chooseRelays (configured: string[], fromLink: string[]): Promise<
 
 /**
  * The list this page shows: the one a share link names (its key, in the fragment, opens it), or
- * this device's own list, created encrypted so that only holders of its link can read or write it.
+ * this device's own list, encrypted (the default) and writable by every holder of its link. The
+ * page announces the list it shows — sealed with the list's key, so only link holders can read the
+ * announcement — because its share links carry its peer id: a link with only the peer id (and the
+ * key) is enough to find the list.
  */
 async function openDatabase (config: DemoConfig): Promise<{ db: Database, joined: boolean }> {
   const link = parseShareLink(location.hash)
   const relays = await chooseRelays(config.relays, link?.relays ?? [])
-  const options = { ...(relays.length > 0 ? { relays } : {}), ...(link?.key !== undefined ? { key: link.key } : {}) }
+  const options = { ...(relays.length > 0 ? { relays } : {}), ...(link?.key !== undefined ? { key: link.key } : {}), announce: true }
   if (link?.address !== undefined) return { db: await KiteDB.open(link.address, options), joined: true }
   if (link?.peer !== undefined) {
-    const found = await KiteDB.discover(link.peer, { relays })
+    const found = await KiteDB.discover(link.peer, { relays, ...(link.key !== undefined ? { key: link.key } : {}) })
     return { db: await KiteDB.open(found.address, options), joined: true }
   }
-  return { db: await KiteDB.init('todos', { ...options, encrypt: true }), joined: false }
+  return { db: await KiteDB.init('todos', { ...options, access: { write: ['*'] } }), joined: false }
 }
 
 let everOnline = false

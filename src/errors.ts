@@ -42,7 +42,21 @@ export class DatabaseClosedError extends KiteError {
 
 /** A block's bytes do not decode to a valid block, or do not match the CID they were sent as. */
 export class InvalidBlockError extends KiteError {
-  constructor (reason: string, options?: { cause?: unknown }) { super('ERR_INVALID_BLOCK', `invalid block: ${reason}`, options) }
+  constructor (reason: string, options?: { cause?: unknown }, code = 'ERR_INVALID_BLOCK') { super(code, `invalid block: ${reason}`, options) }
+}
+
+/**
+ * A received block's HLC is further ahead of this replica's wall clock than the bound
+ * (`MAX_CLOCK_AHEAD_MS`): it is not applied now. Not a verdict for good: the block is fetched
+ * again later and accepted once this replica's clock is within the bound, so replicas converge.
+ */
+export class ClockSkewError extends InvalidBlockError {
+  /** how far ahead of this replica's wall clock the block's HLC is, ms */
+  readonly aheadMs: number
+  constructor (aheadMs: number, boundMs: number) {
+    super(`its HLC is ${aheadMs} ms ahead of this replica's clock, over the ${boundMs}-ms bound (held until the clock catches up)`, undefined, 'ERR_CLOCK_SKEW')
+    this.aheadMs = aheadMs
+  }
 }
 
 /** A message received from the network does not decode to a valid message of the wire protocol. */

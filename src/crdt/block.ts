@@ -7,8 +7,8 @@
  */
 import { InvalidBlockError } from '../errors.js'
 import { asCid, cidOf, decode, encode, type CID } from './codec.js'
-import { type Hlc } from './hlc.js'
-import { type JsonValue, assertJsonValue, isPlainObject } from './json.js'
+import { type Hlc, MAX_HLC_COUNTER, MAX_HLC_TIME } from './hlc.js'
+import { type JsonValue, assertJsonValue, isPlainObject, reservedKeyProblem } from './json.js'
 import { PUBLIC_KEY_BYTES, SIGNATURE_BYTES, type Signer, seal, unseal, verifySignature } from './seal.js'
 
 /** Largest encoded block (or chunk) accepted, in bytes (1 MiB). */
@@ -333,9 +333,22 @@ export async function decodeBlock (bytes: Uint8Array, expected?: CID, options: O
   return { cid, bytes, block }
 }
 
-/** Field names a put may write: non-empty, not `_id`, no leading `$`, no `.`, no NUL. */
+/**
+ * Why `name` cannot be a field a put writes, or `undefined` when it can: field names are 1–1024
+ * characters, not `_id`, without a leading `$`, a `.` or NUL, and not among `RESERVED_KEYS`.
+ */
+export function fieldNameProblem (name: string): string | undefined {
+  if (typeof name !== 'string' || name.length === 0 || name.length > 1024) return 'field names are 1–1024 characters'
+  if (name === '_id') return '_id is not a field an op writes'
+  if (name.startsWith('$')) return 'field names cannot start with "$" (operators do)'
+  if (name.includes('.')) return 'field names cannot contain "." (it separates the parts of a path)'
+  if (name.includes('\0')) return 'field names cannot contain NUL'
+  return reservedKeyProblem(name)
+}
+
+/** Field names a put may write: see `fieldNameProblem`. */
 export function isValidFieldName (name: string): boolean {
-  return name.length > 0 && name.length <= 1024 && name !== '_id' && !name.startsWith('$') && !name.includes('.') && !name.includes('\0')
+  return fieldNameProblem(name) === undefined
 }
 
 /** Collection names: 1–128 characters, no `$`, no NUL. */
@@ -374,8 +387,8 @@ function validateBlock (block: Block, valuesChecked = false): void {
   if (!Array.isArray(block.parents) || block.parents.some(p => p == null)) throw new InvalidBlockError('parents is not a list of CIDs')
   if (block.parents.length > MAX_PARENTS) throw new InvalidBlockError(`more than ${MAX_PARENTS} parents`)
   const { t, c, r } = block.hlc
-  if (!Number.isSafeInteger(t) || t < 0) throw new InvalidBlockError('hlc.t is not a non-negative integer')
-  if (!Number.isSafeInteger(c) || c < 0) throw new InvalidBlockError('hlc.c is not a non-negative integer')
+  if (!Number.isSafeInteger(t) || t < 0 || t > MAX_HLC_TIME) throw new InvalidBlockError(`hlc.t is not an integer in [0, ${MAX_HLC_TIME}]`)
+  if (!Number.isSafeInteger(c) || c < 0 || c > MAX_HLC_COUNTER) throw new InvalidBlockError(`hlc.c is not an integer in [0, ${MAX_HLC_COUNTER}]`)
   if (typeof r !== 'string' || r.length === 0 || r.length > 128) throw new InvalidBlockError('hlc.r is not a replica id')
   if (!Array.isArray(block.ops) || block.ops.length === 0) throw new InvalidBlockError('ops is not a non-empty list')
   if (block.chunks !== undefined && (!Array.isArray(block.chunks) || block.chunks.some(c => c == null))) throw new InvalidBlockError('chunks is not a list of CIDs')
@@ -397,7 +410,8 @@ function validateOp (op: Op, i: number, valuesChecked = false): void {
   if (op.set !== undefined) {
     if (!isPlainObject(op.set)) throw new InvalidBlockError(`${where}.set is not a map`)
     for (const [k, v] of Object.entries(op.set)) {
-      if (!isValidFieldName(k)) throw new InvalidBlockError(`${where}.set has bad field name ${JSON.stringify(k)}`)
+      const bad = fieldNameProblem(k)
+      if (bad !== undefined) throw new InvalidBlockError(`${where}.set has bad field name ${JSON.stringify(k)}: ${bad}`)
       if (!valuesChecked) {
         try {
           assertJsonValue(v, `${where}.set.${k}`)
@@ -411,7 +425,7 @@ function validateOp (op: Op, i: number, valuesChecked = false): void {
   if (op.unset !== undefined) {
     if (!Array.isArray(op.unset)) throw new InvalidBlockError(`${where}.unset is not a list`)
     for (const k of op.unset) {
-      if (typeof k !== 'string' || !isValidFieldName(k)) throw new InvalidBlockError(`${where}.unset has bad field name`)
+      if (typeof k !== 'string' || !isValidFieldName(k)) throw new InvalidBlockError(`${where}.unset has bad field name ${JSON.stringify(k)}`)
       if (written.has(k)) throw new InvalidBlockError(`${where} writes field ${k} twice`)
       written.add(k)
     }
@@ -419,7 +433,8 @@ function validateOp (op: Op, i: number, valuesChecked = false): void {
   if (op.inc !== undefined) {
     if (!isPlainObject(op.inc)) throw new InvalidBlockError(`${where}.inc is not a map`)
     for (const [k, v] of Object.entries(op.inc)) {
-      if (!isValidFieldName(k)) throw new InvalidBlockError(`${where}.inc has bad field name ${JSON.stringify(k)}`)
+      const bad = fieldNameProblem(k)
+      if (bad !== undefined) throw new InvalidBlockError(`${where}.inc has bad field name ${JSON.stringify(k)}: ${bad}`)
       if (typeof v !== 'number' || !Number.isFinite(v)) throw new InvalidBlockError(`${where}.inc.${k} is not a finite number`)
       if (written.has(k)) throw new InvalidBlockError(`${where} writes field ${k} twice`)
     }

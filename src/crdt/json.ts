@@ -13,8 +13,44 @@ export type Doc = { _id: string, [field: string]: JsonValue }
 export const MAX_DEPTH = 64
 
 /**
+ * Keys no document may hold, at any depth: the property names of JavaScript's `Object.prototype`
+ * (ECMAScript's, fixed here rather than read from the running engine, so that every replica
+ * accepts the same blocks whatever a page adds to its prototypes). A plain object mixes them up
+ * with what it inherits — `{}.constructor` exists, `o.__proto__ = v` replaces the prototype and
+ * `JSON.parse` keeps a `__proto__` key that spreading then drops — and so do the query and update
+ * libraries documents pass through, so such a field could not round-trip. Every other key can.
+ */
+export const RESERVED_KEYS: ReadonlySet<string> = new Set([
+  '__proto__', 'constructor', 'hasOwnProperty', 'isPrototypeOf', 'propertyIsEnumerable', 'toLocaleString', 'toString',
+  'valueOf', '__defineGetter__', '__defineSetter__', '__lookupGetter__', '__lookupSetter__'
+])
+
+/** Why `key` cannot be a key of a stored object (`undefined` when it can): one of `RESERVED_KEYS`. */
+export function reservedKeyProblem (key: string): string | undefined {
+  return RESERVED_KEYS.has(key)
+    ? `"${key}" is a property name of JavaScript's Object.prototype: plain objects would confuse it with what they inherit, so it cannot be stored`
+    : undefined
+}
+
+/**
+ * A prototype-free copy of `record`'s own enumerable entries: a map keyed by user data in which no
+ * key reads an inherited property and every key, `__proto__` included, is an ordinary entry.
+ */
+export function dictOf<V> (record?: Readonly<Record<string, V>>): Record<string, V> {
+  const out = Object.create(null) as Record<string, V>
+  if (record !== undefined) for (const k of Object.keys(record)) out[k] = record[k] as V
+  return out
+}
+
+/** `record[key]` when `key` is an own property of `record`, else `undefined` (never an inherited value). */
+export function ownValue<V> (record: Readonly<Record<string, V>>, key: string): V | undefined {
+  return Object.prototype.hasOwnProperty.call(record, key) ? record[key] : undefined
+}
+
+/**
  * Check that `value` is JSON-like: null, boolean, finite number, string, array or plain object of
- * those, no cycles, at most `MAX_DEPTH` deep. Throws `ValidationError` naming the bad path.
+ * those, no cycles, at most `MAX_DEPTH` deep, no key among `RESERVED_KEYS`. Throws
+ * `ValidationError` naming the bad path and the reason.
  */
 export function assertJsonValue (value: unknown, path = 'value', depth = 0, seen: Set<object> = new Set()): asserts value is JsonValue {
   if (value === null || typeof value === 'boolean' || typeof value === 'string') return
@@ -30,7 +66,11 @@ export function assertJsonValue (value: unknown, path = 'value', depth = 0, seen
     for (let i = 0; i < value.length; i++) assertJsonValue(value[i], `${path}[${i}]`, depth + 1, seen)
   } else {
     if (!isPlainObject(value)) throw new ValidationError(`${path} is not a plain object (${Object.prototype.toString.call(value)})`)
-    for (const [k, v] of Object.entries(value)) assertJsonValue(v, `${path}.${k}`, depth + 1, seen)
+    for (const [k, v] of Object.entries(value)) {
+      const reserved = reservedKeyProblem(k)
+      if (reserved !== undefined) throw new ValidationError(`${path} has the key ${k}: ${reserved}`)
+      assertJsonValue(v, `${path}.${k}`, depth + 1, seen)
+    }
   }
   seen.delete(value)
 }

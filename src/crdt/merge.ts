@@ -14,7 +14,7 @@
  * be applied in any order, any number of times, even before their parents arrive.
  */
 import { type Hlc } from './hlc.js'
-import { type Doc, type JsonValue } from './json.js'
+import { type Doc, type JsonValue, dictOf, ownValue } from './json.js'
 import { type CollOp, type DocOp, type DropOp } from './block.js'
 
 /** Total order key of one write: HLC, then block CID string, then op index in the block. */
@@ -32,7 +32,11 @@ export interface Register {
   inc?: Record<string, { n: number, s: Stamp }>
 }
 
-/** The CRDT state of one document: its field registers and its latest tombstone. */
+/**
+ * The CRDT state of one document: its field registers and its latest tombstone. The functions
+ * here make `f` prototype-free (`dictOf`) and read it by own keys only, so a field name can never
+ * hit an inherited property, also in states read back from storage as ordinary objects.
+ */
 export interface DocState {
   /** registers by top-level field name; `_id` is the existence register every put refreshes */
   f: Record<string, Register>
@@ -60,7 +64,7 @@ export function compareStamp (a: Stamp, b: Stamp): number {
  * `stamp` must be `stampOf(block.hlc, blockCid, opIndex)` of the op.
  */
 export function applyOp (state: DocState | undefined, op: DocOp, stamp: Stamp): DocState {
-  const next: DocState = { f: { ...(state?.f ?? {}) } }
+  const next: DocState = { f: dictOf(state?.f) }
   if (state?.tomb !== undefined) next.tomb = state.tomb
   if (op.op === 'del') {
     if (next.tomb === undefined || compareStamp(stamp, next.tomb) > 0) next.tomb = stamp
@@ -71,7 +75,7 @@ export function applyOp (state: DocState | undefined, op: DocOp, stamp: Stamp): 
   for (const field of op.unset ?? []) writeRegister(next, field, { s: stamp, u: true })
   const incKey = `${stamp[3]}:${stamp[4]}`
   for (const [field, n] of Object.entries(op.inc ?? {})) {
-    const reg = next.f[field]
+    const reg = next.f[field] // next.f is prototype-free: no inherited value
     if (reg === undefined) {
       // A counter never set: its base is "unset" at the lowest stamp, so every increment counts.
       next.f[field] = { s: ZERO_STAMP, u: true, inc: { [incKey]: { n, s: stamp } } }
@@ -85,7 +89,7 @@ export function applyOp (state: DocState | undefined, op: DocOp, stamp: Stamp): 
 const ZERO_STAMP: Stamp = [0, 0, '', '', 0]
 
 function writeRegister (state: DocState, field: string, reg: Register): void {
-  const cur = state.f[field]
+  const cur = state.f[field] // state.f is prototype-free (see applyOp)
   if (cur !== undefined && compareStamp(reg.s, cur.s) <= 0) return
   if (cur?.inc !== undefined) {
     // Increments stamped after the new base survive it; earlier ones are absorbed by it.
@@ -132,7 +136,7 @@ export function maxStamp (a: Stamp | undefined, b: Stamp | undefined): Stamp | u
 export function materialise (state: DocState | undefined, collDropped?: Stamp): Doc | null {
   if (state === undefined) return null
   const tomb = maxStamp(state.tomb, collDropped)
-  const idReg = state.f._id
+  const idReg = ownValue(state.f, '_id')
   if (idReg === undefined || (tomb !== undefined && compareStamp(idReg.s, tomb) <= 0)) return null
   const doc: Doc = { _id: idReg.v as string }
   for (const field of Object.keys(state.f).sort()) {
@@ -164,7 +168,7 @@ function fieldValue (reg: Register, tomb: Stamp | undefined): JsonValue | undefi
  */
 export function joinStates (a: DocState | undefined, b: DocState): DocState {
   if (a === undefined) return b
-  const next: DocState = { f: { ...a.f } }
+  const next: DocState = { f: dictOf(a.f) }
   const tomb = maxStamp(a.tomb, b.tomb)
   if (tomb !== undefined) next.tomb = tomb
   for (const [field, reg] of Object.entries(b.f)) {

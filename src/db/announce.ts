@@ -1,10 +1,20 @@
 /**
- * Address announcements (the AvionDB to-do demo's pattern): a replica sharing a database publishes
- * `{address, collections, relays}` on `/kitedb/1/announce/<its-peer-id>`, so someone who knows only
- * its peer id (and a relay) can learn the address with `KiteDB.discover`.
+ * Address announcements (the AvionDB to-do demo's pattern), opt-in per database (`announce: true`
+ * when it is opened): a replica publishes `{address, collections, relays}` on
+ * `/kitedb/1/announce/<its-peer-id>`, so someone who knows its peer id (and a relay) can learn the
+ * address with `KiteDB.discover`.
+ *
+ * Peer ids are public (the relay sees them all), so an announcement is readable by anyone who asks
+ * — unless it is sealed. An encrypted database's announcement is always sealed with its key
+ * (XChaCha20-Poly1305, bound to the announcer's peer id): only holders of the key (of a link)
+ * learn its address, collections and relays; anyone else sees that the peer announces something,
+ * and its size. A plain database's announcement is in the clear (it is public anyway).
+ *
+ * Wire format (dag-cbor): `{v: 1, address, collections, relays}`, or `{v: 1, box}` with `box` the
+ * sealed dag-cbor of the former's fields.
  */
 import { InvalidMessageError } from '../errors.js'
-import { decode, encode, isPlainObject, parseAddress, formatAddress } from '../crdt/index.js'
+import { decode, encode, isPlainObject, parseAddress, formatAddress, seal, unseal } from '../crdt/index.js'
 import { type Transport } from '../sync/index.js'
 
 /** What a replica announces about a database it shares. */
@@ -17,24 +27,59 @@ export interface Announcement {
   relays: string[]
 }
 
+/** How an announcement is sealed or opened: the database key, and the announcer's peer id. */
+export interface AnnouncementSeal {
+  /** the 32-byte key of the encrypted database */
+  key: Uint8Array
+  /** the announcer's libp2p peer id (the announcement is bound to it) */
+  peerId: string
+}
+
 /** The announce topic of a peer. */
 export function announceTopic (peerId: string): string {
   return `/kitedb/1/announce/${peerId}`
 }
 
-export function encodeAnnouncement (a: Announcement): Uint8Array {
-  return encode({ v: 1, address: a.address, collections: a.collections, relays: a.relays })
+function aadOf (peerId: string): Uint8Array {
+  return new TextEncoder().encode(`kitedb-announce:${peerId}`)
 }
 
-/** Total decoder: returns a valid announcement or throws `InvalidMessageError`. */
-export function decodeAnnouncement (bytes: Uint8Array): Announcement {
-  let raw: unknown
+/** Encode an announcement: in the clear, or sealed with `sealWith` (an encrypted database's key). */
+export function encodeAnnouncement (a: Announcement, sealWith?: AnnouncementSeal): Uint8Array {
+  const fields = { address: a.address, collections: a.collections, relays: a.relays }
+  if (sealWith === undefined) return encode({ v: 1, ...fields })
+  return encode({ v: 1, box: seal(sealWith.key, encode(fields), aadOf(sealWith.peerId)) })
+}
+
+/** Whether announcement bytes are sealed (their contents need the database key). Never throws. */
+export function isSealedAnnouncement (bytes: Uint8Array): boolean {
   try {
-    raw = decode(bytes)
-  } catch (err) {
-    throw new InvalidMessageError('announcement is not dag-cbor', { cause: err })
+    const raw = decode(bytes)
+    return isPlainObject(raw) && raw.v === 1 && raw.box instanceof Uint8Array
+  } catch {
+    return false
   }
-  if (!isPlainObject(raw) || raw.v !== 1) throw new InvalidMessageError('not an announcement')
+}
+
+/**
+ * Total decoder: returns a valid announcement or throws `InvalidMessageError`. A sealed one opens
+ * only with `openWith` holding the right key and the announcer's peer id; without it, or with the
+ * wrong key, it throws `InvalidMessageError`.
+ */
+export function decodeAnnouncement (bytes: Uint8Array, openWith?: AnnouncementSeal): Announcement {
+  let raw = decodeMap(bytes, 'announcement')
+  if (raw.v !== 1) throw new InvalidMessageError('not an announcement')
+  if (raw.box !== undefined) {
+    if (!(raw.box instanceof Uint8Array) || Object.keys(raw).length !== 2) throw new InvalidMessageError('not a sealed announcement')
+    if (openWith === undefined) throw new InvalidMessageError('the announcement is sealed: it opens only with its database key')
+    let plain: Uint8Array
+    try {
+      plain = unseal(openWith.key, raw.box, aadOf(openWith.peerId))
+    } catch (err) {
+      throw new InvalidMessageError('the announcement does not open with this key (another database, or another peer)', { cause: err })
+    }
+    raw = decodeMap(plain, 'sealed announcement')
+  }
   const strings = (v: unknown, max: number): v is string[] => Array.isArray(v) && v.length <= max && v.every(x => typeof x === 'string' && x.length <= 1024)
   if (!strings(raw.collections, 1024) || !strings(raw.relays, 32)) throw new InvalidMessageError('announcement lists are malformed')
   let address: string
@@ -46,17 +91,29 @@ export function decodeAnnouncement (bytes: Uint8Array): Announcement {
   return { address, collections: raw.collections, relays: raw.relays }
 }
 
+function decodeMap (bytes: Uint8Array, what: string): Record<string, unknown> {
+  let raw: unknown
+  try {
+    raw = decode(bytes)
+  } catch (err) {
+    throw new InvalidMessageError(`${what} is not dag-cbor`, { cause: err })
+  }
+  if (!isPlainObject(raw)) throw new InvalidMessageError(`not an ${what}`)
+  return raw
+}
+
 /**
  * Announce on this transport's own announce topic: now, to every new subscriber, and every
- * `intervalMs`. `get` supplies the current announcement. Returns a function that stops.
+ * `intervalMs`. `get` supplies the current announcement; with `key` (an encrypted database's),
+ * it is sealed. Returns a function that stops.
  */
-export function startAnnouncing (transport: Transport, get: () => Promise<Announcement>, intervalMs = 3000): () => void {
+export function startAnnouncing (transport: Transport, get: () => Promise<Announcement>, key?: Uint8Array, intervalMs = 3000): () => void {
   const topic = announceTopic(transport.peerId)
   let stopped = false
   const publish = async (): Promise<void> => {
     if (stopped) return
     try {
-      await transport.publish(topic, encodeAnnouncement(await get()))
+      await transport.publish(topic, encodeAnnouncement(await get(), key === undefined ? undefined : { key, peerId: transport.peerId }))
     } catch {}
   }
   const off = transport.onSubscriber(topic, () => { void publish() })

@@ -13,6 +13,7 @@ import { type DocChange, type IndexInfo, type IndexProgress, type Storage, docKe
 import { type BeforeCheck, type ChangeSet } from '../sync/index.js'
 import { applyUpdate, checkUpdate, insertOp, prepareInsert, replaceOp } from './ops.js'
 import { type Explain, type QueryOptions, compileQuery, executeQuery, runCompiled } from './planner.js'
+import { checkPath } from './query.js'
 import { type Evaluator, LiveQuery, type LiveQueryOptions } from './live.js'
 import { type AnyDoc, type Filter, type OptionalId, type Projection, type Sort, type UpdateFilter, type WithId } from './types.js'
 
@@ -143,6 +144,7 @@ export class Collection<T extends object = AnyDoc> {
    */
   async distinct (key: string, query: Filter<T> = {}): Promise<JsonValue[]> {
     if (typeof key !== 'string' || key.length === 0) throw new ValidationError('distinct takes a field path')
+    checkPath(key, 'distinct')
     const docs = await this.find(query)
     const out: JsonValue[] = []
     const seen = new Set<string>()
@@ -408,6 +410,7 @@ export function normaliseIndexSpec (spec: unknown): string[] {
     new Set(paths).size !== paths.length) {
     throw new ValidationError(`invalid index spec ${JSON.stringify(spec)}: a path like 'age' or 'address.city', or a list of up to 8 distinct paths`)
   }
+  for (const p of paths) checkPath(p, 'index path')
   return paths as string[]
 }
 

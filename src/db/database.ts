@@ -98,6 +98,8 @@ export interface DatabaseParts {
   tabChannel?: string
   /** the device's peer id (the identity one tab of the device runs at a time): what share links name */
   devicePeerId?: string
+  /** publish this database's address on the node's announce topic (see `announce.ts`) */
+  announce?: boolean
   /** called once when the database closes */
   onClose?: () => void
 }
@@ -129,6 +131,8 @@ export class Database {
   private readonly tabs?: TabChannel
   private readonly devicePeerId?: string
   private readonly onClose?: () => void
+  /** whether this database is announced (an opt-in of `KiteDB.init`/`open`) */
+  private readonly announcing: boolean
 
   /** @internal */
   constructor (parts: DatabaseParts) {
@@ -139,6 +143,7 @@ export class Database {
     this.host = this.makeHost()
     this.onClose = parts.onClose
     if (parts.devicePeerId !== undefined) this.devicePeerId = parts.devicePeerId
+    this.announcing = parts.announce === true
     this.status = parts.connect === undefined ? 'local' : 'connecting'
     this.closing = new Promise(resolve => { this.beginClosing = resolve })
     if (parts.tabChannel !== undefined && TabChannel.supported) {
@@ -529,7 +534,7 @@ export class Database {
       replicator.onError(err => { this.emit('error', err) }),
       transport.onConnectionChange?.(() => { refreshPeers(); setTimeout(refreshPeers, 100) }) ?? (() => {}),
       transport.onNetworkChange?.(onNetwork) ?? (() => {}),
-      startAnnouncing(transport, async () => await this.announcement())
+      this.announcing ? startAnnouncing(transport, async () => await this.announcement(), this.replica.key) : () => {}
     ]
     onNetwork(transport.networkState?.() ?? { status: 'online', nextAttemptAt: null, reserved: 0, connectedPeers: 0, relays: [], error: null })
     return () => {
@@ -564,8 +569,11 @@ export class Database {
     this.onChanges({ changes, collections: msg.collections }, msg.origin)
   }
 
+  /**
+   * What `announce: true` publishes. An encrypted database's announcement is sealed with its key
+   * (`startAnnouncing` is given it), so its address and collection names reach key holders only.
+   */
   private async announcement (): Promise<Announcement> {
-    // An encrypted database's collection names are its data: only holders of the key learn them.
-    return { address: this.address, collections: this.encrypted === false ? await this.listCollections() : [], relays: this.relays }
+    return { address: this.address, collections: await this.listCollections(), relays: this.relays }
   }
 }

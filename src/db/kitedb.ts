@@ -11,7 +11,7 @@ import { DexieStorageProvider, MemoryStorageProvider, type StorageProvider } fro
 import { MANIFEST_KEY, Replica, resolveLimits, type LimitsOptions, type ReplicatorOptions, type Transport } from '../sync/index.js'
 import { type AcquireOptions, acquireNetwork, claimIdentity, loadDeviceKey, parseRelays } from '../net/index.js'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
-import { type Announcement, announceTopic, decodeAnnouncement } from './announce.js'
+import { type Announcement, announceTopic, decodeAnnouncement, isSealedAnnouncement } from './announce.js'
 import { Database } from './database.js'
 
 /** Options of `KiteDB.init` and `KiteDB.open`. */
@@ -47,16 +47,26 @@ export interface OpenOptions {
   /**
    * `init`, when it creates the database: who may write, fixed in the manifest for good (OrbitDB's
    * immutable access controller). `write` lists writers' public keys (see `KiteDB.publicKey`), or
-   * is `['*']` for anyone who can read. Default: only this device; with `encrypt`, `['*']` (anyone
-   * holding the link). Ignored when the database already exists.
+   * is `['*']` for anyone who can read (of an encrypted database: anyone holding its link; of a
+   * plain one: anyone at all). Default: only this device, encrypted or not — a link then lets
+   * others read, not write. Ignored when the database already exists.
    */
   access?: { write: string[] }
   /**
-   * `init`, when it creates the database: encrypt it (XChaCha20-Poly1305) with a new random
-   * 256-bit key. The key travels only in share links' fragments; relays and peers without it see
-   * ciphertext. Ignored when the database already exists.
+   * `init`, when it creates the database: whether to encrypt it (XChaCha20-Poly1305) with a new
+   * random 256-bit key. Default `true`: the key travels only in share links' fragments, and relays
+   * and peers without it see ciphertext. `false` makes a PUBLIC database: anyone who learns its
+   * address (every relay it goes through learns it) can read all of it. Ignored when the database
+   * already exists.
    */
   encrypt?: boolean
+  /**
+   * Publish this database's address (with its collection names and relays) on this node's
+   * announce topic, so that `KiteDB.discover(peerId)` finds it from the peer id alone. Default
+   * `false`: nothing is announced. An encrypted database's announcement is sealed with its key:
+   * only those who hold the key (a link) can read it and find the database.
+   */
+  announce?: boolean
   /**
    * `open`: the key of an encrypted database (43 characters of base64url, the `key` of its share
    * link). Kept in local storage, so later opens need not repeat it. A wrong key throws
@@ -94,6 +104,11 @@ export interface DiscoverOptions {
   limits?: LimitsOptions
   /** where the device identity is kept, as in `OpenOptions.storage` */
   storage?: OpenOptions['storage']
+  /**
+   * the key of the encrypted database to find (a link's `key`): its sealed announcement is opened
+   * with it. Without a key, only plain (public) databases' announcements are read.
+   */
+  key?: string | Uint8Array
 }
 
 /** Storage meta key of an encrypted database's key. */
@@ -163,8 +178,9 @@ export class KiteDB {
     const signer = await deviceSigner(options)
     let created: { bytes: Uint8Array, key?: Uint8Array } | undefined
     if (address === undefined) {
-      const key = options.encrypt === true ? generateKey() : undefined
-      const write = options.access?.write ?? (key !== undefined ? ['*'] : [formatPublicKey(signer.publicKey)])
+      // Encrypted unless asked not to; only this device writes unless told otherwise.
+      const key = options.encrypt === false ? undefined : generateKey()
+      const write = options.access?.write ?? [formatPublicKey(signer.publicKey)]
       const encoded = encodeManifest(createManifest(name, write, key))
       address = encoded.address
       created = { bytes: encoded.bytes, ...(key !== undefined ? { key } : {}) }
@@ -232,12 +248,20 @@ export class KiteDB {
   }
 
   /**
-   * Learn what database the peer `peerId` shares: resolves with its announcement
-   * `{address, collections, relays}`. Rejects with `TimeoutError` when the peer does not announce
-   * within `timeoutMs`, `NetworkError` when no relay can be reached.
+   * Learn what database the peer `peerId` announces (see `OpenOptions.announce`): resolves with
+   * its announcement `{address, collections, relays}` — with `options.key`, that of the encrypted
+   * database the key opens; without, that of a plain database. Rejects with `TimeoutError` when
+   * the peer announces no such database within `timeoutMs`, `NetworkError` when no relay can be
+   * reached, `ValidationError` for a malformed key.
    */
   static async discover (peerId: string, options: DiscoverOptions): Promise<Announcement> {
     if (typeof peerId !== 'string' || peerId.length === 0) throw new ValidationError('discover takes a peer id string')
+    let key: Uint8Array | undefined
+    try {
+      key = options.key === undefined ? undefined : parseKey(options.key)
+    } catch (err) {
+      throw new ValidationError(`discover: the key is malformed: ${(err as Error).message}`, { cause: err })
+    }
     const relays = typeof options.relays === 'string' ? [options.relays] : options.relays
     const timeoutMs = options.timeoutMs ?? 15_000
     const lease = await acquireNetwork(relays, networkOptions(options))
@@ -246,8 +270,10 @@ export class KiteDB {
         const timer = setTimeout(() => { off(); reject(new TimeoutError(`peer ${peerId} announced nothing within ${timeoutMs} ms`)) }, timeoutMs)
         const off = lease.transport.subscribe(announceTopic(peerId), (data, from) => {
           if (from !== peerId) return
+          // With a key, only the sealed announcement it opens; without, only a plain one.
+          if (isSealedAnnouncement(data) !== (key !== undefined)) return
           try {
-            const a = decodeAnnouncement(data)
+            const a = decodeAnnouncement(data, key === undefined ? undefined : { key, peerId })
             clearTimeout(timer)
             off()
             resolve(a)
@@ -296,6 +322,7 @@ async function openAddress (provider: StorageProvider, address: string, relays: 
         : relays.length > 0 ? { connect: async () => await acquireNetwork(relays, networkOptions(options)), devicePeerId: await devicePeerId(options) } : {}),
       ...(options.replication !== undefined ? { replication: options.replication } : {}),
       ...(provider.channel !== undefined ? { tabChannel: `${provider.kind}:${provider.channel}` } : {}),
+      announce: options.announce === true,
       onClose: () => { openDatabases.delete(db) }
     })
     openDatabases.add(db)

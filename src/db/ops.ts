@@ -3,12 +3,12 @@
  * update (evaluated locally by mingo, DESIGN.md "Merge rules") into the field values that
  * replicate — never the operators themselves, except `$inc`, which replicates as a counter delta.
  */
-import { update as mingoUpdate } from 'mingo'
 import { ValidationError } from '../errors.js'
 import {
-  type Doc, type JsonValue, type PutOp, assertJsonValue, isPlainObject, isValidDocId, isValidFieldName, jsonEqual
+  type Doc, type JsonValue, type PutOp, assertJsonValue, fieldNameProblem, isPlainObject, isValidDocId, jsonEqual, ownValue
 } from '../crdt/index.js'
 import { randomHex } from '../sync/index.js'
+import { checkPath, checkValue, runMingoUpdate } from './query.js'
 
 let counter = Math.floor(Math.random() * 0xffffff)
 const processPart = randomHex(5)
@@ -26,19 +26,21 @@ export function newObjectId (): string {
 /**
  * Validate a document given to an insert and return a copy with its `_id` (generated when absent).
  * Throws `ValidationError`: not a plain object, `_id` not a non-empty string, a field name that is
- * empty, starts with `$` or contains `.`, or a value that is not JSON-like (function, undefined,
- * NaN, cycle, class instance…).
+ * empty, starts with `$`, contains `.` or is a property name of `Object.prototype` (at any depth:
+ * see `RESERVED_KEYS`), or a value that is not JSON-like (function, undefined, NaN, cycle, class
+ * instance…).
  */
 export function prepareInsert (doc: unknown): Doc {
   if (!isPlainObject(doc)) throw new ValidationError('a document must be a plain object')
   const out: Record<string, JsonValue> = {}
   for (const [k, v] of Object.entries(doc)) {
     if (k === '_id') continue
-    if (!isValidFieldName(k)) throw new ValidationError(`invalid field name ${JSON.stringify(k)}: names must be non-empty and contain no "." or leading "$"`)
+    const bad = fieldNameProblem(k)
+    if (bad !== undefined) throw new ValidationError(`invalid field name ${JSON.stringify(k)}: ${bad}`)
     assertJsonValue(v, k)
     out[k] = structuredClone(v)
   }
-  let id: unknown = doc._id
+  let id: unknown = ownValue(doc, '_id')
   if (id === undefined) id = newObjectId()
   if (!isValidDocId(id)) throw new ValidationError('_id must be a non-empty string of at most 1024 characters')
   return { _id: id, ...out }
@@ -53,7 +55,7 @@ export function insertOp (coll: string, doc: Doc): PutOp {
 /** The op that replaces `existing` (or nothing) by `doc`: sets every field, unsets the ones it lacks. */
 export function replaceOp (coll: string, existing: Doc | null, doc: Doc): PutOp {
   const op = insertOp(coll, doc)
-  const unset = existing === null ? [] : Object.keys(existing).filter(k => k !== '_id' && !(k in doc))
+  const unset = existing === null ? [] : Object.keys(existing).filter(k => k !== '_id' && ownValue(doc, k) === undefined)
   if (unset.length > 0) op.unset = unset
   return op
 }
@@ -91,9 +93,26 @@ function valueAtPath (doc: Doc, path: string): unknown {
   let value: unknown = doc
   for (const part of path.split('.')) {
     if (!isPlainObject(value)) return undefined
-    value = value[part]
+    value = ownValue(value, part)
   }
   return value
+}
+
+/**
+ * Every path an update names (and every `$rename` target) must be a valid path (`checkPath`), and
+ * its operand valid data (`checkValue`): an update of `toString`, or a value holding a `__proto__`
+ * key, would otherwise be silently dropped by mingo, which confuses such names with what objects
+ * inherit. Throws `ValidationError`.
+ */
+function checkUpdatePaths (update: Record<string, unknown>): void {
+  for (const [op, fields] of Object.entries(update)) {
+    if (!isPlainObject(fields)) continue
+    for (const [path, arg] of Object.entries(fields)) {
+      checkPath(path, `${op} path`)
+      if (op === '$rename') checkPath(arg, '$rename target')
+      checkValue(arg, `${op}.${path}`)
+    }
+  }
 }
 
 /** Throw `ValidationError` unless `update` is a valid update document (checked on an empty document). */
@@ -113,10 +132,11 @@ export function applyUpdate (coll: string, before: Doc, update: unknown): { afte
   for (const key of Object.keys(update)) {
     if (!key.startsWith('$')) throw new ValidationError(`update key "${key}" is not an update operator (use {$set: {${key}: …}})`)
   }
+  checkUpdatePaths(update)
   checkOperandTypes(before, update)
   const after = structuredClone(before) as Record<string, unknown>
   try {
-    mingoUpdate(after, update as Parameters<typeof mingoUpdate>[1], undefined, undefined, { cloneMode: 'deep' })
+    runMingoUpdate(after, update)
   } catch (err) {
     throw new ValidationError(`invalid update: ${(err as Error).message}`, { cause: err })
   }
@@ -124,7 +144,8 @@ export function applyUpdate (coll: string, before: Doc, update: unknown): { afte
   for (const [k, v] of Object.entries(after)) {
     if (k === '_id') continue
     after[k] = datesToStrings(v)
-    if (!isValidFieldName(k)) throw new ValidationError(`invalid field name ${JSON.stringify(k)}`)
+    const bad = fieldNameProblem(k)
+    if (bad !== undefined) throw new ValidationError(`invalid field name ${JSON.stringify(k)}: ${bad}`)
     assertJsonValue(after[k], k)
   }
   const incFields = new Set<string>()
@@ -132,7 +153,7 @@ export function applyUpdate (coll: string, before: Doc, update: unknown): { afte
   if (isPlainObject(update.$inc)) {
     for (const [path, delta] of Object.entries(update.$inc)) {
       // Only a top-level numeric field replicates as a counter; a nested path rewrites its top-level field.
-      if (!path.includes('.') && typeof delta === 'number' && (before[path] === undefined || typeof before[path] === 'number')) {
+      if (!path.includes('.') && typeof delta === 'number' && (ownValue(before, path) === undefined || typeof ownValue(before, path) === 'number')) {
         incFields.add(path)
         inc[path] = delta
       }
@@ -142,9 +163,9 @@ export function applyUpdate (coll: string, before: Doc, update: unknown): { afte
   const unset: string[] = []
   for (const [k, v] of Object.entries(after)) {
     if (k === '_id' || incFields.has(k)) continue
-    if (!jsonEqual(before[k], v as JsonValue)) set[k] = v as JsonValue
+    if (!jsonEqual(ownValue(before, k), v as JsonValue)) set[k] = v as JsonValue
   }
-  for (const k of Object.keys(before)) if (k !== '_id' && !(k in after)) unset.push(k)
+  for (const k of Object.keys(before)) if (k !== '_id' && !Object.prototype.hasOwnProperty.call(after, k)) unset.push(k)
   const changed = Object.keys(set).length > 0 || unset.length > 0 || Object.values(inc).some(n => n !== 0)
   if (!changed) return { after: after as Doc, op: undefined }
   const op: PutOp = { op: 'put', coll, id: before._id }

@@ -8,7 +8,7 @@
  * field indexes as null). Keys are a superset of what a query can match: results are always
  * filtered again by the query itself, so an extra key costs time, never correctness.
  */
-import { type Doc, type JsonValue, isPlainObject } from '../crdt/index.js'
+import { type Doc, type JsonValue, isPlainObject, ownValue } from '../crdt/index.js'
 
 /** One component of an index key: `[rank]` or `[rank, value]`. */
 export type KeyPart = [number] | [number, number | string]
@@ -54,7 +54,7 @@ export function valuesAt (doc: JsonValue | undefined, path: string): Array<JsonV
       return
     }
     if (isPlainObject(value)) {
-      walk((value as Record<string, JsonValue>)[parts[i] as string], i + 1)
+      walk(ownValue(value as Record<string, JsonValue>, parts[i] as string), i + 1)
       return
     }
     out.push(undefined)

@@ -5,7 +5,7 @@
  * packs to one stamp and ten small numbers instead of ten registers with ten copies of the stamp.
  * Pure; `unpackState(packState(s, d), d)` equals `s` for every state and the document it shows.
  */
-import { type Doc, type DocState, type JsonValue, type Register, type Stamp, jsonEqual } from '../crdt/index.js'
+import { type Doc, type DocState, type JsonValue, type Register, type Stamp, dictOf, jsonEqual, ownValue } from '../crdt/index.js'
 
 /** A register whose value is not taken from the document, its stamps as indexes into `PackedState.t`. */
 export interface PackedRegister {
@@ -56,10 +56,10 @@ export function packState (state: DocState, doc: Doc | null): PackedState {
     }
     return i
   }
-  const f: Record<string, number | PackedRegister> = {}
+  const f = dictOf<number | PackedRegister>()
   for (const [field, reg] of Object.entries(state.f)) {
     const s = intern(reg.s)
-    const shown = doc?.[field]
+    const shown = doc === null ? undefined : ownValue(doc, field)
     if (reg.u !== true && reg.inc === undefined && shown !== undefined && (shown === reg.v || jsonEqual(shown, reg.v))) {
       f[field] = s
       continue
@@ -78,7 +78,7 @@ export function packState (state: DocState, doc: Doc | null): PackedState {
 /** The state `packed` was made from, given the document it was stored beside. */
 export function unpackState (packed: PackedState, doc: Doc | null): DocState {
   const stamp = (i: number): Stamp => packed.t[i] as Stamp
-  const f: Record<string, Register> = {}
+  const f = dictOf<Register>()
   for (const [field, e] of Object.entries(packed.f)) {
     if (typeof e === 'number') {
       f[field] = { s: stamp(e), v: (doc as Doc)[field] as JsonValue }

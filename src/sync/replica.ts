@@ -2,7 +2,7 @@
  * A replica's block log: creates local blocks and applies local and remote blocks to storage,
  * one at a time, each in one storage transaction (go-ds-crdt's `crdt.go` loop, minus the network).
  */
-import { AccessError, InvalidBlockError } from '../errors.js'
+import { AccessError, ClockSkewError, InvalidBlockError } from '../errors.js'
 import {
   type CID, type CollState, type DocState, type EncodedBlock, type Manifest, type Op, type Signer, HybridClock,
   applyCollOp, applyOp, asCid, assembleOps, checkKey, cidOf, decode, decodeBlock, decodeChunk, decodeManifest, encode, encodeBlock,
@@ -77,6 +77,8 @@ export interface ReplicaOptions {
    * accepted (for tests of the engine; `KiteDB` always passes one).
    */
   manifest?: Manifest | null
+  /** the wall clock, ms since the epoch (default `Date.now`; injectable for tests) */
+  now?: () => number
 }
 const SNAPSHOT_KEY = 'snapshot'
 const HEADSET_PREFIX = 'headset:'
@@ -139,8 +141,10 @@ export class Replica {
 
   /**
    * Open the log of database `dbId` in `storage`: loads (or creates) the persistent replica id and
-   * advances the clock past every head, so new local blocks order after everything stored.
-   * Throws `AccessError` when `options.key` does not fit `options.manifest`.
+   * advances the clock past every head, so new local blocks order after everything stored — but
+   * never more than `MAX_CLOCK_AHEAD_MS` past the wall clock (see `HybridClock.observe`): a stored
+   * block with a far-future HLC cannot stop this replica from writing, nor make its blocks
+   * unacceptable to peers. Throws `AccessError` when `options.key` does not fit `options.manifest`.
    */
   static async open (storage: Storage, dbId: string, options: ReplicaOptions = {}): Promise<Replica> {
     if (options.manifest != null) checkKey(options.manifest, options.key)
@@ -149,7 +153,7 @@ export class Replica {
       replicaId = randomHex(8)
       await storage.setMeta(REPLICA_ID_KEY, replicaId)
     }
-    const replica = new Replica(storage, dbId, new HybridClock(replicaId), options)
+    const replica = new Replica(storage, dbId, new HybridClock(replicaId, options.now), options)
     const heads = await storage.getHeads()
     for (const bytes of await storage.getBlocks(heads)) {
       if (bytes !== undefined) replica.clock.observe(readBlockHeader(bytes).hlc)
@@ -259,9 +263,12 @@ export class Replica {
 
   /**
    * Verify a block received from the network: CID, signature, structure, database, encryption
-   * under this replica's key, and that the manifest lets its writer write. Throws
-   * `InvalidBlockError` when it is not a valid block of this database (or does not hash to
-   * `expected`), `AccessError` while the manifest has not arrived.
+   * under this replica's key, that the manifest lets its writer write, and that its HLC is at most
+   * `MAX_CLOCK_AHEAD_MS` ahead of this replica's wall clock. Throws `InvalidBlockError` when it is
+   * not a valid block of this database (or does not hash to `expected`), `ClockSkewError` (an
+   * `InvalidBlockError`) when its HLC is too far ahead — the replicator fetches it again later, so
+   * it is accepted once this clock is within the bound — and `AccessError` while the manifest has
+   * not arrived.
    */
   async verify (bytes: Uint8Array, expected?: CID): Promise<EncodedBlock> {
     if (this.manifestValue === null) throw new AccessError('the database manifest has not arrived yet')
@@ -270,6 +277,7 @@ export class Replica {
     if (!this.mayWrite(encoded.block.writer)) {
       throw new InvalidBlockError(`writer ${formatPublicKey(encoded.block.writer)} is not on the write list`)
     }
+    this.assertNotAhead(encoded)
     return encoded
   }
 
@@ -280,6 +288,12 @@ export class Replica {
   async receive (bytes: Uint8Array | EncodedBlock, expected?: CID): Promise<Applied> {
     const encoded = bytes instanceof Uint8Array ? await this.verify(bytes, expected) : bytes
     return await this.enqueue(async () => await this.applyRemote(encoded))
+  }
+
+  /** Throws `ClockSkewError` when the block's HLC is further ahead of the wall clock than the clock's bound. */
+  private assertNotAhead (encoded: EncodedBlock): void {
+    const ahead = this.clock.aheadOfWall(encoded.block.hlc)
+    if (ahead > this.clock.maxAheadMs) throw new ClockSkewError(ahead, this.clock.maxAheadMs)
   }
 
   /**
@@ -378,9 +392,11 @@ export class Replica {
    * Install a verified snapshot in one storage transaction: its states are joined into the local
    * ones (so blocks applied here before, local or remote, keep their effects), its head blocks
    * become heads, and every block below them counts as present. Listeners see the changed
-   * documents as one remote change. Returns what changed.
+   * documents as one remote change. Returns what changed. Throws `ClockSkewError` (nothing
+   * installed) when a head's HLC is too far ahead of this replica's clock, as `verify` would.
    */
   async installSnapshot (snapshot: SnapshotContent): Promise<ChangeSet> {
+    for (const h of snapshot.heads) this.assertNotAhead(h)
     const snapDocs = new Map(snapshot.docs.map(d => [docKey(d.coll, d.id), d.state]))
     const snapColls = new Map(snapshot.colls.map(c => [c.coll, c.state]))
     const colls = new Set([...snapColls.keys(), ...snapshot.docs.map(d => d.coll)])

@@ -19,7 +19,7 @@ const ids = async (db: Database): Promise<string[]> =>
 describe('write lists', () => {
   it('by default only the creator writes; a reader replicates but its writes throw AccessError', async () => {
     const hub = new MemoryHub()
-    const a = await KiteDB.init('mine', device(hub, 'A'))
+    const a = await KiteDB.init('mine', { ...device(hub, 'A'), encrypt: false })
     expect(a.writers).toEqual([a.publicKey])
     expect(a.canWrite).toBe(true)
     await (await a.initCollection('c')).insertOne({ _id: 'x' })
@@ -42,7 +42,7 @@ describe('write lists', () => {
       const pkB = await KiteDB.publicKey({ storage: devB.storage })
       const devA = device(hub, 'A')
       const pkA = await KiteDB.publicKey({ storage: devA.storage })
-      const db = await KiteDB.init('shared', { ...devA, access: { write: [pkA, pkB] } })
+      const db = await KiteDB.init('shared', { ...devA, encrypt: false, access: { write: [pkA, pkB] } })
       expect(db.writers).toEqual([pkA, pkB].sort())
       const b = await KiteDB.open(db.address, devB)
       const c = await KiteDB.open(db.address, device(hub, 'C'))
@@ -72,7 +72,7 @@ describe('write lists', () => {
 describe('waiting for the manifest', () => {
   it('a write waiting for the manifest rejects with DatabaseClosedError when the database closes', async () => {
     const hub = new MemoryHub()
-    const a = await KiteDB.init('far', device(hub, 'A'))
+    const a = await KiteDB.init('far', { ...device(hub, 'A'), encrypt: false })
     const address = a.address
     await a.close() // no peer will ever serve the manifest
     const b = await KiteDB.open(address, device(hub, 'B'))
@@ -87,9 +87,9 @@ describe('waiting for the manifest', () => {
 })
 
 describe('encrypted databases', () => {
-  it('anyone with the link reads and writes; the key is in the link and kept locally', async () => {
+  it('with access [\'*\'], anyone with the link reads and writes; the key is in the link and kept locally', async () => {
     const hub = new MemoryHub()
-    const a = await KiteDB.init('secret', { ...device(hub, 'A'), encrypt: true })
+    const a = await KiteDB.init('secret', { ...device(hub, 'A'), encrypt: true, access: { write: ['*'] } })
     expect(a.encrypted).toBe(true)
     expect(a.writers).toEqual(['*'])
     // (no peer= here: the in-memory transport's peer ids are not libp2p ones)
@@ -166,7 +166,7 @@ describe('snapshots and access', () => {
     }
 
     // A write-list database: a reader (C) offers no snapshot, so D joins from the writer only.
-    const w = await KiteDB.init('listed-history', { ...device(hub, 'W'), replication: replicationSmall })
+    const w = await KiteDB.init('listed-history', { ...device(hub, 'W'), replication: replicationSmall, encrypt: false })
     const wc = await w.initCollection('c')
     for (let i = 0; i < 30; i++) await wc.insertOne({ _id: `w${String(i).padStart(2, '0')}` })
     const reader = await KiteDB.open(w.address, { ...device(hub, 'C'), replication: replicationSmall })

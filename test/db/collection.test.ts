@@ -56,11 +56,13 @@ describe('KiteDB and Database', () => {
     await expect(db.initCollection('a$b')).rejects.toBeInstanceOf(ValidationError)
   })
 
-  it('share links carry the address and relays', async () => {
+  it('share links carry the address, the key (of an encrypted database, the default) and relays', async () => {
     const db = await fresh()
     const link = db.shareLink('https://example.test/app/?x=1#old')
     expect(link.startsWith(`https://example.test/app/?x=1#db=${db.address}`)).toBe(true)
-    expect(parseShareLink(link)).toEqual({ address: db.address, relays: [] })
+    expect(parseShareLink(link)).toEqual({ address: db.address, relays: [], key: expect.stringMatching(/^[\w-]{43}$/) })
+    const plain = await KiteDB.init('plain', { storage: new MemoryStorageProvider(), encrypt: false })
+    expect(parseShareLink(plain.shareLink('https://example.test/'))).toEqual({ address: plain.address, relays: [] })
   })
 
   it('lists collections, and a closed database throws DatabaseClosedError', async () => {

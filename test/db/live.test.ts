@@ -6,7 +6,7 @@ import { MemoryHub, eventually } from '../helpers/memory-transport.js'
 async function pair (): Promise<{ a: Database, b: Database, hub: MemoryHub }> {
   const hub = new MemoryHub()
   const replication = { republishMs: 50 }
-  const a = await KiteDB.init('live', { access: { write: ['*'] }, storage: new MemoryStorageProvider(), transport: hub.join('A'), replication })
+  const a = await KiteDB.init('live', { encrypt: false, access: { write: ['*'] }, storage: new MemoryStorageProvider(), transport: hub.join('A'), replication })
   const b = await KiteDB.open(a.address, { storage: new MemoryStorageProvider(), transport: hub.join('B'), replication })
   return { a, b, hub }
 }
@@ -54,7 +54,7 @@ describe('live queries with remote changes', () => {
   it('emits peer:join, peer:leave and sync:progress', async () => {
     const hub = new MemoryHub()
     const replication = { republishMs: 50, peerTtlMs: 300 }
-    const a = await KiteDB.init('ev', { access: { write: ['*'] }, storage: new MemoryStorageProvider(), transport: hub.join('A'), replication })
+    const a = await KiteDB.init('ev', { encrypt: false, access: { write: ['*'] }, storage: new MemoryStorageProvider(), transport: hub.join('A'), replication })
     const ca = await a.initCollection('c')
     for (let i = 0; i < 30; i++) await ca.insertOne({ i })
     const joined: PeerInfo[] = []

@@ -49,7 +49,7 @@ describe('tabs of one origin', () => {
   it('a block one tab receives from the network reaches the other tab, which already finds it stored', async () => {
     const net = new MemoryHub()
     const tab = origin()
-    const remote = await KiteDB.init('shared', { storage: new MemoryStorageProvider(), transport: net.join('remote'), access: { write: ['*'] } })
+    const remote = await KiteDB.init('shared', { storage: new MemoryStorageProvider(), transport: net.join('remote'), encrypt: false, access: { write: ['*'] } })
     open.push(remote)
     // both tabs replicate (each runs its own network node)
     const a = await KiteDB.open(remote.address, { storage: tab(), transport: net.join('tab-a') })

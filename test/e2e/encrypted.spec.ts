@@ -62,7 +62,7 @@ test('an encrypted list: the relay never sees a title, and the link without its 
   // Control: a plain (unencrypted) database through the same relay does show up in the record.
   const control = `plain-control-${marker}`
   await a.evaluate(async ({ control, relays }) => {
-    const db = await window.kitedb.KiteDB.init(`control-${control}`, { relays, storage: 'memory', access: { write: ['*'] } })
+    const db = await window.kitedb.KiteDB.init(`control-${control}`, { relays, storage: 'memory', encrypt: false, access: { write: ['*'] } })
     await db.whenOnline()
     const other = await window.kitedb.KiteDB.open(db.address, { relays, storage: 'memory', node: 'control-reader' })
     await other.whenOnline()

@@ -37,7 +37,7 @@ test('a third browser joins a database with 5,000 documents of history from a sn
   const address = await a.evaluate(async ({ relayAddrs, count }) => {
     const { KiteDB } = window.kitedb
     // Anyone may write (C writes below), so every replica, B included, may offer snapshots.
-    const db = await KiteDB.create(`snapshot-${Date.now()}`, { relays: relayAddrs, storage: 'indexeddb', access: { write: ['*'] } })
+    const db = await KiteDB.create(`snapshot-${Date.now()}`, { relays: relayAddrs, storage: 'indexeddb', encrypt: false, access: { write: ['*'] } })
     const items = await db.initCollection('items', { indexes: ['n'] })
     for (let start = 0; start < count; start += 100) {
       await items.insert(Array.from({ length: 100 }, (_, i) => ({ _id: `d${String(start + i).padStart(5, '0')}`, g: (start + i) % 140, n: 0, text: `document ${start + i}` })))

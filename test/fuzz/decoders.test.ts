@@ -1,16 +1,20 @@
 /**
- * Fuzzing the decoders of everything that arrives from the network or a link (issue 6): for random
- * bytes and for mutations of valid encodings, every decoder either returns a valid value or throws
- * a typed `KiteError` — never another error, never a hang — and invalid input changes no state.
+ * Fuzzing the decoders of everything that arrives from the network or a link: for random bytes
+ * and for mutations of valid encodings, every decoder either returns a valid value or throws a
+ * typed `KiteError` — never another error, never a hang — and invalid input changes no state.
+ * Correctly signed blocks with hostile contents (HLCs at and past their bounds, field names that
+ * are property names of `Object.prototype`, at any depth) are fuzzed too: a replica refuses them
+ * with a typed error, or applies them, and writes on either way.
  *
  * Inputs: `KITEDB_FUZZ_RUNS` per decoder and input kind (default 700: about 10,000 inputs in
  * `npm test`); `npm run fuzz` runs 100,000+.
  */
 import { describe, expect, it } from 'vitest'
 import fc from 'fast-check'
-import { KiteError } from '../../src/errors.js'
+import { InvalidBlockError, KiteError } from '../../src/errors.js'
 import {
-  cidOf, createManifest, decode, decodeBlock, decodeChunk, decodeManifest, encode, encodeBlock, encodeManifest, formatPublicKey, generateKey, generateSigner, parseAddress
+  MAX_CLOCK_AHEAD_MS, MAX_HLC_COUNTER, MAX_HLC_TIME, RESERVED_KEYS, cidOf, createManifest, decode, decodeBlock, decodeChunk, decodeManifest, encode, encodeBlock,
+  encodeManifest, formatPublicKey, generateKey, generateSigner, isValidHlcTime, parseAddress
 } from '../../src/crdt/index.js'
 import {
   Replica, Replicator, decodeBlocksRequest, decodeBlocksResponse, decodeHeadsMessage, decodeSnapshotNode, decodeSnapshotRequest,
@@ -19,6 +23,7 @@ import {
 } from '../../src/sync/index.js'
 import { MemoryStorage } from '../../src/store/index.js'
 import { decodeAnnouncement, encodeAnnouncement } from '../../src/db/announce.js'
+import { checkQuery } from '../../src/db/query.js'
 import { parseShareLink } from '../../src/share/index.js'
 import { setLogLevel } from '../../src/log.js'
 import { MemoryHub } from '../helpers/memory-transport.js'
@@ -65,7 +70,8 @@ const decoders: Array<[string, Uint8Array, (bytes: Uint8Array) => unknown, numbe
   ['blocks response', encodeBlocksResponse({ blocks: [block.bytes, manifest.bytes] }), decodeBlocksResponse],
   ['snapshot request', encodeSnapshotRequest({ db: DB, blocks: 12 }), decodeSnapshotRequest],
   ['snapshot response', encodeSnapshotResponse({ root: root.cid, w: signer.publicKey, s: new Uint8Array(64) }), decodeSnapshotResponse],
-  ['announcement', encodeAnnouncement({ address: manifest.address, collections: ['todos'], relays: ['/ip4/127.0.0.1/tcp/1/ws'] }), decodeAnnouncement]
+  ['announcement', encodeAnnouncement({ address: manifest.address, collections: ['todos'], relays: ['/ip4/127.0.0.1/tcp/1/ws'] }), decodeAnnouncement],
+  ['sealed announcement', encodeAnnouncement({ address: manifest.address, collections: ['todos'], relays: [] }, { key, peerId: 'P' }), b => decodeAnnouncement(b, { key, peerId: 'P' })]
 ]
 
 /**
@@ -183,5 +189,70 @@ describe('invalid network input changes no state', () => {
     } finally {
       setLogLevel('warn')
     }
+  })
+})
+
+describe('hostile blocks with valid signatures', () => {
+  /** HLC components at, around and far past their bounds, as a hostile writer can sign them. */
+  const hlcPart = fc.oneof(
+    fc.constantFrom<unknown>(0, 1, MAX_HLC_COUNTER, MAX_HLC_COUNTER + 1, MAX_HLC_TIME, MAX_HLC_TIME + 1, 2 ** 53 - 1, 2 ** 53, 2 ** 64, -1, 0.5, 2n ** 60n, '1', null),
+    fc.integer({ min: -10, max: Number.MAX_SAFE_INTEGER }),
+    fc.integer({ min: -3, max: 3 }).map(days => Date.now() + MAX_CLOCK_AHEAD_MS + days * 1000)
+  )
+  /** Field names, poisonous ones often. */
+  const name = fc.oneof(fc.constantFrom(...RESERVED_KEYS), fc.string({ maxLength: 8 }), fc.constantFrom('$x', 'a.b', '', '_id', 'then', 'toJSON'))
+  /** `{[k]: v}` as an own property, `__proto__` included. */
+  const field = (k: string, v: unknown): Record<string, unknown> => Object.defineProperty({}, k, { value: v, enumerable: true, configurable: true, writable: true })
+  const nested = (k: string, depth: number): unknown => depth === 0 ? 1 : field(k, nested(k, depth - 1))
+  const op = fc.tuple(fc.constantFrom('set', 'nested', 'inc', 'unset'), name, fc.integer({ min: 1, max: 3 })).map(([kind, k, depth]) =>
+    kind === 'set'
+      ? { op: 'put', coll: 'c', id: 'x', set: field(k, 1) }
+      : kind === 'nested'
+        ? { op: 'put', coll: 'c', id: 'x', set: { v: nested(k, depth) } }
+        : kind === 'inc' ? { op: 'put', coll: 'c', id: 'x', inc: field(k, 1) } : { op: 'put', coll: 'c', id: 'x', unset: [k] })
+  /** Whether every key the op writes is one a replica must accept: field names by their rules, nested keys unless reserved. */
+  const acceptable = (o: Record<string, unknown>): boolean => {
+    const fields: string[] = [...Object.keys(o.set ?? {}), ...Object.keys(o.inc ?? {}), ...(o.unset as string[] | undefined ?? [])]
+    const nestedKeys: string[] = []
+    const walk = (v: unknown): void => { if (v !== null && typeof v === 'object') for (const [k, x] of Object.entries(v)) { nestedKeys.push(k); walk(x) } }
+    for (const v of Object.values(o.set ?? {})) walk(v)
+    return fields.every(k => k.length > 0 && k !== '_id' && !k.startsWith('$') && !k.includes('.') && !RESERVED_KEYS.has(k)) &&
+      nestedKeys.every(k => !RESERVED_KEYS.has(k))
+  }
+
+  it('a replica refuses them with a typed error or applies them, never crashes, and keeps writing', async () => {
+    setLogLevel('silent')
+    try {
+      await fc.assert(fc.asyncProperty(hlcPart, hlcPart, op, async (t, c, o) => {
+        let body: Uint8Array
+        try {
+          body = encode({ db: DB, parents: [], hlc: [t, c, 'evil'], ops: [o] })
+        } catch {
+          return // not encodable as dag-cbor: nothing a peer can send
+        }
+        const bytes = encode({ v: 1, body, w: signer.publicKey, s: await signer.sign(body) })
+        const replica = await Replica.open(new MemoryStorage(), DB)
+        const now = Date.now()
+        const outcome = await replica.receive(bytes).then(() => 'applied', (err: unknown) => err)
+        if (outcome !== 'applied') expect(outcome).toBeInstanceOf(InvalidBlockError)
+        const fine = isValidHlcTime(t, c) && (t as number) <= now + MAX_CLOCK_AHEAD_MS && acceptable(o)
+        expect(outcome === 'applied', `t=${String(t)} c=${String(c)} ${JSON.stringify(o)}`).toBe(fine)
+        const own = await replica.commit([{ op: 'put', coll: 'c', id: 'mine', set: { n: 1 } }])
+        expect(own?.applied).toBe(true)
+      }), { numRuns: RUNS })
+    } finally {
+      setLogLevel('warn')
+    }
+  })
+
+  it('queries with any keys, poisonous ones included, compile or give a ValidationError', async () => {
+    const key = fc.oneof(name, fc.constantFrom('$where', '$expr', '$and', '$or', '$regex', '$in', '$function', '$eq', '$gt', '$elemMatch', '$not', '$options'))
+    const value = fc.letrec(tie => ({
+      v: fc.oneof({ depthSize: 'small' }, fc.jsonValue({ maxDepth: 1 }), fc.constantFrom(/a+/, /(a)\1/, () => true), fc.array(tie('v'), { maxLength: 3 }), fc.dictionary(key, tie('v'), { maxKeys: 3 }))
+    })).v
+    const { compileQuery } = await import('../../src/db/planner.js')
+    await fc.assert(fc.asyncProperty(fc.dictionary(key, value, { maxKeys: 4 }), async q => {
+      await total(() => { checkQuery(q); compileQuery(q) }, new Uint8Array())
+    }), { numRuns: RUNS })
   })
 })

@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest'
 import { createPeerNode } from '../../src/net/index.js'
-import { KiteDB, MemoryStorageProvider, type Database } from '../../src/index.js'
+import { KiteDB, MemoryStorageProvider, TimeoutError, parseShareLink, type Database } from '../../src/index.js'
 import { eventually } from '../helpers/memory-transport.js'
 import { useRelay } from '../helpers/relay.js'
 
@@ -13,7 +13,7 @@ const relay = useRelay()
 /** A replica on its own libp2p node (as on its own device). */
 async function device (name: string, address?: string): Promise<Database> {
   const options = { relays: relay.addr, node: name, storage: new MemoryStorageProvider(), replication: { republishMs: 500 } }
-  const db = address === undefined ? await KiteDB.init('todos', { ...options, access: { write: ['*'] } }) : await KiteDB.open(address, options)
+  const db = address === undefined ? await KiteDB.init('todos', { ...options, encrypt: false, access: { write: ['*'] } }) : await KiteDB.open(address, options)
   return relay.track(db)
 }
 
@@ -81,13 +81,16 @@ describe('replication over real libp2p through a relay', () => {
     await eventually(async () => (await titles(b)).length === 1, 20_000, 'B to hear A through the relay')
   })
 
-  it('discover learns the address a peer announces from its peer id', async () => {
-    const a = await device('a3')
+  it('discover learns the address a peer announces (sealed: for holders of the key only) from its peer id', async () => {
+    const a = relay.track(await KiteDB.init('todos', { relays: relay.addr, node: 'a3', storage: new MemoryStorageProvider(), announce: true }))
     await a.whenOnline()
     await (await a.initCollection('notes')).insertOne({ title: 'x' })
-    const found = await KiteDB.discover(a.peerId as string, { relays: relay.addr, node: 'seeker', timeoutMs: 20_000 })
+    const key = parseShareLink(a.shareLink('http://app/'))?.key as string
+    const found = await KiteDB.discover(a.peerId as string, { relays: relay.addr, node: 'seeker', timeoutMs: 20_000, key })
     expect(found.address).toBe(a.address)
     expect(found.collections).toContain('notes')
     expect(found.relays).toEqual([relay.addr])
+    // Without the key the sealed announcement is unreadable: nothing is found.
+    await expect(KiteDB.discover(a.peerId as string, { relays: relay.addr, node: 'stranger', timeoutMs: 3000 })).rejects.toBeInstanceOf(TimeoutError)
   })
 })

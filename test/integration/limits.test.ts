@@ -40,7 +40,7 @@ describe('limits over real libp2p', () => {
   it('a peer flooding block requests is refused, then disconnected and refused, while another replica keeps replicating', async () => {
     vi.spyOn(console, 'warn').mockImplementation(() => {})
     const limits = { requestsPerSecond: 5, requestBurst: 10, maxRefusals: 20, banMs: 60_000 }
-    const a = relay.track(await KiteDB.init('flooded', { relays: relay.addr, node: 'l-a', storage: new MemoryStorageProvider(), replication: { republishMs: 300 }, limits }))
+    const a = relay.track(await KiteDB.init('flooded', { encrypt: false, relays: relay.addr, node: 'l-a', storage: new MemoryStorageProvider(), replication: { republishMs: 300 }, limits }))
     await a.whenOnline()
     const ca = await a.initCollection('c')
     await ca.insertOne({ _id: 'first' })

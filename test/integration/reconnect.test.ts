@@ -44,7 +44,7 @@ class Relay {
 
 async function open (name: string, relays: string[], address?: string, extra: Record<string, unknown> = {}): Promise<Database> {
   const options = { relays, node: `${name}-${Math.random()}`, storage: new MemoryStorageProvider(), replication: { republishMs: 500 }, ...extra }
-  const db = address === undefined ? await KiteDB.init(name, { ...options, access: { write: ['*'] } }) : await KiteDB.open(address, options)
+  const db = address === undefined ? await KiteDB.init(name, { ...options, encrypt: false, access: { write: ['*'] } }) : await KiteDB.open(address, options)
   cleanups.push(async () => { await db.close() })
   return db
 }
@@ -187,7 +187,7 @@ describe('when a direct connection cannot be made', () => {
     })
     const transports = nodes.map(node => new Libp2pTransport(node, { relays: parseRelays([relay.addr]), upgradeBackoffMs: 1000, upgradeFallbackMs: 1000 }))
     cleanups.push(async () => { for (const t of transports) t.close() })
-    const a = await KiteDB.init('no-direct', { storage: new MemoryStorageProvider(), transport: transports[0], access: { write: ['*'] }, replication: { republishMs: 500 } })
+    const a = await KiteDB.init('no-direct', { storage: new MemoryStorageProvider(), transport: transports[0], encrypt: false, access: { write: ['*'] }, replication: { republishMs: 500 } })
     cleanups.push(async () => { await a.close() })
     const ta = await a.initCollection('todos')
     const filler = 'x'.repeat(6000)

@@ -26,7 +26,7 @@ const snapshot = async (db: Database): Promise<string> =>
 
 describe('replication over real libp2p', () => {
   it('three replicas of an encrypted database converge; one that was offline while the others wrote catches up', async () => {
-    const a = await track(KiteDB.init('three', options('t-a', { encrypt: true })))
+    const a = await track(KiteDB.init('three', options('t-a', { encrypt: true, access: { write: ['*'] } })))
     await a.whenOnline()
     const key = parseShareLink(a.shareLink('http://app/'))?.key
     expect(key).toMatch(/^[\w-]{43}$/)
@@ -57,7 +57,7 @@ describe('replication over real libp2p', () => {
   })
 
   it('a replica that only ever talks through the relay converges, with no direct connection', async () => {
-    const a = await track(KiteDB.init('relayed', options('r-a', { access: { write: ['*'] } })))
+    const a = await track(KiteDB.init('relayed', options('r-a', { encrypt: false, access: { write: ['*'] } })))
     await a.whenOnline()
     await (await a.initCollection('c')).insert(Array.from({ length: 50 }, (_, i) => ({ _id: `d${i}`, i })))
     const b = await track(KiteDB.open(a.address, options('r-b', { directConnections: false })))
@@ -72,7 +72,7 @@ describe('replication over real libp2p', () => {
     setLogLevel('silent')
     const evil = await createPeerNode({ relays: [relay.addr] })
     try {
-      const a = await track(KiteDB.init('hostile', options('h-a')))
+      const a = await track(KiteDB.init('hostile', options('h-a', { encrypt: false })))
       await a.whenOnline()
       const b = await track(KiteDB.open(a.address, options('h-b')))
       const transport = new Libp2pTransport(evil, { relays: parseRelays([relay.addr]) })

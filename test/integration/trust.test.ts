@@ -42,8 +42,8 @@ describe('hostile writers over real libp2p', () => {
     try {
       // A writes a write-list database (only A) and an encrypted one; B and C read them.
       const storageA = new MemoryStorageProvider()
-      const w = relay.track(await KiteDB.init('listed', options('x-a', storageA)))
-      const e = relay.track(await KiteDB.init('sealed', options('x-a', storageA, { encrypt: true })))
+      const w = relay.track(await KiteDB.init('listed', options('x-a', storageA, { encrypt: false })))
+      const e = relay.track(await KiteDB.init('sealed', options('x-a', storageA, { encrypt: true, access: { write: ['*'] } })))
       await w.whenOnline()
       const key = new URLSearchParams(e.shareLink('http://app/').split('#')[1]).get('key') as string
       const readers = await Promise.all(['x-b', 'x-c'].map(async n => relay.track(await KiteDB.open(w.address, options(n)))))
