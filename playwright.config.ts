@@ -15,7 +15,7 @@ const relayPort = Number(process.env.KITEDB_E2E_RELAY_PORT ?? 9291)
  * what a relay sees. Lines carry ISO times: a test reads only those written after it started.
  */
 export const relayRecordPath = join(tmpdir(), `kitedb-e2e-relay-${relayPort}.jsonl`)
-if (process.env.TEST_WORKER_INDEX === undefined) rmSync(relayRecordPath, { force: true }) // main process only
+if (process.env.TEST_WORKER_INDEX === undefined) for (const p of [relayRecordPath, `${relayRecordPath}.2`]) rmSync(p, { force: true }) // main process only
 export const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 export const chromiumArgs = [
   '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',

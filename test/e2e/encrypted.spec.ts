@@ -1,6 +1,6 @@
 /**
- * Issue 6 in the browser: two Chromium contexts share an encrypted to-do list through the real
- * relay, which records every payload it forwards (gossip and relayed-connection bytes). No todo
+ * In the browser: two Chromium contexts share an encrypted to-do list through the real
+ * relays, which record every payload they forward (gossip and relayed-connection bytes). No todo
  * title appears in the record, and a third browser holding the link without its key reads nothing.
  * A plain database written on the same relay is the control: its document does appear in the
  * record, so the check can fail.
@@ -14,7 +14,10 @@ interface RecordLine { time: string, kind: string, topic?: string, size: number,
 /** Payloads the relay recorded since `since`, decoded to text (binary bytes as Latin-1). */
 function recordedSince (since: number): RecordLine[] {
   let text = ''
-  try { text = readFileSync(relayRecordPath, 'utf8') } catch {}
+  // `npm start -- --relays 2` (the web server): the second relay records to `<path>.2`
+  for (const path of [relayRecordPath, `${relayRecordPath}.2`]) {
+    try { text += readFileSync(path, 'utf8') } catch {}
+  }
   return text.split('\n').filter(l => l.length > 0).map(l => JSON.parse(l) as RecordLine).filter(l => Date.parse(l.time) >= since)
 }
 const payload = (l: RecordLine): string => Buffer.from(l.data, 'base64').toString('latin1')
