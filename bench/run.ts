@@ -25,6 +25,8 @@ import { type BenchApi, type Timed } from './page/main.js'
 import { type LocalSystem } from './page/systems.js'
 import { type WireBytes } from './page/wire.js'
 import { MEASURES, type Measure, type Result, type System, type Unit } from './measures.js'
+import { type Browser, type LaunchOptions, Tally, call, errorText, log, ready, round, stats } from './harness.js'
+import { networkHeal, relayRestart, tabToTab } from './network.js'
 
 /** Command-line options. */
 interface Options {
@@ -68,43 +70,11 @@ function parseArgs (argv: string[]): Options {
   return options
 }
 
-/** Median and nearest-rank 99th percentile of `xs` (non-empty). */
-function stats (xs: number[]): { median: number, p99: number } {
-  const s = [...xs].sort((a, b) => a - b)
-  const mid = s.length >> 1
-  const median = s.length % 2 === 1 ? s[mid] as number : ((s[mid - 1] as number) + (s[mid] as number)) / 2
-  return { median, p99: s[Math.ceil(0.99 * s.length) - 1] as number }
-}
-
-/** An error's first line, without Playwright's `page.evaluate: ` prefix. */
-const errorText = (err: unknown): string => ((err as Error).message.split('\n')[0] ?? '').replace(/^page\.evaluate: /, '')
-const round = (x: number): number => Math.round(x * 1000) / 1000
-const log = (msg: string): void => { process.stderr.write(`[bench] ${msg}\n`) }
 const LOCAL_SYSTEMS: LocalSystem[] = ['dexie', 'rxdb', 'kitedb']
 /** documents per insert call when loading the find/cold-open/heap database */
 const LOAD_CHUNK = 1000
 /** documents per insert call (so per block) of the replicated history */
 const HISTORY_CHUNK = 100
-
-/** Call `window.bench[method](...args)` in `page`. */
-async function call<K extends keyof BenchApi> (page: Page, method: K, ...args: Parameters<BenchApi[K]>): Promise<Awaited<ReturnType<BenchApi[K]>>> {
-  return await page.evaluate(async ([m, a]) => await (window.bench[m] as (...x: unknown[]) => unknown)(...a), [method, args] as const) as Awaited<ReturnType<BenchApi[K]>>
-}
-
-/** Wait until the page has set `window.bench`; rejects at once when its script throws. */
-async function ready (page: Page): Promise<void> {
-  let onError = (_err: Error): void => {}
-  const failed = new Promise<never>((_resolve, reject) => { onError = err => { reject(new Error(`the benchmark page failed to start: ${err.message}`)) } })
-  page.once('pageerror', onError)
-  try {
-    await Promise.race([page.waitForFunction(() => 'bench' in window), failed])
-  } finally {
-    page.off('pageerror', onError)
-  }
-}
-
-/** A Chromium with its own profile directory, showing the benchmark page. */
-interface Browser { page: Page, close: () => Promise<void> }
 
 /** The resources of one benchmark run, released by `close`. */
 class Bench {
@@ -114,7 +84,7 @@ class Bench {
   private readonly open = new Set<Browser>()
   private readonly runId = Date.now().toString(36)
 
-  constructor (private readonly url: string, private readonly options: Options) {}
+  constructor (private readonly url: string, private readonly options: Options, readonly configFile: string) {}
 
   scaled (n: number): number { return Math.max(1, Math.round(n * this.options.scale)) }
 
@@ -127,11 +97,12 @@ class Bench {
   /** A database name never used before. */
   dbName (system: string, what: string, run: number): string { return `bench-${this.runId}-${system}-${what}-${run}` }
 
-  async launch (label: string): Promise<Browser> {
+  async launch (label: string, launchOptions: LaunchOptions = {}): Promise<Browser> {
     const dir = await mkdtemp(join(tmpdir(), `kitedb-bench-${label}-`))
+    const url = launchOptions.url ?? this.url
     let context: BrowserContext | undefined
     try {
-      context = await chromium.launchPersistentContext(dir, { executablePath: chromiumPath, args: [...chromiumArgs, '--js-flags=--expose-gc'], headless: true })
+      context = await chromium.launchPersistentContext(dir, { executablePath: launchOptions.executablePath ?? chromiumPath, args: [...chromiumArgs, '--js-flags=--expose-gc'], headless: true })
       const page = context.pages()[0] ?? await context.newPage()
       if (this.options.trace !== undefined) {
         // Before the page loads: KiteDB's and libp2p's loggers read these once.
@@ -141,12 +112,20 @@ class Bench {
         page.on('console', msg => { appendFileSync(file, `${Date.now()} ${msg.text()}\n`) })
       }
       page.on('pageerror', err => { log(`${label} page error: ${err.message}`) })
-      page.on('console', msg => { if (msg.type() === 'error') log(`${label} console: ${msg.text()}`) })
-      await page.goto(this.url)
+      // failed relay dials are expected in the network measures
+      page.on('console', msg => { if (msg.type() === 'error' && !msg.text().startsWith('WebSocket connection')) log(`${label} console: ${msg.text()}`) })
+      await page.goto(url)
       await ready(page)
       const ctx = context
       const browser: Browser = {
         page,
+        newPage: async () => {
+          const another = await ctx.newPage()
+          another.on('pageerror', err => { log(`${label} (another tab) page error: ${err.message}`) })
+          await another.goto(url)
+          await ready(another)
+          return another
+        },
         close: async () => {
           this.open.delete(browser)
           await ctx.close()
@@ -282,28 +261,6 @@ function summariseProfile (profile: { nodes: Array<{ id: number, callFrame: { fu
   const top = (m: Map<string, number>, k: number): string => [...m].sort((a, b) => b[1] - a[1]).slice(0, k)
     .map(([name, ms]) => `  ${ms.toFixed(1).padStart(8)} ms ${(100 * ms / total).toFixed(1).padStart(5)}%  ${name}`).join('\n')
   return `self time ${total.toFixed(0)} ms by category:\n${top(cats, 12)}\ntop functions:\n${top(funcs, 20)}`
-}
-
-/** Figures and notes of one system in one measure, turned into a `Result`. */
-class Tally {
-  readonly samples: number[] = []
-  readonly notes = new Set<string>()
-  failed?: string
-
-  /** One figure with its notes; `keep` false for a warm-up. */
-  add (value: number, notes: string[], keep: boolean): void {
-    for (const note of notes) this.notes.add(note)
-    if (keep) this.samples.push(value)
-  }
-
-  result (m: Measure, system: System, n: number): Result {
-    const base = { name: m.name, system, n, unit: m.unit }
-    const others = [...this.notes]
-    if (this.failed !== undefined) return { ...base, median: null, p99: null, note: [`error: ${this.failed}`, ...others].join('; ') }
-    if (this.samples.length === 0) return { ...base, median: null, p99: null, note: ['error: no figure', ...others].join('; ') }
-    const { median, p99 } = stats(this.samples)
-    return { ...base, median: round(median), p99: round(p99), ...(others.length > 0 ? { note: others.join('; ') } : {}) }
-  }
 }
 
 /**
@@ -521,7 +478,8 @@ function formatTable (results: Result[]): string {
     const label = MEASURES.find(m => m.name === r.name)?.label ?? r.name
     const dexie = results.find(x => x.name === r.name && x.system === 'dexie')?.median
     const ratio = r.median !== null && dexie !== undefined && dexie !== null && dexie > 0 ? `${(r.median / dexie).toFixed(2)}×` : '—'
-    lines.push(`| ${r.name}: ${label} | ${r.system} | ${r.n.toLocaleString('en-US')} | ${r.median !== null ? formatValue(r.median, r.unit) : 'error'} | ${r.p99 !== null ? formatValue(r.p99, r.unit) : 'error'} | ${ratio} |`)
+    const missing = r.note?.startsWith('skipped:') === true ? 'skipped' : 'error'
+    lines.push(`| ${r.name}: ${label} | ${r.system} | ${r.n.toLocaleString('en-US')} | ${r.median !== null ? formatValue(r.median, r.unit) : missing} | ${r.p99 !== null ? formatValue(r.p99, r.unit) : missing} | ${ratio} |`)
     for (const note of r.note?.split('; ') ?? []) {
       const key = `${r.system}: ${note}`
       notes.set(key, [...notes.get(key) ?? [], r.name])
@@ -540,7 +498,7 @@ async function runBench (options: Options): Promise<Result[]> {
   const server: PreviewServer = await preview({ configFile, preview: { port: 0 } })
   const url = server.resolvedUrls?.local[0]
   if (url === undefined) throw new Error('vite preview has no local URL')
-  const bench = new Bench(url, options)
+  const bench = new Bench(url, options, configFile)
   const results: Result[] = []
   try {
     // a measure taken in another's runs (`from`) runs with it, also for `--only`
@@ -550,6 +508,9 @@ async function runBench (options: Options): Promise<Result[]> {
       const n = bench.scaled(m.n)
       if (m.name === 'observe-latency') results.push(await observeLatency(bench, m, n))
       else if (m.name === 'catch-up') results.push(...await catchUp(bench, m, MEASURES.find(x => x.from === m.name) as Measure, n))
+      else if (m.name === 'relay-restart') results.push(await relayRestart(bench, m, n))
+      else if (m.name === 'network-heal') results.push(await networkHeal(bench, m, n))
+      else if (m.name === 'tab-to-tab') results.push(await tabToTab(bench, m, n))
       else results.push(...await measureLocal(bench, m))
       log(`${m.name} done in ${((Date.now() - t0) / 1000).toFixed(1)} s`)
     }
@@ -565,7 +526,7 @@ async function runBench (options: Options): Promise<Result[]> {
 
 try {
   const results = await runBench(parseArgs(process.argv.slice(2)))
-  process.exit(results.some(r => r.note?.startsWith('error:') === true) ? 1 : 0)
+  process.exit(results.some(r => r.note?.startsWith('error:') === true) ? 1 : 0) // 'skipped:' (a measure this machine cannot take) is not a failure
 } catch (err) {
   console.error((err as Error).message)
   process.exit(2)

@@ -24,6 +24,8 @@ describe('npm run bench', () => {
       const expected = MEASURES.flatMap(m => m.systems.map(system => `${m.name}/${system}`))
       expect(results.map(r => `${r.name}/${r.system}`).sort()).toEqual(expected.sort())
       for (const r of results) {
+        // Only a measure this machine cannot take may be skipped: the network cut needs root.
+        if (r.note?.startsWith('skipped:') === true && r.name === 'network-heal' && process.getuid?.() !== 0) continue
         expect(r.n, `${r.name}/${r.system} n`).toBeGreaterThanOrEqual(1)
         expect(UNITS).toContain(r.unit)
         expect(Number.isFinite(r.median) && (r.median as number) >= 0, `${r.name}/${r.system} median ${r.median}: ${r.note ?? ''}`).toBe(true)

@@ -118,11 +118,11 @@ const api = {
     }
   },
 
-  /** Replicated: create database `name` on the relays, wait until online; returns its address. */
+  /** Replicated: create database `name` on the relays, wait until online (local-only without relays); returns its address. */
   async replCreate (name: string, relays: string[]): Promise<string> {
     // Plain, as the README's figures were measured (joiners open it by address, without a key).
-    const db = repl.db = await KiteDB.init(name, { relays, storage: 'indexeddb', encrypt: false })
-    await db.whenOnline()
+    const db = repl.db = await KiteDB.init(name, { relays, storage: 'indexeddb', encrypt: false, access: { write: ['*'] } })
+    if (relays.length > 0) await db.whenOnline()
     repl.docs = await db.initCollection<BenchDoc>('docs')
     repl.pings = await db.initCollection('pings')
     return db.address
@@ -139,10 +139,14 @@ const api = {
     await repl.pings?.updateOne({ _id: 'ping' }, { $set: { seq, sentAt: nowAbs() } }, { upsert: true })
   },
 
-  /** Replicated: join `address`, wait until online and observe the `ping` document, recording each new seq's latency. */
+  /**
+   * Replicated: join `address`, wait until online (with relays; without, the database is opened
+   * local-only, as a second tab of the same origin does) and observe the `ping` document,
+   * recording each new seq's latency.
+   */
   async replJoin (address: string, relays: string[]): Promise<void> {
     const db = repl.db = await KiteDB.open(address, { relays, storage: 'indexeddb' })
-    await db.whenOnline()
+    if (relays.length > 0) await db.whenOnline()
     const pings = repl.pings = await db.initCollection('pings')
     pings.observe({ _id: 'ping' }, docs => {
       const doc = docs[0]
@@ -208,6 +212,24 @@ const api = {
     const ms = performance.now() - t0
     const wire = await wireBytes()
     return { ms, wire, snapshot: (await db.syncState()).snapshot !== null, phases }
+  },
+
+  /** Replicated: insert `count` small documents whose ids start with `prefix`, one call each. */
+  async replInsert (prefix: string, count: number): Promise<void> {
+    const docs = await replDb().initCollection<{ _id: string, n: number }>('extra')
+    for (let n = 0; n < count; n++) await docs.insertOne({ _id: `${prefix}-${n}`, n })
+  },
+
+  /** Replicated: the ids of the `extra` documents (see `replInsert`), sorted. */
+  async replExtraIds (): Promise<string[]> {
+    const docs = await replDb().initCollection<{ _id: string, n: number }>('extra')
+    return (await docs.find({}, { _id: 1 })).map(d => d._id).sort()
+  },
+
+  /** Replicated: this page's network status and how many relays hold its reservation. */
+  replNetwork (): { status: string, reserved: number } {
+    const s = replDb().networkState()
+    return { status: s.status, reserved: s.reserved }
   },
 
   /** Replicated: this page's peers and how they are connected. */

@@ -16,7 +16,7 @@ import { Database } from './database.js'
 
 /** Options of `KiteDB.init` and `KiteDB.open`. */
 export interface OpenOptions {
-  /** relay multiaddr(s), each ending in `/p2p/<relay-peer-id>`; without relays the database is local-only */
+  /** relay multiaddr(s), each ending in `/p2p/<relay-peer-id>`; without relays (or an empty list) the database is local-only */
   relays?: string | string[]
   /** `false`: local-only even if relays are given (default: replicate when relays are given) */
   network?: boolean
@@ -145,6 +145,7 @@ function networkOptions (options: Pick<OpenOptions, 'node' | 'directConnections'
 function relayList (options: OpenOptions): string[] {
   if (options.network === false || options.relays === undefined) return []
   const list = typeof options.relays === 'string' ? [options.relays] : options.relays
+  if (Array.isArray(list) && list.length === 0) return [] // no relays: local-only
   parseRelays(list) // throws ValidationError for a bad multiaddr, before anything is opened
   resolveLimits(options.limits) // and for bad limits
   return list
