@@ -4,7 +4,7 @@
  */
 import { AccessError, InvalidBlockError } from '../errors.js'
 import {
-  type CID, type CollState, type DocState, type EncodedBlock, type Manifest, type Op, type Signer, HybridClock,
+  type CID, type CollState, type DocState, type EncodedBlock, type Manifest, type Op, type Signer, HybridClock, MAX_PARENTS,
   applyCollOp, applyOp, asCid, assembleOps, checkKey, cidOf, decode, decodeBlock, decodeChunk, decodeManifest, encode, encodeBlock,
   formatPublicKey, generateSigner, isDocOp, joinCollStates, joinStates, materialise, mayWrite, parseCid, readBlockHeader, stampOf
 } from '../crdt/index.js'
@@ -197,7 +197,8 @@ export class Replica {
   }
 
   /**
-   * Write `ops` as one new local block on top of the current heads and apply it. In a database
+   * Write `ops` as one new local block on top of the current heads (at most `MAX_PARENTS` of them,
+   * the first in sorted order: the others stay heads) and apply it. In a database
    * joined by address, waits for the manifest first. Throws `AccessError` when this replica's key
    * may not write.
    * `prepare` (optional) runs first inside the write queue and may throw to abort without writing
@@ -221,7 +222,8 @@ export class Replica {
       this.assertWritable()
       const list = typeof ops === 'function' ? await ops() : ops
       if (list.length === 0) return undefined
-      const heads = await this.heads()
+      // At most MAX_PARENTS heads (sorted): the rest stay heads, merged by the next writes.
+      const heads = (await this.heads()).slice(0, MAX_PARENTS)
       // Local ops come from the API layer, which has checked every value.
       const encoded = await encodeBlock({
         v: 1,
