@@ -16,7 +16,7 @@
  *   the join it audits the snapshot against the history in the background (`audit.ts`).
  */
 import { AccessError, InvalidBlockError, InvalidMessageError, KiteError } from '../errors.js'
-import { type CID, type EncodedBlock, MAX_BLOCK_BYTES, cidOf, cidOfAsync, formatPublicKey, parseCid, readBlockHeader } from '../crdt/index.js'
+import { type CID, type EncodedBlock, MAX_BLOCK_BYTES, MAX_PARENTS, cidOf, cidOfAsync, formatPublicKey, parseCid, readBlockHeader } from '../crdt/index.js'
 import { createLogger } from '../log.js'
 import { type Applied, MANIFEST_KEY, type Replica } from './replica.js'
 import { type SnapshotFetchProgress, SnapshotServer, fetchSnapshot, signSnapshotRoot, verifySnapshotRoot } from './snapshot.js'
@@ -48,6 +48,13 @@ const PEER_FAILURES_TO_DROP = 3
  * before a block that would take it over `MAX_MESSAGE_BYTES`): what it lacks, the peer lacks.
  */
 const COMPLETE_ANSWER_BYTES = MAX_MESSAGE_BYTES - MAX_BLOCK_BYTES - 1024
+/**
+ * A peer holding at most this many announced wants looks like an honest replica (its heads are a
+ * few: about one per concurrent writer, at most `MAX_PARENTS` merged by its next write); one
+ * holding more is asked after every such peer, and not at all in a round that urgent work
+ * interrupted.
+ */
+const FEW_WANTS = MAX_PARENTS
 /** Refused announcements are logged at most once per peer per this long, ms. */
 const REFUSAL_LOG_MS = 60_000
 
@@ -150,6 +157,12 @@ export class Replicator {
   private readonly seen = new Map<string, number>()
   private fetching = false
   private fetchAgain = false
+  /**
+   * Work that must not wait behind junk came in during a round (a head announced by a peer that
+   * served real blocks or holds few wants, an inline block applied, the app's ask): the round
+   * stops before its next untrusted peer holding many wants, and a new one starts.
+   */
+  private urgent = false
   private retryTimer?: ReturnType<typeof setTimeout>
   private stopped = false
   private lastSyncedAt: number | null = null
@@ -276,6 +289,7 @@ export class Replicator {
    */
   want (cids: string[]): void {
     for (const c of cids) this.wants.wantOpen(c, 'headset')
+    this.urgent = true
     void this.fetchMissing()
   }
 
@@ -414,7 +428,7 @@ export class Replicator {
       }
       const verified = this.verified.get(cid.toString())
       this.verified.delete(cid.toString())
-      await this.receive(verified ?? bytes, from, cid)
+      if ((await this.receive(verified ?? bytes, from, cid))?.applied === true) this.urgent = true
     }
     let want = false
     let refused = 0
@@ -424,6 +438,7 @@ export class Replicator {
       if (this.wants.announce(h, from) === 'refused') refused++
       else want = true
     }
+    if (want && (this.wants.isTrusted(from) || this.wants.wantsOf(from) <= FEW_WANTS)) this.urgent = true
     if (refused > 0) this.logRefusedWants(from, refused)
     if (want) void this.fetchMissing()
   }
@@ -509,7 +524,11 @@ export class Replicator {
     if (this.wants.size === 0 && missing.every(c => this.wants.isUnavailable(c)) && !this.wants.retryDue()) {
       return { progress: false, failed: false }
     }
-    const candidates = [...peers.filter(p => this.wants.isTrusted(p)), ...peers.filter(p => !this.wants.isTrusted(p))]
+    // Peers that served real blocks first; then the others, those holding the fewest announced wants
+    // first (a peer that announced thousands of heads nobody else named is asked last).
+    const untrusted = peers.filter(p => !this.wants.isTrusted(p))
+    untrusted.sort((x, y) => this.wants.wantsOf(x) - this.wants.wantsOf(y))
+    const candidates = [...peers.filter(p => this.wants.isTrusted(p)), ...untrusted]
     if (this.opts.snapshotJoin && !this.joined && this.wants.size + missing.length > 0) {
       const outcome = await this.trySnapshotJoin(new Set(candidates))
       if (outcome === 'joined') {
@@ -524,8 +543,13 @@ export class Replicator {
     if (arrived.length > 0) log.warn(`${arrived.length} missing blocks that no peer could serve arrived after all (${arrived.slice(0, 3).join(', ')}${arrived.length > 3 ? ', …' : ''})`)
     let progress = false
     let failed = false
+    this.urgent = false
     for (const peer of candidates) {
       if (this.stopped) break
+      if (this.urgent && !this.wants.isTrusted(peer) && this.wants.wantsOf(peer) > FEW_WANTS) {
+        this.fetchAgain = true // a new round, the urgent work first
+        break
+      }
       const ask = this.wants.forPeer(peer, ROUND_CIDS_PER_PEER)
       let peerFailed = false
       for (let i = 0; i < ask.length && !this.stopped; i += this.opts.fetchBatch) {

@@ -25,8 +25,9 @@
  * Order of asking one peer (`forPeer`): chunks and the app's asks first, then missing parents
  * (least recently asked first) alternating with the peer's own announced wants, then
  * unavailable parents due for a retry. Peers that served real blocks (`trust`) are asked before
- * the others (the replicator orders candidates by `isTrusted`), so a peer that only announces
- * junk is asked last, and only for its own junk.
+ * the others, and among those the peers holding the fewest wants first (the replicator orders
+ * candidates by `isTrusted`, then `wantsOf`), so a peer that only announces junk is asked last,
+ * and only for its own junk.
  *
  * After Bitswap's per-peer want lists and ledgers (IPFS: who asked for what, who served what).
  * All state is in memory; its size is bounded by `maxTotal`, the open wants, the storage's

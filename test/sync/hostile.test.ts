@@ -8,7 +8,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { MemoryStorage } from '../../src/store/index.js'
 import {
   BLOCKS_PROTOCOL, DEFAULT_LIMITS, Replica, Replicator, type ReplicatorOptions, SNAPSHOT_PROTOCOL, SnapshotServer, decodeBlocksRequest,
-  decodeSnapshotResponse, encodeBlocksResponse, encodeHeadsMessage, encodeSnapshotRequest, resolveLimits, topicOf
+  decodeSnapshotResponse, encodeBlocksResponse, encodeHeadsMessage, encodeSnapshotRequest, topicOf
 } from '../../src/sync/index.js'
 import { type CID, type EncodedBlock, cidOf, encodeBlock, generateSigner, MAX_PARENTS, parseAddress, parseCid } from '../../src/crdt/index.js'
 import { setLogLevel } from '../../src/log.js'
@@ -91,34 +91,35 @@ describe('junk heads', () => {
     await eventually(async () => (await b.state()).missing === 0, 10_000, 'the junk wants to be dropped')
   })
 
-  it('many peers announcing junk stay within the total bound, and a peer that served real blocks still gets its heads fetched', async () => {
+  it('20 peers announcing 1,024 junk heads each stay within the total bound (16,384), and real heads still get fetched: a peer\'s that served real blocks, and a new peer\'s', async () => {
     setLogLevel('silent')
     const hub = new MemoryHub()
-    const limits = resolveLimits({ maxWantsPerPeer: 400, maxWants: 1000 })
-    const ta = hub.join('A')
-    const tb = hub.join('B')
-    ta.limits = tb.limits = limits
-    const a = await replicaOn(hub, 'A', {}, ta)
-    const b = await replicaOn(hub, 'B', {}, tb)
+    const a = await replicaOn(hub, 'A')
+    const b = await replicaOn(hub, 'B')
     await write(a, 'first', { v: 1 })
     await eventually(async () => (await ids(b)).includes('first'), 5000, 'B to replicate')
-    const sybils = Array.from({ length: 10 }, (_, i) => hub.join(`0sybil${i}`))
+    const sybils = Array.from({ length: 20 }, (_, i) => hub.join(`0sybil${String(i).padStart(2, '0')}`))
     for (const s of sybils) {
       s.subscribe(topicOf(DB), () => {})
       s.handle(BLOCKS_PROTOCOL, async () => { await sleep(200); return encodeBlocksResponse({ blocks: [] }) })
-      await s.publish(topicOf(DB), encodeHeadsMessage({ heads: Array.from({ length: 400 }, junk), blocks: [] }))
+      await s.publish(topicOf(DB), encodeHeadsMessage({ heads: Array.from({ length: 1024 }, junk), blocks: [] }))
     }
     let most = 0
     const watch = setInterval(() => { void b.state().then(s => { most = Math.max(most, s.missing) }) }, 20)
     try {
-      await sleep(200)
+      await sleep(300)
       await write(a, 'big', { text: 'y'.repeat(70_000) })
       await eventually(async () => (await ids(b)).includes('big'), 10_000, 'the trusted peer\'s block to reach B')
+      // A new honest peer, which never served B anything, gets its block over 64 KiB through too.
+      const q = await replicaOn(hub, 'Q', { snapshotJoin: false })
+      await eventually(async () => (await ids(q)).includes('big'), 10_000, 'Q to catch up')
+      await write(q, 'fromQ', { text: 'q'.repeat(70_000) })
+      await eventually(async () => (await ids(b)).includes('fromQ'), 10_000, 'the new peer\'s block to reach B')
     } finally {
       clearInterval(watch)
     }
-    expect(most).toBeGreaterThan(0)
-    expect(most).toBeLessThanOrEqual(1000 + 4) // not 4,000
+    expect(most).toBeGreaterThan(DEFAULT_LIMITS.maxWantsPerPeer)
+    expect(most).toBeLessThanOrEqual(DEFAULT_LIMITS.maxWants + 4) // not 20,480
   })
 })
 
