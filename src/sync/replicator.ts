@@ -55,6 +55,9 @@ const COMPLETE_ANSWER_BYTES = MAX_MESSAGE_BYTES - MAX_BLOCK_BYTES - 1024
  * interrupted.
  */
 const FEW_WANTS = MAX_PARENTS
+/** Attempts at one audit request to one peer, and the first pause after a failed one (doubling), ms. */
+const AUDIT_ATTEMPTS = 4
+const AUDIT_PAUSE_MS = 1000
 /** Refused announcements are logged at most once per peer per this long, ms. */
 const REFUSAL_LOG_MS = 60_000
 
@@ -802,23 +805,29 @@ export class Replicator {
   /**
    * Fetches blocks for the audit: asks the peers in turn (those that served real blocks first)
    * for what the ones before did not serve. `have` is empty, so a responder pushes the asked
-   * blocks' ancestors too (all covered: all wanted by the audit).
+   * blocks' ancestors too (all covered: all wanted by the audit). A request that fails (a
+   * responder pacing its answers to this replica: `answerBytesPerSecond`, or a lost connection)
+   * is tried again after a pause, `AUDIT_ATTEMPTS` times, before the next peer is asked.
    */
   private auditFetcher (): BlockFetcher {
     return async cids => {
       const out = new Map<string, Uint8Array>()
       const peers = this.peers()
       for (const peer of [...peers.filter(p => this.wants.isTrusted(p)), ...peers.filter(p => !this.wants.isTrusted(p))]) {
-        const rest = cids.filter(c => !out.has(c))
-        if (rest.length === 0 || this.stopped) break
-        try {
-          const bytes = await this.transport.request(peer, BLOCKS_PROTOCOL,
-            encodeBlocksRequest({ db: this.replica.dbId, cids: rest.map(c => parseCid(c) as CID), have: [] }), { timeoutMs: this.opts.fetchTimeoutMs })
-          const blocks = decodeBlocksResponse(bytes).blocks
-          const hashed = await Promise.all(blocks.map(async b => (await cidOfAsync(b)).toString()))
-          blocks.forEach((b, i) => { out.set(hashed[i] as string, b) })
-        } catch (err) {
-          log.debug(`audit: block request to ${peer} failed: ${(err as Error).message}`)
+        for (let attempt = 0; attempt < AUDIT_ATTEMPTS; attempt++) {
+          const rest = cids.filter(c => !out.has(c))
+          if (rest.length === 0 || this.stopped) return out
+          try {
+            const bytes = await this.transport.request(peer, BLOCKS_PROTOCOL,
+              encodeBlocksRequest({ db: this.replica.dbId, cids: rest.map(c => parseCid(c) as CID), have: [] }), { timeoutMs: this.opts.fetchTimeoutMs })
+            const blocks = decodeBlocksResponse(bytes).blocks
+            const hashed = await Promise.all(blocks.map(async b => (await cidOfAsync(b)).toString()))
+            blocks.forEach((b, i) => { out.set(hashed[i] as string, b) })
+            break
+          } catch (err) {
+            log.debug(`audit: block request to ${peer} failed: ${(err as Error).message}`)
+            await new Promise(resolve => setTimeout(resolve, AUDIT_PAUSE_MS * 2 ** attempt))
+          }
         }
       }
       return out
