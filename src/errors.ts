@@ -101,3 +101,27 @@ export class CollectionExistsError extends KiteError {
 export class AccessError extends KiteError {
   constructor (message: string, options?: { cause?: unknown }) { super('ERR_ACCESS', message, options) }
 }
+
+/**
+ * A snapshot this replica joined from disagreed with the history it summarises: the audit that
+ * follows a snapshot join (docs/snapshots.md, "Audit") folded the blocks the snapshot covers and
+ * found other states. The states were repaired to the history's; this reports who produced the
+ * snapshot. Delivered as an `error` event; replication goes on.
+ */
+export class SnapshotMismatchError extends KiteError {
+  /** CID string of the snapshot's root */
+  readonly root: string
+  /** the producer's writer key (as `formatPublicKey` writes it), which signed the root */
+  readonly producer: string
+  /** the peer that served the snapshot */
+  readonly peer: string
+  /** documents and collections whose state differed */
+  readonly differences: number
+  constructor (root: string, producer: string, peer: string, differences: number) {
+    super('ERR_SNAPSHOT_MISMATCH', `snapshot ${root} by writer ${producer} (served by ${peer}) disagreed with the history in ${differences} states; repaired to the history's`)
+    this.root = root
+    this.producer = producer
+    this.peer = peer
+    this.differences = differences
+  }
+}

@@ -13,8 +13,17 @@ import { PUBLIC_KEY_BYTES, SIGNATURE_BYTES, type Signer, seal, unseal, verifySig
 
 /** Largest encoded block (or chunk) accepted, in bytes (1 MiB). */
 export const MAX_BLOCK_BYTES = 1024 * 1024
-/** Most parents a block may name. */
-export const MAX_PARENTS = 1024
+/**
+ * Most parents a block may name (64; a protocol constant: every replica must refuse the same
+ * blocks). A block's parents are the heads its writer had: one per branch no block it had seen
+ * merged, so about one per writer that wrote concurrently since the last merge. 64 such branches
+ * is far beyond a collaborative database's concurrency; a replica with more heads names the
+ * first 64 (sorted) and merges the rest with its next writes (`Replica.commit`), so the bound
+ * costs no correctness. Each parent a receiver lacks becomes a fetch, so this also bounds what one
+ * block can make every replica look for (a block naming 1,023 parents that do not exist once left
+ * 1,023 fetches outstanding on every replica).
+ */
+export const MAX_PARENTS = 64
 /** Ops beyond about this many encoded bytes move into chunks (512 KiB). */
 export const CHUNK_TARGET_BYTES = 512 * 1024
 /** Most chunks one block may name (so one call writes at most about 32 MiB). */
@@ -288,6 +297,7 @@ export function readBlockHeader (bytes: Uint8Array): BlockHeader {
   if (!Array.isArray(hlc) || hlc.length !== 3) throw new InvalidBlockError('hlc is not [t, c, r]')
   if (typeof raw.db !== 'string') throw new InvalidBlockError('db is not a CID string')
   if (!Array.isArray(raw.parents)) throw new InvalidBlockError('parents is not a list of CIDs')
+  if (raw.parents.length > MAX_PARENTS) throw new InvalidBlockError(`${raw.parents.length} parents, over ${MAX_PARENTS}`)
   const parents = raw.parents.map(p => {
     const cid = asCid(p)
     if (cid === undefined) throw new InvalidBlockError('parents holds a non-CID')

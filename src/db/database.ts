@@ -60,7 +60,11 @@ export interface DatabaseEvents {
   network: (status: NetworkStatus, error?: Error) => void
   /** the manifest of a database joined by address arrived: its name, writers and encryption are known */
   manifest: () => void
-  /** replication stopped on an error it cannot retry past (an `AccessError`: e.g. a wrong key) */
+  /**
+   * replication stopped on an error it cannot retry past (an `AccessError`: e.g. a wrong key), or
+   * found a peer's input forged after taking it and repaired it (`SnapshotMismatchError`, code
+   * `ERR_SNAPSHOT_MISMATCH`: replication goes on)
+   */
   error: (error: KiteError) => void
 }
 
@@ -304,8 +308,8 @@ export class Database {
   }
 
   /**
-   * Resolves once this replica has the state a head hash names (and all its history), fetching it
-   * from peers. Rejects with `TimeoutError` after `timeoutMs` (default 30000), `ValidationError`
+   * Resolves once this replica has the state a head hash names (and all its history but blocks no
+   * peer could serve: `syncState().unavailable`), fetching it from peers. Rejects with `TimeoutError` after `timeoutMs` (default 30000), `ValidationError`
    * for a malformed hash, `NetworkError` when a local-only database lacks it.
    */
   async syncFromHeadHash (hash: string, options: { timeoutMs?: number } = {}): Promise<void> {
@@ -318,7 +322,9 @@ export class Database {
       const heads = await this.replica.resolveHeadHash(hash)
       const absent: string[] = []
       for (const h of heads ?? []) if (!await this.storage.hasBlock(h)) absent.push(h)
-      if (heads !== undefined && absent.length === 0 && (await this.replica.missing()).length === 0) return
+      // Missing blocks no peer could serve (unavailable) do not hold it back: see `SyncState.unavailable`.
+      const outstanding = this.replicator !== undefined ? await this.replicator.outstanding() : await this.replica.missing()
+      if (heads !== undefined && absent.length === 0 && outstanding.length === 0) return
       if (this.status === 'local') throw new NetworkError(`this local-only database does not have the state ${hash}`)
       if (this.replicator !== undefined && Date.now() - lastAsk > 1000) {
         this.replicator.want(heads === undefined ? [hash] : absent)
@@ -362,7 +368,7 @@ export class Database {
   async syncState (): Promise<SyncState> {
     this.assertOpen()
     if (this.replicator !== undefined) return await this.replicator.state()
-    return { heads: await this.replica.heads(), missing: (await this.replica.missing()).length, peers: [], lastSyncedAt: null, snapshot: await this.replica.snapshotRoot() ?? null, holders: 0 }
+    return { heads: await this.replica.heads(), missing: (await this.replica.missing()).length, unavailable: 0, peers: [], lastSyncedAt: null, snapshot: await this.replica.snapshotRoot() ?? null, audit: null, holders: 0 }
   }
 
   /** Listen to an event; returns a function that removes the listener. */

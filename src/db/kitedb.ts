@@ -78,9 +78,13 @@ export interface OpenOptions {
    * Per-peer limits on network input (see `Limits` and the README's limits table): `requestsPerSecond`
    * (default 50) and `requestBurst` (100) of stream requests per peer; `messagesPerSecond` (100) and
    * `messageBurst` (200) of gossip messages per peer and topic; a peer refused `maxRefusals` (100)
-   * times within `refusalWindowMs` (10000 ms) is disconnected and refused for `banMs` (60000 ms).
-   * The size limits (block 1 MiB, message 4 MiB, 1000 CIDs per request) are protocol constants.
-   * Throws `ValidationError` for an unknown key or a non-positive value. Ignored with `transport`.
+   * times within `refusalWindowMs` (10000 ms) is disconnected and refused for `banMs` (60000 ms);
+   * streams, answer bytes, wanted blocks and snapshot builds per peer (`streamsPerPeer`,
+   * `requestReadMs`, `responseDrainMs`, `answerBytesPerSecond`, `answerBurstBytes`,
+   * `maxWantsPerPeer`, `maxWants`, `snapshotBuildPerPeerMs`). The size limits (block 1 MiB,
+   * message 4 MiB, 1000 CIDs per request, 64 parents per block) are protocol constants.
+   * Throws `ValidationError` for an unknown key or a non-positive value. With `transport`, the
+   * limits are that transport's (`Transport.limits`).
    */
   limits?: LimitsOptions
   /**

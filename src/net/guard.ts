@@ -1,12 +1,19 @@
 /**
  * Per-peer rate limits and bans (the rates of `Limits`): one token bucket per peer for stream
- * requests and one per peer and topic for gossip messages. What goes over a rate is refused; so
- * are oversized and malformed input, reported with `refuse`. A peer refused `maxRefusals` times
- * within `refusalWindowMs` is banned for `banMs` and handed to `onBan` (which disconnects it).
- * Each peer is logged at most once per window, not once per refused message.
+ * requests, one per peer and topic for gossip messages, and one per peer for the bytes answered
+ * to it; a count of each peer's open streams. What goes over a rate or a count is refused; so are
+ * oversized, malformed and too slow input, reported with `refuse`. A peer refused `maxRefusals`
+ * times within `refusalWindowMs` is banned for `banMs` and handed to `onBan` (which disconnects
+ * it). Each peer is logged at most once per window, not once per refused message.
+ *
+ * The answer budget is charged after the fact (a response's size is known only once made) and
+ * may go below zero: a peer whose budget is spent has its next requests refused before any work
+ * is done for them, until it refills. So the bytes answered to a peer over any time `T` are at
+ * most `answerBurstBytes + T × answerBytesPerSecond` plus one response.
  *
  * State is bounded by the peers recently heard from: idle buckets, old windows and expired bans
- * are swept lazily (at most once per window), with no timer to stop.
+ * are swept lazily (at most once per window), with no timer to stop; stream counts by the
+ * streams open.
  */
 import { TopicValidatorResult, type Message, type TopicValidatorFn } from '@libp2p/gossipsub'
 import { type Connection } from '@libp2p/interface'
@@ -37,6 +44,8 @@ export class PeerGuard {
   private readonly buckets = new Map<string, Bucket>()
   private readonly windows = new Map<string, Window>()
   private readonly bans = new Map<string, number>()
+  /** per peer: its streams open now */
+  private readonly streams = new Map<string, number>()
   private lastSweep: number
 
   constructor (limits: Limits, options: PeerGuardOptions = {}) {
@@ -60,6 +69,56 @@ export class PeerGuard {
     if (this.take(`m ${peer} ${topic}`, this.limits.messagesPerSecond, this.limits.messageBurst)) return true
     this.refuse(peer, `over ${this.limits.messagesPerSecond} messages/s on ${topic}`)
     return false
+  }
+
+  /**
+   * Whether `peer` may open one more stream now (fewer than `streamsPerPeer` open); counts it
+   * when so: call `closeStream` when it ends. False (a refusal) when not.
+   */
+  openStream (peer: string, protocol: string): boolean {
+    const open = this.streams.get(peer) ?? 0
+    if (open >= this.limits.streamsPerPeer) {
+      this.refuse(peer, `over ${this.limits.streamsPerPeer} streams open at once (${protocol})`)
+      return false
+    }
+    this.streams.set(peer, open + 1)
+    return true
+  }
+
+  /** One stream `openStream` admitted has ended. */
+  closeStream (peer: string): void {
+    const open = (this.streams.get(peer) ?? 1) - 1
+    if (open > 0) this.streams.set(peer, open)
+    else this.streams.delete(peer)
+  }
+
+  /** Streams `peer` has open now (as counted by `openStream`). */
+  openStreams (peer: string): number { return this.streams.get(peer) ?? 0 }
+
+  /** Whether `peer`'s answer budget is not spent, so a request of it may be answered. False (a refusal) when it is. */
+  admitAnswer (peer: string, protocol: string): boolean {
+    if (this.answerTokens(peer) > 0) return true
+    this.refuse(peer, `over ${this.limits.answerBytesPerSecond} bytes answered per second (${protocol})`)
+    return false
+  }
+
+  /** Charge `bytes` answered to `peer` against its answer budget (which may go below zero). */
+  chargeAnswer (peer: string, bytes: number): void {
+    this.answerTokens(peer)
+    const b = this.buckets.get(`a ${peer}`) as Bucket
+    b.tokens -= bytes
+  }
+
+  /** `peer`'s answer budget now, bytes (refilled at `answerBytesPerSecond` up to `answerBurstBytes`). */
+  private answerTokens (peer: string): number {
+    const now = this.now()
+    this.sweep(now)
+    const key = `a ${peer}`
+    let b = this.buckets.get(key)
+    if (b === undefined) this.buckets.set(key, b = { tokens: this.limits.answerBurstBytes, at: now })
+    b.tokens = Math.min(this.limits.answerBurstBytes, b.tokens + (now - b.at) * this.limits.answerBytesPerSecond / 1000)
+    b.at = now
+    return b.tokens
   }
 
   /** Count one refusal of `peer`'s input, for `reason`; bans the peer when it reaches `maxRefusals` in the window. */
@@ -107,7 +166,12 @@ export class PeerGuard {
   private sweep (now: number): void {
     if (now - this.lastSweep < this.limits.refusalWindowMs) return
     this.lastSweep = now
-    const fullAfterMs = 1000 * Math.max(this.limits.requestBurst / this.limits.requestsPerSecond, this.limits.messageBurst / this.limits.messagesPerSecond)
+    const fullAfterMs = 1000 * Math.max(
+      this.limits.requestBurst / this.limits.requestsPerSecond,
+      this.limits.messageBurst / this.limits.messagesPerSecond,
+      // a budget in debt by up to one response refills from there
+      (this.limits.answerBurstBytes + this.limits.maxMessageBytes) / this.limits.answerBytesPerSecond
+    )
     for (const [k, b] of this.buckets) if (now - b.at >= fullAfterMs) this.buckets.delete(k)
     for (const [k, w] of this.windows) if (now - w.start >= this.limits.refusalWindowMs) this.windows.delete(k)
     for (const [k, until] of this.bans) if (now >= until) this.bans.delete(k)

@@ -271,14 +271,17 @@ export class Libp2pTransport implements Transport {
   async request (peer: string, protocol: string, data: Uint8Array, options: { timeoutMs?: number } = {}): Promise<Uint8Array> {
     const timeoutMs = options.timeoutMs ?? 10_000
     const signal = AbortSignal.timeout(timeoutMs)
+    let stream: Stream | undefined
     try {
-      const stream = await this.openStream(peer, protocol, signal)
+      stream = await this.openStream(peer, protocol, signal)
       const lp = lpStream(stream, { maxDataLength: this.limits.maxMessageBytes })
       await lp.write(data, { signal })
       const response = await lp.read({ signal })
       void stream.close().catch(() => {})
       return response.subarray()
     } catch (err) {
+      // A stream given up on is reset, not left open on both sides.
+      stream?.abort(err as Error)
       if (signal.aborted) throw new TimeoutError(`request ${protocol} to ${peer} timed out after ${timeoutMs} ms`)
       throw new NetworkError(`request ${protocol} to ${peer} failed: ${(err as Error).message}`, { cause: err })
     }
@@ -328,32 +331,44 @@ export class Libp2pTransport implements Transport {
   }
 
   /**
-   * As `Transport.handle`, within `limits`: a request over the peer's rate, from a banned peer or
-   * over `maxMessageBytes` is refused (the stream is reset unanswered), and so is one the handler
-   * rejects; each refusal counts towards disconnecting the peer.
+   * As `Transport.handle`, within `limits`: a request from a banned peer, over the peer's request
+   * rate, its answer budget (`answerBytesPerSecond`: refused before the handler does any work) or
+   * its open streams (`streamsPerPeer`), over `maxMessageBytes`, or not sent in full within
+   * `requestReadMs`, is refused (the stream is reset unanswered), and so is one the handler
+   * rejects; a response the peer does not read within `responseDrainMs` is reset. Each counts
+   * towards disconnecting the peer.
    */
   handle (protocol: string, handler: (data: Uint8Array, from: string) => Promise<Uint8Array>): () => void {
     void this.node.handle(protocol, async (stream, connection) => {
       const from = connection.remotePeer.toString()
-      if (!this.guard.admitRequest(from, protocol)) {
-        stream.abort(new NetworkError(`${protocol} request refused: ${from} is over its request rate or banned`))
+      if (!this.guard.admitRequest(from, protocol) || !this.guard.admitAnswer(from, protocol) || !this.guard.openStream(from, protocol)) {
+        stream.abort(new NetworkError(`${protocol} request refused: ${from} is banned, or over its request rate, answer budget or open streams`))
         return
       }
+      const { maxMessageBytes, requestReadMs, responseDrainMs } = this.limits
+      let draining: AbortSignal | undefined
       try {
-        const lp = lpStream(stream, { maxDataLength: this.limits.maxMessageBytes })
-        const request = await lp.read({ signal: AbortSignal.timeout(10_000) }).catch((err: Error) => {
-          if (OVERSIZE_ERRORS.has(err.name)) this.guard.refuse(from, `a ${protocol} request over ${this.limits.maxMessageBytes} bytes`)
+        const lp = lpStream(stream, { maxDataLength: maxMessageBytes })
+        const reading = AbortSignal.timeout(requestReadMs)
+        const request = await lp.read({ signal: reading }).catch((err: Error) => {
+          if (OVERSIZE_ERRORS.has(err.name)) this.guard.refuse(from, `a ${protocol} request over ${maxMessageBytes} bytes`)
+          else if (reading.aborted) this.guard.refuse(from, `a ${protocol} request not sent in full within ${requestReadMs} ms`)
           throw err
         })
         const response = await handler(request.subarray(), from).catch((err: Error) => {
           this.guard.refuse(from, `a ${protocol} request its handler refused: ${err.message}`)
           throw err
         })
-        await lp.write(response)
-        await stream.close()
+        this.guard.chargeAnswer(from, response.byteLength)
+        draining = AbortSignal.timeout(responseDrainMs)
+        await lp.write(response, { signal: draining })
+        await stream.close({ signal: draining })
       } catch (err) {
+        if (draining?.aborted === true) this.guard.refuse(from, `a ${protocol} response not read within ${responseDrainMs} ms`)
         log.debug(`${protocol} request from ${from} failed: ${(err as Error).message}`)
         stream.abort(err as Error)
+      } finally {
+        this.guard.closeStream(from)
       }
     }, { runOnLimitedConnection: true, maxInboundStreams: 64 })
     return () => { if (this.node.status === 'started') void this.node.unhandle(protocol) }

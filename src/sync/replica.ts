@@ -4,11 +4,11 @@
  */
 import { AccessError, ClockSkewError, InvalidBlockError } from '../errors.js'
 import {
-  type CID, type CollState, type DocState, type EncodedBlock, type Manifest, type Op, type Signer, HybridClock,
+  type CID, type CollState, type DocState, type EncodedBlock, type Manifest, type Op, type Signer, HybridClock, MAX_PARENTS,
   applyCollOp, applyOp, asCid, assembleOps, checkKey, cidOf, decode, decodeBlock, decodeChunk, decodeManifest, encode, encodeBlock,
   formatPublicKey, generateSigner, isDocOp, joinCollStates, joinStates, materialise, mayWrite, parseCid, readBlockHeader, stampOf
 } from '../crdt/index.js'
-import { type DocChange, type DocKey, type MergeInput, type MergeOutput, type Storage, docKey } from '../store/index.js'
+import { type DocChange, type DocKey, type InstallSnapshotInput, type MergeInput, type MergeOutput, type Storage, docKey } from '../store/index.js'
 import { type Doc } from '../crdt/index.js'
 
 /** Where a change came from. */
@@ -203,7 +203,8 @@ export class Replica {
   }
 
   /**
-   * Write `ops` as one new local block on top of the current heads and apply it. In a database
+   * Write `ops` as one new local block on top of the current heads (at most `MAX_PARENTS` of them,
+   * the first in sorted order: the others stay heads) and apply it. In a database
    * joined by address, waits for the manifest first. Throws `AccessError` when this replica's key
    * may not write.
    * `prepare` (optional) runs first inside the write queue and may throw to abort without writing
@@ -227,10 +228,11 @@ export class Replica {
       this.assertWritable()
       const list = typeof ops === 'function' ? await ops() : ops
       if (list.length === 0) return undefined
-      const heads = await this.heads()
+      // At most MAX_PARENTS heads (sorted): the rest stay heads, merged by the next writes.
+      const heads = (await this.heads()).slice(0, MAX_PARENTS)
       if (this.headsMoved) {
         this.headsMoved = false
-        for (const bytes of await this.storage.getBlocks(heads)) if (bytes !== undefined) this.clock.observe(readBlockHeader(bytes).hlc)
+        for (const bytes of await this.storage.getBlocks(await this.heads())) if (bytes !== undefined) this.clock.observe(readBlockHeader(bytes).hlc)
       }
       // Local ops come from the API layer, which has checked every value.
       const encoded = await encodeBlock({
@@ -397,34 +399,53 @@ export class Replica {
    */
   async installSnapshot (snapshot: SnapshotContent): Promise<ChangeSet> {
     for (const h of snapshot.heads) this.assertNotAhead(h)
-    const snapDocs = new Map(snapshot.docs.map(d => [docKey(d.coll, d.id), d.state]))
-    const snapColls = new Map(snapshot.colls.map(c => [c.coll, c.state]))
-    const colls = new Set([...snapColls.keys(), ...snapshot.docs.map(d => d.coll)])
-    const result = await this.enqueue(async () => await this.storage.installSnapshot({
-      keys: snapshot.docs.map(d => ({ coll: d.coll, id: d.id })),
-      colls: [...colls],
-      dropped: snapshot.colls.filter(c => c.state.dropped !== undefined).map(c => c.coll),
-      covered: snapshot.covered,
-      heads: snapshot.heads.map(h => ({ cid: h.cid.toString(), bytes: h.bytes })),
-      nodes: snapshot.heads.flatMap(h => (h.chunks ?? []).map(c => ({ cid: c.cid.toString(), bytes: c.bytes }))),
-      merge: ({ docs, colls: collStates, before }: MergeInput): MergeOutput => {
-        const collNext = new Map(collStates)
-        for (const [coll, state] of snapColls) collNext.set(coll, joinCollStates(collStates.get(coll), state))
-        const out: MergeOutput = { docs: [], colls: [] }
-        for (const [k, local] of docs) {
-          const coll = k.slice(0, k.indexOf('\u0000'))
-          before.set(k, materialise(local, collStates.get(coll)?.dropped))
-          const snap = snapDocs.get(k)
-          const state = snap === undefined ? local : joinStates(local, snap)
-          if (state !== undefined) out.docs.push({ coll, id: k.slice(coll.length + 1), state, doc: materialise(state, collNext.get(coll)?.dropped) })
-        }
-        for (const [coll, state] of collNext) if (state !== undefined && state !== collStates.get(coll)) out.colls.push({ coll, state })
-        return out
-      }
-    }))
+    const input = this.stateInput(snapshot.docs, snapshot.colls, 'join', snapshot.covered,
+      snapshot.heads.map(h => ({ cid: h.cid.toString(), bytes: h.bytes })),
+      snapshot.heads.flatMap(h => (h.chunks ?? []).map(c => ({ cid: c.cid.toString(), bytes: c.bytes }))))
+    const result = await this.enqueue(async () => await this.storage.installSnapshot(input))
     for (const h of snapshot.heads) this.clock.observe(h.block.hlc)
     this.headsCache = result.heads
     await this.storage.setMeta(SNAPSHOT_KEY, snapshot.root)
+    return this.notify(result)
+  }
+
+  /**
+   * Run `fn` in the write queue: no block is applied and no snapshot installed while it runs (it
+   * may call `rewriteStates`, and must not call anything else that queues: `commit`, `receive`,
+   * `receiveChunk`, `installSnapshot`, `coverBlocks`). Resolves with what `fn` resolves with.
+   */
+  async exclusive<T> (fn: () => Promise<T>): Promise<T> {
+    return await this.enqueue(fn)
+  }
+
+  /**
+   * Replace (not join) the states of documents and collections, in one storage transaction, and
+   * tell the listeners what changed as one remote change: the repair of states found to disagree
+   * with the history (`SnapshotAudit`). A document whose state becomes `{f: {}}` no longer
+   * exists. Call it only from within `exclusive`, so no block is applied between the read the
+   * new states were computed from and this write. Returns what changed.
+   */
+  async rewriteStates (docs: Array<DocKey & { state: DocState }>, colls: Array<{ coll: string, state: CollState }>): Promise<ChangeSet> {
+    const result = await this.storage.installSnapshot(this.stateInput(docs, colls, 'replace', [], []))
+    this.headsCache = result.heads
+    return this.notify(result)
+  }
+
+  /**
+   * Join the states that blocks this replica does not store fold to (`docs`, `colls`) into its
+   * own, and count those blocks (`covered`) as present from now on, as a snapshot's covered
+   * blocks are: what the audit of a snapshot join does with blocks below the snapshot that it
+   * did not cover (`SnapshotAudit`). One storage transaction; listeners see one remote change.
+   */
+  async coverBlocks (docs: Array<DocKey & { state: DocState }>, colls: Array<{ coll: string, state: CollState }>, covered: string[]): Promise<ChangeSet> {
+    const input = this.stateInput(docs, colls, 'join', covered, [])
+    const result = await this.enqueue(async () => await this.storage.installSnapshot(input))
+    this.headsCache = result.heads
+    return this.notify(result)
+  }
+
+  /** Tell the listeners about what a state install changed (one remote change), and return it. */
+  private notify (result: { changes: DocChange[], collections: string[] }): ChangeSet {
     const change = { changes: result.changes, collections: result.collections }
     if (change.changes.length > 0 || change.collections.length > 0) {
       for (const l of this.listeners) {
@@ -432,6 +453,41 @@ export class Replica {
       }
     }
     return change
+  }
+
+  /**
+   * The storage input that writes states `docs` and `colls` into the local ones — joined (a
+   * snapshot, blocks covered) or replacing them (a repair) — with `covered` CIDs and `heads`.
+   */
+  private stateInput (
+    docs: Array<DocKey & { state: DocState }>, colls: Array<{ coll: string, state: CollState }>, mode: 'join' | 'replace',
+    covered: string[], heads: Array<{ cid: string, bytes: Uint8Array }>, nodes?: Array<{ cid: string, bytes: Uint8Array }>
+  ): InstallSnapshotInput {
+    const nextDocs = new Map(docs.map(d => [docKey(d.coll, d.id), d.state]))
+    const nextColls = new Map(colls.map(c => [c.coll, c.state]))
+    return {
+      keys: docs.map(d => ({ coll: d.coll, id: d.id })),
+      colls: [...new Set([...nextColls.keys(), ...docs.map(d => d.coll)])],
+      // A collection whose drop stamp may change shows all its documents anew.
+      dropped: mode === 'replace' ? colls.map(c => c.coll) : colls.filter(c => c.state.dropped !== undefined).map(c => c.coll),
+      covered,
+      heads,
+      ...(nodes !== undefined ? { nodes } : {}),
+      merge: ({ docs: local, colls: collStates, before }: MergeInput): MergeOutput => {
+        const collNext = new Map(collStates)
+        for (const [coll, state] of nextColls) collNext.set(coll, mode === 'join' ? joinCollStates(collStates.get(coll), state) : state)
+        const out: MergeOutput = { docs: [], colls: [] }
+        for (const [k, state] of local) {
+          const coll = k.slice(0, k.indexOf('\u0000'))
+          before.set(k, materialise(state, collStates.get(coll)?.dropped))
+          const given = nextDocs.get(k)
+          const next = given === undefined ? state : mode === 'join' ? joinStates(state, given) : given
+          if (next !== undefined) out.docs.push({ coll, id: k.slice(coll.length + 1), state: next, doc: materialise(next, collNext.get(coll)?.dropped) })
+        }
+        for (const [coll, state] of collNext) if (state !== undefined && state !== collStates.get(coll)) out.colls.push({ coll, state })
+        return out
+      }
+    }
   }
 
   /** CID string of the root of the snapshot this replica joined from, if it did. */

@@ -6,18 +6,24 @@
  *   rebroadcast: OrbitDB's one-shot exchange stalls readers that join late, orbitdb#1255);
  * - heads we do not have and parents named by stored blocks but not stored (`missing`, persisted,
  *   so a walk interrupted by a reload resumes) are fetched in batches over `/kitedb/1/blocks` from
- *   the peers that announced them, walking parents until the DAG is complete;
+ *   the peers that announced them, walking parents until the DAG is complete; the `WantList`
+ *   bounds and orders what gossip can make this replica want (`want-list.ts`), and missing
+ *   blocks no peer can serve become *unavailable* instead of holding sync back for good;
  * - every received block is verified (CID, decoding, database) before it is applied; bad input is
  *   dropped with a logged reason and never stops the engine;
  * - a replica that lacks most of a peer's history joins from the peer's snapshot
- *   (`/kitedb/1/snapshot`, docs/snapshots.md) before fetching blocks, and serves its own.
+ *   (`/kitedb/1/snapshot`, docs/snapshots.md) before fetching blocks, and serves its own; after
+ *   the join it audits the snapshot against the history in the background (`audit.ts`).
  */
 import { AccessError, InvalidBlockError, InvalidMessageError, KiteError } from '../errors.js'
-import { type CID, type EncodedBlock, cidOf, cidOfAsync, parseCid, readBlockHeader } from '../crdt/index.js'
+import { type CID, type EncodedBlock, MAX_BLOCK_BYTES, MAX_PARENTS, cidOf, cidOfAsync, formatPublicKey, parseCid, readBlockHeader } from '../crdt/index.js'
 import { createLogger } from '../log.js'
 import { type Applied, MANIFEST_KEY, type Replica } from './replica.js'
 import { type SnapshotFetchProgress, SnapshotServer, fetchSnapshot, signSnapshotRoot, verifySnapshotRoot } from './snapshot.js'
 import { type PeerConnection, type Transport } from './transport.js'
+import { DEFAULT_LIMITS, type Limits } from './limits.js'
+import { UNAVAILABLE_ROUNDS, WantList } from './want-list.js'
+import { type BlockFetcher, SnapshotAudit, type SnapshotAuditState } from './audit.js'
 import {
   BLOCKS_PROTOCOL, INLINE_BLOCK_BYTES, MAX_HEADS, MAX_MESSAGE_BYTES, MAX_REQUEST_CIDS, SNAPSHOT_PROTOCOL,
   decodeBlocksRequest, decodeBlocksResponse, decodeHeadsMessage, decodeSnapshotRequest, decodeSnapshotResponse,
@@ -33,6 +39,27 @@ const SNAPSHOT_ATTEMPTS = 3
  * circuit's 128 KiB again and again, and with it the signalling of the WebRTC upgrade.
  */
 const SNAPSHOT_DIRECT_WAIT_MS = 5000
+/** Most CIDs asked of one peer in one fetch round (in requests of `fetchBatch`). */
+const ROUND_CIDS_PER_PEER = 1024
+/** Rounds running in which a peer's requests fail before it stops being the source of anything. */
+const PEER_FAILURES_TO_DROP = 3
+/**
+ * An answer shorter than this was not cut short by the message budget (the responder stops
+ * before a block that would take it over `MAX_MESSAGE_BYTES`): what it lacks, the peer lacks.
+ */
+const COMPLETE_ANSWER_BYTES = MAX_MESSAGE_BYTES - MAX_BLOCK_BYTES - 1024
+/**
+ * A peer holding at most this many announced wants looks like an honest replica (its heads are a
+ * few: about one per concurrent writer, at most `MAX_PARENTS` merged by its next write); one
+ * holding more is asked after every such peer, and not at all in a round that urgent work
+ * interrupted.
+ */
+const FEW_WANTS = MAX_PARENTS
+/** Attempts at one audit request to one peer, and the first pause after a failed one (doubling), ms. */
+const AUDIT_ATTEMPTS = 4
+const AUDIT_PAUSE_MS = 1000
+/** Refused announcements are logged at most once per peer per this long, ms. */
+const REFUSAL_LOG_MS = 60_000
 
 /** Tuning of the replication engine. */
 export interface ReplicatorOptions {
@@ -62,6 +89,20 @@ export interface ReplicatorOptions {
    * this long, ms (default 500; `Infinity`: only when a peer asks). See `SnapshotServer.warm`.
    */
   snapshotWarmMs?: number
+  /**
+   * false: do not audit a snapshot joined from against the history (default true: see
+   * `SnapshotAudit`; the audit fetches the blocks the snapshot covers, in the background)
+   */
+  snapshotAudit?: boolean
+  /** how long after a snapshot join (or a start with an audit pending) the audit begins, ms (default 10000) */
+  snapshotAuditDelayMs?: number
+  /**
+   * a missing block that no peer could serve, over 3 fetch rounds and at least this long, is
+   * unavailable: it no longer holds sync back (`SyncState.unavailable`), ms (default 10000)
+   */
+  unavailableAfterMs?: number
+  /** an unavailable block is asked for again this often, and at once when a new peer appears, ms (default 30000) */
+  unavailableRetryMs?: number
 }
 
 /** Progress of catching up: counts since the replica last had nothing missing. */
@@ -72,7 +113,7 @@ export interface SyncProgress {
   fetched: number
   /** documents changed by them */
   documents: number
-  /** blocks still missing */
+  /** blocks still missing (unavailable ones not counted) */
   missing: number
   /** while joining from a snapshot: its nodes fetched so far; `installed` in the event after its install */
   snapshot?: SnapshotFetchProgress & { installed: boolean }
@@ -81,8 +122,14 @@ export interface SyncProgress {
 /** Snapshot of the engine's state, for UIs and tests. */
 export interface SyncState {
   heads: string[]
-  /** blocks known to exist but not stored yet */
+  /** blocks known to exist but not stored yet, still to fetch (unavailable ones not counted) */
   missing: number
+  /**
+   * missing blocks that no peer could serve (named as parents by stored blocks, asked for over
+   * several rounds in vain): they no longer hold sync back, and are still asked for now and then
+   * and fetched if someone serves them
+   */
+  unavailable: number
   /** remote peers replicating this database */
   peers: string[]
   /** ms since the epoch of the last block received from a peer, or null */
@@ -94,6 +141,8 @@ export interface SyncState {
    * served its blocks or manifest (0: no device holding it has been reached yet)
    */
   holders: number
+  /** where the audit of that snapshot against the history stands (see `SnapshotAudit`), or null */
+  audit: SnapshotAuditState | null
 }
 
 /** Replicates one `Replica` over one `Transport`. */
@@ -104,22 +153,30 @@ export class Replicator {
   private readonly opts: Required<ReplicatorOptions>
   private readonly cleanups: Array<() => void> = []
   private timer?: ReturnType<typeof setInterval>
-  /** head CIDs announced by peers that we do not store, with who announced them */
-  private readonly wanted = new Map<string, Set<string>>()
-  /** per wanted CID: rounds in which every asked peer answered without it */
-  private readonly unanswered = new Map<string, number>()
+  /** the limits this replica holds peers to (its transport's, or `DEFAULT_LIMITS`) */
+  readonly limits: Limits
+  /** what this replica wants and does not store, by whom it can be served */
+  private readonly wants: WantList
+  /** per peer: fetch rounds running in which its requests failed */
+  private readonly peerFailures = new Map<string, number>()
+  /** per peer: when a refusal of its announcements was last logged, ms */
+  private readonly refusalLogged = new Map<string, number>()
   /** peers by the time (ms) we last heard from them */
   private readonly seen = new Map<string, number>()
   private fetching = false
   private fetchAgain = false
+  /**
+   * Work that must not wait behind junk came in during a round (a head announced by a peer that
+   * served real blocks or holds few wants, an inline block applied, the app's ask): the round
+   * stops before its next untrusted peer holding many wants, and a new one starts.
+   */
+  private urgent = false
   private retryTimer?: ReturnType<typeof setTimeout>
   private stopped = false
   private lastSyncedAt: number | null = null
   private readonly peerListeners = new Set<(peers: string[]) => void>()
   private readonly progressListeners = new Set<(p: SyncProgress) => void>()
   private progress = { fetched: 0, documents: 0 }
-  /** head hashes asked for by `want` that may name headsets rather than blocks */
-  private readonly wantedHeadsets = new Set<string>()
   private lastPeers: string[] = []
   /** inline blocks verified by the topic validator, waiting for the message handler, by CID */
   private readonly verified = new Map<string, EncodedBlock>()
@@ -128,7 +185,7 @@ export class Replicator {
   private refused?: KiteError
   private readonly snapshots: SnapshotServer
   /** per peer asked in this session: its snapshot offer and when it came, or null (declined, invalid, or no direct connection came) */
-  private readonly offers = new Map<string, { root: CID, at: number } | null>()
+  private readonly offers = new Map<string, { root: CID, producer: string, at: number } | null>()
   /** per peer: snapshot attempts that failed on the network in this session */
   private readonly snapshotFailures = new Map<string, number>()
   /** peers whose direct connection this replica already waited for, in vain, with blocks held back */
@@ -137,6 +194,13 @@ export class Replicator {
   private joined = false
   /** peers that showed they hold this database (see `SyncState.holders`) */
   private readonly holders = new Set<string>()
+  private readonly audit: SnapshotAudit
+  private auditTimer?: ReturnType<typeof setTimeout>
+  private auditing = false
+  /** the audit waits for blocks no peer served: a new peer may have them */
+  private auditLacking = false
+  /** writer keys (formatted) whose snapshot disagreed with the history: their offers are declined */
+  private readonly forgers = new Set<string>()
 
   constructor (replica: Replica, transport: Transport, options: ReplicatorOptions = {}) {
     this.replica = replica
@@ -150,9 +214,24 @@ export class Replicator {
       snapshotJoin: options.snapshotJoin ?? true,
       snapshotMinBlocks: options.snapshotMinBlocks ?? 50,
       snapshotTimeoutMs: options.snapshotTimeoutMs ?? 30_000,
-      snapshotWarmMs: options.snapshotWarmMs ?? 500
+      snapshotWarmMs: options.snapshotWarmMs ?? 500,
+      snapshotAudit: options.snapshotAudit ?? true,
+      snapshotAuditDelayMs: options.snapshotAuditDelayMs ?? 10_000,
+      unavailableAfterMs: options.unavailableAfterMs ?? 10_000,
+      unavailableRetryMs: options.unavailableRetryMs ?? 30_000
     }
-    this.snapshots = new SnapshotServer(replica, this.opts.snapshotMinBlocks)
+    this.limits = transport.limits ?? DEFAULT_LIMITS
+    this.wants = new WantList({
+      maxPerPeer: this.limits.maxWantsPerPeer,
+      maxTotal: this.limits.maxWants,
+      unavailableAfterMs: this.opts.unavailableAfterMs,
+      retryMs: this.opts.unavailableRetryMs
+    })
+    this.snapshots = new SnapshotServer(replica, this.opts.snapshotMinBlocks, {
+      perPeerMs: this.limits.snapshotBuildPerPeerMs,
+      unavailable: () => this.wants.unavailable().length
+    })
+    this.audit = new SnapshotAudit(replica)
   }
 
   /** Subscribe, serve blocks, announce heads and start the republish timer. */
@@ -172,6 +251,9 @@ export class Replicator {
     }
     void this.publishHeads()
     void this.fetchMissing()
+    if (this.opts.snapshotAudit) this.scheduleAudit(this.opts.snapshotAuditDelayMs)
+    // A producer whose snapshot disagreed with the history in an earlier session is still not trusted.
+    void this.audit.state().then(r => { if (r?.status === 'repaired') this.forgers.add(r.producer) }, () => {})
     this.timer = setInterval(() => {
       void this.publishHeads()
       void this.fetchMissing()
@@ -196,6 +278,7 @@ export class Replicator {
     this.stopped = true
     if (this.timer !== undefined) clearInterval(this.timer)
     if (this.retryTimer !== undefined) clearTimeout(this.retryTimer)
+    if (this.auditTimer !== undefined) clearTimeout(this.auditTimer)
     for (const c of this.cleanups.splice(0)) c()
   }
 
@@ -223,17 +306,21 @@ export class Replicator {
   }
 
   /**
-   * Fetch these CIDs (blocks, or headsets named by a head hash) from the current peers, and
-   * everything they lead to.
+   * Fetch these CIDs (blocks, or headsets named by a head hash) from any peer, and everything
+   * they lead to (open wants: not bounded by the per-peer limits, which bound what gossip can ask).
    */
   want (cids: string[]): void {
-    for (const c of cids) {
-      let sources = this.wanted.get(c)
-      if (sources === undefined) this.wanted.set(c, sources = new Set())
-      for (const p of this.peers()) sources.add(p)
-      this.wantedHeadsets.add(c)
-    }
+    for (const c of cids) this.wants.wantOpen(c, 'headset')
+    this.urgent = true
     void this.fetchMissing()
+  }
+
+  /**
+   * The missing blocks that hold sync back: named as parents by stored blocks, not stored, and
+   * not unavailable (see `SyncState.unavailable`). `syncFromHeadHash` waits for none to be left.
+   */
+  async outstanding (): Promise<string[]> {
+    return (await this.replica.missing()).filter(c => !this.wants.isUnavailable(c))
   }
 
   /** Called with catch-up progress after each fetched batch. Returns an unsubscribe function. */
@@ -244,7 +331,9 @@ export class Replicator {
 
   /**
    * Called when replication stops on an error it cannot retry past (an `AccessError`: this
-   * replica's key does not fit the database). Returns an unsubscribe function.
+   * replica's key does not fit the database), and when a peer's input is found forged after it
+   * was taken (a `SnapshotMismatchError`: the states were repaired, replication goes on).
+   * Returns an unsubscribe function.
    */
   onError (listener: (err: KiteError) => void): () => void {
     this.errorListeners.add(listener)
@@ -257,15 +346,19 @@ export class Replicator {
     return () => { this.peerListeners.delete(listener) }
   }
 
-  /** Heads, missing count, peers and last sync time. */
+  /** Heads, missing and unavailable counts, peers, last sync time, snapshot joined from and its audit. */
   async state (): Promise<SyncState> {
+    const missing = await this.replica.missing()
+    const unavailable = missing.filter(c => this.wants.isUnavailable(c)).length
     return {
       heads: await this.replica.heads(),
-      missing: (await this.replica.missing()).length + this.wanted.size,
+      missing: missing.length - unavailable + this.wants.size,
+      unavailable,
       peers: this.peers(),
       lastSyncedAt: this.lastSyncedAt,
       snapshot: await this.replica.snapshotRoot() ?? null,
-      holders: this.holders.size
+      holders: this.holders.size,
+      audit: await this.audit.state() ?? null
     }
   }
 
@@ -282,6 +375,19 @@ export class Replicator {
   private notifyPeers (): void {
     const peers = this.peers()
     if (peers.length === this.lastPeers.length && peers.every((p, i) => p === this.lastPeers[i])) return
+    // A peer not there before may have what no one could serve: ask it for unavailable blocks at once.
+    const before = new Set(this.lastPeers)
+    if (peers.some(p => !before.has(p))) {
+      if (this.wants.unavailable().length > 0) {
+        this.wants.retryUnavailable()
+        void this.fetchMissing()
+      }
+      if (this.auditLacking && this.auditTimer !== undefined) {
+        clearTimeout(this.auditTimer)
+        this.auditTimer = undefined
+        this.scheduleAudit(0)
+      }
+    }
     this.lastPeers = peers
     for (const l of this.peerListeners) l(peers)
   }
@@ -346,25 +452,40 @@ export class Replicator {
       }
       const verified = this.verified.get(cid.toString())
       this.verified.delete(cid.toString())
-      await this.receive(verified ?? bytes, from, cid)
+      if ((await this.receive(verified ?? bytes, from, cid))?.applied === true) this.urgent = true
     }
     let want = false
+    let refused = 0
     for (const head of msg.heads) {
       const h = head.toString()
       if (await this.replica.storage.hasBlock(h)) continue
-      let sources = this.wanted.get(h)
-      if (sources === undefined) this.wanted.set(h, sources = new Set())
-      sources.add(from)
-      want = true
+      if (this.wants.announce(h, from) === 'refused') refused++
+      else want = true
     }
+    if (want && (this.wants.isTrusted(from) || this.wants.wantsOf(from) <= FEW_WANTS)) this.urgent = true
+    if (refused > 0) this.logRefusedWants(from, refused)
     if (want) void this.fetchMissing()
+  }
+
+  /** Log that `peer`'s announcements went over its want limits (once per peer per `REFUSAL_LOG_MS`). */
+  private logRefusedWants (peer: string, refused: number): void {
+    const now = Date.now()
+    if (now - (this.refusalLogged.get(peer) ?? -Infinity) < REFUSAL_LOG_MS) return
+    this.refusalLogged.delete(peer)
+    this.refusalLogged.set(peer, now)
+    for (const [p, at] of this.refusalLogged) {
+      if (this.refusalLogged.size <= 1024 && now - at < REFUSAL_LOG_MS) break
+      this.refusalLogged.delete(p)
+    }
+    log.warn(`ignored ${refused} heads announced by ${peer}: over ${this.limits.maxWantsPerPeer} wanted blocks per peer or ${this.limits.maxWants} in all (${this.wants.wantsOf(peer)} held for it; not logged again for ${REFUSAL_LOG_MS} ms)`)
   }
 
   private async receive (bytes: Uint8Array | EncodedBlock, from: string, expected?: CID): Promise<Applied | undefined> {
     try {
       const applied = await this.replica.receive(bytes, expected)
       this.noteApplied(applied)
-      for (const chunk of applied.missingChunks ?? []) this.addWanted(chunk.toString(), from)
+      if (applied.applied) this.wants.trust(from)
+      for (const chunk of applied.missingChunks ?? []) this.wants.wantOpen(chunk.toString(), 'chunk')
       if (applied.missingChunks !== undefined) void this.fetchMissing()
       return applied
     } catch (err) {
@@ -376,10 +497,7 @@ export class Replicator {
 
   private noteApplied (applied: Applied): void {
     if (applied.missingChunks !== undefined) return
-    const c = applied.cid.toString()
-    this.wanted.delete(c)
-    this.wantedHeadsets.delete(c)
-    this.unanswered.delete(c)
+    this.wants.delete(applied.cid.toString())
     if (applied.applied) {
       this.lastSyncedAt = Date.now()
       this.progress.fetched++
@@ -413,69 +531,91 @@ export class Replicator {
   }
 
   /**
-   * One round: request what is missing from each candidate peer (first, if this replica may still
-   * join from a snapshot, ask each peer not asked yet for one); `progress` if anything new was
-   * stored, `failed` if a request failed.
+   * One round: request what is wanted and missing from each candidate peer, peers that served
+   * real blocks first, each for what it may serve in the `WantList`'s order (first, if this
+   * replica may still join from a snapshot, ask each peer not asked yet for one); `progress` if
+   * anything new was stored, `failed` if a request failed.
    */
   private async fetchRound (): Promise<{ progress: boolean, failed: boolean }> {
     if (this.refused !== undefined) return { progress: false, failed: false }
     if (this.replica.manifest === null) return await this.fetchManifest()
-    let needed = await this.needed()
-    if (needed.length === 0) return { progress: false, failed: false }
-    const candidates = new Set<string>(this.peers())
-    for (const sources of this.wanted.values()) for (const p of sources) candidates.add(p)
-    candidates.delete(this.transport.peerId)
-    if (this.opts.snapshotJoin && !this.joined) {
-      const outcome = await this.trySnapshotJoin(candidates)
+    const peers = this.peers()
+    // Announcers no longer heard from cannot be asked: their wants go (a head announced again comes back).
+    const present = new Set(peers)
+    for (const p of this.wants.sources()) if (!present.has(p)) this.wants.dropPeer(p)
+    for (const p of [...this.peerFailures.keys()]) if (!present.has(p)) this.peerFailures.delete(p)
+    let missing = await this.replica.missing()
+    if (this.wants.size === 0 && missing.every(c => this.wants.isUnavailable(c)) && !this.wants.retryDue()) {
+      return { progress: false, failed: false }
+    }
+    // Peers that served real blocks first; then the others, those holding the fewest announced wants
+    // first (a peer that announced thousands of heads nobody else named is asked last).
+    const untrusted = peers.filter(p => !this.wants.isTrusted(p))
+    untrusted.sort((x, y) => this.wants.wantsOf(x) - this.wants.wantsOf(y))
+    const candidates = [...peers.filter(p => this.wants.isTrusted(p)), ...untrusted]
+    if (this.opts.snapshotJoin && !this.joined && this.wants.size + missing.length > 0) {
+      const outcome = await this.trySnapshotJoin(new Set(candidates))
       if (outcome === 'joined') {
         this.joined = true
-        needed = await this.needed()
+        await this.pruneStored()
+        missing = await this.replica.missing()
       } else if (outcome === 'waiting') {
         return { progress: false, failed: true } // try again soon: no blocks through the relay meanwhile
       }
     }
+    const arrived = this.wants.syncMissing(missing)
+    if (arrived.length > 0) log.warn(`${arrived.length} missing blocks that no peer could serve arrived after all (${arrived.slice(0, 3).join(', ')}${arrived.length > 3 ? ', …' : ''})`)
     let progress = false
     let failed = false
-    let remaining = needed
+    this.urgent = false
     for (const peer of candidates) {
-      if (remaining.length === 0 || this.stopped) break
-      const got = new Set<string>()
-      for (let i = 0; i < remaining.length; i += this.opts.fetchBatch) {
-        const batch = remaining.slice(i, i + this.opts.fetchBatch)
-        const received = await this.requestBlocks(peer, batch)
-        if (received === undefined) { failed = true; break }
-        for (const c of received) got.add(c)
+      if (this.stopped) break
+      if (this.urgent && !this.wants.isTrusted(peer) && this.wants.wantsOf(peer) > FEW_WANTS) {
+        this.fetchAgain = true // a new round, the urgent work first
+        break
       }
-      if (got.size > 0) progress = true
-      remaining = remaining.filter(c => !got.has(c))
+      const ask = this.wants.forPeer(peer, ROUND_CIDS_PER_PEER)
+      let peerFailed = false
+      for (let i = 0; i < ask.length && !this.stopped; i += this.opts.fetchBatch) {
+        const batch = ask.slice(i, i + this.opts.fetchBatch)
+        const answer = await this.requestBlocks(peer, batch)
+        if (answer === undefined) { peerFailed = true; break }
+        this.wants.answered(peer, batch, answer.stored, answer.complete)
+        if (answer.stored.size > 0) progress = true
+      }
+      if (ask.length > 0) this.notePeerOutcome(peer, peerFailed)
+      if (peerFailed) failed = true
     }
-    // A wanted head that every asked peer answered without, three rounds running, is forgotten (a
-    // peer announced a block it no longer has, or a damaged CID); heads republished later bring it back.
-    if (!failed && candidates.size > 0) {
-      for (const c of remaining) {
-        if (!this.wanted.has(c)) continue
-        const misses = (this.unanswered.get(c) ?? 0) + 1
-        if (misses >= 3) {
-          this.wanted.delete(c)
-          this.wantedHeadsets.delete(c)
-          this.unanswered.delete(c)
-        } else {
-          this.unanswered.set(c, misses)
-        }
-      }
+    const unavailable = this.wants.endRound()
+    if (unavailable.length > 0) {
+      log.warn(`${unavailable.length} missing blocks of ${this.replica.dbId} are unavailable: no peer could serve them in ${UNAVAILABLE_ROUNDS} rounds (${unavailable.slice(0, 3).join(', ')}${unavailable.length > 3 ? ', …' : ''}). ` +
+        `They no longer hold sync back (syncState().unavailable), and are asked for again every ${this.opts.unavailableRetryMs} ms and of every new peer`)
+      await this.emitProgress()
     }
     return { progress, failed }
   }
 
-  /** Wanted heads (forgetting those now present, e.g. covered by a snapshot) and missing parents. */
-  private async needed (): Promise<string[]> {
-    for (const c of [...this.wanted.keys()]) {
-      if (this.replica.isPendingChunk(c) || !await this.replica.storage.hasBlock(c)) continue
-      this.wanted.delete(c)
-      this.wantedHeadsets.delete(c)
-      this.unanswered.delete(c)
+  /** Count a round in which `peer`'s requests failed (or did not); after `PEER_FAILURES_TO_DROP` running, it is the source of nothing. */
+  private notePeerOutcome (peer: string, failed: boolean): void {
+    if (!failed) {
+      this.peerFailures.delete(peer)
+      return
     }
-    return [...new Set([...this.wanted.keys(), ...await this.replica.missing()])]
+    const n = (this.peerFailures.get(peer) ?? 0) + 1
+    if (n < PEER_FAILURES_TO_DROP) {
+      this.peerFailures.set(peer, n)
+      return
+    }
+    this.peerFailures.delete(peer)
+    this.wants.dropPeer(peer)
+  }
+
+  /** Forget wants now stored or covered (after a snapshot join). */
+  private async pruneStored (): Promise<void> {
+    for (const c of this.wants.cids()) {
+      if (this.replica.isPendingChunk(c) || !await this.replica.storage.hasBlock(c)) continue
+      this.wants.delete(c)
+    }
   }
 
   /**
@@ -501,7 +641,7 @@ export class Replicator {
           this.snapshotFailures.set(peer, (this.snapshotFailures.get(peer) ?? 0) + 1)
           continue
         }
-        this.offers.set(peer, offer = asked === undefined ? null : { root: asked, at: Date.now() })
+        this.offers.set(peer, offer = asked === undefined ? null : { ...asked, at: Date.now() })
       }
       if (offer === null) continue
       if (!direct) {
@@ -511,7 +651,7 @@ export class Replicator {
         else this.waitedFor.add(peer)
         continue
       }
-      const outcome = await this.joinFromSnapshot(peer, offer.root)
+      const outcome = await this.joinFromSnapshot(peer, offer.root, offer.producer)
       if (outcome === 'joined') return 'joined'
       if (outcome === 'declined') {
         this.offers.set(peer, null)
@@ -529,8 +669,12 @@ export class Replicator {
     return waiting ? 'waiting' : 'none'
   }
 
-  /** Ask `peer` for a snapshot: its root, undefined (none offered, or a bad answer: logged), or `'failed'` (the network failed). */
-  private async askSnapshot (peer: string): Promise<CID | undefined | 'failed'> {
+  /**
+   * Ask `peer` for a snapshot: its root and producer key, undefined (none offered, a bad answer,
+   * or a producer whose snapshot disagreed with the history before: logged), or `'failed'` (the
+   * network failed).
+   */
+  private async askSnapshot (peer: string): Promise<{ root: CID, producer: string } | undefined | 'failed'> {
     let response: Uint8Array
     try {
       const request = encodeSnapshotRequest({ db: this.replica.dbId, blocks: await this.replica.storage.countBlocks() })
@@ -545,7 +689,9 @@ export class Replicator {
       // Only a writer's snapshot is taken: its signed root CID commits to every node.
       if (!await verifySnapshotRoot(offer.root, offer.w as Uint8Array, offer.s as Uint8Array)) throw new InvalidMessageError('the snapshot root signature does not match its producer key')
       if (!this.replica.mayWrite(offer.w as Uint8Array)) throw new InvalidMessageError('the snapshot producer is not on the write list')
-      return offer.root
+      const producer = formatPublicKey(offer.w as Uint8Array)
+      if (this.forgers.has(producer)) throw new InvalidMessageError(`writer ${producer} made a snapshot that disagreed with the history before`)
+      return { root: offer.root, producer }
     } catch (err) {
       log.warn(`bad snapshot response from ${peer}: ${(err as Error).message}`)
       return undefined
@@ -553,10 +699,11 @@ export class Replicator {
   }
 
   /**
-   * Fetch, verify and install the snapshot `offered` by `peer`. Returns `'joined'`, `'declined'`
-   * (invalid: logged, nothing installed) or `'failed'` (the network failed: worth another attempt).
+   * Fetch, verify and install the snapshot `offered` by `peer` (made by writer `producer`), and
+   * schedule its audit. Returns `'joined'`, `'declined'` (invalid: logged, nothing installed) or
+   * `'failed'` (the network failed: worth another attempt).
    */
-  private async joinFromSnapshot (peer: string, offered: CID): Promise<'joined' | 'declined' | 'failed'> {
+  private async joinFromSnapshot (peer: string, offered: CID, producer: string): Promise<'joined' | 'declined' | 'failed'> {
     try {
       const content = await fetchSnapshot(this.replica.dbId, offered, async cids => await this.fetchNodes(peer, cids, offered), p => {
         void this.emitProgress({ ...p, installed: false })
@@ -566,6 +713,9 @@ export class Replicator {
       this.lastSyncedAt = Date.now()
       log.debug(`joined ${this.replica.dbId} from snapshot ${offered.toString()} of ${peer}: ${content.docs.length} documents, ${content.covered.length} blocks covered`)
       await this.emitProgress({ root: offered.toString(), nodes: 0, fetched: 0, documents: change.changes.length, installed: true })
+      // The audit runs later, in the background: the join is done.
+      await this.audit.begin(offered.toString(), producer, peer)
+      if (this.opts.snapshotAudit) this.scheduleAudit(this.opts.snapshotAuditDelayMs)
       return 'joined'
     } catch (err) {
       if (err instanceof InvalidBlockError || err instanceof InvalidMessageError) {
@@ -636,20 +786,88 @@ export class Replicator {
   private refuse (err: KiteError): void {
     this.refused = err
     log.warn(`replication of ${this.replica.dbId} stopped: ${err.message}`)
+    this.reportError(err)
+  }
+
+  private reportError (err: KiteError): void {
     for (const l of this.errorListeners) {
       try { l(err) } catch (e) { log.warn('error listener threw', e) }
     }
   }
 
+  /** Run the snapshot audit (if one is pending) in `ms`; again every `unavailableRetryMs` while blocks it needs are lacking. */
+  private scheduleAudit (ms: number): void {
+    if (this.stopped || this.auditTimer !== undefined) return
+    this.auditTimer = setTimeout(() => {
+      this.auditTimer = undefined
+      void this.runAudit()
+    }, ms)
+  }
+
+  private async runAudit (): Promise<void> {
+    if (this.stopped || this.auditing) return
+    this.auditing = true
+    try {
+      const record = await this.audit.run(this.auditFetcher(), err => { this.reportError(err) })
+      if (record?.status === 'repaired') {
+        this.forgers.add(record.producer)
+        this.snapshots.invalidate()
+      }
+      this.auditLacking = record !== undefined && (record.status === 'pending' || record.uncovered.length > 0)
+      if (this.auditLacking) this.scheduleAudit(this.opts.unavailableRetryMs)
+    } catch (err) {
+      if (this.stopped) return
+      log.warn(`audit of the snapshot joined from failed: ${(err as Error).message}; trying again later`)
+      this.scheduleAudit(this.opts.unavailableRetryMs)
+    } finally {
+      this.auditing = false
+    }
+  }
+
   /**
-   * Request blocks from one peer; returns the CIDs stored, or undefined if the peer failed. The
-   * response may also carry, unasked, chunks and ancestors of what was asked: a block is accepted
-   * only if it was asked for, is a chunk or parent of a block accepted before it in this response,
-   * or is missing here — content addressing makes each of those safe to take from anyone.
+   * Fetches blocks for the audit: asks the peers in turn (those that served real blocks first)
+   * for what the ones before did not serve. `have` is empty, so a responder pushes the asked
+   * blocks' ancestors too (all covered: all wanted by the audit). A request that fails (a
+   * responder pacing its answers to this replica: `answerBytesPerSecond`, or a lost connection)
+   * is tried again after a pause, `AUDIT_ATTEMPTS` times, before the next peer is asked.
    */
-  private async requestBlocks (peer: string, cids: string[]): Promise<string[] | undefined> {
+  private auditFetcher (): BlockFetcher {
+    return async cids => {
+      const out = new Map<string, Uint8Array>()
+      const peers = this.peers()
+      for (const peer of [...peers.filter(p => this.wants.isTrusted(p)), ...peers.filter(p => !this.wants.isTrusted(p))]) {
+        for (let attempt = 0; attempt < AUDIT_ATTEMPTS; attempt++) {
+          const rest = cids.filter(c => !out.has(c))
+          if (rest.length === 0 || this.stopped) return out
+          try {
+            const bytes = await this.transport.request(peer, BLOCKS_PROTOCOL,
+              encodeBlocksRequest({ db: this.replica.dbId, cids: rest.map(c => parseCid(c) as CID), have: [] }), { timeoutMs: this.opts.fetchTimeoutMs })
+            const blocks = decodeBlocksResponse(bytes).blocks
+            const hashed = await Promise.all(blocks.map(async b => (await cidOfAsync(b)).toString()))
+            blocks.forEach((b, i) => { out.set(hashed[i] as string, b) })
+            break
+          } catch (err) {
+            log.debug(`audit: block request to ${peer} failed: ${(err as Error).message}`)
+            await new Promise(resolve => setTimeout(resolve, AUDIT_PAUSE_MS * 2 ** attempt))
+          }
+        }
+      }
+      return out
+    }
+  }
+
+  /**
+   * Request blocks from one peer; returns the CIDs received (stored now or before) and whether
+   * the answer was complete (not cut short by the message budget: what it lacks, the peer lacks),
+   * or undefined if the peer failed. The response may also carry, unasked, chunks and ancestors
+   * of what was asked: a block is accepted only if it was asked for, is a chunk or parent of a
+   * block accepted before it in this response, or is missing here — content addressing makes
+   * each of those safe to take from anyone.
+   */
+  private async requestBlocks (peer: string, cids: string[]): Promise<{ stored: Set<string>, complete: boolean } | undefined> {
     const asked = new Map(cids.map(c => [c, parseCid(c) as CID]))
     let response
+    let complete: boolean
     try {
       // The root of the snapshot this replica joined from, if any, lets the peer stop at the blocks it covers.
       const root = await this.replica.snapshotRoot()
@@ -657,13 +875,14 @@ export class Replicator {
       const bytes = await this.transport.request(peer, BLOCKS_PROTOCOL,
         encodeBlocksRequest({ db: this.replica.dbId, cids: [...asked.values()], have, ...responseBudget(this.transport.connection(peer)) }), { timeoutMs: this.opts.fetchTimeoutMs })
       response = decodeBlocksResponse(bytes)
+      complete = bytes.byteLength < COMPLETE_ANSWER_BYTES
     } catch (err) {
       log.debug(`block request to ${peer} failed: ${(err as Error).message}`)
       return undefined
     }
     const acceptable = new Set(asked.keys())
     const missing = new Set(await this.replica.missing())
-    const stored: string[] = []
+    const stored = new Set<string>()
     for (const bytes of response.blocks) {
       if (!(bytes instanceof Uint8Array)) continue
       const cid = cidOf(bytes)
@@ -672,37 +891,34 @@ export class Replicator {
         log.debug(`ignored unrequested block ${c} from ${peer}`)
         continue
       }
-      if (this.wantedHeadsets.has(c) && await this.receiveHeadset(c, bytes)) {
-        stored.push(c)
+      if (this.wants.isHeadset(c) && await this.receiveHeadset(c, bytes)) {
+        stored.add(c)
         continue
       }
       if (this.replica.isPendingChunk(c)) {
-        if (await this.receiveChunk(bytes, cid, peer)) stored.push(c)
+        if (await this.receiveChunk(bytes, cid, peer)) stored.add(c)
         continue
       }
       const applied = await this.receive(bytes, peer, cid)
       if (applied === undefined) continue
-      stored.push(c)
+      stored.add(c)
       // A block this replica already had (stored or covered) has its parents already: stored, covered or missing.
       if (!applied.applied && applied.missingChunks === undefined) continue
       for (const p of applied.parents) acceptable.add(p.toString())
-      for (const chunk of applied.missingChunks ?? []) {
-        acceptable.add(chunk.toString())
-        this.addWanted(chunk.toString(), peer)
-      }
+      for (const chunk of applied.missingChunks ?? []) acceptable.add(chunk.toString())
     }
-    if (stored.length > 0) {
+    if (stored.size > 0) {
       this.holders.add(peer)
       await this.emitProgress()
     }
-    return stored
+    return { stored, complete }
   }
 
   /** A chunk a held block waits for: verify, store, apply what it completes. */
   private async receiveChunk (bytes: Uint8Array, cid: CID, from: string): Promise<boolean> {
     try {
       for (const applied of await this.replica.receiveChunk(bytes, cid)) this.noteApplied(applied)
-      this.wanted.delete(cid.toString())
+      this.wants.delete(cid.toString())
       return true
     } catch (err) {
       if (!(err instanceof InvalidBlockError)) throw err
@@ -711,18 +927,11 @@ export class Replicator {
     }
   }
 
-  private addWanted (cid: string, source: string): void {
-    let sources = this.wanted.get(cid)
-    if (sources === undefined) this.wanted.set(cid, sources = new Set())
-    sources.add(source)
-  }
-
   /** A head hash fetched by `want` that is a headset: store it and want its heads. */
   private async receiveHeadset (cid: string, bytes: Uint8Array): Promise<boolean> {
     try {
       const heads = await this.replica.storeHeadset(cid, bytes)
-      this.wanted.delete(cid)
-      this.wantedHeadsets.delete(cid)
+      this.wants.delete(cid)
       const unknown: string[] = []
       for (const h of heads) if (!await this.replica.storage.hasBlock(h)) unknown.push(h)
       if (unknown.length > 0) this.want(unknown)
@@ -734,7 +943,7 @@ export class Replicator {
 
   private async emitProgress (snapshot?: SyncProgress['snapshot']): Promise<void> {
     if (this.progressListeners.size === 0) return
-    const missing = (await this.replica.missing()).length + this.wanted.size
+    const missing = (await this.outstanding()).length + this.wants.size
     const p: SyncProgress = { known: this.progress.fetched + missing, fetched: this.progress.fetched, documents: this.progress.documents, missing }
     if (snapshot !== undefined) p.snapshot = snapshot
     for (const l of this.progressListeners) {
@@ -851,6 +1060,6 @@ async function answerSnapshotRequest (dbs: Map<string, Served>, data: Uint8Array
   const served = dbs.get(req.db)
   // A replica that may not write offers none: joiners take snapshots from writers only.
   if (served === undefined || !served.replica.canWrite) return encodeSnapshotResponse({})
-  const root = await served.snapshots.offer(req.blocks)
+  const root = await served.snapshots.offer(req.blocks, from)
   return encodeSnapshotResponse(root !== undefined ? { root, ...await signSnapshotRoot(root, served.replica.signer) } : {})
 }

@@ -2,6 +2,7 @@
  * The network seam of the replication engine. `src/net` implements it over libp2p (gossipsub +
  * stream protocols); tests implement it in memory. The engine never talks to libp2p directly.
  */
+import { type Limits } from './limits.js'
 
 /** How this replica is connected to a peer. */
 export interface PeerConnection {
@@ -71,6 +72,11 @@ export interface SubscribeOptions {
 export interface Transport {
   /** this node's peer id */
   readonly peerId: string
+  /**
+   * The limits this transport holds peers to; the replication engine applies their want-list and
+   * snapshot-build bounds too (default `DEFAULT_LIMITS`)
+   */
+  readonly limits?: Limits
   /**
    * Receive messages published on `topic` by other peers. `from` is the peer that published it
    * (not the one that forwarded it). Returns a function that unsubscribes this handler.

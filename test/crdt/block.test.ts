@@ -2,9 +2,11 @@ import { describe, expect, it } from 'vitest'
 import fc from 'fast-check'
 import { InvalidBlockError } from '../../src/errors.js'
 import {
-  type Block, MAX_BLOCK_BYTES, cidOf, decode, decodeBlock, disablePlatformEd25519, encode, encodeBlock, generateKey,
+  type Block, MAX_BLOCK_BYTES, MAX_PARENTS, cidOf, decode, decodeBlock, disablePlatformEd25519, encode, encodeBlock, generateKey,
   generateSigner, readBlockHeader
 } from '../../src/crdt/index.js'
+import { Replica } from '../../src/sync/index.js'
+import { MemoryStorage } from '../../src/store/index.js'
 
 const DB = 'bafyreigj5hby77l2bevcmbd4b65tpef7hy7ospuccnpwsjwe3zwgtfsvw4'
 const OTHER_DB = 'bafyreihiekde7ck57zwp4wcddjir6blyvwzm2qjaqpszd4nzwmwhikwrwi'
@@ -168,5 +170,47 @@ describe('large blocks', () => {
 
   it('refuses a single document over the block limit', async () => {
     await rejectsInvalid(encodeBlock({ ...sample(), ops: [{ op: 'put', coll: 'c', id: 'big', set: { x: 'y'.repeat(MAX_BLOCK_BYTES) } }] }, { signer }), /limit/)
+  })
+})
+
+describe('parents per block', () => {
+  const parent = (i: number): ReturnType<typeof cidOf> => cidOf(encode(i))
+  /** A correctly signed block naming `n` parents, built by hand as a hostile writer would (encodeBlock refuses it). */
+  async function signedWithParents (n: number): Promise<Uint8Array> {
+    const body = encode({ db: DB, parents: Array.from({ length: n }, (_, i) => parent(i)), hlc: [1, 0, 'r'], ops: [{ op: 'put', coll: 'c', id: 'x', set: { v: 1 } }] })
+    return encode({ v: 1, body, w: signer.publicKey, s: await signer.sign(body) })
+  }
+
+  it(`a block may name at most MAX_PARENTS (${MAX_PARENTS}) parents: more are refused by the decoder and the header reader, whoever signed them`, async () => {
+    expect(MAX_PARENTS).toBe(64)
+    expect((await decodeBlock(await signedWithParents(MAX_PARENTS))).block.parents).toHaveLength(MAX_PARENTS)
+    for (const n of [MAX_PARENTS + 1, 1023]) {
+      const bytes = await signedWithParents(n)
+      await rejectsInvalid(decodeBlock(bytes), /parents/)
+      expect(() => readBlockHeader(bytes)).toThrow(InvalidBlockError)
+    }
+    await rejectsInvalid(encodeBlock({ ...sample(), parents: Array.from({ length: MAX_PARENTS + 1 }, (_, i) => parent(i)) }, { signer }), /parents/)
+  })
+
+  it('property: any parent count decodes when within the bound and is refused with InvalidBlockError beyond it', async () => {
+    await fc.assert(fc.asyncProperty(fc.integer({ min: 0, max: 300 }), async n => {
+      const outcome = await decodeBlock(await signedWithParents(n)).then(() => 'ok', (e: unknown) => e instanceof InvalidBlockError ? 'refused' : 'other')
+      expect(outcome).toBe(n <= MAX_PARENTS ? 'ok' : 'refused')
+    }), { numRuns: 60 })
+  })
+
+  it('a replica with more heads than MAX_PARENTS names the first MAX_PARENTS; the rest stay heads and are merged by its next write', async () => {
+    const replica = await Replica.open(new MemoryStorage(), DB)
+    for (let i = 0; i < MAX_PARENTS + 10; i++) {
+      await replica.receive((await encodeBlock({ ...sample(), hlc: { t: 1700000000000 + i, c: 0, r: 'w' } }, { signer: generateSigner() })).bytes)
+    }
+    const heads = await replica.heads()
+    expect(heads).toHaveLength(MAX_PARENTS + 10)
+    const first = await replica.commit([{ op: 'put', coll: 'c', id: 'merge', set: { n: 1 } }])
+    expect(first?.parents.map(String)).toEqual(heads.slice(0, MAX_PARENTS))
+    expect(await replica.heads()).toHaveLength(11)
+    const second = await replica.commit([{ op: 'put', coll: 'c', id: 'merge', set: { n: 2 } }])
+    expect(second?.parents).toHaveLength(11)
+    expect(await replica.heads()).toEqual([second?.cid.toString()])
   })
 })

@@ -3,7 +3,7 @@
  * works over the network: test/integration does that with real libp2p). Delivery is asynchronous;
  * `drop` and `partition` let tests lose messages and cut peers apart.
  */
-import { type PeerConnection, type SubscribeOptions, type Transport } from '../../src/sync/index.js'
+import { type Limits, type PeerConnection, type SubscribeOptions, type Transport } from '../../src/sync/index.js'
 import { NetworkError } from '../../src/errors.js'
 
 export class MemoryHub {
@@ -68,6 +68,8 @@ export class MemoryHub {
 
 export class MemoryTransport implements Transport {
   readonly peerId: string
+  /** the limits the replication engine applies (want list, snapshot builds); default `DEFAULT_LIMITS` */
+  limits?: Limits
   private readonly hub: MemoryHub
   private readonly handlers = new Map<string, Set<(data: Uint8Array, from: string) => void>>()
   private readonly subscriberHandlers = new Map<string, Set<(peer: string) => void>>()
