@@ -63,6 +63,23 @@ export class PeerGuard {
     return false
   }
 
+  /**
+   * Whether the connection of `forwarder` may deliver one more gossip message now, whatever its
+   * origin (takes a token of `forwardedPerSecond`, burst twice that). Refusals count against the
+   * forwarder: a peer that floods messages under fresh origins is the one disconnected.
+   */
+  admitForwarded (forwarder: string): boolean {
+    if (this.isBanned(forwarder)) return false
+    if (this.take(`f ${forwarder}`, this.limits.forwardedPerSecond, 2 * this.limits.forwardedPerSecond)) return true
+    this.refuse(forwarder, `delivering over ${this.limits.forwardedPerSecond} gossip messages/s`)
+    return false
+  }
+
+  /** Whether a direct connection to a peer heard for the first time may be dialled now (takes a token of `newPeerDialsPerSecond`, burst 8). */
+  admitNewPeerDial (): boolean {
+    return this.take('d', this.limits.newPeerDialsPerSecond, 8)
+  }
+
   /** Whether a message `peer` published on `topic` may be delivered now (takes a token). False when banned or over the rate. */
   admitMessage (peer: string, topic: string): boolean {
     if (this.isBanned(peer)) return false
@@ -169,6 +186,8 @@ export class PeerGuard {
     const fullAfterMs = 1000 * Math.max(
       this.limits.requestBurst / this.limits.requestsPerSecond,
       this.limits.messageBurst / this.limits.messagesPerSecond,
+      2, // forwarded messages: a burst of two seconds' worth
+      8 / this.limits.newPeerDialsPerSecond,
       // a budget in debt by up to one response refills from there
       (this.limits.answerBurstBytes + this.limits.maxMessageBytes) / this.limits.answerBytesPerSecond
     )
@@ -180,15 +199,17 @@ export class PeerGuard {
 
 /**
  * A gossipsub topic validator enforcing `guard` and `maxMessageBytes` on `topic`: a message over
- * the size or its origin's rate, or from a banned origin, is neither delivered nor forwarded
- * (`Ignore`, not `Reject`: the peer that forwarded it, often the relay, is not to blame). Messages
- * without an origin (unsigned) are ignored; this node's own are accepted.
+ * the size, over its delivering connection's rate (`admitForwarded`) or its origin's, or from a
+ * banned origin or forwarder, is neither delivered nor forwarded (`Ignore`, not `Reject`: gossipsub
+ * would lower the forwarder's score, and it is often the relay). Messages without an origin
+ * (unsigned) are ignored; this node's own are accepted.
  */
 export function messageValidator (topic: string, guard: PeerGuard, maxMessageBytes: number, self: string): TopicValidatorFn {
-  return (_forwarder, msg: Message) => {
+  return (forwarder, msg: Message) => {
     if (msg.type !== 'signed') return TopicValidatorResult.Ignore
     const from = msg.from.toString()
     if (from === self) return TopicValidatorResult.Accept
+    if (!guard.admitForwarded(forwarder.toString())) return TopicValidatorResult.Ignore
     if (msg.data.byteLength > maxMessageBytes) {
       guard.refuse(from, `a message of ${msg.data.byteLength} bytes on ${topic}, over ${maxMessageBytes}`)
       return TopicValidatorResult.Ignore

@@ -69,6 +69,16 @@ function isDirect (conn: Connection): boolean {
 
 type MessageHandler = (data: Uint8Array, from: string) => void
 
+/** Most peers each of the transport's per-peer maps remembers; the oldest entry goes first. */
+const MAX_REMEMBERED_PEERS = 1024
+
+/** Set `key` in `map` (as its newest entry), forgetting the oldest entries beyond `MAX_REMEMBERED_PEERS`. */
+function remember<V> (map: Map<string, V>, key: string, value: V): void {
+  map.delete(key)
+  map.set(key, value)
+  while (map.size > MAX_REMEMBERED_PEERS) map.delete(map.keys().next().value as string)
+}
+
 /** What a change of `NetworkState` is judged by (times of attempts in progress excluded). */
 function networkKey (s: NetworkState): string {
   return JSON.stringify([s.status, s.nextAttemptAt, s.reserved, s.connectedPeers, s.error, s.relays.map(r => [r.state, r.error, r.nextAttemptAt])])
@@ -87,7 +97,7 @@ export class Libp2pTransport implements Transport {
   private readonly lastUpgradeAttempt = new Map<string, number>()
   private readonly upgrading = new Set<string>()
   /** peers whose identify protocols lack WebRTC signalling */
-  private readonly refusesWebRTC = new Set<string>()
+  private readonly refusesWebRTC = new Map<string, true>()
   private readonly onIdentify: (evt: CustomEvent) => void
   private readonly opts: { upgradeFallbackMs: number, upgradeBackoffMs: number, directConnections: boolean }
   private readonly onMessage: (evt: CustomEvent) => void
@@ -135,7 +145,7 @@ export class Libp2pTransport implements Transport {
     }
     this.onIdentify = (evt) => {
       const { peerId, protocols } = evt.detail as { peerId: PeerId, protocols: string[] }
-      if (!protocols.some(p => p.startsWith('/webrtc-signaling/'))) this.refusesWebRTC.add(peerId.toString())
+      if (!protocols.some(p => p.startsWith('/webrtc-signaling/'))) remember(this.refusesWebRTC, peerId.toString(), true)
       else this.refusesWebRTC.delete(peerId.toString())
     }
     node.addEventListener('peer:identify', this.onIdentify)
@@ -321,7 +331,7 @@ export class Libp2pTransport implements Transport {
           // now, whichever side's turn it is, rather than wait 5–10 s for the other's retry or this
           // side's fallback.
           if (!direct) return
-          this.firstHeard.set(peer, Date.now() - this.opts.upgradeFallbackMs)
+          remember(this.firstHeard, peer, Date.now() - this.opts.upgradeFallbackMs)
           this.lastUpgradeAttempt.delete(peer)
           this.maybeUpgrade(peer)
         })
@@ -457,11 +467,16 @@ export class Libp2pTransport implements Transport {
     const now = Date.now()
     // A peer that told us (identify) its protocols and has no WebRTC signalling is relay-only.
     if (this.refusesWebRTC.has(peer)) return
-    if (!this.firstHeard.has(peer)) this.firstHeard.set(peer, now)
+    if (!this.firstHeard.has(peer)) {
+      // Origins cost nothing to make: dial peers heard for the first time at a bounded rate (a
+      // peer passed over now is dialled when heard again), and remember a bounded number of them.
+      if (!this.guard.admitNewPeerDial()) return
+      remember(this.firstHeard, peer, now)
+    }
     const mine = this.peerId < peer
     if (!mine && now - (this.firstHeard.get(peer) as number) < this.opts.upgradeFallbackMs) return
     if (now - (this.lastUpgradeAttempt.get(peer) ?? 0) < this.opts.upgradeBackoffMs) return
-    this.lastUpgradeAttempt.set(peer, now)
+    remember(this.lastUpgradeAttempt, peer, now)
     this.upgrading.add(peer)
     void (async () => {
       for (const target of this.relays.map(r => multiaddr(`${r.toString()}/p2p-circuit/webrtc/p2p/${peer}`))) {

@@ -32,6 +32,18 @@ export interface Limits {
   /** messages one peer may publish on one topic at once before `messagesPerSecond` applies (default 200) */
   messageBurst: number
   /**
+   * gossip messages one connection may deliver per second, whatever their origins and topics
+   * (default 1000, burst twice that): origins are free to make (a fresh key per message), the
+   * connection that delivers them is not. A relay delivers every peer's messages, so this is ten
+   * times one origin's rate
+   */
+  forwardedPerSecond: number
+  /**
+   * new peers (origins heard for the first time) this replica dials a direct connection to per
+   * second, all together (default 1, burst 8); peers heard again later are dialled then
+   */
+  newPeerDialsPerSecond: number
+  /**
    * A peer that has this many requests refused or messages dropped (over a rate, over a size, or
    * a malformed request) within `refusalWindowMs` is disconnected and refused for `banMs`
    * (default 100)
@@ -87,6 +99,8 @@ export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
   requestBurst: 100,
   messagesPerSecond: 100,
   messageBurst: 200,
+  forwardedPerSecond: 1000,
+  newPeerDialsPerSecond: 1,
   maxRefusals: 100,
   refusalWindowMs: 10_000,
   banMs: 60_000,
@@ -101,7 +115,7 @@ export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
 })
 
 const OPTION_KEYS = [
-  'requestsPerSecond', 'requestBurst', 'messagesPerSecond', 'messageBurst', 'maxRefusals', 'refusalWindowMs', 'banMs',
+  'requestsPerSecond', 'requestBurst', 'messagesPerSecond', 'messageBurst', 'forwardedPerSecond', 'newPeerDialsPerSecond', 'maxRefusals', 'refusalWindowMs', 'banMs',
   'requestReadMs', 'responseDrainMs', 'streamsPerPeer', 'answerBytesPerSecond', 'answerBurstBytes', 'maxWantsPerPeer', 'maxWants',
   'snapshotBuildPerPeerMs'
 ] as const

@@ -31,6 +31,10 @@ import {
 } from './wire.js'
 
 const log = createLogger('sync')
+/** Most peers the replicator remembers hearing from (and counts as holders). */
+const MAX_PEERS_HEARD = 1024
+/** Heads are published for newly heard peers at most once per this long, ms. */
+const NEW_PEER_PUBLISH_MS = 1000
 /** Attempts at a snapshot join per peer and session that may fail on the network. */
 const SNAPSHOT_ATTEMPTS = 3
 /**
@@ -194,6 +198,8 @@ export class Replicator {
   private joined = false
   /** peers that showed they hold this database (see `SyncState.holders`) */
   private readonly holders = new Set<string>()
+  private newPeersTimer?: ReturnType<typeof setTimeout>
+  private lastNewPeersPublish = 0
   private readonly audit: SnapshotAudit
   private auditTimer?: ReturnType<typeof setTimeout>
   private auditing = false
@@ -279,6 +285,7 @@ export class Replicator {
     if (this.timer !== undefined) clearInterval(this.timer)
     if (this.retryTimer !== undefined) clearTimeout(this.retryTimer)
     if (this.auditTimer !== undefined) clearTimeout(this.auditTimer)
+    if (this.newPeersTimer !== undefined) clearTimeout(this.newPeersTimer)
     for (const c of this.cleanups.splice(0)) c()
   }
 
@@ -365,11 +372,30 @@ export class Replicator {
   private touch (peer: string): void {
     if (peer === this.transport.peerId) return
     const isNew = !this.seen.has(peer)
+    this.seen.delete(peer)
     this.seen.set(peer, Date.now())
+    // Origins are free to make: remember a bounded number (the least recently heard go first).
+    while (this.seen.size > MAX_PEERS_HEARD) this.seen.delete(this.seen.keys().next().value as string)
     this.notifyPeers()
     // A peer we had not heard from may have joined late (its subscription reached only the relay):
-    // answer with our heads now rather than at the next republish.
-    if (isNew) void this.publishHeads()
+    // answer with our heads soon rather than at the next republish — once for all the new peers of
+    // a second, so a stream of fresh origins cannot make this replica publish at their pace.
+    if (isNew) this.publishForNewPeers()
+  }
+
+  private publishForNewPeers (): void {
+    if (this.newPeersTimer !== undefined || this.stopped) return
+    const wait = Math.max(0, this.lastNewPeersPublish + NEW_PEER_PUBLISH_MS - Date.now())
+    this.newPeersTimer = setTimeout(() => {
+      this.newPeersTimer = undefined
+      this.lastNewPeersPublish = Date.now()
+      void this.publishHeads()
+    }, wait)
+  }
+
+  /** Note that `peer` showed it holds this database (a count for `SyncState.holders`, bounded). */
+  private noteHolder (peer: string): void {
+    if (this.holders.size < MAX_PEERS_HEARD) this.noteHolder(peer)
   }
 
   private notifyPeers (): void {
@@ -440,7 +466,7 @@ export class Replicator {
 
   private async handleMessage (data: Uint8Array, from: string): Promise<void> {
     const msg = decodeHeadsMessage(data)
-    if (msg.heads.length > 0) this.holders.add(from)
+    if (msg.heads.length > 0) this.noteHolder(from)
     // An inline block must be one the message names among its heads: bytes damaged on the way
     // hash to another CID, so they cannot pass for a block (and a damaged CID matches no block).
     const named = new Set(msg.heads.map(h => h.toString()))
@@ -766,7 +792,7 @@ export class Replicator {
         if (!(bytes instanceof Uint8Array) || cidOf(bytes).toString() !== this.replica.dbId) continue
         try {
           const manifest = await this.replica.setManifest(bytes)
-          this.holders.add(peer)
+          this.noteHolder(peer)
           log.debug(`manifest of ${this.replica.dbId} received from ${peer} (${manifest.enc !== undefined ? 'encrypted' : 'plain'}, writers: ${manifest.write.join(', ')})`)
           void this.publishHeads()
           return { progress: true, failed: false }
@@ -908,7 +934,7 @@ export class Replicator {
       for (const chunk of applied.missingChunks ?? []) acceptable.add(chunk.toString())
     }
     if (stored.size > 0) {
-      this.holders.add(peer)
+      this.noteHolder(peer)
       await this.emitProgress()
     }
     return { stored, complete }
