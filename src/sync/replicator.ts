@@ -395,7 +395,7 @@ export class Replicator {
 
   /** Note that `peer` showed it holds this database (a count for `SyncState.holders`, bounded). */
   private noteHolder (peer: string): void {
-    if (this.holders.size < MAX_PEERS_HEARD) this.noteHolder(peer)
+    if (this.holders.size < MAX_PEERS_HEARD) this.holders.add(peer)
   }
 
   private notifyPeers (): void {
