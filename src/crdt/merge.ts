@@ -1,5 +1,5 @@
 /**
- * The merge rules (DESIGN.md, "Merge rules"): a state-based CRDT per document.
+ * The merge rules (docs/design.md, "Merge rules"): a state-based CRDT per document.
  *
  * - Each top-level field is a last-writer-wins register keyed by a `Stamp`
  *   `[t, c, r, blockCid, opIndex]` — the block's HLC, then the block CID and op index so that no

@@ -1,6 +1,6 @@
 /**
  * From API calls to CRDT ops: id generation, document validation, and turning a Mongo-style
- * update (evaluated locally by mingo, DESIGN.md "Merge rules") into the field values that
+ * update (evaluated locally by mingo, docs/design.md "Merge rules") into the field values that
  * replicate — never the operators themselves, except `$inc`, which replicates as a counter delta.
  */
 import { ValidationError } from '../errors.js'

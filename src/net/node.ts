@@ -1,5 +1,5 @@
 /**
- * libp2p node factories, following the recipe in DESIGN.md proven on these machines:
+ * libp2p node factories (docs/design.md, "Staying connected"):
  * browsers (and Node peers) reach a circuit-relay-v2 relay over WebSockets, reserve a slot, become
  * dialable at `<relay>/p2p-circuit/webrtc/p2p/<peer>`, and upgrade to direct WebRTC.
  */
@@ -338,7 +338,7 @@ function recordCircuits (service: unknown, record: (entry: RelayRecord) => void)
   }
 }
 
-/** Dial with retries: about 5% of first WebRTC dials time out on these machines (DESIGN.md). */
+/** Dial with retries: a first WebRTC dial sometimes times out (ICE), and a second one succeeds. */
 export async function dialWithRetry (node: PeerNode, target: Multiaddr, attempts: number, timeoutMs = 8000): Promise<void> {
   let last: unknown
   for (let i = 0; i < attempts; i++) {

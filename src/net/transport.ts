@@ -301,7 +301,7 @@ export class Libp2pTransport implements Transport {
    * A new stream to `peer` on `protocol`. Tries the open connections, newest direct one first, then
    * relayed ones, then dials a relayed circuit. A connection that cannot negotiate a stream within
    * `negotiateMs` is closed as dead: a WebRTC connection the other side dropped (after crossing
-   * dials, say) is otherwise noticed only 10–13 s later (DESIGN.md).
+   * dials, say) is otherwise noticed only when the connection monitor gives up on it.
    *
    * A direct connection the other side dialled moments ago is judged within `FRESH_NEGOTIATE_MS`:
    * that is the one left dead when the other side's dial hangs after this side already upgraded —

@@ -1,5 +1,5 @@
 /**
- * The replication engine of one database over a `Transport` (DESIGN.md, "Wire protocol"):
+ * The replication engine of one database over a `Transport` (docs/design.md, "Replication"):
  *
  * - every new local block is published on the database topic, inline when ≤ 64 KiB;
  * - heads are published on start, to every new subscriber, and every `republishMs` (go-ds-crdt's

@@ -1,5 +1,5 @@
 /**
- * The replication wire protocol (DESIGN.md, "Wire protocol"): messages on the database topic and
+ * The replication wire protocol (docs/design.md, "Replication"): messages on the database topic and
  * the blocks request/response. Every decoder is total: bytes either decode to a valid message or
  * throw `InvalidMessageError`.
  */

@@ -51,7 +51,7 @@ function fold (writes: Write[]): Map<string, Doc | null> {
 const max = (stamps: Stamp[]): Stamp | undefined => stamps.reduce<Stamp | undefined>((m, s) => m === undefined || compareStamp(s, m) > 0 ? s : m, undefined)
 const after = (s: Stamp, t: Stamp | undefined): boolean => t === undefined || compareStamp(s, t) > 0
 
-/** The merge rules stated declaratively (DESIGN.md), independent of the incremental implementation. */
+/** The merge rules stated declaratively (docs/design.md), independent of the incremental implementation. */
 function reference (writes: Write[]): Map<string, Doc | null> {
   const out = new Map<string, Doc | null>()
   for (const id of DOCS) {
