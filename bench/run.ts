@@ -265,14 +265,15 @@ function summariseProfile (profile: { nodes: Array<{ id: number, callFrame: { fu
 
 /**
  * Run `m` on every local system: a warm-up run, then the measured runs, the systems interleaved
- * within each run. `once` gives one run's figure (or one per call); a figure with a result count
- * different from Dexie's in the same run gets a note.
+ * within each run. `once` gives one run's figure (or one per call). A system whose result differs
+ * from raw Dexie's in the same run (other ids found, other counts after a write) fails the measure:
+ * a fast wrong answer is no figure.
  */
 async function runLocal (bench: Bench, m: Measure, n: number, once: (system: LocalSystem, run: number) => Promise<Timed | Timed[]>): Promise<Result[]> {
   const tallies = new Map(LOCAL_SYSTEMS.map(s => [s, new Tally()]))
   const runs = bench.runs(m)
   for (let run = 0; run <= runs; run++) {
-    let dexieCount: number | undefined
+    let dexieResult: string | undefined
     for (const system of LOCAL_SYSTEMS) {
       const tally = tallies.get(system) as Tally
       if (tally.failed !== undefined) continue
@@ -283,9 +284,9 @@ async function runLocal (bench: Bench, m: Measure, n: number, once: (system: Loc
         if (stop !== undefined) await stop(join(bench.profileDir as string, `${m.name}.cpuprofile`))
         for (const t of Array.isArray(figures) ? figures : [figures]) {
           tally.add(t.ms, t.notes, run > 0)
-          if (t.count === undefined) continue
-          if (system === 'dexie') dexieCount = t.count
-          else if (t.count !== dexieCount) tally.notes.add(`run ${run}: ${t.count} results, Dexie found ${dexieCount}`)
+          if (t.result === undefined) continue
+          if (system === 'dexie') dexieResult = t.result
+          else if (t.result !== dexieResult) throw new Error(`run ${run}: the result differs from raw Dexie's (${t.result}; Dexie: ${dexieResult ?? 'none'})`)
         }
       } catch (err) {
         tally.failed = errorText(err)

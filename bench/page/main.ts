@@ -9,8 +9,24 @@ import { KiteDB, type Collection, type Database, type PeerInfo } from '../../src
 import { makeDocs, type BenchDoc } from './docs.js'
 import { openStore, type FindKind, type LocalSystem, type Store } from './systems.js'
 
-/** A timed call: `ms` is null when the system lacks the feature (`notes` says which). */
-export interface Timed { ms: number, count?: number, notes: string[] }
+/**
+ * A timed call: `ms`, and `result`, what the call produced, to compare with raw Dexie's (the
+ * found ids in order, or the store's document counts after the call).
+ */
+export interface Timed { ms: number, result?: string, notes: string[] }
+
+/** The found ids as a comparable text: how many, and a 32-bit FNV-1a hash of them in order. */
+function digest (ids: string[]): string {
+  let h = 0x811c9dc5
+  for (const ch of ids.join('\n')) h = Math.imul(h ^ ch.charCodeAt(0), 0x01000193) >>> 0
+  return `${ids.length} docs, hash ${h.toString(16)}`
+}
+
+/** A store's counts after a call, as a comparable text. */
+async function summary (store: Store): Promise<string> {
+  const { docs, archived } = await store.summary()
+  return `${docs} docs, ${archived} archived`
+}
 
 /** Milliseconds since the epoch with sub-millisecond precision, comparable between pages of one machine. */
 const nowAbs = (): number => performance.timeOrigin + performance.now()
@@ -59,8 +75,9 @@ const api = {
     const store = await openStore(system, name)
     const docs = makeDocs(0, count)
     const ms = await time(async () => { await store.insertMany(docs) })
+    const result = await summary(store)
     await store.close()
-    return { ms, notes: store.notes }
+    return { ms, result, notes: store.notes }
   },
 
   /** Insert documents 0…count-1 into a new database one call at a time; returns each call's ms. */
@@ -90,19 +107,21 @@ const api = {
   /** One query on the fixture: equality on email, age range sorted and limited, or scan on nested.city. */
   async find (kind: FindKind, arg: string): Promise<Timed> {
     const store = loaded()
-    let count = 0
-    const ms = await time(async () => { count = await store.find(kind, arg) })
-    return { ms, count, notes: store.explain !== undefined ? [...store.notes, await store.explain(kind, arg)] : store.notes }
+    let ids: string[] = []
+    const ms = await time(async () => { ids = await store.find(kind, arg) })
+    // Only the range query has an order (sorted by age, ties by _id); the others are sets.
+    const result = digest(kind === 'range' ? ids : [...ids].sort())
+    return { ms, result, notes: store.explain !== undefined ? [...store.notes, await store.explain(kind, arg)] : store.notes }
   },
 
   /** In a freshly loaded page: open the fixture database `name` and find `email`; the time covers both. */
   async coldOpen (system: LocalSystem, name: string, email: string): Promise<Timed> {
-    let count = 0
+    let ids: string[] = []
     const ms = await time(async () => {
       fixture = await openStore(system, name)
-      count = await fixture.find('email', email)
+      ids = await fixture.find('email', email)
     })
-    return { ms, count, notes: loaded().notes }
+    return { ms, result: digest([...ids].sort()), notes: loaded().notes }
   },
 
   /** A new database holding documents 0…count-1; time setting `status` on all of them. */
@@ -112,7 +131,8 @@ const api = {
       const docs = makeDocs(0, count)
       await store.insertMany(docs)
       const changed = docs.map(d => ({ ...d, status: 'archived' }))
-      return { ms: await time(async () => { await store.updateMany(changed) }), notes: store.notes }
+      const ms = await time(async () => { await store.updateMany(changed) })
+      return { ms, result: await summary(store), notes: store.notes }
     } finally {
       await store.close()
     }

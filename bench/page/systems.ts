@@ -22,10 +22,12 @@ export interface Store {
   insertMany: (docs: BenchDoc[]) => Promise<void>
   insertOne: (doc: BenchDoc) => Promise<void>
   /**
-   * number of documents found: `email` equal to `arg` (indexed), `range` age 30…40 sorted by age,
-   * first 50 (indexed), `city` nested.city equal to `arg` (unindexed)
+   * the `_id`s of the documents found, in the order returned: `email` equal to `arg` (indexed),
+   * `range` age 30…40 sorted by age, first 50 (indexed), `city` nested.city equal to `arg` (unindexed)
    */
-  find: (kind: FindKind, arg: string) => Promise<number>
+  find: (kind: FindKind, arg: string) => Promise<string[]>
+  /** what the store holds, to check a measure's effect (not timed): documents, and archived ones */
+  summary: () => Promise<{ docs: number, archived: number }>
   /**
    * set `status: 'archived'` on every document (all have age ≥ 18); `changed` are the documents
    * with that change made, for systems without an update-by-query (raw Dexie puts them)
@@ -61,7 +63,8 @@ async function openDexie (name: string): Promise<Store> {
   return {
     insertMany: async docs => { await db.docs.bulkPut(docs) },
     insertOne: async doc => { await db.docs.put(doc) },
-    find: async (kind, arg) => (await finds[kind](arg)).length,
+    find: async (kind, arg) => (await finds[kind](arg)).map(d => d._id),
+    summary: async () => ({ docs: await db.docs.count(), archived: await db.docs.filter(d => d.status === 'archived').count() }),
     updateMany: async changed => { await db.docs.bulkPut(changed) },
     notes: [],
     close: async () => { db.close() }
@@ -117,8 +120,9 @@ async function openRxdb (name: string): Promise<Store> {
       const q = coll.find(queries[kind](arg))
       const docs = await q.exec()
       uncacheRxQuery(coll._queryCache, q)
-      return docs.length
+      return docs.map(d => d.id)
     },
+    summary: async () => ({ docs: (await coll.find().exec()).length, archived: (await coll.find({ selector: { status: 'archived' } }).exec()).length }),
     updateMany: async () => { await coll.find({ selector: UPDATE_FILTER }).incrementalPatch({ status: 'archived' }) },
     notes: [],
     close: async () => { await db.close() }
@@ -145,8 +149,9 @@ async function openKite (name: string): Promise<Store> {
     insertOne: async doc => { await coll.insertOne(doc) },
     find: async (kind, arg) => {
       const [query, options] = kiteQueries[kind](arg)
-      return (await coll.find(query, undefined, options)).length
+      return (await coll.find(query, undefined, options)).map(d => d._id)
     },
+    summary: async () => ({ docs: await coll.countDocuments(), archived: await coll.countDocuments({ status: 'archived' }) }),
     updateMany: async () => { await coll.updateMany(UPDATE_FILTER, { $set: { status: 'archived' } }) },
     explain: async (kind, arg) => {
       const e = await coll.explain(...kiteQueries[kind](arg))
