@@ -2,7 +2,7 @@
  * The database API in real Chromium IndexedDB (not fake-indexeddb): indexes, the planner, drops,
  * live queries and persistence across a reload.
  */
-import { test, expect } from '@playwright/test'
+import { test, expect } from './fixtures.js'
 
 test('indexes and the query planner agree with a scan in real IndexedDB, and survive a reload', async ({ page }) => {
   await page.goto('/')

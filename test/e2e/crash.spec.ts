@@ -3,7 +3,8 @@
  * restart the database opens, holds either none or all of that call (never part of a block), and
  * after syncing equals the other replica.
  */
-import { test, expect, chromium, type BrowserContext, type Page } from '@playwright/test'
+import { chromium, type BrowserContext, type Page } from '@playwright/test'
+import { test, expect } from './fixtures.js'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'

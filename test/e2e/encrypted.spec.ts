@@ -6,7 +6,8 @@
  * record, so the check can fail.
  */
 import { readFileSync } from 'node:fs'
-import { test, expect, type Page } from '@playwright/test'
+import { type Page } from '@playwright/test'
+import { test, expect } from './fixtures.js'
 import { relayRecordPath } from '../../playwright.config.js'
 
 interface RecordLine { time: string, kind: string, topic?: string, size: number, data: string }

@@ -3,7 +3,7 @@
  * uses its configured relays; relays a link adds are dialled only when the user accepts them, and
  * only WebSocket addresses with a peer id are even offered.
  */
-import { test, expect } from '@playwright/test'
+import { test, expect } from './fixtures.js'
 
 const stranger = '/ip4/203.0.113.7/tcp/443/wss/p2p/12D3KooWLG74PGwVyP4VwU2gtPxsvHTtURTeHkZRMKsX2JRKovKD'
 const notWebSocket = '/ip4/203.0.113.8/tcp/4001/p2p/12D3KooWQBwdJBtatW3z8dUh9vu6m7xsZTKbYKRUM3aKPg4DTRjM'

@@ -7,16 +7,20 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { test, expect, chromium, type Browser, type BrowserContext, type Page } from '@playwright/test'
+import { chromium, type Browser, type BrowserContext, type Page } from '@playwright/test'
+import { test, expect } from './fixtures.js'
 import { chromiumArgs, chromiumPath } from '../../playwright.config.js'
 import { Netns, RelayProcess, canMakeNetns, serveDemo } from './helpers/cluster.js'
 
 let dir: string
 const stops: Array<() => Promise<void> | void> = []
+/** uncaught errors of pages in browsers this file launches itself (the fixture watches the others) */
+const pageErrors: string[] = []
 test.beforeEach(() => { dir = mkdtempSync(join(tmpdir(), 'kitedb-network-')) })
 test.afterEach(async () => {
   for (const stop of stops.splice(0).reverse()) await stop()
   rmSync(dir, { recursive: true, force: true })
+  expect(pageErrors.splice(0), 'uncaught page errors').toEqual([])
 })
 
 /** Two relays and the demo served on `host`, stopped after the test. */
@@ -28,12 +32,12 @@ async function cluster (host = '127.0.0.1'): Promise<{ relays: [RelayProcess, Re
   return { relays, url: demo.url }
 }
 
-/** A page in its own context (its own IndexedDB), failing the test on any uncaught page error. */
+/** A page in its own context (its own IndexedDB); an uncaught page error fails the test. */
 async function openPage (browser: Browser, name: string, url: string, context?: BrowserContext): Promise<Page> {
   const ctx = context ?? await browser.newContext()
   if (context === undefined) stops.push(async () => { await ctx.close().catch(() => {}) })
   const page = await ctx.newPage()
-  page.on('pageerror', err => { throw new Error(`[${name}] uncaught page error: ${err.message}`) })
+  page.on('pageerror', err => { pageErrors.push(`[${name}] ${err.message}`) })
   // Failed relay dials and a missing favicon are expected here; other console errors are shown.
   page.on('console', msg => {
     if (msg.type() === 'error' && !/WebSocket connection|Failed to load resource/.test(msg.text())) console.log(`[${name} console] ${msg.text()}`)

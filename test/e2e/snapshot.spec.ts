@@ -4,7 +4,8 @@
  * then a third page C joins from a peer's snapshot and reaches exactly the same documents, without
  * fetching the history's blocks.
  */
-import { test, expect, type Page } from '@playwright/test'
+import { type Page } from '@playwright/test'
+import { test, expect } from './fixtures.js'
 
 const DOCS = 5000
 
@@ -23,9 +24,8 @@ async function contents (page: Page): Promise<string> {
 test('a third browser joins a database with 5,000 documents of history from a snapshot', async ({ browser }) => {
   test.setTimeout(240_000)
   const pages: Page[] = []
-  for (const name of ['A', 'B', 'C']) {
+  for (let i = 0; i < 3; i++) {
     const page = await (await browser.newContext()).newPage()
-    page.on('pageerror', err => { console.log(`[${name} pageerror] ${err.message}`) })
     await page.goto('/')
     await expect(page.getByTestId('new-todo')).toBeEnabled()
     pages.push(page)
@@ -69,6 +69,9 @@ test('a third browser joins a database with 5,000 documents of history from a sn
   }, { address, relayAddrs })
   await expect.poll(async () => await contents(c), { timeout: 60_000, intervals: [250] }).toBe(expected)
   const joinMs = Date.now() - started
+  // Heads peers announced while the snapshot was installed are wanted until the next fetch round
+  // finds them covered: nothing is left to fetch once that round ran.
+  await expect.poll(async () => await c.evaluate(async () => (await (window as unknown as { db: { syncState: () => Promise<{ missing: number }> } }).db.syncState()).missing), { timeout: 10_000 }).toBe(0)
   const report = await c.evaluate(async () => {
     const w = window as unknown as {
       db: { syncState: () => Promise<{ snapshot: string | null, missing: number }> }
@@ -90,7 +93,6 @@ test('a third browser joins a database with 5,000 documents of history from a sn
   expect(report.snapshotNodes).toBeGreaterThan(0)
   // The history is 201 blocks: C fetched (almost) none of them.
   expect(report.blocksFetched).toBeLessThan(5)
-  expect(report.state.missing).toBe(0)
   // Index entries were written with the snapshot: the planner's answer equals A's.
   expect(report.plan).toBe('index')
   expect(report.indexed).toBe(await a.evaluate(async () => JSON.stringify(await (window as unknown as { items: { find: (q: unknown) => Promise<unknown[]> } }).items.find({ n: { $gte: 5 } }))))

@@ -2,7 +2,8 @@
  * The walking skeleton, end to end: two real Chromium contexts share a to-do list through the
  * real relay, connected by direct WebRTC.
  */
-import { test, expect, type Page } from '@playwright/test'
+import { type Page } from '@playwright/test'
+import { test, expect } from './fixtures.js'
 import { parseShareLink } from '../../src/share/index.js'
 
 async function titles (page: Page): Promise<string[]> {
@@ -46,9 +47,6 @@ test('two browsers share a to-do list over direct WebRTC through the relay', asy
   const ctxB = await browser.newContext()
   const a = await ctxA.newPage()
   const b = await ctxB.newPage()
-  for (const [name, page] of [['A', a], ['B', b]] as const) {
-    page.on('pageerror', err => { console.log(`[${name} pageerror] ${err.message}`) })
-  }
 
   await a.goto('/')
   await a.addScriptTag({ path: 'node_modules/jsqr/dist/jsQR.js' })
