@@ -11,6 +11,13 @@ function isUpstreamYamuxRace (error: { name?: string, stack?: string }): boolean
 }
 
 export default defineConfig({
+  // Examples in docs/ import the package by name, as an app would.
+  resolve: {
+    alias: [
+      { find: /^kitedb\/react$/, replacement: new URL('./src/react/index.ts', import.meta.url).pathname },
+      { find: /^kitedb$/, replacement: new URL('./src/index.ts', import.meta.url).pathname }
+    ]
+  },
   test: {
     include: ['test/**/*.test.ts'],
     exclude: ['test/e2e/**', 'node_modules/**'],

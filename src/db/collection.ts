@@ -246,7 +246,8 @@ export class Collection<T extends object = AnyDoc> {
       (opts.skip ?? 0) === 0 && (opts.limit ?? 0) === 0
         ? () => this.incrementalEvaluator(query, opts)
         : () => ({ full: async () => await this.find(query, opts.projection, opts) }),
-      watch
+      watch,
+      opts.initial as Array<WithId<T>> | undefined
     )
     if (typeof callbackOrOptions !== 'function') return live
     const sub = live.subscribe({ next: callbackOrOptions, error: (err: unknown) => { console.error(`[kitedb] observe on "${this.name}" failed`, err) } })

@@ -16,6 +16,13 @@ import { type FindOptions } from './collection.js'
 /** Options of a live query: find options plus a projection. */
 export interface LiveQueryOptions<T> extends FindOptions<T> {
   projection?: Projection<T>
+  /**
+   * What a new subscriber is called with at once, synchronously, while no result is known yet
+   * (e.g. `[]`). Svelte's store contract wants that first synchronous call; without `initial`, the
+   * first call comes with the first result, asynchronously. Once a result is known, every new
+   * subscriber is called with the latest one at once, whether or not `initial` is set.
+   */
+  initial?: unknown[]
 }
 
 /** Receives a live query's results. */
@@ -26,7 +33,12 @@ export interface Observer<V> {
 }
 
 /** A running subscription. */
+/**
+ * A running subscription: `unsubscribe()` stops it (RxJS's shape); the subscription is also
+ * itself a function that stops it (Svelte's store contract wants a function back from `subscribe`).
+ */
 export interface Subscription {
+  (): void
   unsubscribe: () => void
   readonly closed: boolean
 }
@@ -48,24 +60,34 @@ export interface Evaluator<D> {
 export class LiveQuery<D> implements AsyncIterable<D[], undefined> {
   private readonly evaluator: () => Evaluator<D>
   private readonly watch: (listener: (changes: DocChange[]) => void) => () => void
+  /** the latest result any subscription delivered, handed at once to new subscribers */
+  private latest?: D[]
 
   /**
    * @param evaluator makes one subscription's evaluator
    * @param watch registers a listener called after every change that may affect the query, with
    *   the changed documents (all of them: see `CollectionHost.watch`); returns unsubscribe
+   * @param initial see `LiveQueryOptions.initial`
    */
-  constructor (evaluator: () => Evaluator<D>, watch: (listener: (changes: DocChange[]) => void) => () => void) {
+  constructor (evaluator: () => Evaluator<D>, watch: (listener: (changes: DocChange[]) => void) => () => void, initial?: D[]) {
     this.evaluator = evaluator
     this.watch = watch
+    if (initial !== undefined) this.latest = initial
   }
 
-  /** Subscribe with an observer or a `next` function. The first result arrives asynchronously. */
+  /**
+   * Subscribe with an observer or a `next` function. A subscriber is called at once with the
+   * latest result known (or `initial`), if any, then with every changed result (the first from
+   * storage arrives asynchronously). Returns a `Subscription`; as a Svelte store, its
+   * `unsubscribe` is what Svelte calls.
+   */
   subscribe (observerOrNext: Observer<D[]> | ((value: D[]) => void)): Subscription {
     const observer: Observer<D[]> = typeof observerOrNext === 'function' ? { next: observerOrNext } : observerOrNext
     let closed = false
     let running = false
     let scheduled = false
-    let last: D[] | undefined
+    let last: D[] | undefined = this.latest
+    if (last !== undefined) observer.next?.(last)
     const evaluator = this.evaluator()
     // Changes not evaluated yet, in commit order; `full` set: read everything again.
     let queued: DocChange[] = []
@@ -90,6 +112,7 @@ export class LiveQuery<D> implements AsyncIterable<D[], undefined> {
           if (closed) return
           if (docs !== null && (last === undefined || !jsonEqual(last as unknown as JsonValue, docs as unknown as JsonValue))) {
             last = docs
+            this.latest = docs
             observer.next?.(docs)
           }
         }
@@ -108,15 +131,16 @@ export class LiveQuery<D> implements AsyncIterable<D[], undefined> {
       queueMicrotask(() => { scheduled = false; void evaluate() })
     })
     void evaluate()
-    return {
-      unsubscribe: () => {
-        if (closed) return
-        closed = true
-        unwatch()
-        observer.complete?.()
-      },
-      get closed () { return closed }
+    const unsubscribe = (): void => {
+      if (closed) return
+      closed = true
+      unwatch()
+      observer.complete?.()
     }
+    return Object.defineProperties(() => { unsubscribe() }, {
+      unsubscribe: { value: unsubscribe },
+      closed: { get: () => closed }
+    }) as Subscription
   }
 
   /** Iterate over result sets: the current one, then each changed one (intermediate ones may be skipped). */

@@ -63,7 +63,8 @@ interface LockManagerLike {
 
 /** The Web Locks API, where the platform has it. */
 function lockManager (): LockManagerLike | undefined {
-  return (globalThis as { navigator?: { locks?: LockManagerLike } }).navigator?.locks
+  const locks = (globalThis as { navigator?: { locks?: LockManagerLike | null } }).navigator?.locks
+  return typeof locks?.request === 'function' ? locks : undefined
 }
 
 /**
