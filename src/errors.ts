@@ -11,18 +11,54 @@ export class KiteError extends Error {
   readonly code: string
   constructor (code: string, message: string, options?: { cause?: unknown }) {
     super(message, options)
-    this.name = new.target.name
+    this.name = 'KiteError' // each subclass sets its own: class names do not survive minification
     this.code = code
   }
 }
 
 /** An argument from the API is malformed (not a plain object, bad `_id`, unknown operator…). */
 export class ValidationError extends KiteError {
+  override readonly name: string = 'ValidationError'
   constructor (message: string, options?: { cause?: unknown }) { super('ERR_VALIDATION', message, options) }
+}
+
+/** Where a document misses its collection's schema: a JSON Pointer into it, and what is wrong there. */
+export interface SchemaProblem {
+  /** JSON Pointer (RFC 6901) of the offending value, `''` for the document itself */
+  path: string
+  message: string
+}
+
+/** A local write's document does not fit its collection's JSON Schema; nothing was written. */
+export class SchemaError extends ValidationError {
+  override readonly name: string = 'SchemaError'
+  /** the collection, the document's `_id`, and every problem found */
+  constructor (readonly collection: string, readonly id: string, readonly problems: SchemaProblem[], message: string) {
+    super(message)
+  }
+}
+
+/**
+ * The browser (or disk) refused to store more: the origin's storage quota is used up. The write
+ * that met it was not applied, not even in part (each block is one transaction). Free space, or
+ * ask for persistent storage (`KiteDB.persist()`), and write again.
+ */
+export class StorageFullError extends KiteError {
+  override readonly name: string = 'StorageFullError'
+  constructor (message = 'the storage quota is used up: nothing was written', options?: { cause?: unknown }) { super('ERR_STORAGE_FULL', message, options) }
+}
+
+/** Whether `err` (or what it wraps) is a storage quota error: IndexedDB's `QuotaExceededError`, through Dexie or not. */
+export function isQuotaError (err: unknown): boolean {
+  for (let e = err as { name?: string, inner?: unknown, cause?: unknown } | undefined, depth = 0; e !== undefined && e !== null && depth < 5; e = (e.inner ?? e.cause) as typeof e, depth++) {
+    if (e.name === 'QuotaExceededError') return true
+  }
+  return false
 }
 
 /** An insert used an `_id` that already exists in the collection. Nothing was written. */
 export class DuplicateKeyError extends KiteError {
+  override readonly name: string = 'DuplicateKeyError'
   readonly id: string
   constructor (collection: string, id: string) {
     super('ERR_DUPLICATE_KEY', `a document with _id "${id}" already exists in collection "${collection}"`)
@@ -32,16 +68,19 @@ export class DuplicateKeyError extends KiteError {
 
 /** A named thing (database, collection, peer announcement) could not be found. */
 export class NotFoundError extends KiteError {
+  override readonly name: string = 'NotFoundError'
   constructor (message: string) { super('ERR_NOT_FOUND', message) }
 }
 
 /** The database (or KiteDB network) was closed; open it again to use it. */
 export class DatabaseClosedError extends KiteError {
+  override readonly name: string = 'DatabaseClosedError'
   constructor (name: string) { super('ERR_DATABASE_CLOSED', `database "${name}" is closed`) }
 }
 
 /** A block's bytes do not decode to a valid block, or do not match the CID they were sent as. */
 export class InvalidBlockError extends KiteError {
+  override readonly name: string = 'InvalidBlockError'
   constructor (reason: string, options?: { cause?: unknown }, code = 'ERR_INVALID_BLOCK') { super(code, `invalid block: ${reason}`, options) }
 }
 
@@ -51,6 +90,7 @@ export class InvalidBlockError extends KiteError {
  * again later and accepted once this replica's clock is within the bound, so replicas converge.
  */
 export class ClockSkewError extends InvalidBlockError {
+  override readonly name: string = 'ClockSkewError'
   /** how far ahead of this replica's wall clock the block's HLC is, ms */
   readonly aheadMs: number
   constructor (aheadMs: number, boundMs: number) {
@@ -61,36 +101,43 @@ export class ClockSkewError extends InvalidBlockError {
 
 /** A message received from the network does not decode to a valid message of the wire protocol. */
 export class InvalidMessageError extends KiteError {
+  override readonly name: string = 'InvalidMessageError'
   constructor (reason: string, options?: { cause?: unknown }) { super('ERR_INVALID_MESSAGE', `invalid message: ${reason}`, options) }
 }
 
 /** A database address (`/kite/<cid>`) or share link could not be parsed. */
 export class InvalidAddressError extends KiteError {
+  override readonly name: string = 'InvalidAddressError'
   constructor (reason: string, options?: { cause?: unknown }) { super('ERR_INVALID_ADDRESS', reason, options) }
 }
 
 /** A network operation did not finish in time. */
 export class TimeoutError extends KiteError {
+  override readonly name: string = 'TimeoutError'
   constructor (message: string) { super('ERR_TIMEOUT', message) }
 }
 
 /** The network layer failed (cannot reach any relay, no peer has the data, …). */
 export class NetworkError extends KiteError {
+  override readonly name: string = 'NetworkError'
   constructor (message: string, options?: { cause?: unknown }) { super('ERR_NETWORK', message, options) }
 }
 
 /** `KiteDB.create` was given the name of a database that already exists on this device. */
 export class DatabaseExistsError extends KiteError {
+  override readonly name: string = 'DatabaseExistsError'
   constructor (name: string) { super('ERR_DATABASE_EXISTS', `a database named "${name}" already exists on this device`) }
 }
 
 /** `Database.openCollection` / `collection` named a collection that does not exist (or is not open). */
 export class CollectionNotFoundError extends KiteError {
+  override readonly name: string = 'CollectionNotFoundError'
   constructor (message: string) { super('ERR_COLLECTION_NOT_FOUND', message) }
 }
 
 /** `Database.createCollection` named a collection that already exists. */
 export class CollectionExistsError extends KiteError {
+  override readonly name: string = 'CollectionExistsError'
   constructor (name: string) { super('ERR_COLLECTION_EXISTS', `collection "${name}" already exists`) }
 }
 
@@ -99,6 +146,7 @@ export class CollectionExistsError extends KiteError {
  * encrypted and no (or the wrong) key was given, or its manifest has not arrived yet.
  */
 export class AccessError extends KiteError {
+  override readonly name: string = 'AccessError'
   constructor (message: string, options?: { cause?: unknown }) { super('ERR_ACCESS', message, options) }
 }
 
@@ -109,6 +157,7 @@ export class AccessError extends KiteError {
  * snapshot. Delivered as an `error` event; replication goes on.
  */
 export class SnapshotMismatchError extends KiteError {
+  override readonly name: string = 'SnapshotMismatchError'
   /** CID string of the snapshot's root */
   readonly root: string
   /** the producer's writer key (as `formatPublicKey` writes it), which signed the root */

@@ -7,11 +7,12 @@
  * cannot change under it) and writes them as one block, or nothing when it changes nothing. A
  * call that throws writes nothing.
  */
-import { DuplicateKeyError, InvalidBlockError, ValidationError } from '../errors.js'
+import { DuplicateKeyError, InvalidBlockError, type SchemaProblem, ValidationError } from '../errors.js'
 import { type Doc, type JsonValue, type Op, isPlainObject } from '../crdt/index.js'
 import { type DocChange, type IndexInfo, type IndexProgress, type Storage, docKey, valuesAt } from '../store/index.js'
 import { type BeforeCheck, type ChangeSet } from '../sync/index.js'
 import { applyUpdate, checkUpdate, insertOp, prepareInsert, replaceOp } from './ops.js'
+import { type SchemaCheck, assertFits } from './schema.js'
 import { type Explain, type QueryOptions, compileQuery, executeQuery, runCompiled } from './planner.js'
 import { checkPath } from './query.js'
 import { type Evaluator, LiveQuery, type LiveQueryOptions } from './live.js'
@@ -68,11 +69,34 @@ const IMPORT_BATCH = 500
 export class Collection<T extends object = AnyDoc> {
   readonly name: string
   private readonly host: CollectionHost
+  private schema?: SchemaCheck
 
   /** @internal created by `Database.initCollection` and friends */
   constructor (host: CollectionHost, name: string) {
     this.host = host
     this.name = name
+  }
+
+  /** @internal set by `Database.openCollection` when a schema is declared (see schema.ts) */
+  setSchema (check: SchemaCheck | undefined): void {
+    this.schema = check
+  }
+
+  /**
+   * Documents that do not fit the collection's schema, with why: written by other replicas (a
+   * replica cannot refuse a peer's valid block), or merged from concurrent writes that each fit.
+   * `[]` when no schema is declared here. Reads the whole collection.
+   */
+  async invalid (): Promise<Array<{ doc: WithId<T>, problems: SchemaProblem[] }>> {
+    this.host.assertOpen()
+    const check = this.schema
+    if (check === undefined) return []
+    const out: Array<{ doc: WithId<T>, problems: SchemaProblem[] }> = []
+    for (const doc of await this.host.storage.getDocs(this.name)) {
+      const problems = check(doc)
+      if (problems.length > 0) out.push({ doc: doc as unknown as WithId<T>, problems })
+    }
+    return out
   }
 
   // ---- inserts ------------------------------------------------------------------------------
@@ -87,6 +111,7 @@ export class Collection<T extends object = AnyDoc> {
     if (!Array.isArray(docs)) throw new ValidationError('insert takes an array of documents')
     if (docs.length === 0) return []
     const prepared = docs.map(prepareInsert)
+    for (const d of prepared) assertFits(this.schema, d, this.name)
     const ids = new Set<string>()
     for (const d of prepared) {
       if (ids.has(d._id)) throw new DuplicateKeyError(this.name, d._id)
@@ -342,6 +367,7 @@ export class Collection<T extends object = AnyDoc> {
     this.host.assertOpen()
     if (!Array.isArray(docs)) throw new ValidationError('import takes an array of documents')
     const prepared = docs.map(prepareInsert)
+    for (const d of prepared) assertFits(this.schema, d, this.name)
     for (let i = 0; i < prepared.length; i += IMPORT_BATCH) {
       const batch = prepared.slice(i, i + IMPORT_BATCH)
       await this.write(async () => {
@@ -369,11 +395,13 @@ export class Collection<T extends object = AnyDoc> {
         }
         const seed = prepareInsert(equalityFields(filter as Record<string, unknown>))
         const { after: doc } = applyUpdate(this.name, seed, update)
+        assertFits(this.schema, doc, this.name)
         after.push(doc)
         return [insertOp(this.name, doc)]
       }
       for (const target of targets) {
         const { after: doc, op } = applyUpdate(this.name, target, update)
+        assertFits(this.schema, doc, this.name)
         before.push(target)
         after.push(doc)
         if (op !== undefined) ops.push(op)

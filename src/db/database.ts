@@ -18,6 +18,7 @@ import { formatShareLink } from '../share/index.js'
 import { type Announcement, startAnnouncing } from './announce.js'
 import { Collection, type CollectionHost, type IndexSpec, type WriteHints, normaliseIndexSpec } from './collection.js'
 import { TabChannel, type TabMessage } from './tabs.js'
+import { type JsonSchema, compileSchema } from './schema.js'
 import { type AnyDoc } from './types.js'
 
 const log = createLogger('db')
@@ -81,6 +82,13 @@ export interface ShareLinkOptions {
 
 /** Options of `initCollection`, `createCollection` and `openCollection`. */
 export interface CollectionOptions {
+  /**
+   * a JSON Schema (draft 2020-12) every document this replica writes must fit, checked with Ajv: a
+   * write that does not fit throws `SchemaError` (a `ValidationError` naming the path) and writes
+   * nothing. Local to this replica, like indexes; documents other replicas wrote may not fit (see
+   * `Collection.invalid`). Throws `ValidationError` for an invalid schema.
+   */
+  schema?: JsonSchema
   /** secondary indexes to declare (and build over existing documents): paths, or lists of paths for compound indexes */
   indexes?: IndexSpec[]
   /** progress of index builds over existing documents */
@@ -262,6 +270,7 @@ export class Database {
   async openCollection<T extends object = AnyDoc> (name: string, options: CollectionOptions & { create?: boolean } = {}): Promise<Collection<T>> {
     this.assertCollectionName(name)
     const specs = (options.indexes ?? []).map(normaliseIndexSpec)
+    const check = options.schema === undefined ? undefined : await compileSchema(options.schema) // before anything is written
     if (!await this.collectionExists(name)) {
       if (options.create !== true) throw new CollectionNotFoundError(`collection "${name}" does not exist`)
       // A replica that may not write (a reader of a write-list database) cannot create it: it
@@ -270,6 +279,7 @@ export class Database {
     }
     let c = this.collections.get(name)
     if (c === undefined) this.collections.set(name, c = new Collection<AnyDoc>(this.host, name))
+    if (check !== undefined) c.setSchema(check)
     for (const paths of specs) {
       await this.storage.createIndex(name, paths, options.onIndexProgress === undefined ? undefined : p => { options.onIndexProgress?.(paths.join('+'), p) })
     }
@@ -369,6 +379,20 @@ export class Database {
     this.assertOpen()
     if (this.replicator !== undefined) return await this.replicator.state()
     return { heads: await this.replica.heads(), missing: (await this.replica.missing()).length, unavailable: 0, peers: [], lastSyncedAt: null, snapshot: await this.replica.snapshotRoot() ?? null, audit: null, holders: 0 }
+  }
+
+  /**
+   * How much storage this origin uses and may use, bytes (`navigator.storage.estimate()`: for the
+   * whole origin, every database included), and whether the browser keeps it (`persisted`, see
+   * `KiteDB.persist`); `undefined` where the API is missing (Node, insecure origins).
+   */
+  async storageEstimate (): Promise<{ usage: number, quota: number, persisted: boolean } | undefined> {
+    this.assertOpen()
+    const storage = (globalThis as { navigator?: { storage?: { estimate?: () => Promise<{ usage?: number, quota?: number }>, persisted?: () => Promise<boolean> } } }).navigator?.storage
+    if (typeof storage?.estimate !== 'function') return undefined
+    const { usage, quota } = await storage.estimate()
+    const persisted = typeof storage.persisted === 'function' ? await storage.persisted() : false
+    return { usage: usage ?? 0, quota: quota ?? 0, persisted }
   }
 
   /** Listen to an event; returns a function that removes the listener. */

@@ -246,6 +246,18 @@ export class KiteDB {
   }
 
   /**
+   * Ask the browser to keep this origin's storage (`navigator.storage.persist()`): without it, a
+   * browser short of disk may evict the origin's IndexedDB, and with it every local-only change.
+   * Resolves with the answer (browsers decide: Chromium grants it to installed or much-used
+   * sites, Firefox asks the user), `false` where the API is missing (Node, insecure origins).
+   */
+  static async persist (): Promise<boolean> {
+    const storage = (globalThis as { navigator?: { storage?: { persist?: () => Promise<boolean> } } }).navigator?.storage
+    if (typeof storage?.persist !== 'function') return false
+    try { return await storage.persist() } catch { return false }
+  }
+
+  /**
    * Names and addresses of the databases created on this device with `init`, for a storage kind.
    */
   static async listDatabases (options: Pick<OpenOptions, 'storage'> = {}): Promise<Array<{ name: string, address: string }>> {

@@ -2,7 +2,7 @@
  * A replica's block log: creates local blocks and applies local and remote blocks to storage,
  * one at a time, each in one storage transaction (go-ds-crdt's `crdt.go` loop, minus the network).
  */
-import { AccessError, ClockSkewError, InvalidBlockError } from '../errors.js'
+import { AccessError, ClockSkewError, InvalidBlockError, StorageFullError, isQuotaError } from '../errors.js'
 import {
   type CID, type CollState, type DocState, type EncodedBlock, type Manifest, type Op, type Signer, HybridClock, MAX_PARENTS,
   applyCollOp, applyOp, asCid, assembleOps, checkKey, cidOf, decode, decodeBlock, decodeChunk, decodeManifest, encode, encodeBlock,
@@ -94,6 +94,16 @@ function decodeHeadset (bytes: Uint8Array, hash: string): string[] {
     if (cid === undefined) throw new InvalidBlockError('headset holds a non-CID')
     return cid.toString()
   })
+}
+
+/** `write`, with a storage quota error turned into `StorageFullError` (the transaction wrote nothing). */
+async function storageFull<T> (write: Promise<T>): Promise<T> {
+  try {
+    return await write
+  } catch (err) {
+    if (isQuotaError(err)) throw new StorageFullError(undefined, { cause: err })
+    throw err
+  }
 }
 
 /** Random hex string of `bytes` bytes from the platform CSPRNG. */
@@ -402,7 +412,7 @@ export class Replica {
     const input = this.stateInput(snapshot.docs, snapshot.colls, 'join', snapshot.covered,
       snapshot.heads.map(h => ({ cid: h.cid.toString(), bytes: h.bytes })),
       snapshot.heads.flatMap(h => (h.chunks ?? []).map(c => ({ cid: c.cid.toString(), bytes: c.bytes }))))
-    const result = await this.enqueue(async () => await this.storage.installSnapshot(input))
+    const result = await this.enqueue(async () => await storageFull(this.storage.installSnapshot(input)))
     for (const h of snapshot.heads) this.clock.observe(h.block.hlc)
     this.headsCache = result.heads
     await this.storage.setMeta(SNAPSHOT_KEY, snapshot.root)
@@ -515,7 +525,7 @@ export class Replica {
         keys.push({ coll: op.coll, id: op.id })
       }
     }
-    const result = await this.storage.applyBlock({
+    const result = await storageFull(this.storage.applyBlock({
       cid: cidText,
       bytes,
       ...(chunks !== undefined ? { nodes: chunks.map(c => ({ cid: c.cid.toString(), bytes: c.bytes })) } : {}),
@@ -555,7 +565,7 @@ export class Replica {
         }
         return out
       }
-    })
+    }))
     const { changes, collections } = result
     this.headsCache = result.heads
     if (result.applied && (changes.length > 0 || collections.length > 0)) {
