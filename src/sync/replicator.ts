@@ -687,7 +687,8 @@ export class Replicator {
       const offer = decodeSnapshotResponse(response)
       if (offer.root === undefined) return undefined
       // Only a writer's snapshot is taken: its signed root CID commits to every node.
-      if (!await verifySnapshotRoot(offer.root, offer.w as Uint8Array, offer.s as Uint8Array)) throw new InvalidMessageError('the snapshot root signature does not match its producer key')
+      const link = this.replica.openOptions().link
+      if (!await verifySnapshotRoot(offer.root, offer.w as Uint8Array, offer.s as Uint8Array, link, offer.l)) throw new InvalidMessageError(`the snapshot root signature does not match its producer key${link !== undefined ? ', or the link signature is missing or wrong' : ''}`)
       if (!this.replica.mayWrite(offer.w as Uint8Array)) throw new InvalidMessageError('the snapshot producer is not on the write list')
       const producer = formatPublicKey(offer.w as Uint8Array)
       if (this.forgers.has(producer)) throw new InvalidMessageError(`writer ${producer} made a snapshot that disagreed with the history before`)
@@ -707,7 +708,7 @@ export class Replicator {
     try {
       const content = await fetchSnapshot(this.replica.dbId, offered, async cids => await this.fetchNodes(peer, cids, offered), p => {
         void this.emitProgress({ ...p, installed: false })
-      }, { ...(this.replica.key !== undefined ? { key: this.replica.key } : {}), mayWrite: writer => this.replica.mayWrite(writer) })
+      }, { ...this.replica.openOptions(), mayWrite: writer => this.replica.mayWrite(writer) })
       if (this.stopped) return 'declined'
       const change = await this.replica.installSnapshot(content)
       this.lastSyncedAt = Date.now()
@@ -1061,5 +1062,5 @@ async function answerSnapshotRequest (dbs: Map<string, Served>, data: Uint8Array
   // A replica that may not write offers none: joiners take snapshots from writers only.
   if (served === undefined || !served.replica.canWrite) return encodeSnapshotResponse({})
   const root = await served.snapshots.offer(req.blocks, from)
-  return encodeSnapshotResponse(root !== undefined ? { root, ...await signSnapshotRoot(root, served.replica.signer) } : {})
+  return encodeSnapshotResponse(root !== undefined ? { root, ...await signSnapshotRoot(root, served.replica.signer, served.replica.link) } : {})
 }

@@ -98,14 +98,22 @@ const rootMessage = (root: CID): Uint8Array => {
   return out
 }
 
-/** Sign a snapshot root with the producer's key: the `w` and `s` of a snapshot offer. */
-export async function signSnapshotRoot (root: CID, signer: Signer): Promise<{ w: Uint8Array, s: Uint8Array }> {
-  return { w: signer.publicKey, s: await signer.sign(rootMessage(root)) }
+/**
+ * Sign a snapshot root with the producer's key: the `w` and `s` of a snapshot offer; with `link`
+ * (a link-secret database's link signer) also `l`, the link key's signature of the root.
+ */
+export async function signSnapshotRoot (root: CID, signer: Signer, link?: Signer): Promise<{ w: Uint8Array, s: Uint8Array, l?: Uint8Array }> {
+  const message = rootMessage(root)
+  return { w: signer.publicKey, s: await signer.sign(message), ...(link !== undefined ? { l: await link.sign(message) } : {}) }
 }
 
-/** Whether `s` is `w`'s signature of snapshot root `root`. Never throws. */
-export async function verifySnapshotRoot (root: CID, w: Uint8Array, s: Uint8Array): Promise<boolean> {
-  return await verifySignature(w, rootMessage(root), s)
+/**
+ * Whether `s` is `w`'s signature of snapshot root `root`, and with `link` (a link-secret
+ * database's link public key) whether `l` is present and the link key's. Never throws.
+ */
+export async function verifySnapshotRoot (root: CID, w: Uint8Array, s: Uint8Array, link?: Uint8Array, l?: Uint8Array): Promise<boolean> {
+  if (!await verifySignature(w, rootMessage(root), s)) return false
+  return link === undefined || (l !== undefined && await verifySignature(link, rootMessage(root), l))
 }
 
 /**
@@ -694,6 +702,8 @@ export interface SnapshotTrust {
   key?: Uint8Array
   /** whether a head block's writer may write (default: any correctly signed writer) */
   mayWrite?: (writer: Uint8Array) => boolean
+  /** the link public key of a link-secret database: every head block must carry the link signature */
+  link?: Uint8Array
 }
 
 /**
@@ -713,6 +723,7 @@ export async function fetchSnapshot (
 ): Promise<SnapshotContent> {
   const sealing = trust.key !== undefined ? { db: dbId, key: trust.key } : undefined
   const opened = trust.key !== undefined ? { key: trust.key } : {}
+  const openedHead = trust.link !== undefined ? { ...opened, link: trust.link } : opened
   const progress: SnapshotFetchProgress = { root: root.toString(), nodes: 1, fetched: 0, documents: 0 }
   /** nodes still wanted, by CID string, with what to do with their bytes */
   const want = new Map<string, { cid: CID, take: (bytes: Uint8Array) => void | Promise<void> }>()
@@ -811,7 +822,7 @@ export async function fetchSnapshot (
     want.set(cid.toString(), {
       cid,
       take: async bytes => {
-        const head = await decodeBlock(bytes, cid, opened)
+        const head = await decodeBlock(bytes, cid, openedHead)
         if (trust.mayWrite !== undefined && !trust.mayWrite(head.block.writer)) throw new InvalidBlockError(`snapshot head ${cid.toString()} is by a writer not on the write list`)
         if (head.block.db !== dbId) throw new InvalidBlockError(`snapshot head ${cid.toString()} belongs to database ${head.block.db}`)
         heads[i] = head
