@@ -25,7 +25,7 @@ import { DEFAULT_LIMITS, type Limits } from './limits.js'
 import { UNAVAILABLE_ROUNDS, WantList } from './want-list.js'
 import { type BlockFetcher, SnapshotAudit, type SnapshotAuditState } from './audit.js'
 import {
-  BLOCKS_PROTOCOL, INLINE_BLOCK_BYTES, MAX_HEADS, MAX_MESSAGE_BYTES, MAX_REQUEST_CIDS, SNAPSHOT_PROTOCOL,
+  type BlocksRequest, BLOCKS_PROTOCOL, INLINE_BLOCK_BYTES, MAX_HEADS, MAX_MESSAGE_BYTES, MAX_REQUEST_CIDS, SNAPSHOT_PROTOCOL,
   decodeBlocksRequest, decodeBlocksResponse, decodeHeadsMessage, decodeSnapshotRequest, decodeSnapshotResponse,
   encodeBlocksRequest, encodeBlocksResponse, encodeHeadsMessage, encodeSnapshotRequest, encodeSnapshotResponse, topicOf
 } from './wire.js'
@@ -1020,11 +1020,32 @@ async function answerBlockRequest (dbs: Map<string, Served>, data: Uint8Array, f
   const target = dbs.get(req.db)
   if (target === undefined) return encodeBlocksResponse({ blocks: [] })
   const { replica, snapshots } = target
-  // The asked blocks first, then, breadth first, their chunks and ancestors, up to the requester's
-  // heads and the message budget: a requester that lacks a long chain gets it in one round trip.
   // A requester that joined from our latest snapshot names its root: the walk stops at what it covers.
   const have = new Set(req.have.map(c => c.toString()))
   const covered = snapshots.coveredFor(have)
+  const blocks = await collectBlocks(req, async cid => {
+    const node = snapshots.node(cid)
+    if (node !== undefined) return { bytes: node, walk: false } // a snapshot node: nothing to walk
+    const bytes = (await replica.storage.getBlocks([cid]))[0] ?? await replica.getHeadset(cid) ??
+      (cid === replica.dbId ? await replica.storage.getMeta<Uint8Array>(MANIFEST_KEY) : undefined)
+    return bytes === undefined ? undefined : { bytes, walk: true }
+  }, cid => have.has(cid) || covered.has(cid))
+  return encodeBlocksResponse({ blocks })
+}
+
+/**
+ * The answer to a blocks request: the asked blocks first, then, breadth first, their chunks and
+ * ancestors, up to the requester's heads (`stop`) and the message budget (`req.max`, at most
+ * `MAX_MESSAGE_BYTES`), so a requester that lacks a long chain gets it in one round trip.
+ * `lookup` gives a node's bytes, and whether to walk its chunks and parents (a block: yes; a
+ * snapshot node: no; anything that is not a block is not walked either). Used by replicas and
+ * keepers alike.
+ */
+export async function collectBlocks (
+  req: BlocksRequest,
+  lookup: (cid: string) => Promise<{ bytes: Uint8Array, walk: boolean } | undefined>,
+  stop: (cid: string) => boolean
+): Promise<Uint8Array[]> {
   const queue = req.cids.map(c => c.toString())
   const sent = new Set<string>()
   const blocks: Uint8Array[] = []
@@ -1034,26 +1055,25 @@ async function answerBlockRequest (dbs: Map<string, Served>, data: Uint8Array, f
     const cid = queue.shift() as string
     if (sent.has(cid)) continue
     sent.add(cid)
-    const node = snapshots.node(cid)
-    const bytes = node ?? (await replica.storage.getBlocks([cid]))[0] ?? await replica.getHeadset(cid) ??
-      (cid === replica.dbId ? await replica.storage.getMeta<Uint8Array>(MANIFEST_KEY) : undefined)
-    if (bytes === undefined) continue
+    const found = await lookup(cid)
+    if (found === undefined) continue
+    const { bytes } = found
     if (size + bytes.byteLength + 16 > budget) {
       if (64 + bytes.byteLength + 16 > budget) continue // can never fit this budget: left out, the rest may
       break // the requester asks again for the rest
     }
     size += bytes.byteLength + 16
     blocks.push(bytes)
-    if (node !== undefined) continue // a snapshot node: nothing to walk
+    if (!found.walk) continue
     try {
       const header = readBlockHeader(bytes)
       for (const c of header.chunks) queue.push(c.toString())
-      for (const p of header.parents) if (!have.has(p.toString()) && !covered.has(p.toString())) queue.push(p.toString())
+      for (const p of header.parents) if (!stop(p.toString())) queue.push(p.toString())
     } catch {
       // a chunk, a headset or the manifest: nothing to walk
     }
   }
-  return encodeBlocksResponse({ blocks })
+  return blocks
 }
 
 async function answerSnapshotRequest (dbs: Map<string, Served>, data: Uint8Array, from: string): Promise<Uint8Array> {
