@@ -24,6 +24,7 @@ import { type PeerConnection, type Transport } from './transport.js'
 import { DEFAULT_LIMITS, type Limits } from './limits.js'
 import { UNAVAILABLE_ROUNDS, WantList } from './want-list.js'
 import { type BlockFetcher, SnapshotAudit, type SnapshotAuditState } from './audit.js'
+import { KeepClient } from './keep-client.js'
 import {
   type BlocksRequest, BLOCKS_PROTOCOL, INLINE_BLOCK_BYTES, MAX_HEADS, MAX_MESSAGE_BYTES, MAX_REQUEST_CIDS, SNAPSHOT_PROTOCOL,
   decodeBlocksRequest, decodeBlocksResponse, decodeHeadsMessage, decodeSnapshotRequest, decodeSnapshotResponse,
@@ -103,6 +104,11 @@ export interface ReplicatorOptions {
   unavailableAfterMs?: number
   /** an unavailable block is asked for again this often, and at once when a new peer appears, ms (default 30000) */
   unavailableRetryMs?: number
+  /**
+   * false: do not hand this replica's blocks and snapshots to keepers (default true: every keeper
+   * the transport reaches is asked to keep this database; see `KeepClient`, docs/keepers.md)
+   */
+  keep?: boolean
 }
 
 /** Progress of catching up: counts since the replica last had nothing missing. */
@@ -143,6 +149,11 @@ export interface SyncState {
   holders: number
   /** where the audit of that snapshot against the history stands (see `SnapshotAudit`), or null */
   audit: SnapshotAuditState | null
+  /**
+   * whether everything this replica holds is stored by at least one keeper, as acknowledged after
+   * the keeper's commit (see `Database.whenKept`, docs/keepers.md)
+   */
+  kept: boolean
 }
 
 /** Replicates one `Replica` over one `Transport`. */
@@ -201,6 +212,8 @@ export class Replicator {
   private auditLacking = false
   /** writer keys (formatted) whose snapshot disagreed with the history: their offers are declined */
   private readonly forgers = new Set<string>()
+  /** hands this replica's blocks and snapshots to keepers (when the transport has keepers and `keep` is on) */
+  readonly keeping?: KeepClient
 
   constructor (replica: Replica, transport: Transport, options: ReplicatorOptions = {}) {
     this.replica = replica
@@ -218,7 +231,8 @@ export class Replicator {
       snapshotAudit: options.snapshotAudit ?? true,
       snapshotAuditDelayMs: options.snapshotAuditDelayMs ?? 10_000,
       unavailableAfterMs: options.unavailableAfterMs ?? 10_000,
-      unavailableRetryMs: options.unavailableRetryMs ?? 30_000
+      unavailableRetryMs: options.unavailableRetryMs ?? 30_000,
+      keep: options.keep ?? true
     }
     this.limits = transport.limits ?? DEFAULT_LIMITS
     this.wants = new WantList({
@@ -232,6 +246,33 @@ export class Replicator {
       unavailable: () => this.wants.unavailable().length
     })
     this.audit = new SnapshotAudit(replica)
+    if (this.opts.keep && transport.keepers !== undefined) {
+      this.keeping = new KeepClient(replica, transport, {
+        heard: (heads, from) => { this.heardHeads(heads, from) },
+        snapshot: () => this.snapshots.latestSnapshot,
+        onSnapshot: listener => this.snapshots.onBuilt(listener)
+      })
+    }
+  }
+
+  /**
+   * Heads a peer said it has outside gossip (a keeper, answering the keep protocol's `state`):
+   * wanted from it as heads it announced would be.
+   */
+  heardHeads (heads: string[], from: string): void {
+    if (this.stopped) return
+    this.touch(from)
+    void (async () => {
+      let want = false
+      for (const h of heads) {
+        if (await this.replica.storage.hasBlock(h)) continue
+        if (this.wants.announce(h, from) !== 'refused') want = true
+      }
+      if (want) {
+        this.urgent = true
+        void this.fetchMissing()
+      }
+    })().catch(err => { log.debug(`heads from ${from} not taken: ${(err as Error).message}`) })
   }
 
   /** Subscribe, serve blocks, announce heads and start the republish timer. */
@@ -251,6 +292,11 @@ export class Replicator {
     }
     void this.publishHeads()
     void this.fetchMissing()
+    if (this.keeping !== undefined) {
+      this.keeping.start()
+      const keeping = this.keeping
+      this.cleanups.push(() => { keeping.stop() })
+    }
     if (this.opts.snapshotAudit) this.scheduleAudit(this.opts.snapshotAuditDelayMs)
     // A producer whose snapshot disagreed with the history in an earlier session is still not trusted.
     void this.audit.state().then(r => { if (r?.status === 'repaired') this.forgers.add(r.producer) }, () => {})
@@ -297,6 +343,8 @@ export class Replicator {
   peers (): string[] {
     const now = Date.now()
     const out = new Set(this.transport.subscribers(this.topic))
+    // Keepers serve what they keep (blocks, the writers' snapshot) like any replica.
+    if (this.keeping !== undefined) for (const k of this.transport.keepers?.() ?? []) out.add(k)
     for (const [peer, at] of this.seen) {
       if (now - at <= this.opts.peerTtlMs) out.add(peer)
       else this.seen.delete(peer)
@@ -358,7 +406,8 @@ export class Replicator {
       lastSyncedAt: this.lastSyncedAt,
       snapshot: await this.replica.snapshotRoot() ?? null,
       holders: this.holders.size,
-      audit: await this.audit.state() ?? null
+      audit: await this.audit.state() ?? null,
+      kept: this.keeping?.kept ?? false
     }
   }
 

@@ -552,6 +552,7 @@ export class SnapshotServer {
   private readonly builtFor = new Map<string, number>()
   /** snapshots made (for tests and diagnostics) */
   builds = 0
+  private readonly builtListeners = new Set<(built: BuiltSnapshot) => void>()
 
   constructor (replica: Replica, minBlocks: number, options: SnapshotServerOptions = {}) {
     this.replica = replica
@@ -581,6 +582,15 @@ export class SnapshotServer {
 
   /** CID string of the root of the latest snapshot made, if any. */
   get latestRoot (): string | undefined { return this.latest?.root.toString() }
+
+  /** The latest snapshot made, if any (its nodes, covered set and heads: read-only). */
+  get latestSnapshot (): BuiltSnapshot | undefined { return this.latest }
+
+  /** Called after each new snapshot is made. Returns an unsubscribe function. */
+  onBuilt (listener: (built: BuiltSnapshot) => void): () => void {
+    this.builtListeners.add(listener)
+    return () => { this.builtListeners.delete(listener) }
+  }
 
   /**
    * Keep a snapshot ready, so a joiner does not wait for one to be made: `quietMs` after the
@@ -679,6 +689,9 @@ export class SnapshotServer {
     } catch (err) {
       log.warn(`no snapshot of ${this.replica.dbId}: ${(err as Error).message}`)
       return undefined
+    }
+    for (const l of this.builtListeners) {
+      try { l(this.latest) } catch (err) { log.warn('snapshot listener threw', err) }
     }
     return this.latest
   }
