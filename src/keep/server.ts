@@ -195,9 +195,8 @@ export class Keeper {
             checked.push(await checkKeptNode(bytes, req.db, manifest))
           } catch (err) {
             if (!(err instanceof InvalidBlockError)) throw err
-            const cid = bytes instanceof Uint8Array && bytes.byteLength <= MAX_BLOCK_BYTES ? await cidOfAsync(bytes) : undefined
             log.warn(`refused a block of ${req.db} from ${from}: ${err.message}`)
-            if (cid !== undefined) refused.push({ cid, reason: err.message })
+            refused.push({ cid: await cidOfAsync(bytes), reason: err.message })
           }
         }
         const result = await this.store.putBlocks(req.db, checked)
@@ -209,9 +208,10 @@ export class Keeper {
         const nodes: Array<{ cid: CID, bytes: Uint8Array }> = []
         const refused: Array<{ cid: CID, reason: string }> = []
         for (const bytes of req.nodes) {
-          const cid = bytes.byteLength <= MAX_BLOCK_BYTES ? await cidOfAsync(bytes) : undefined
-          if (cid === undefined) {
+          const cid = await cidOfAsync(bytes)
+          if (bytes.byteLength > MAX_BLOCK_BYTES) {
             log.warn(`refused a snapshot node of ${req.db} from ${from}: over ${MAX_BLOCK_BYTES} bytes`)
+            refused.push({ cid, reason: `over the ${MAX_BLOCK_BYTES}-byte limit` })
             continue
           }
           nodes.push({ cid, bytes })

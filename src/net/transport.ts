@@ -348,6 +348,8 @@ export class Libp2pTransport implements Transport {
         return await conn.newStream(protocol, { signal: AbortSignal.any([signal, AbortSignal.timeout(fresh ? FRESH_NEGOTIATE_MS : negotiateMs)]), runOnLimitedConnection: true })
       } catch (err) {
         if (signal.aborted) throw err
+        // The peer answered that it does not speak the protocol: the connection works, keep it.
+        if ((err as Error).name === 'UnsupportedProtocolError') throw err
         errors.push(`${conn.remoteAddr.toString()}: ${(err as Error).message}`)
         log.debug(`closing connection to ${peer} that cannot open a stream: ${(err as Error).message}`)
         void conn.close().catch(() => { conn.abort(err as Error) }).finally(() => {

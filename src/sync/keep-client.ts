@@ -265,7 +265,9 @@ export class KeepClient {
     } catch (err) {
       if (this.stopped) return
       const refusal = err instanceof KeeperFullError || err instanceof KeeperRefusedError
-      const busy = err instanceof KeeperRefusedError && err.reason === 'busy'
+      // Busy, or no longer keeping it (it expired between two requests): soon again, not a refusal.
+      const busy = err instanceof KeeperRefusedError && (err.reason === 'busy' || err.reason === 'not-kept')
+      if (err instanceof KeeperRefusedError && err.reason === 'not-kept') { e.registered = false; e.known.clear(); e.status.snapshot = null }
       if (!refusal && !(err instanceof NetworkError) && !(err instanceof TimeoutError)) log.warn(`keeping ${this.replica.dbId} on ${peer} failed`, err)
       const delay = busy ? BUSY_RETRY_MS : refusal ? REFUSED_RETRY_MS : RETRY_MS[Math.min(e.failures++, RETRY_MS.length - 1)] as number
       const repeated = e.status.error?.message === (err as Error).message
@@ -286,7 +288,7 @@ export class KeepClient {
   }
 
   /** One pass: see the module comment. Throws the keeper's refusal, or `NetworkError`/`TimeoutError`. */
-  private async pass (peer: string, e: Entry): Promise<void> {
+  private async pass (peer: string, e: Entry, again = true): Promise<void> {
     if (this.replica.manifest === null) {
       // Joined by address, manifest not here yet: this replica holds nothing; learn what the keeper has.
       const state = await this.stateOf(peer)
@@ -300,9 +302,12 @@ export class KeepClient {
     }
     const state = await this.stateOf(peer)
     if (!state.kept) {
+      // It no longer keeps it (idle, it expired): ask again, and hand everything over again.
       e.registered = false
       e.known.clear()
-      throw new KeeperRefusedError(peer, 'not-kept', 'the keeper no longer keeps this database (it expired, or the keeper lost it): asking again')
+      e.status.snapshot = null
+      if (again) { await this.pass(peer, e, false); return }
+      throw new KeeperRefusedError(peer, 'not-kept', 'the keeper does not keep this database, though it agreed to')
     }
     const mine = await this.replica.heads()
     const theirs = state.heads.map(String)
