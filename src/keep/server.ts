@@ -42,6 +42,8 @@ const log = createLogger('keep')
 const MANIFEST_CACHE = 1024
 /** How long fetching a manifest from the peer asking to keep a database may take, ms. */
 const MANIFEST_TIMEOUT_MS = 5000
+/** Blocks of one `put` checked at once. */
+const CHECK_PARALLEL = 64
 /** Heads are published this long after the change that moves them (changes in between are published once), ms. */
 const PUBLISH_DELAY_MS = 100
 
@@ -190,13 +192,16 @@ export class Keeper {
         if (manifest === undefined) return refuse('not-kept', `database ${req.db} is not kept here: ask to keep it first`)
         const refused: Array<{ cid: CID, reason: string }> = []
         const checked = []
-        for (const bytes of req.blocks) {
-          try {
-            checked.push(await checkKeptNode(bytes, req.db, manifest))
-          } catch (err) {
-            if (!(err instanceof InvalidBlockError)) throw err
-            log.warn(`refused a block of ${req.db} from ${from}: ${err.message}`)
-            refused.push({ cid: await cidOfAsync(bytes), reason: err.message })
+        // Checked `CHECK_PARALLEL` at a time: the signature checks run on the platform's crypto threads.
+        for (let i = 0; i < req.blocks.length; i += CHECK_PARALLEL) {
+          const group = req.blocks.slice(i, i + CHECK_PARALLEL)
+          const outcomes = await Promise.all(group.map(async bytes => await checkKeptNode(bytes, req.db, manifest).catch((err: Error) => err)))
+          for (let j = 0; j < group.length; j++) {
+            const outcome = outcomes[j]
+            if (!(outcome instanceof Error)) { checked.push(outcome as Awaited<ReturnType<typeof checkKeptNode>>); continue }
+            if (!(outcome instanceof InvalidBlockError)) throw outcome
+            log.warn(`refused a block of ${req.db} from ${from}: ${outcome.message}`)
+            refused.push({ cid: await cidOfAsync(group[j] as Uint8Array), reason: outcome.message })
           }
         }
         const result = await this.store.putBlocks(req.db, checked)

@@ -57,6 +57,9 @@ export class RelayProcess {
     })
   }
 
+  /** The process id of the running relay. */
+  get pid (): number { return this.child?.pid as number }
+
   /** Kill it (SIGKILL by default: no goodbye to its peers) and wait for the exit. */
   async kill (signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
     const child = this.child
