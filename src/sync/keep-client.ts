@@ -134,9 +134,18 @@ export class KeepClient {
     for (const e of this.entries.values()) if (e.timer !== undefined) clearTimeout(e.timer)
   }
 
-  /** Whether everything this replica holds is stored by at least one keeper (as of its last check). */
+  /**
+   * Whether everything this replica holds is stored by at least one keeper, against the heads as
+   * last seen (`isKept` reads them first).
+   */
   get kept (): boolean {
     return [...this.entries.values()].some(e => e.status.state === 'kept' && e.keptHeads === this.heads)
+  }
+
+  /** Whether everything this replica holds now is stored by at least one keeper. */
+  async isKept (): Promise<boolean> {
+    this.heads = (await this.replica.heads()).join()
+    return this.kept
   }
 
   /** Every keeper heard of in this session and where it stands. */
@@ -173,17 +182,18 @@ export class KeepClient {
         if (err === undefined) resolve()
         else reject(err)
       }
-      const check = (): void => {
-        if (this.kept && (options.snapshot !== true || this.snapshotKept())) { finish(); return }
+      const check = async (): Promise<void> => {
+        // The heads now, not as last seen: a write just made must be kept too.
+        if (await this.isKept() && (options.snapshot !== true || this.snapshotKept())) { finish(); return }
         const entries = [...this.entries.values()]
         if (entries.length > 0 && entries.every(e => e.status.state === 'refused' && e.status.error !== null)) finish(entries[0]?.status.error as KiteError)
       }
-      const off = this.onChange(check)
+      const off = this.onChange(() => { void check() })
       const timer = setTimeout(() => {
         const states = this.keepers().map(k => `${k.peer}: ${k.state}${k.error !== null ? ` (${k.error.message})` : ''}`)
         finish(new TimeoutError(`not everything was kept within ${timeoutMs} ms: ${states.length === 0 ? 'no keeper reached' : states.join('; ')}`))
       }, timeoutMs)
-      check()
+      void check()
     })
   }
 

@@ -407,7 +407,7 @@ export class Replicator {
       snapshot: await this.replica.snapshotRoot() ?? null,
       holders: this.holders.size,
       audit: await this.audit.state() ?? null,
-      kept: this.keeping?.kept ?? false
+      kept: await this.keeping?.isKept() ?? false
     }
   }
 
