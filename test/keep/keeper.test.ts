@@ -181,3 +181,24 @@ describe('keepers: export', () => {
     }
   })
 })
+
+describe('keepers: several', () => {
+  it('keepers of one database converge through a replica that reaches both: a device reaching only the second sees what was written through the first', async () => {
+    const k1 = await keeper()
+    const k2 = await keeper()
+    const a = track(await KiteDB.init('two keepers', device([k1.addr], { access: { write: ['*'] } })))
+    await (await a.initCollection('todos')).insertOne({ _id: '1', title: 'through the first' })
+    await a.whenKept({ timeoutMs: 20_000 })
+    const key = new URL(a.shareLink('http://x/')).hash.match(/key=([\w-]+)/)?.[1] as string
+    await a.close()
+
+    const b = track(await KiteDB.open(a.address, device([k1.addr, k2.addr], { key })))
+    await eventually(async () => (await titles(b)).length === 1, 20_000, 'B to get the list from the first keeper')
+    await eventually(() => b.keepers().filter(k => k.state === 'kept').length === 2, 20_000, 'both keepers to keep it')
+    await b.close()
+
+    const c = track(await KiteDB.open(a.address, device([k2.addr], { key })))
+    await eventually(async () => (await titles(c)).length === 1, 20_000, 'C to get the list from the second keeper alone')
+    expect(await titles(c)).toEqual(['through the first'])
+  })
+})
