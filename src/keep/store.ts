@@ -103,7 +103,8 @@ export class KeepStore {
 
   /** Open (creating) the store in directory `dir`. Rejects when LevelDB cannot open it (another process holds it, say). */
   static async open (dir: string, limits: KeepLimits, options: KeepStoreOptions = {}): Promise<KeepStore> {
-    const db = new ClassicLevel<string, Uint8Array>(dir, { keyEncoding: 'utf8', valueEncoding: 'view' })
+    // LevelDB's own memory, bounded: an 8 MiB block cache, 4 MiB write buffer, at most 256 table files open.
+    const db = new ClassicLevel<string, Uint8Array>(dir, { keyEncoding: 'utf8', valueEncoding: 'view', cacheSize: 8 * 1024 * 1024, writeBufferSize: 4 * 1024 * 1024, maxOpenFiles: 256 })
     await db.open()
     const store = new KeepStore(db, limits, options)
     const total = await db.get('t')
@@ -168,7 +169,7 @@ export class KeepStore {
       await this.write(ops)
       this.usage = usage
       this.cache(db, record)
-      this.activeWritten.set(db, record.active)
+      this.noteActive(db, record.active)
       return undefined
     })
   }
@@ -245,7 +246,7 @@ export class KeepStore {
         ops.push({ type: 'put', key: `d!${db}`, value: json(next) }, { type: 'put', key: 't', value: json(usage) })
         await this.write(ops)
         this.cache(db, next)
-        this.activeWritten.set(db, next.active)
+        this.noteActive(db, next.active)
         this.usage = usage
       }
       return { stored: unique.filter(n => stored.has(n.cid.toString())).map(n => n.cid), refused }
@@ -377,8 +378,7 @@ export class KeepStore {
   async touch (db: string): Promise<void> {
     const now = this.now()
     if (now - (this.activeWritten.get(db) ?? 0) < ACTIVE_WRITE_MS) return
-    this.activeWritten.set(db, now)
-    if (this.activeWritten.size > RECORD_CACHE) this.activeWritten.delete(this.activeWritten.keys().next().value as string)
+    this.noteActive(db, now)
     await this.exclusive(async () => {
       const record = await this.record(db)
       if (record === undefined) return
@@ -447,6 +447,13 @@ export class KeepStore {
       const bytes = await this.db.get(`n!${db}!${c.toString()}`)
       if (bytes !== undefined) yield [c.toString(), bytes]
     }
+  }
+
+  /** Remember when the activity of `db` was last written (the oldest forgotten first: bounded). */
+  private noteActive (db: string, at: number): void {
+    this.activeWritten.delete(db)
+    this.activeWritten.set(db, at)
+    if (this.activeWritten.size > RECORD_CACHE) this.activeWritten.delete(this.activeWritten.keys().next().value as string)
   }
 
   private cache (db: string, record: DbRecord): void {
