@@ -130,10 +130,11 @@ export class Keeper {
     if (!topic.startsWith(TOPIC_PREFIX)) return true
     const db = topic.slice(TOPIC_PREFIX.length)
     try {
+      // Only the topics of kept databases (not announcements, not databases kept elsewhere).
+      const manifest = parseCid(db) === undefined ? undefined : await this.manifest(db)
+      if (manifest === undefined) return true
       const msg = decodeHeadsMessage(data)
       if (msg.blocks.length === 0) return true
-      const manifest = await this.manifest(db)
-      if (manifest === undefined) return true // not kept here: nothing to check against
       for (const bytes of msg.blocks) await checkKeptNode(bytes, db, manifest)
       return true
     } catch (err) {

@@ -343,14 +343,26 @@ export class Replicator {
   peers (): string[] {
     const now = Date.now()
     const out = new Set(this.transport.subscribers(this.topic))
-    // Keepers serve what they keep (blocks, the writers' snapshot) like any replica.
-    if (this.keeping !== undefined) for (const k of this.transport.keepers?.() ?? []) out.add(k)
     for (const [peer, at] of this.seen) {
       if (now - at <= this.opts.peerTtlMs) out.add(peer)
       else this.seen.delete(peer)
     }
     out.delete(this.transport.peerId)
+    for (const k of this.keepers()) out.delete(k)
     return [...out].sort()
+  }
+
+  /** The keepers this replica hands its blocks to (see `KeepClient`), when keeping is on. */
+  private keepers (): string[] {
+    return this.keeping !== undefined ? this.transport.keepers?.() ?? [] : []
+  }
+
+  /**
+   * Whom blocks, manifests and snapshots are asked of: the peers, and the keepers, which serve
+   * what they keep (blocks, the writers' snapshot) like any replica.
+   */
+  private sources (): string[] {
+    return [...new Set([...this.peers(), ...this.keepers()])].sort()
   }
 
   /**
@@ -588,7 +600,7 @@ export class Replicator {
   private async fetchRound (): Promise<{ progress: boolean, failed: boolean }> {
     if (this.refused !== undefined) return { progress: false, failed: false }
     if (this.replica.manifest === null) return await this.fetchManifest()
-    const peers = this.peers()
+    const peers = this.sources()
     // Announcers no longer heard from cannot be asked: their wants go (a head announced again comes back).
     const present = new Set(peers)
     for (const p of this.wants.sources()) if (!present.has(p)) this.wants.dropPeer(p)
@@ -801,7 +813,7 @@ export class Replicator {
    */
   private async fetchManifest (): Promise<{ progress: boolean, failed: boolean }> {
     let failed = false
-    for (const peer of this.peers()) {
+    for (const peer of this.sources()) {
       let response
       try {
         const bytes = await this.transport.request(peer, BLOCKS_PROTOCOL,
@@ -829,7 +841,7 @@ export class Replicator {
         }
       }
     }
-    return { progress: false, failed: failed || this.peers().length === 0 }
+    return { progress: false, failed: failed || this.sources().length === 0 }
   }
 
   /** Stop fetching for good, and tell the error listeners. */
@@ -884,7 +896,7 @@ export class Replicator {
   private auditFetcher (): BlockFetcher {
     return async cids => {
       const out = new Map<string, Uint8Array>()
-      const peers = this.peers()
+      const peers = this.sources()
       for (const peer of [...peers.filter(p => this.wants.isTrusted(p)), ...peers.filter(p => !this.wants.isTrusted(p))]) {
         for (let attempt = 0; attempt < AUDIT_ATTEMPTS; attempt++) {
           const rest = cids.filter(c => !out.has(c))

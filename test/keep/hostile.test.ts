@@ -114,6 +114,9 @@ describe('a keeper given bad input', () => {
       const check = k2.keeping?.keeper as NonNullable<typeof k2.keeping>['keeper']
       expect(await check.checkGossip(topicOf(link), encodeHeadsMessage({ heads: [forged.cid], blocks: [forged.bytes] }), 'x')).toBe(false)
       expect(await check.checkGossip(topicOf(link), encodeHeadsMessage({ heads: [real.cid], blocks: [real.bytes] }), 'x')).toBe(true)
+      // Topics of databases not kept here, and announcements, are not its to judge.
+      expect(await check.checkGossip('/kitedb/1/announce/12D3KooWx', encode({ v: 1, anything: true }), 'x')).toBe(true)
+      expect(await check.checkGossip(topicOf(encodeManifest(createManifest('elsewhere', ['*'])).cid.toString()), encodeHeadsMessage({ heads: [forged.cid], blocks: [forged.bytes] }), 'x')).toBe(true)
       // A put for a database not kept here is refused whole.
       expect(await ask2({ t: 'put', db: encodeManifest(createManifest('n', ['*'])).cid.toString(), blocks: [real.bytes] })).toMatchObject({ error: { code: 'not-kept' } })
       // A snapshot offer signed by someone without the link is refused.
