@@ -15,7 +15,9 @@ const relayPort = Number(process.env.KITEDB_E2E_RELAY_PORT ?? 9291)
  * what a relay sees. Lines carry ISO times: a test reads only those written after it started.
  */
 export const relayRecordPath = join(tmpdir(), `kitedb-e2e-relay-${relayPort}.jsonl`)
-if (process.env.TEST_WORKER_INDEX === undefined) for (const p of [relayRecordPath, `${relayRecordPath}.2`]) rmSync(p, { force: true }) // main process only
+/** Where the web server's relays keep (`kitedb-relay --keep`): emptied at the start of a run. */
+export const keepPath = join(tmpdir(), `kitedb-e2e-keep-${relayPort}`)
+if (process.env.TEST_WORKER_INDEX === undefined) for (const p of [relayRecordPath, `${relayRecordPath}.2`, keepPath, `${keepPath}-2`]) rmSync(p, { force: true, recursive: true }) // main process only
 export const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 export const chromiumArgs = [
   '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
@@ -36,7 +38,7 @@ export default defineConfig({
     trace: 'retain-on-failure'
   },
   webServer: {
-    command: `node scripts/start.js --port ${port} --relay-port ${relayPort} --relays 2 --relay-record ${relayRecordPath}`,
+    command: `node scripts/start.js --port ${port} --relay-port ${relayPort} --relays 2 --relay-record ${relayRecordPath} --keep ${keepPath}`,
     url: `http://127.0.0.1:${port}/kitedb-config.json`,
     reuseExistingServer: false,
     timeout: 120_000,

@@ -4,10 +4,10 @@
  */
 
 /** A system as it appears in results. */
-export type System = 'dexie' | 'rxdb' | 'kitedb' | 'kitedb-replicated'
+export type System = 'dexie' | 'rxdb' | 'kitedb' | 'kitedb-replicated' | 'keeper'
 
-/** Units of figures: milliseconds, MiB, or a ratio (`x`, printed as `1.23×`). */
-export const UNITS = ['ms', 'MB', 'x'] as const
+/** Units of figures: milliseconds, MiB, a ratio (`x`, printed as `1.23×`), or blocks per second. */
+export const UNITS = ['ms', 'MB', 'x', 'blocks/s'] as const
 export type Unit = typeof UNITS[number]
 
 /** One measure. */
@@ -44,6 +44,9 @@ export const MEASURES: Measure[] = [
   { name: 'catch-up-bytes', label: 'bytes the fresh page received catching up ÷ the docs\' dag-cbor size', n: 10_000, unit: 'x', systems: ['kitedb-replicated'], kind: 'runs', slow: true, from: 'catch-up' },
   { name: 'relay-restart', label: 'relay killed and restarted: a fresh page sees the list (from the relay\'s return)', n: 100, unit: 'ms', systems: ['kitedb-replicated'], kind: 'runs', slow: true },
   { name: 'network-heal', label: 'a page\'s link cut and back: both pages\' lists equal (from the link\'s return)', n: 100, unit: 'ms', systems: ['kitedb-replicated'], kind: 'runs', slow: true },
+  { name: 'keeper-catch-up', label: 'fresh page catches up from a keeper, every writer offline (observe sees all docs)', n: 10_000, unit: 'ms', systems: ['kitedb-replicated'], kind: 'runs', slow: true },
+  { name: 'keeper-ingest', label: 'keeper ingest over the keep protocol, 1,000 databases (full size with --keeper-full; else a tenth)', n: 1_000_000, unit: 'blocks/s', systems: ['keeper'], kind: 'reading', slow: true },
+  { name: 'keeper-rss', label: 'keeper process RSS after that ingest (blocks served from disk, not loaded)', n: 1_000_000, unit: 'MB', systems: ['keeper'], kind: 'reading', slow: true, from: 'keeper-ingest' },
   { name: 'tab-to-tab', label: 'update in one tab seen by another tab\'s observe', n: 200, unit: 'ms', systems: ['kitedb'], kind: 'calls' },
   { name: 'heap-after-load', label: 'JS heap after loading the docs (after GC)', n: 100_000, unit: 'MB', systems: LOCAL, kind: 'reading' }
 ]

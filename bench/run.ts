@@ -2,7 +2,7 @@
  * `npm run bench`: measures raw Dexie, RxDB (free Dexie storage) and KiteDB side by side in
  * headless Chromium, on the same documents in the same run, and prints a markdown table.
  *
- *   npm run bench -- [--scale S] [--runs N] [--only NAME] [--json FILE] [--profile DIR] [--trace DIR [--trace-libp2p PATTERN]]
+ *   npm run bench -- [--scale S] [--runs N] [--only NAME] [--json FILE] [--profile DIR] [--trace DIR [--trace-libp2p PATTERN]] [--keeper-full]
  *
  * Builds bench/page with Vite, serves it with `vite.preview` on a free port and drives it through
  * `window.bench`. Each system runs in its own Chromium with its own profile directory, so storage
@@ -27,6 +27,7 @@ import { type WireBytes } from './page/wire.js'
 import { MEASURES, type Measure, type Result, type System, type Unit } from './measures.js'
 import { type Browser, type LaunchOptions, Tally, call, errorText, log, ready, round, stats } from './harness.js'
 import { networkHeal, relayRestart, tabToTab } from './network.js'
+import { keeperCatchUp, keeperIngest } from './keeper.js'
 
 /** Command-line options. */
 interface Options {
@@ -40,9 +41,11 @@ interface Options {
   trace?: string
   /** libp2p debug namespaces to log too with `trace` (its logger's `debug` pattern, e.g. `libp2p:webrtc*`) */
   traceLibp2p?: string
+  /** run keeper-ingest at its full size (1,000,000 blocks) */
+  keeperFull?: boolean
 }
 
-const USAGE = 'usage: npm run bench -- [--scale S] [--runs N] [--only NAME] [--json FILE] [--profile DIR] [--trace DIR [--trace-libp2p PATTERN]]\n' +
+const USAGE = 'usage: npm run bench -- [--scale S] [--runs N] [--only NAME] [--json FILE] [--profile DIR] [--trace DIR [--trace-libp2p PATTERN]] [--keeper-full]\n' +
   `measures: ${MEASURES.map(m => m.name).join(', ')}`
 
 /** Parse `argv` (without node and script); throws with the usage on a bad option. */
@@ -62,6 +65,7 @@ function parseArgs (argv: string[]): Options {
     else if (a === '--profile') options.profile = value(++i)
     else if (a === '--trace') options.trace = value(++i)
     else if (a === '--trace-libp2p') options.traceLibp2p = value(++i)
+    else if (a === '--keeper-full') options.keeperFull = true
     else throw new Error(`unknown option ${a}\n${USAGE}`)
   }
   if (!(options.scale > 0)) throw new Error('--scale must be a positive number')
@@ -512,6 +516,8 @@ async function runBench (options: Options): Promise<Result[]> {
       else if (m.name === 'relay-restart') results.push(await relayRestart(bench, m, n))
       else if (m.name === 'network-heal') results.push(await networkHeal(bench, m, n))
       else if (m.name === 'tab-to-tab') results.push(await tabToTab(bench, m, n))
+      else if (m.name === 'keeper-catch-up') results.push(await keeperCatchUp(bench, m, n))
+      else if (m.name === 'keeper-ingest') results.push(...await keeperIngest(bench, m, MEASURES.find(x => x.from === m.name) as Measure, options.keeperFull === true))
       else results.push(...await measureLocal(bench, m))
       log(`${m.name} done in ${((Date.now() - t0) / 1000).toFixed(1)} s`)
     }

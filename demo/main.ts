@@ -196,6 +196,19 @@ function editTitle (todos: Collection<Todo>, title: HTMLSpanElement, doc: Todo &
   input.focus()
 }
 
+/**
+ * Whether the relay keeps this list: "saved on the relay ✓" once a keeper acknowledged everything
+ * this device holds (after its commit: it survives the relay restarting), "saving…" while it has
+ * something no keeper has yet, the refusal when the relay would not keep it; nothing when no relay keeps.
+ */
+function renderKept (db: Database, kept: boolean): void {
+  const keepers = db.keepers()
+  $('kept-wrap').hidden = keepers.length === 0
+  const refused = keepers.find(k => k.state === 'refused')
+  const text = kept ? 'saved on the relay ✓' : refused !== undefined && !keepers.some(k => k.state === 'saving') ? `not saved on the relay: ${refused.error?.message ?? 'refused'}` : 'saving…'
+  $('kept-status').textContent = text
+}
+
 function renderPeers (db: Database): void {
   const peers = db.peers()
   $('peer-count').textContent = String(peers.length)
@@ -243,6 +256,8 @@ async function main (): Promise<void> {
 
   todos.observe({}, docs => { renderTodos(todos, docs) }, { sort: { createdAt: 1, _id: 1 } })
   db.on('peers', () => { renderPeers(db) })
+  let kept = false
+  db.on('kept', k => { kept = k; renderKept(db, kept) })
   db.on('network', () => { renderPeers(db); void renderShare(db, config) })
   if (joined) {
     db.on('sync:progress', p => {
@@ -257,6 +272,7 @@ async function main (): Promise<void> {
   // The countdown and the joiner's "nobody is online" need a clock as well as events.
   setInterval(() => {
     renderNetwork(db)
+    renderKept(db, kept)
     if (joined) void renderJoin(db)
   }, 1000)
   renderPeers(db)

@@ -2,9 +2,12 @@
 // `npm start`: starts the relay (bin/kitedb-relay.js) and serves the built demo, prints the demo
 // URL and the relay multiaddr; Ctrl-C stops both.
 //
-//   npm start -- [--port 5173] [--relay-port 9091] [--relays 1] [--host 127.0.0.1] [--no-build] [--relay-record FILE]
+//   npm start -- [--port 5173] [--relay-port 9091] [--relays 1] [--host 127.0.0.1] [--no-build] [--relay-record FILE] [--keep DIR | --no-keep]
 // `--relays N` starts N relays on consecutive ports from --relay-port (keys .kitedb/relay.key,
 // .kitedb/relay-2.key, …); the demo reserves on all of them and its share links name them all.
+// The relays keep (`kitedb-relay --keep`, docs/keepers.md) what the demo asks them to, so devices
+// that are never online together sync: the first in .kitedb/keep (or --keep DIR), the others in
+// DIR-2, DIR-3…; `--no-keep` turns keeping off.
 // Environment: PORT / KITEDB_DEMO_PORT, KITEDB_RELAY_PORT, KITEDB_RELAYS_COUNT, KITEDB_HOST; relays inherit
 // the environment, so KITEDB_RELAY_RECORD=FILE works as --relay-record FILE does (`kitedb-relay --record`).
 import { spawn } from 'node:child_process'
@@ -22,7 +25,8 @@ function parseArgs (argv, env) {
     relayPort: Number(env.KITEDB_RELAY_PORT ?? 9091),
     relays: Number(env.KITEDB_RELAYS_COUNT ?? 1),
     host: env.KITEDB_HOST ?? '127.0.0.1',
-    build: true
+    build: true,
+    keep: join(root, '.kitedb', 'keep')
   }
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]
@@ -32,7 +36,9 @@ function parseArgs (argv, env) {
     else if (a === '--host') args.host = argv[++i]
     else if (a === '--no-build') args.build = false
     else if (a === '--relay-record' && argv[i + 1] !== undefined) args.relayRecord = argv[++i]
-    else { console.error(`unknown option ${a}\nusage: npm start -- [--port 5173] [--relay-port 9091] [--relays 1] [--host 127.0.0.1] [--no-build] [--relay-record FILE]`); process.exit(2) }
+    else if (a === '--keep' && argv[i + 1] !== undefined) args.keep = argv[++i]
+    else if (a === '--no-keep') args.keep = undefined
+    else { console.error(`unknown option ${a}\nusage: npm start -- [--port 5173] [--relay-port 9091] [--relays 1] [--host 127.0.0.1] [--no-build] [--relay-record FILE] [--keep DIR | --no-keep]`); process.exit(2) }
   }
   if (!Number.isInteger(args.relays) || args.relays < 1 || args.relays > 16) { console.error('--relays must be a number of relays from 1 to 16'); process.exit(2) }
   for (const [k, v] of [['--port', args.port], ['--relay-port', args.relayPort], ['--relay-port (plus --relays)', args.relayPort + args.relays - 1]]) {
@@ -59,8 +65,9 @@ function startRelay (args, n) {
   return new Promise((resolve, reject) => {
     const keyFile = join(root, '.kitedb', n === 0 ? 'relay.key' : `relay-${n + 1}.key`)
     const record = args.relayRecord !== undefined ? ['--record', n === 0 ? args.relayRecord : `${args.relayRecord}.${n + 1}`] : []
+    const keep = args.keep !== undefined ? ['--keep', n === 0 ? args.keep : `${args.keep}-${n + 1}`] : []
     const child = spawn(process.execPath, [join(root, 'bin', 'kitedb-relay.js'), '--host', args.host, '--port', String(args.relayPort + n),
-      '--key-file', keyFile, ...record],
+      '--key-file', keyFile, ...record, ...keep],
     { stdio: ['ignore', 'pipe', 'inherit'] })
     const addrs = []
     let buffered = ''

@@ -174,3 +174,34 @@ export class SnapshotMismatchError extends KiteError {
     this.differences = differences
   }
 }
+
+/**
+ * A keeper refused to keep what this replica holds because a quota is spent: the database's
+ * (`--keep-quota`), the requesting peer's, or the keeper's in all (`--keep-max`, `--keep-total`).
+ * Nothing that keeper acknowledged before is lost; what it refused stays on this device (and on
+ * any other keeper). Delivered as the database's `error` event, by `keepers()`, and by `whenKept`
+ * when no keeper keeps everything.
+ */
+export class KeeperFullError extends KiteError {
+  /** peer id of the keeper */
+  readonly keeper: string
+  constructor (keeper: string, message: string) {
+    super('ERR_KEEPER_FULL', `keeper ${keeper} is full: ${message}`)
+    this.keeper = keeper
+  }
+}
+
+/**
+ * A keeper refused a request for another reason than a quota: the manifest could not be had,
+ * the input was invalid, or the keeper is busy. `reason` is the keeper's code
+ * (`'manifest-unavailable'`, `'refused'`, `'busy'`, `'not-kept'`).
+ */
+export class KeeperRefusedError extends KiteError {
+  readonly keeper: string
+  readonly reason: string
+  constructor (keeper: string, reason: string, message: string) {
+    super('ERR_KEEPER_REFUSED', `keeper ${keeper} refused (${reason}): ${message}`)
+    this.keeper = keeper
+    this.reason = reason
+  }
+}

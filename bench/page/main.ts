@@ -257,6 +257,16 @@ const api = {
     return replDb().peers()
   },
 
+  /**
+   * Replicated: resolves once a keeper stores everything this page holds (`whenKept`), with
+   * `snapshot` also a snapshot of its current heads; returns the ms it waited.
+   */
+  async replWhenKept (snapshot: boolean, timeoutMs: number): Promise<number> {
+    const t0 = performance.now()
+    await replDb().whenKept({ timeoutMs, snapshot })
+    return performance.now() - t0
+  },
+
   /** Replicated: close this page's database. */
   async replClose (): Promise<void> {
     await replDb().close()

@@ -123,12 +123,19 @@ export interface SealOptions {
   key?: Uint8Array
   /** the caller has already checked every value is JSON-like (local writes, checked by the API): only the structure is checked */
   valuesChecked?: boolean
+  /** the link signer of a link-secret database (see `link.ts`): the block then carries its signature `l` too */
+  link?: Signer
 }
 
 /** How a received block is opened. */
 export interface OpenOptions {
   /** the database key, for an encrypted database: every block must then be encrypted with it */
   key?: Uint8Array
+  /**
+   * the link public key of a link-secret database (the manifest's `enc.link`): every block must
+   * then carry a valid link signature `l` (see `link.ts`)
+   */
+  link?: Uint8Array
 }
 
 /**
@@ -137,7 +144,8 @@ export interface OpenOptions {
  *
  * Wire format (dag-cbor): the block node is `{v: 1, body, w, s}` where `body` is the dag-cbor
  * encoding of `{db, parents, hlc: [t, c, r], ops | box, chunks?}`, `w` the writer's Ed25519
- * public key and `s` its signature of `body` (see `seal.ts`). `box` replaces `ops` in an
+ * public key and `s` its signature of `body` (see `seal.ts`); in a link-secret database also `l`,
+ * the link key's signature of `body` (`{v: 1, body, w, s, l}`, see `link.ts`). `box` replaces `ops` in an
  * encrypted database: the sealed dag-cbor of the ops, bound to the database id. Ops beyond
  * `CHUNK_TARGET_BYTES` go into chunk nodes `{v: 1, ops | box}`, named by CID in the body.
  * Signing the body bytes as they are sent means verifying never re-encodes anything.
@@ -165,7 +173,9 @@ export async function encodeBlock (block: Block, options: SealOptions): Promise<
   const bodyBytes = encodeNode(body, 'block').bytes
   const writer = options.signer.publicKey
   const signature = await options.signer.sign(bodyBytes)
-  const { bytes, cid } = encodeNode({ v: 1, body: bodyBytes, w: writer, s: signature }, 'block')
+  const envelope: Record<string, unknown> = { v: 1, body: bodyBytes, w: writer, s: signature }
+  if (options.link !== undefined) envelope.l = await options.link.sign(bodyBytes)
+  const { bytes, cid } = encodeNode(envelope, 'block')
   const out: EncodedBlock = { cid, bytes, block: { ...block, ops: block.ops, writer } }
   delete out.block.chunks
   if (chunks.length > 0) {
@@ -273,6 +283,8 @@ export interface BlockHeader {
   /** the signed body bytes and the signature (not verified by `readBlockHeader`) */
   body: Uint8Array
   signature: Uint8Array
+  /** the link signature of `body`, in a link-secret database (not verified by `readBlockHeader`) */
+  link?: Uint8Array
   /** the body's raw map (ops or box still inside) */
   raw: Record<string, unknown>
 }
@@ -287,11 +299,12 @@ export function readBlockHeader (bytes: Uint8Array): BlockHeader {
   if (bytes.byteLength > MAX_BLOCK_BYTES) throw new InvalidBlockError(`block is ${bytes.byteLength} bytes, over the ${MAX_BLOCK_BYTES}-byte limit`)
   const envelope = decodeNodeMap(bytes, 'block')
   if (envelope.v !== 1) throw new InvalidBlockError(`unknown version ${String(envelope.v)}`)
-  const { body, w, s } = envelope
-  if (Object.keys(envelope).length !== 4 || !(body instanceof Uint8Array) || !(w instanceof Uint8Array) || !(s instanceof Uint8Array)) {
-    throw new InvalidBlockError('not a signed block {v, body, w, s}')
+  const { body, w, s, l } = envelope
+  if (Object.keys(envelope).length !== (l === undefined ? 4 : 5) || !(body instanceof Uint8Array) || !(w instanceof Uint8Array) || !(s instanceof Uint8Array)) {
+    throw new InvalidBlockError('not a signed block {v, body, w, s, l?}')
   }
   if (w.length !== PUBLIC_KEY_BYTES || s.length !== SIGNATURE_BYTES) throw new InvalidBlockError('writer key or signature has the wrong length')
+  if (l !== undefined && (!(l instanceof Uint8Array) || l.length !== SIGNATURE_BYTES)) throw new InvalidBlockError('link signature has the wrong length')
   const raw = decodeNodeMap(body, 'block body')
   const hlc = raw.hlc
   if (!Array.isArray(hlc) || hlc.length !== 3) throw new InvalidBlockError('hlc is not [t, c, r]')
@@ -312,12 +325,25 @@ export function readBlockHeader (bytes: Uint8Array): BlockHeader {
       return chunk
     })
   }
-  return { db: raw.db, parents, hlc: { t: hlc[0] as number, c: hlc[1] as number, r: hlc[2] as string }, chunks, writer: w, body, signature: s, raw }
+  const header: BlockHeader = { db: raw.db, parents, hlc: { t: hlc[0] as number, c: hlc[1] as number, r: hlc[2] as string }, chunks, writer: w, body, signature: s, raw }
+  if (l instanceof Uint8Array) header.link = l
+  return header
+}
+
+/**
+ * Check the signatures of a block header: the writer's, and with `link` (the manifest's link
+ * public key) the link signature, which must then be present. Throws `InvalidBlockError`.
+ */
+export async function verifyHeaderSignatures (header: BlockHeader, link?: Uint8Array): Promise<void> {
+  if (!await verifySignature(header.writer, header.body, header.signature)) throw new InvalidBlockError('the signature does not match the writer key')
+  if (link === undefined) return
+  if (header.link === undefined) throw new InvalidBlockError('no link signature, in a link-secret database (made without the link?)')
+  if (!await verifySignature(link, header.body, header.link)) throw new InvalidBlockError('the link signature does not match the database\'s link key (made without the link?)')
 }
 
 /**
  * Decode and verify block bytes: size, CID (when `expected` is given, the bytes must hash to
- * it), the writer's signature, structure and every op. With `options.key`, the block must be
+ * it), the writer's signature (and with `options.link` the link signature), structure and every op. With `options.key`, the block must be
  * encrypted under that key, and is decrypted; without it, an encrypted block is refused. (Whether
  * the writer may write is the replica's decision: see `Replica.receive`.)
  * Throws `InvalidBlockError` (never anything else) for any invalid input.
@@ -328,7 +354,7 @@ export async function decodeBlock (bytes: Uint8Array, expected?: CID, options: O
   const cid = cidOf(bytes)
   if (expected != null && !cid.equals(expected)) throw new InvalidBlockError(`bytes hash to ${cid.toString()}, not ${String(expected)}`)
   const header = readBlockHeader(bytes)
-  if (!await verifySignature(header.writer, header.body, header.signature)) throw new InvalidBlockError('the signature does not match the writer key')
+  await verifyHeaderSignatures(header, options.link)
   const list = readOps(header.raw, header.db, options, 'block')
   const block: Block & { writer: Uint8Array } = {
     v: 1,

@@ -8,6 +8,7 @@ import { AccessError, InvalidAddressError, InvalidBlockError, ValidationError } 
 import { cidOf, decode, encode, parseCid, type CID } from './codec.js'
 import { isPlainObject } from './json.js'
 import { equalBytes, formatPublicKey, keyCheck, parsePublicKey, seal, unseal } from './seal.js'
+import { linkSigner } from './link.js'
 
 /** The immutable description of a database. */
 export interface Manifest {
@@ -29,6 +30,13 @@ export interface Manifest {
     check: Uint8Array
     /** the name, sealed with the key (nobody without the key learns it) */
     name: Uint8Array
+    /**
+     * the link public key (`linkSigner(key).publicKey`), in a database everyone holding its link
+     * may write (`write: ['*']`): every block must carry its signature, so what someone with the
+     * address alone signs is refused without the key (see `link.ts`). Absent in manifests made
+     * before it existed, whose blocks are checked as they always were.
+     */
+    link?: Uint8Array
   }
 }
 
@@ -58,13 +66,22 @@ function nameAad (created: number, nonce: string): Uint8Array {
 
 /**
  * A new manifest. With `key`, the database is encrypted: the manifest holds a check of the key
- * and the name sealed with it. Throws `ValidationError` for a bad write list.
+ * and the name sealed with it, and, when everyone holding the link may write (`['*']`), the link
+ * public key. Throws `ValidationError` for a bad write list.
  */
 export function createManifest (name: string, write: string[], key?: Uint8Array, created = Date.now()): Manifest {
   const nonce = Array.from(globalThis.crypto.getRandomValues(new Uint8Array(8)), b => b.toString(16).padStart(2, '0')).join('')
   const manifest: Manifest = { v: 1, name: key === undefined ? name : '', created, nonce, write: checkWriteList(write) }
-  if (key !== undefined) manifest.enc = { check: keyCheck(key), name: seal(key, new TextEncoder().encode(name), nameAad(created, nonce)) }
+  if (key !== undefined) {
+    manifest.enc = { check: keyCheck(key), name: seal(key, new TextEncoder().encode(name), nameAad(created, nonce)) }
+    if (manifest.write[0] === '*') manifest.enc.link = linkSigner(key).publicKey
+  }
   return manifest
+}
+
+/** The link public key of a link-secret database (see `Manifest.enc.link`), or undefined. */
+export function linkKeyOf (manifest: Manifest | null | undefined): Uint8Array | undefined {
+  return manifest?.enc?.link
 }
 
 /**
@@ -88,6 +105,7 @@ export function checkKey (manifest: Manifest, key: Uint8Array | undefined): void
   }
   if (key === undefined) throw new AccessError('this database is encrypted: open it with the key from its share link')
   if (!equalBytes(keyCheck(key), manifest.enc.check)) throw new AccessError('wrong key for this database')
+  if (manifest.enc.link !== undefined && !equalBytes(linkSigner(key).publicKey, manifest.enc.link)) throw new AccessError('the manifest\'s link key does not derive from this key')
 }
 
 /** Address prefix: an address is `/kite/<manifest-cid>`. */
@@ -121,8 +139,13 @@ export function decodeManifest (bytes: Uint8Array, expected: CID): Manifest {
   const manifest: Manifest = { v: 1, name: raw.name, created: raw.created as number, nonce: raw.nonce, write }
   if (raw.enc !== undefined) {
     const enc = raw.enc
-    if (!isPlainObject(enc) || !(enc.check instanceof Uint8Array) || enc.check.length !== 16 || !(enc.name instanceof Uint8Array)) throw new InvalidBlockError('manifest enc is not {check, name}')
+    if (!isPlainObject(enc) || !(enc.check instanceof Uint8Array) || enc.check.length !== 16 || !(enc.name instanceof Uint8Array)) throw new InvalidBlockError('manifest enc is not {check, name, link?}')
     manifest.enc = { check: enc.check, name: enc.name }
+    if (enc.link !== undefined) {
+      if (!(enc.link instanceof Uint8Array) || enc.link.length !== 32) throw new InvalidBlockError('manifest enc.link is not a 32-byte public key')
+      if (write[0] !== '*') throw new InvalidBlockError('manifest enc.link is for databases everyone with the link may write')
+      manifest.enc.link = enc.link
+    }
   }
   return manifest
 }

@@ -9,8 +9,8 @@ import {
 import { type Op, formatKey, formatPublicKey, isValidCollectionName, manifestName, parseCid } from '../crdt/index.js'
 import { type DocChange, type IndexProgress, type Storage } from '../store/index.js'
 import {
-  type BeforeCheck, type ChangeOrigin, type ChangeSet, type NetworkState, type PeerConnection, type Replica, Replicator, type ReplicatorOptions,
-  type SyncProgress, type SyncState
+  type BeforeCheck, type ChangeOrigin, type ChangeSet, type KeeperStatus, type NetworkState, type PeerConnection, type Replica, Replicator, type ReplicatorOptions,
+  type SyncProgress, type SyncState, type WhenKeptOptions
 } from '../sync/index.js'
 import { type NetworkLease } from '../net/index.js'
 import { createLogger } from '../log.js'
@@ -62,9 +62,16 @@ export interface DatabaseEvents {
   /** the manifest of a database joined by address arrived: its name, writers and encryption are known */
   manifest: () => void
   /**
-   * replication stopped on an error it cannot retry past (an `AccessError`: e.g. a wrong key), or
+   * whether everything this replica holds is stored by at least one keeper changed: `true` once a
+   * keeper acknowledged it all (after its commit), `false` when this replica holds something no
+   * keeper has acknowledged yet (a write, say). See `whenKept`, `keepers()`, docs/keepers.md.
+   */
+  kept: (kept: boolean) => void
+  /**
+   * replication stopped on an error it cannot retry past (an `AccessError`: e.g. a wrong key),
    * found a peer's input forged after taking it and repaired it (`SnapshotMismatchError`, code
-   * `ERR_SNAPSHOT_MISMATCH`: replication goes on)
+   * `ERR_SNAPSHOT_MISMATCH`: replication goes on), or a keeper refused to keep this database
+   * (`KeeperFullError`: a quota; `KeeperRefusedError`: another reason; tried again later)
    */
   error: (error: KiteError) => void
 }
@@ -126,7 +133,7 @@ export class Database {
   private readonly collections = new Map<string, Collection<any>>()
   private readonly watchers = new Map<string, Set<(changes: DocChange[]) => void>>()
   private readonly listeners: { [K in keyof DatabaseEvents]: Set<DatabaseEvents[K]> } = {
-    update: new Set(), peers: new Set(), 'peer:join': new Set(), 'peer:leave': new Set(), 'sync:progress': new Set(), network: new Set(), manifest: new Set(), error: new Set()
+    update: new Set(), peers: new Set(), 'peer:join': new Set(), 'peer:leave': new Set(), 'sync:progress': new Set(), network: new Set(), manifest: new Set(), error: new Set(), kept: new Set()
   }
   private readonly cleanups: Array<() => void> = []
   private replicator?: Replicator
@@ -378,7 +385,46 @@ export class Database {
   async syncState (): Promise<SyncState> {
     this.assertOpen()
     if (this.replicator !== undefined) return await this.replicator.state()
-    return { heads: await this.replica.heads(), missing: (await this.replica.missing()).length, unavailable: 0, peers: [], lastSyncedAt: null, snapshot: await this.replica.snapshotRoot() ?? null, audit: null, holders: 0 }
+    return { heads: await this.replica.heads(), missing: (await this.replica.missing()).length, unavailable: 0, peers: [], lastSyncedAt: null, snapshot: await this.replica.snapshotRoot() ?? null, audit: null, holders: 0, kept: false }
+  }
+
+  /**
+   * The keepers this replica reached in this session (relays that keep, see docs/keepers.md) and
+   * where each stands: `state` (`'kept'`, `'saving'`, `'refused'`, `'unreachable'`, `'idle'`),
+   * blocks acknowledged, the snapshot acknowledged, when it last confirmed keeping everything,
+   * and its refusal or failure (`KeeperFullError`, `KeeperRefusedError`, `NetworkError`).
+   */
+  keepers (): KeeperStatus[] {
+    this.assertOpen()
+    return this.replicator?.keeping?.keepers() ?? []
+  }
+
+  /**
+   * Resolves once everything this replica holds is stored by at least one keeper, as the keeper
+   * acknowledged after its commit (so it survives the keeper being killed), e.g. before closing a
+   * tab that made changes nobody else has seen. With `snapshot: true`, also waits for a keeper to
+   * hold a snapshot of the current heads (made by writers holding at least `snapshotMinBlocks`
+   * blocks, once writes go quiet), so a device opening the link later joins fast. Rejects with
+   * `TimeoutError` after `timeoutMs` (default 30000; also when no keeper is reached), at once with
+   * `KeeperFullError`/`KeeperRefusedError` when every keeper reached refused, `ValidationError`
+   * for a local-only database, `DatabaseClosedError` when closed.
+   */
+  async whenKept (options: WhenKeptOptions = {}): Promise<void> {
+    this.assertOpen()
+    if (this.status === 'local') throw new ValidationError('this database was opened without a network: nothing can keep it')
+    const timeoutMs = options.timeoutMs ?? 30_000
+    const deadline = Date.now() + timeoutMs
+    for (;;) {
+      this.assertOpen()
+      const keeping = this.replicator?.keeping
+      const left = deadline - Date.now()
+      if (keeping !== undefined) {
+        await keeping.whenKept({ ...options, timeoutMs: Math.max(1, left) })
+        return
+      }
+      if (left <= 0) throw new TimeoutError(`not kept within ${timeoutMs} ms: not connected to any keeper`)
+      await new Promise(resolve => setTimeout(resolve, Math.min(100, left)))
+    }
   }
 
   /**
@@ -557,7 +603,15 @@ export class Database {
       this.setStatus(state.status, state.status === 'online' || state.error === null ? undefined : new NetworkError(state.error), true)
     }
     const timer = setInterval(refreshPeers, 1000)
+    let kept = false
+    const keeping = replicator.keeping
     const offs = [
+      keeping?.onChange(() => {
+        if (this.closed || keeping.kept === kept) return
+        kept = keeping.kept
+        this.emit('kept', kept)
+      }) ?? (() => {}),
+      keeping?.onError(err => { this.emit('error', err) }) ?? (() => {}),
       () => { clearInterval(timer) },
       replicator.onPeers(refreshPeers),
       replicator.onProgress(p => { this.emit('sync:progress', p) }),

@@ -7,7 +7,7 @@ import { createLibp2p, type Libp2p } from 'libp2p'
 import { webSockets } from '@libp2p/websockets'
 import { webRTC } from '@libp2p/webrtc'
 import { circuitRelayServer, circuitRelayTransport } from '@libp2p/circuit-relay-v2'
-import { gossipsub, type GossipSub } from '@libp2p/gossipsub'
+import { TopicValidatorResult, gossipsub, type GossipSub } from '@libp2p/gossipsub'
 import { identify } from '@libp2p/identify'
 import { ping, type Ping } from '@libp2p/ping'
 import { noise } from '@libp2p/noise'
@@ -229,6 +229,12 @@ export interface RelayNodeOptions {
    * chunk of bytes it pipes through a relayed connection. Must not throw or keep `data`.
    */
   record?: (entry: RelayRecord) => void
+  /**
+   * A further check of gossip on `/kitedb/1/…` topics, after the per-peer limits: a message it
+   * resolves false for is neither delivered nor forwarded (a keeper checks the inline blocks of
+   * the databases it keeps: see `Keeper.checkGossip`). Must not throw.
+   */
+  gossipCheck?: (topic: string, data: Uint8Array, from: string) => Promise<boolean>
 }
 
 /**
@@ -279,7 +285,13 @@ export async function createRelayNode (options: RelayNodeOptions = {}): Promise<
     for (const { topic, subscribe } of evt.detail.subscriptions) {
       if (subscribe && topic.startsWith(TOPIC_PREFIX) && !pubsub.getTopics().includes(topic)) {
         log.debug(`relay joins ${topic}`)
-        pubsub.topicValidators.set(topic, messageValidator(topic, guard, limits.maxMessageBytes, self))
+        const limit = messageValidator(topic, guard, limits.maxMessageBytes, self)
+        const check = options.gossipCheck
+        pubsub.topicValidators.set(topic, check === undefined ? limit : async (peer, msg) => {
+          const verdict = await limit(peer, msg)
+          if (verdict !== TopicValidatorResult.Accept || msg.type !== 'signed' || msg.from.toString() === self) return verdict
+          return await check(topic, msg.data, msg.from.toString()) ? TopicValidatorResult.Accept : TopicValidatorResult.Ignore
+        })
         pubsub.subscribe(topic)
       }
     }

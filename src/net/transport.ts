@@ -22,6 +22,7 @@ import { NetworkError, TimeoutError } from '../errors.js'
 import { createLogger } from '../log.js'
 import { type NetworkState, type PeerConnection, type SubscribeOptions, type Transport } from '../sync/transport.js'
 import { type Limits, type LimitsOptions, resolveLimits } from '../sync/limits.js'
+import { KEEP_PROTOCOL } from '../sync/keep-wire.js'
 import { type PeerNode, dialWithRetry } from './node.js'
 import { PeerGuard, messageValidator, refuseBanned } from './guard.js'
 
@@ -98,6 +99,9 @@ export class Libp2pTransport implements Transport {
   private readonly upgrading = new Set<string>()
   /** peers whose identify protocols lack WebRTC signalling */
   private readonly refusesWebRTC = new Map<string, true>()
+  /** peers whose identify protocols include the keep protocol */
+  private readonly keeperPeers = new Set<string>()
+  private readonly keeperListeners = new Set<() => void>()
   private readonly onIdentify: (evt: CustomEvent) => void
   private readonly opts: { upgradeFallbackMs: number, upgradeBackoffMs: number, directConnections: boolean }
   private readonly onMessage: (evt: CustomEvent) => void
@@ -147,6 +151,7 @@ export class Libp2pTransport implements Transport {
       const { peerId, protocols } = evt.detail as { peerId: PeerId, protocols: string[] }
       if (!protocols.some(p => p.startsWith('/webrtc-signaling/'))) remember(this.refusesWebRTC, peerId.toString(), true)
       else this.refusesWebRTC.delete(peerId.toString())
+      this.noteKeeper(peerId.toString(), protocols.includes(KEEP_PROTOCOL))
     }
     node.addEventListener('peer:identify', this.onIdentify)
     pubsub.addEventListener('message', this.onMessage)
@@ -156,6 +161,30 @@ export class Libp2pTransport implements Transport {
     node.addEventListener('connection:close', this.onConnectionClose)
     node.services.relays?.addEventListener('change', this.onNetworkEvent)
     this.lastNetworkKey = networkKey(this.networkState())
+    // Peers identified before this transport existed: their protocols are in the peer store.
+    for (const conn of node.getConnections()) {
+      void node.peerStore.get(conn.remotePeer).then(p => { this.noteKeeper(conn.remotePeer.toString(), p.protocols.includes(KEEP_PROTOCOL)) }, () => {})
+    }
+  }
+
+  /** Peers connected now that announced the keep protocol (see `Transport.keepers`). */
+  keepers (): string[] {
+    return [...this.keeperPeers].filter(p => this.connection(p).kind !== 'none')
+  }
+
+  onKeepers (handler: () => void): () => void {
+    this.keeperListeners.add(handler)
+    return () => { this.keeperListeners.delete(handler) }
+  }
+
+  /** A peer identified itself (on each new connection): note whether it keeps, and tell the listeners when it does (it may be back). */
+  private noteKeeper (peer: string, keeps: boolean): void {
+    if (!keeps && !this.keeperPeers.has(peer)) return
+    if (keeps) this.keeperPeers.add(peer)
+    else this.keeperPeers.delete(peer)
+    for (const l of this.keeperListeners) {
+      try { l() } catch (err) { log.warn('keepers listener threw', err) }
+    }
   }
 
   /**
@@ -211,6 +240,11 @@ export class Libp2pTransport implements Transport {
    */
   private connectionClosed (conn: Connection): void {
     const peer = conn.remotePeer.toString()
+    if (this.keeperPeers.has(peer) && this.connection(peer).kind === 'none') {
+      for (const l of this.keeperListeners) {
+        try { l() } catch (err) { log.warn('keepers listener threw', err) }
+      }
+    }
     if (!isDirect(conn) || this.relayIds.has(peer) || this.connection(peer).kind === 'direct') return
     this.firstHeard.delete(peer)
     this.lastUpgradeAttempt.delete(peer)
@@ -324,6 +358,8 @@ export class Libp2pTransport implements Transport {
         return await conn.newStream(protocol, { signal: AbortSignal.any([signal, AbortSignal.timeout(fresh ? FRESH_NEGOTIATE_MS : negotiateMs)]), runOnLimitedConnection: true })
       } catch (err) {
         if (signal.aborted) throw err
+        // The peer answered that it does not speak the protocol: the connection works, keep it.
+        if ((err as Error).name === 'UnsupportedProtocolError') throw err
         errors.push(`${conn.remoteAddr.toString()}: ${(err as Error).message}`)
         log.debug(`closing connection to ${peer} that cannot open a stream: ${(err as Error).message}`)
         void conn.close().catch(() => { conn.abort(err as Error) }).finally(() => {
@@ -424,6 +460,7 @@ export class Libp2pTransport implements Transport {
     this.node.removeEventListener('connection:close', this.onConnectionClose)
     this.node.services.relays?.removeEventListener('change', this.onNetworkEvent)
     this.networkListeners.clear()
+    this.keeperListeners.clear()
     this.node.services.pubsub.removeEventListener('message', this.onMessage)
     this.node.services.pubsub.removeEventListener('subscription-change', this.onSubscriptionChange)
   }

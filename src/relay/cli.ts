@@ -1,8 +1,10 @@
 /**
  * `kitedb-relay`: the relay peers use to find each other (circuit-relay-v2 + gossipsub over
- * WebSockets). It stores nothing and never sees a database key.
+ * WebSockets). It never sees a database key. With `--keep DIR` it also keeps (stores and serves)
+ * replicas of the databases its peers ask it to keep, blind (docs/keepers.md).
  *
- *   kitedb-relay [--host 127.0.0.1] [--port 9091] [--key-file FILE] [--record FILE] [limits…]
+ *   kitedb-relay [--host 127.0.0.1] [--port 9091] [--key-file FILE] [--record FILE] [--keep DIR [keep limits…]] [limits…]
+ *   kitedb-relay export-car --keep DIR --db /kite/<cid> --out FILE
  *
  * Limits (see `USAGE` and `RelayNodeOptions`) protect the relay: reservations, connections,
  * streams, relayed bytes and time, per-peer gossip rates.
@@ -16,6 +18,9 @@ import { createServer } from 'node:net'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import { type PrivateKey } from '@libp2p/interface'
 import { createRelayNode, type RelayRecord } from '../net/node.js'
+import { DEFAULT_KEEP_LIMITS, KeepStore, exportCar, resolveKeepLimits, type KeepLimits } from '../keep/index.js'
+import { parseAddress } from '../crdt/index.js'
+import { type Keeping, startKeeping } from './keep.js'
 
 /** Parsed command line of the relay; units as in the flags (seconds, bytes, counts). */
 export interface RelayArgs {
@@ -38,6 +43,18 @@ export interface RelayArgs {
   maxStreamsPerConnection: number
   /** gossip messages per second one peer may publish on one topic */
   maxMessagesPerSecond: number
+  /** keep what peers ask in this directory (`--keep`, `KITEDB_RELAY_KEEP`) */
+  keep?: string
+  /** bytes one kept database may take */
+  keepQuota: number
+  /** databases kept in all */
+  keepMax: number
+  /** bytes kept in all */
+  keepTotal: number
+  /** databases one peer may ask to keep */
+  keepPerPeer: number
+  /** days a kept database may stay idle before it is deleted */
+  keepIdleDays: number
 }
 
 /** Thrown for a bad command line or environment; the message is meant for the user. */
@@ -53,15 +70,22 @@ const LIMIT_FLAGS: Record<string, [keyof RelayArgs, number, string]> = {
   '--max-connections-per-ip': ['maxConnectionsPerIp', 50, 'new connections per second from one IP address'],
   '--max-pending-connections': ['maxPendingConnections', 64, 'connections being set up at once'],
   '--max-streams-per-connection': ['maxStreamsPerConnection', 256, 'streams open at once on one connection'],
-  '--max-messages-per-second': ['maxMessagesPerSecond', 100, 'gossip messages one peer may publish per topic per second; a peer that keeps exceeding it is disconnected for a minute']
+  '--max-messages-per-second': ['maxMessagesPerSecond', 100, 'gossip messages one peer may publish per topic per second; a peer that keeps exceeding it is disconnected for a minute'],
+  '--keep-quota': ['keepQuota', DEFAULT_KEEP_LIMITS.quotaBytes, 'with --keep: bytes one kept database may take'],
+  '--keep-max': ['keepMax', DEFAULT_KEEP_LIMITS.maxDatabases, 'with --keep: databases kept in all'],
+  '--keep-total': ['keepTotal', DEFAULT_KEEP_LIMITS.totalBytes, 'with --keep: bytes kept in all'],
+  '--keep-per-peer': ['keepPerPeer', DEFAULT_KEEP_LIMITS.maxPerPeer, 'with --keep: databases one peer may ask to keep'],
+  '--keep-idle-days': ['keepIdleDays', DEFAULT_KEEP_LIMITS.idleMs / 86_400_000, 'with --keep: a database nobody wrote to or read for this many days is deleted']
 }
 
 const USAGE = [
-  'usage: kitedb-relay [--host 127.0.0.1] [--port 9091] [--key-file FILE] [--record FILE] [limits]',
+  'usage: kitedb-relay [--host 127.0.0.1] [--port 9091] [--key-file FILE] [--record FILE] [--keep DIR] [limits]',
+  '       kitedb-relay export-car --keep DIR --db /kite/<cid> --out FILE',
   '  --record FILE   append every payload the relay forwards to FILE, one JSON line each (debugging)',
+  '  --keep DIR      also keep (store and serve, blind: no key) the databases peers ask it to keep, in DIR (LevelDB)',
   'limits (positive integers):',
   ...Object.entries(LIMIT_FLAGS).map(([flag, [, def, what]]) => `  ${`${flag} ${def}`.padEnd(34)} ${what}`),
-  'environment: KITEDB_RELAY_HOST, KITEDB_RELAY_PORT, KITEDB_RELAY_KEY_FILE, KITEDB_RELAY_RECORD'
+  'environment: KITEDB_RELAY_HOST, KITEDB_RELAY_PORT, KITEDB_RELAY_KEY_FILE, KITEDB_RELAY_RECORD, KITEDB_RELAY_KEEP'
 ].join('\n')
 
 /** Parse argv (without `node script`) and env into `RelayArgs`. Throws `UsageError`. */
@@ -71,6 +95,7 @@ export function parseRelayArgs (argv: string[], env: Record<string, string | und
     port: parsePort(env.KITEDB_RELAY_PORT ?? '9091', 'KITEDB_RELAY_PORT'),
     ...(env.KITEDB_RELAY_KEY_FILE !== undefined ? { keyFile: env.KITEDB_RELAY_KEY_FILE } : {}),
     ...(env.KITEDB_RELAY_RECORD !== undefined && env.KITEDB_RELAY_RECORD !== '' ? { record: env.KITEDB_RELAY_RECORD } : {}),
+    ...(env.KITEDB_RELAY_KEEP !== undefined && env.KITEDB_RELAY_KEEP !== '' ? { keep: env.KITEDB_RELAY_KEEP } : {}),
     ...Object.fromEntries(Object.values(LIMIT_FLAGS).map(([key, def]) => [key, def]))
   } as RelayArgs
   for (let i = 0; i < argv.length; i++) {
@@ -86,12 +111,14 @@ export function parseRelayArgs (argv: string[], env: Record<string, string | und
       case '--port': args.port = parsePort(value(), '--port'); break
       case '--key-file': args.keyFile = value(); break
       case '--record': args.record = value(); break
+      case '--keep': args.keep = value(); break
       case '--help': case '-h': throw new UsageError(USAGE)
       default: {
         const limit = LIMIT_FLAGS[name]
         if (limit === undefined) throw new UsageError(`unknown option ${flag}\n${USAGE}`)
         const n = Number(value())
         if (!Number.isSafeInteger(n) || n < 1) throw new UsageError(`${name} must be a positive integer`)
+        if (name.startsWith('--keep-') && args.keep === undefined && !argv.some(a => a === '--keep' || a.startsWith('--keep='))) throw new UsageError(`${name} needs --keep DIR`)
         ;(args as unknown as Record<string, number>)[limit[0]] = n
       }
     }
@@ -173,8 +200,47 @@ export async function openRecorder (file: string, maxPendingBytes = 16 * 1024 * 
   }
 }
 
+/** The keep limits of the command line. */
+export function keepLimitsOf (args: RelayArgs): Partial<KeepLimits> {
+  return { quotaBytes: args.keepQuota, maxDatabases: args.keepMax, totalBytes: args.keepTotal, maxPerPeer: args.keepPerPeer, idleMs: args.keepIdleDays * 86_400_000 }
+}
+
+/**
+ * `kitedb-relay export-car --keep DIR --db ADDRESS --out FILE`: write a kept database as a CAR
+ * file (the keeper using DIR must be stopped: LevelDB lets one process open it). Returns the exit code.
+ */
+async function exportCommand (argv: string[]): Promise<number> {
+  const flags = new Map<string, string>()
+  for (let i = 0; i < argv.length; i += 2) flags.set(argv[i] as string, argv[i + 1] as string)
+  const dir = flags.get('--keep')
+  const db = flags.get('--db')
+  const out = flags.get('--out')
+  if (dir === undefined || db === undefined || out === undefined || [...flags.keys()].some(k => !['--keep', '--db', '--out'].includes(k))) {
+    console.error(USAGE)
+    return 2
+  }
+  let store: KeepStore
+  try {
+    store = await KeepStore.open(dir, resolveKeepLimits())
+  } catch (err) {
+    console.error(`cannot open ${dir} (is a keeper running on it? stop it first): ${(err as Error).message}`)
+    return 1
+  }
+  try {
+    const result = await exportCar(store, parseAddress(db).toString(), out)
+    console.log(`wrote ${result.blocks} blocks to ${out} (roots: ${result.roots.join(', ')})`)
+    return 0
+  } catch (err) {
+    console.error((err as Error).message)
+    return 1
+  } finally {
+    await store.close()
+  }
+}
+
 /** Run the relay until SIGINT/SIGTERM. Returns the process exit code. */
 export async function main (argv: string[], env: Record<string, string | undefined>): Promise<number> {
+  if (argv[0] === 'export-car') return await exportCommand(argv.slice(1))
   let args: RelayArgs
   try {
     args = parseRelayArgs(argv, env)
@@ -206,8 +272,19 @@ export async function main (argv: string[], env: Record<string, string | undefin
     maxPendingConnections: args.maxPendingConnections,
     maxStreamsPerConnection: args.maxStreamsPerConnection,
     limits: { messagesPerSecond: args.maxMessagesPerSecond, messageBurst: 2 * args.maxMessagesPerSecond },
-    ...(recorder !== undefined ? { record: recorder.record } : {})
+    ...(recorder !== undefined ? { record: recorder.record } : {}),
+    ...(args.keep !== undefined ? { gossipCheck: async (topic: string, data: Uint8Array, from: string) => await (keeping?.keeper.checkGossip(topic, data, from) ?? true) } : {})
   })
+  let keeping: Keeping | undefined
+  if (args.keep !== undefined) {
+    try {
+      keeping = await startKeeping(node, { dir: args.keep, limits: keepLimitsOf(args) })
+    } catch (err) {
+      console.error(`cannot keep in ${args.keep}: ${(err as Error).message}`)
+      await node.stop()
+      return 2
+    }
+  }
   // Listen for the signals before saying we are ready, so a stop right after is a clean one.
   const stopped = new Promise<void>(resolve => {
     const stop = (): void => { resolve() }
@@ -216,9 +293,11 @@ export async function main (argv: string[], env: Record<string, string | undefin
   })
   for (const ma of node.getMultiaddrs()) console.log(`relay multiaddr: ${ma.toString()}`)
   if (args.record !== undefined) console.log(`recording forwarded payloads to ${args.record}`)
+  if (keeping !== undefined) console.log(`keeping in ${args.keep as string} (${keeping.store.total.databases} databases, ${keeping.store.total.bytes} bytes)`)
   console.log(`relay peer id: ${node.peerId.toString()}`)
   await stopped
   await node.stop()
+  await keeping?.close()
   await recorder?.close()
   console.log('relay stopped')
   return 0

@@ -6,7 +6,8 @@ import { AccessError, ClockSkewError, InvalidBlockError, StorageFullError, isQuo
 import {
   type CID, type CollState, type DocState, type EncodedBlock, type Manifest, type Op, type Signer, HybridClock, MAX_PARENTS,
   applyCollOp, applyOp, asCid, assembleOps, checkKey, cidOf, decode, decodeBlock, decodeChunk, decodeManifest, encode, encodeBlock,
-  formatPublicKey, generateSigner, isDocOp, joinCollStates, joinStates, materialise, mayWrite, parseCid, readBlockHeader, stampOf
+  formatPublicKey, generateSigner, isDocOp, joinCollStates, joinStates, linkKeyOf, linkSigner, materialise, mayWrite, parseCid, readBlockHeader, stampOf,
+  type OpenOptions as BlockOpenOptions
 } from '../crdt/index.js'
 import { type DocChange, type DocKey, type InstallSnapshotInput, type MergeInput, type MergeOutput, type Storage, docKey } from '../store/index.js'
 import { type Doc } from '../crdt/index.js'
@@ -251,7 +252,7 @@ export class Replica {
         parents: heads.map(h => parseCid(h) as CID),
         hlc: this.clock.tick(),
         ops: list
-      }, { signer: this.signer, ...(this.key !== undefined ? { key: this.key } : {}), valuesChecked: true })
+      }, { signer: this.signer, ...(this.key !== undefined ? { key: this.key } : {}), ...(this.link !== undefined ? { link: this.link } : {}), valuesChecked: true })
       return await this.apply(encoded, 'local', options.check, options.expectAbsent)
     })
   }
@@ -265,6 +266,20 @@ export class Replica {
     this.closedBy ??= reason
     for (const fail of [...this.closeWaiters]) fail(this.closedBy)
     this.closeWaiters.clear()
+  }
+
+  /**
+   * How received blocks of this database are opened and checked: with its key, and in a
+   * link-secret database its link public key (every block must carry the link signature).
+   */
+  openOptions (): BlockOpenOptions {
+    const link = linkKeyOf(this.manifestValue)
+    return { ...(this.key !== undefined ? { key: this.key } : {}), ...(link !== undefined ? { link } : {}) }
+  }
+
+  /** The link signer of a link-secret database (its blocks and snapshot offers carry its signature), else undefined. */
+  get link (): Signer | undefined {
+    return linkKeyOf(this.manifestValue) !== undefined && this.key !== undefined ? linkSigner(this.key) : undefined
   }
 
   /** Throws `AccessError` unless this replica may write. */
@@ -284,7 +299,7 @@ export class Replica {
    */
   async verify (bytes: Uint8Array, expected?: CID): Promise<EncodedBlock> {
     if (this.manifestValue === null) throw new AccessError('the database manifest has not arrived yet')
-    const encoded = await decodeBlock(bytes, expected, this.key !== undefined ? { key: this.key } : {})
+    const encoded = await decodeBlock(bytes, expected, this.openOptions())
     if (encoded.block.db !== this.dbId) throw new InvalidBlockError(`block belongs to database ${encoded.block.db}, not ${this.dbId}`)
     if (!this.mayWrite(encoded.block.writer)) {
       throw new InvalidBlockError(`writer ${formatPublicKey(encoded.block.writer)} is not on the write list`)

@@ -24,8 +24,9 @@ import { type PeerConnection, type Transport } from './transport.js'
 import { DEFAULT_LIMITS, type Limits } from './limits.js'
 import { UNAVAILABLE_ROUNDS, WantList } from './want-list.js'
 import { type BlockFetcher, SnapshotAudit, type SnapshotAuditState } from './audit.js'
+import { KeepClient } from './keep-client.js'
 import {
-  BLOCKS_PROTOCOL, INLINE_BLOCK_BYTES, MAX_HEADS, MAX_MESSAGE_BYTES, MAX_REQUEST_CIDS, SNAPSHOT_PROTOCOL,
+  type BlocksRequest, BLOCKS_PROTOCOL, INLINE_BLOCK_BYTES, MAX_HEADS, MAX_MESSAGE_BYTES, MAX_REQUEST_CIDS, SNAPSHOT_PROTOCOL,
   decodeBlocksRequest, decodeBlocksResponse, decodeHeadsMessage, decodeSnapshotRequest, decodeSnapshotResponse,
   encodeBlocksRequest, encodeBlocksResponse, encodeHeadsMessage, encodeSnapshotRequest, encodeSnapshotResponse, topicOf
 } from './wire.js'
@@ -107,6 +108,11 @@ export interface ReplicatorOptions {
   unavailableAfterMs?: number
   /** an unavailable block is asked for again this often, and at once when a new peer appears, ms (default 30000) */
   unavailableRetryMs?: number
+  /**
+   * false: do not hand this replica's blocks and snapshots to keepers (default true: every keeper
+   * the transport reaches is asked to keep this database; see `KeepClient`, docs/keepers.md)
+   */
+  keep?: boolean
 }
 
 /** Progress of catching up: counts since the replica last had nothing missing. */
@@ -147,6 +153,11 @@ export interface SyncState {
   holders: number
   /** where the audit of that snapshot against the history stands (see `SnapshotAudit`), or null */
   audit: SnapshotAuditState | null
+  /**
+   * whether everything this replica holds is stored by at least one keeper, as acknowledged after
+   * the keeper's commit (see `Database.whenKept`, docs/keepers.md)
+   */
+  kept: boolean
 }
 
 /** Replicates one `Replica` over one `Transport`. */
@@ -207,6 +218,8 @@ export class Replicator {
   private auditLacking = false
   /** writer keys (formatted) whose snapshot disagreed with the history: their offers are declined */
   private readonly forgers = new Set<string>()
+  /** hands this replica's blocks and snapshots to keepers (when the transport has keepers and `keep` is on) */
+  readonly keeping?: KeepClient
 
   constructor (replica: Replica, transport: Transport, options: ReplicatorOptions = {}) {
     this.replica = replica
@@ -224,7 +237,8 @@ export class Replicator {
       snapshotAudit: options.snapshotAudit ?? true,
       snapshotAuditDelayMs: options.snapshotAuditDelayMs ?? 10_000,
       unavailableAfterMs: options.unavailableAfterMs ?? 10_000,
-      unavailableRetryMs: options.unavailableRetryMs ?? 30_000
+      unavailableRetryMs: options.unavailableRetryMs ?? 30_000,
+      keep: options.keep ?? true
     }
     this.limits = transport.limits ?? DEFAULT_LIMITS
     this.wants = new WantList({
@@ -238,6 +252,33 @@ export class Replicator {
       unavailable: () => this.wants.unavailable().length
     })
     this.audit = new SnapshotAudit(replica)
+    if (this.opts.keep && transport.keepers !== undefined) {
+      this.keeping = new KeepClient(replica, transport, {
+        heard: (heads, from) => { this.heardHeads(heads, from) },
+        snapshot: () => this.snapshots.latestSnapshot,
+        onSnapshot: listener => this.snapshots.onBuilt(listener)
+      })
+    }
+  }
+
+  /**
+   * Heads a peer said it has outside gossip (a keeper, answering the keep protocol's `state`):
+   * wanted from it as heads it announced would be.
+   */
+  heardHeads (heads: string[], from: string): void {
+    if (this.stopped) return
+    this.touch(from)
+    void (async () => {
+      let want = false
+      for (const h of heads) {
+        if (await this.replica.storage.hasBlock(h)) continue
+        if (this.wants.announce(h, from) !== 'refused') want = true
+      }
+      if (want) {
+        this.urgent = true
+        void this.fetchMissing()
+      }
+    })().catch(err => { log.debug(`heads from ${from} not taken: ${(err as Error).message}`) })
   }
 
   /** Subscribe, serve blocks, announce heads and start the republish timer. */
@@ -257,6 +298,11 @@ export class Replicator {
     }
     void this.publishHeads()
     void this.fetchMissing()
+    if (this.keeping !== undefined) {
+      this.keeping.start()
+      const keeping = this.keeping
+      this.cleanups.push(() => { keeping.stop() })
+    }
     if (this.opts.snapshotAudit) this.scheduleAudit(this.opts.snapshotAuditDelayMs)
     // A producer whose snapshot disagreed with the history in an earlier session is still not trusted.
     void this.audit.state().then(r => { if (r?.status === 'repaired') this.forgers.add(r.producer) }, () => {})
@@ -309,7 +355,21 @@ export class Replicator {
       else this.seen.delete(peer)
     }
     out.delete(this.transport.peerId)
+    for (const k of this.keepers()) out.delete(k)
     return [...out].sort()
+  }
+
+  /** The keepers this replica hands its blocks to (see `KeepClient`), when keeping is on. */
+  private keepers (): string[] {
+    return this.keeping !== undefined ? this.transport.keepers?.() ?? [] : []
+  }
+
+  /**
+   * Whom blocks, manifests and snapshots are asked of: the peers, and the keepers, which serve
+   * what they keep (blocks, the writers' snapshot) like any replica.
+   */
+  private sources (): string[] {
+    return [...new Set([...this.peers(), ...this.keepers()])].sort()
   }
 
   /**
@@ -365,7 +425,8 @@ export class Replicator {
       lastSyncedAt: this.lastSyncedAt,
       snapshot: await this.replica.snapshotRoot() ?? null,
       holders: this.holders.size,
-      audit: await this.audit.state() ?? null
+      audit: await this.audit.state() ?? null,
+      kept: await this.keeping?.isKept() ?? false
     }
   }
 
@@ -565,7 +626,7 @@ export class Replicator {
   private async fetchRound (): Promise<{ progress: boolean, failed: boolean }> {
     if (this.refused !== undefined) return { progress: false, failed: false }
     if (this.replica.manifest === null) return await this.fetchManifest()
-    const peers = this.peers()
+    const peers = this.sources()
     // Announcers no longer heard from cannot be asked: their wants go (a head announced again comes back).
     const present = new Set(peers)
     for (const p of this.wants.sources()) if (!present.has(p)) this.wants.dropPeer(p)
@@ -713,7 +774,8 @@ export class Replicator {
       const offer = decodeSnapshotResponse(response)
       if (offer.root === undefined) return undefined
       // Only a writer's snapshot is taken: its signed root CID commits to every node.
-      if (!await verifySnapshotRoot(offer.root, offer.w as Uint8Array, offer.s as Uint8Array)) throw new InvalidMessageError('the snapshot root signature does not match its producer key')
+      const link = this.replica.openOptions().link
+      if (!await verifySnapshotRoot(offer.root, offer.w as Uint8Array, offer.s as Uint8Array, link, offer.l)) throw new InvalidMessageError(`the snapshot root signature does not match its producer key${link !== undefined ? ', or the link signature is missing or wrong' : ''}`)
       if (!this.replica.mayWrite(offer.w as Uint8Array)) throw new InvalidMessageError('the snapshot producer is not on the write list')
       const producer = formatPublicKey(offer.w as Uint8Array)
       if (this.forgers.has(producer)) throw new InvalidMessageError(`writer ${producer} made a snapshot that disagreed with the history before`)
@@ -733,7 +795,7 @@ export class Replicator {
     try {
       const content = await fetchSnapshot(this.replica.dbId, offered, async cids => await this.fetchNodes(peer, cids, offered), p => {
         void this.emitProgress({ ...p, installed: false })
-      }, { ...(this.replica.key !== undefined ? { key: this.replica.key } : {}), mayWrite: writer => this.replica.mayWrite(writer) })
+      }, { ...this.replica.openOptions(), mayWrite: writer => this.replica.mayWrite(writer) })
       if (this.stopped) return 'declined'
       const change = await this.replica.installSnapshot(content)
       this.lastSyncedAt = Date.now()
@@ -777,7 +839,7 @@ export class Replicator {
    */
   private async fetchManifest (): Promise<{ progress: boolean, failed: boolean }> {
     let failed = false
-    for (const peer of this.peers()) {
+    for (const peer of this.sources()) {
       let response
       try {
         const bytes = await this.transport.request(peer, BLOCKS_PROTOCOL,
@@ -805,7 +867,7 @@ export class Replicator {
         }
       }
     }
-    return { progress: false, failed: failed || this.peers().length === 0 }
+    return { progress: false, failed: failed || this.sources().length === 0 }
   }
 
   /** Stop fetching for good, and tell the error listeners. */
@@ -860,7 +922,7 @@ export class Replicator {
   private auditFetcher (): BlockFetcher {
     return async cids => {
       const out = new Map<string, Uint8Array>()
-      const peers = this.peers()
+      const peers = this.sources()
       for (const peer of [...peers.filter(p => this.wants.isTrusted(p)), ...peers.filter(p => !this.wants.isTrusted(p))]) {
         for (let attempt = 0; attempt < AUDIT_ATTEMPTS; attempt++) {
           const rest = cids.filter(c => !out.has(c))
@@ -1045,11 +1107,32 @@ async function answerBlockRequest (dbs: Map<string, Served>, data: Uint8Array, f
   const target = dbs.get(req.db)
   if (target === undefined) return encodeBlocksResponse({ blocks: [] })
   const { replica, snapshots } = target
-  // The asked blocks first, then, breadth first, their chunks and ancestors, up to the requester's
-  // heads and the message budget: a requester that lacks a long chain gets it in one round trip.
   // A requester that joined from our latest snapshot names its root: the walk stops at what it covers.
   const have = new Set(req.have.map(c => c.toString()))
   const covered = snapshots.coveredFor(have)
+  const blocks = await collectBlocks(req, async cid => {
+    const node = snapshots.node(cid)
+    if (node !== undefined) return { bytes: node, walk: false } // a snapshot node: nothing to walk
+    const bytes = (await replica.storage.getBlocks([cid]))[0] ?? await replica.getHeadset(cid) ??
+      (cid === replica.dbId ? await replica.storage.getMeta<Uint8Array>(MANIFEST_KEY) : undefined)
+    return bytes === undefined ? undefined : { bytes, walk: true }
+  }, cid => have.has(cid) || covered.has(cid))
+  return encodeBlocksResponse({ blocks })
+}
+
+/**
+ * The answer to a blocks request: the asked blocks first, then, breadth first, their chunks and
+ * ancestors, up to the requester's heads (`stop`) and the message budget (`req.max`, at most
+ * `MAX_MESSAGE_BYTES`), so a requester that lacks a long chain gets it in one round trip.
+ * `lookup` gives a node's bytes, and whether to walk its chunks and parents (a block: yes; a
+ * snapshot node: no; anything that is not a block is not walked either). Used by replicas and
+ * keepers alike.
+ */
+export async function collectBlocks (
+  req: BlocksRequest,
+  lookup: (cid: string) => Promise<{ bytes: Uint8Array, walk: boolean } | undefined>,
+  stop: (cid: string) => boolean
+): Promise<Uint8Array[]> {
   const queue = req.cids.map(c => c.toString())
   const sent = new Set<string>()
   const blocks: Uint8Array[] = []
@@ -1059,26 +1142,25 @@ async function answerBlockRequest (dbs: Map<string, Served>, data: Uint8Array, f
     const cid = queue.shift() as string
     if (sent.has(cid)) continue
     sent.add(cid)
-    const node = snapshots.node(cid)
-    const bytes = node ?? (await replica.storage.getBlocks([cid]))[0] ?? await replica.getHeadset(cid) ??
-      (cid === replica.dbId ? await replica.storage.getMeta<Uint8Array>(MANIFEST_KEY) : undefined)
-    if (bytes === undefined) continue
+    const found = await lookup(cid)
+    if (found === undefined) continue
+    const { bytes } = found
     if (size + bytes.byteLength + 16 > budget) {
       if (64 + bytes.byteLength + 16 > budget) continue // can never fit this budget: left out, the rest may
       break // the requester asks again for the rest
     }
     size += bytes.byteLength + 16
     blocks.push(bytes)
-    if (node !== undefined) continue // a snapshot node: nothing to walk
+    if (!found.walk) continue
     try {
       const header = readBlockHeader(bytes)
       for (const c of header.chunks) queue.push(c.toString())
-      for (const p of header.parents) if (!have.has(p.toString()) && !covered.has(p.toString())) queue.push(p.toString())
+      for (const p of header.parents) if (!stop(p.toString())) queue.push(p.toString())
     } catch {
       // a chunk, a headset or the manifest: nothing to walk
     }
   }
-  return encodeBlocksResponse({ blocks })
+  return blocks
 }
 
 async function answerSnapshotRequest (dbs: Map<string, Served>, data: Uint8Array, from: string): Promise<Uint8Array> {
@@ -1087,5 +1169,5 @@ async function answerSnapshotRequest (dbs: Map<string, Served>, data: Uint8Array
   // A replica that may not write offers none: joiners take snapshots from writers only.
   if (served === undefined || !served.replica.canWrite) return encodeSnapshotResponse({})
   const root = await served.snapshots.offer(req.blocks, from)
-  return encodeSnapshotResponse(root !== undefined ? { root, ...await signSnapshotRoot(root, served.replica.signer) } : {})
+  return encodeSnapshotResponse(root !== undefined ? { root, ...await signSnapshotRoot(root, served.replica.signer, served.replica.link) } : {})
 }

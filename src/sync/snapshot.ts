@@ -98,14 +98,22 @@ const rootMessage = (root: CID): Uint8Array => {
   return out
 }
 
-/** Sign a snapshot root with the producer's key: the `w` and `s` of a snapshot offer. */
-export async function signSnapshotRoot (root: CID, signer: Signer): Promise<{ w: Uint8Array, s: Uint8Array }> {
-  return { w: signer.publicKey, s: await signer.sign(rootMessage(root)) }
+/**
+ * Sign a snapshot root with the producer's key: the `w` and `s` of a snapshot offer; with `link`
+ * (a link-secret database's link signer) also `l`, the link key's signature of the root.
+ */
+export async function signSnapshotRoot (root: CID, signer: Signer, link?: Signer): Promise<{ w: Uint8Array, s: Uint8Array, l?: Uint8Array }> {
+  const message = rootMessage(root)
+  return { w: signer.publicKey, s: await signer.sign(message), ...(link !== undefined ? { l: await link.sign(message) } : {}) }
 }
 
-/** Whether `s` is `w`'s signature of snapshot root `root`. Never throws. */
-export async function verifySnapshotRoot (root: CID, w: Uint8Array, s: Uint8Array): Promise<boolean> {
-  return await verifySignature(w, rootMessage(root), s)
+/**
+ * Whether `s` is `w`'s signature of snapshot root `root`, and with `link` (a link-secret
+ * database's link public key) whether `l` is present and the link key's. Never throws.
+ */
+export async function verifySnapshotRoot (root: CID, w: Uint8Array, s: Uint8Array, link?: Uint8Array, l?: Uint8Array): Promise<boolean> {
+  if (!await verifySignature(w, rootMessage(root), s)) return false
+  return link === undefined || (l !== undefined && await verifySignature(link, rootMessage(root), l))
 }
 
 /**
@@ -544,6 +552,7 @@ export class SnapshotServer {
   private readonly builtFor = new Map<string, number>()
   /** snapshots made (for tests and diagnostics) */
   builds = 0
+  private readonly builtListeners = new Set<(built: BuiltSnapshot) => void>()
 
   constructor (replica: Replica, minBlocks: number, options: SnapshotServerOptions = {}) {
     this.replica = replica
@@ -573,6 +582,15 @@ export class SnapshotServer {
 
   /** CID string of the root of the latest snapshot made, if any. */
   get latestRoot (): string | undefined { return this.latest?.root.toString() }
+
+  /** The latest snapshot made, if any (its nodes, covered set and heads: read-only). */
+  get latestSnapshot (): BuiltSnapshot | undefined { return this.latest }
+
+  /** Called after each new snapshot is made. Returns an unsubscribe function. */
+  onBuilt (listener: (built: BuiltSnapshot) => void): () => void {
+    this.builtListeners.add(listener)
+    return () => { this.builtListeners.delete(listener) }
+  }
 
   /**
    * Keep a snapshot ready, so a joiner does not wait for one to be made: `quietMs` after the
@@ -672,6 +690,9 @@ export class SnapshotServer {
       log.warn(`no snapshot of ${this.replica.dbId}: ${(err as Error).message}`)
       return undefined
     }
+    for (const l of this.builtListeners) {
+      try { l(this.latest) } catch (err) { log.warn('snapshot listener threw', err) }
+    }
     return this.latest
   }
 }
@@ -694,6 +715,8 @@ export interface SnapshotTrust {
   key?: Uint8Array
   /** whether a head block's writer may write (default: any correctly signed writer) */
   mayWrite?: (writer: Uint8Array) => boolean
+  /** the link public key of a link-secret database: every head block must carry the link signature */
+  link?: Uint8Array
 }
 
 /**
@@ -713,6 +736,7 @@ export async function fetchSnapshot (
 ): Promise<SnapshotContent> {
   const sealing = trust.key !== undefined ? { db: dbId, key: trust.key } : undefined
   const opened = trust.key !== undefined ? { key: trust.key } : {}
+  const openedHead = trust.link !== undefined ? { ...opened, link: trust.link } : opened
   const progress: SnapshotFetchProgress = { root: root.toString(), nodes: 1, fetched: 0, documents: 0 }
   /** nodes still wanted, by CID string, with what to do with their bytes */
   const want = new Map<string, { cid: CID, take: (bytes: Uint8Array) => void | Promise<void> }>()
@@ -811,7 +835,7 @@ export async function fetchSnapshot (
     want.set(cid.toString(), {
       cid,
       take: async bytes => {
-        const head = await decodeBlock(bytes, cid, opened)
+        const head = await decodeBlock(bytes, cid, openedHead)
         if (trust.mayWrite !== undefined && !trust.mayWrite(head.block.writer)) throw new InvalidBlockError(`snapshot head ${cid.toString()} is by a writer not on the write list`)
         if (head.block.db !== dbId) throw new InvalidBlockError(`snapshot head ${cid.toString()} belongs to database ${head.block.db}`)
         heads[i] = head

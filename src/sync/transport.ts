@@ -108,4 +108,11 @@ export interface Transport {
   onNetworkChange? (handler: (state: NetworkState) => void): () => void
   /** Try to reach the network now rather than after the current backoff (the browser came back online, say). */
   reconnect? (): void
+  /**
+   * Peers connected now that keep replicas (they announced the keep protocol, `/kitedb/1/keep`:
+   * see docs/keepers.md); a transport without keepers may omit it.
+   */
+  keepers? (): string[]
+  /** Called whenever `keepers()` changes. Returns an unsubscribe function. */
+  onKeepers? (handler: () => void): () => void
 }

@@ -69,6 +69,8 @@ export interface SnapshotResponse {
   /** the producer's Ed25519 public key and its signature of the root (see `signSnapshotRoot`); present with `root` */
   w?: Uint8Array
   s?: Uint8Array
+  /** in a link-secret database: the link key's signature of the root (see `signSnapshotRoot`) */
+  l?: Uint8Array
 }
 
 /** Encode a gossip heads message. */
@@ -126,7 +128,7 @@ export function decodeSnapshotRequest (bytes: Uint8Array): SnapshotRequest {
 export function encodeSnapshotResponse (m: SnapshotResponse): Uint8Array {
   if (m.root === undefined) return encode({ v: 1 })
   if (m.w === undefined || m.s === undefined) throw new InvalidMessageError('a snapshot offer needs the producer key and signature')
-  return encode({ v: 1, root: m.root, w: m.w, s: m.s })
+  return encode({ v: 1, root: m.root, w: m.w, s: m.s, ...(m.l !== undefined ? { l: m.l } : {}) })
 }
 
 /** Decode a snapshot response. Throws `InvalidMessageError` for any invalid input. */
@@ -138,7 +140,8 @@ export function decodeSnapshotResponse (bytes: Uint8Array): SnapshotResponse {
   if (!(raw.w instanceof Uint8Array) || raw.w.length !== 32 || !(raw.s instanceof Uint8Array) || raw.s.length !== 64) {
     throw new InvalidMessageError('a snapshot offer needs the producer key w (32 bytes) and signature s (64 bytes)')
   }
-  return { root, w: raw.w, s: raw.s }
+  if (raw.l !== undefined && (!(raw.l instanceof Uint8Array) || raw.l.length !== 64)) throw new InvalidMessageError('a snapshot offer\'s link signature l is not 64 bytes')
+  return { root, w: raw.w, s: raw.s, ...(raw.l instanceof Uint8Array ? { l: raw.l } : {}) }
 }
 
 function dbId (value: unknown): string {

@@ -19,8 +19,10 @@ import {
 import {
   Replica, Replicator, decodeBlocksRequest, decodeBlocksResponse, decodeHeadsMessage, decodeSnapshotNode, decodeSnapshotRequest,
   decodeSnapshotResponse, encodeBlocksRequest, encodeBlocksResponse, encodeHeadsMessage, encodeSnapshotNode, encodeSnapshotRequest,
-  encodeSnapshotResponse, topicOf
+  encodeSnapshotResponse, topicOf, decodeKeepRequest, decodeKeepResponse, encodeKeepRequest, encodeKeepResponse
 } from '../../src/sync/index.js'
+import { checkKeptNode } from '../../src/keep/index.js'
+import { decodeManifest as manifestOf } from '../../src/crdt/index.js'
 import { MemoryStorage } from '../../src/store/index.js'
 import { decodeAnnouncement, encodeAnnouncement } from '../../src/db/announce.js'
 import { checkQuery } from '../../src/db/query.js'
@@ -71,7 +73,13 @@ const decoders: Array<[string, Uint8Array, (bytes: Uint8Array) => unknown, numbe
   ['snapshot request', encodeSnapshotRequest({ db: DB, blocks: 12 }), decodeSnapshotRequest],
   ['snapshot response', encodeSnapshotResponse({ root: root.cid, w: signer.publicKey, s: new Uint8Array(64) }), decodeSnapshotResponse],
   ['announcement', encodeAnnouncement({ address: manifest.address, collections: ['todos'], relays: ['/ip4/127.0.0.1/tcp/1/ws'] }), decodeAnnouncement],
-  ['sealed announcement', encodeAnnouncement({ address: manifest.address, collections: ['todos'], relays: [] }, { key, peerId: 'P' }), b => decodeAnnouncement(b, { key, peerId: 'P' })]
+  ['sealed announcement', encodeAnnouncement({ address: manifest.address, collections: ['todos'], relays: [] }, { key, peerId: 'P' }), b => decodeAnnouncement(b, { key, peerId: 'P' })],
+  ['keep put request', encodeKeepRequest({ t: 'put', db: DB, blocks: [block.bytes, sealed.bytes] }), decodeKeepRequest],
+  ['keep snapshot request', encodeKeepRequest({ t: 'snapshot', db: DB, offer: { root: root.cid, w: signer.publicKey, s: new Uint8Array(64), l: new Uint8Array(64), heads: [block.cid], nodes: [root.cid, page.cid], blocks: 2 } }), decodeKeepRequest],
+  ['keep state response', encodeKeepResponse({ state: { kept: true, heads: [block.cid], missing: [big.cid], more: false, blocks: 3, snapshot: root.cid } }), b => decodeKeepResponse(b, 'state')],
+  ['keep put response', encodeKeepResponse({ put: { stored: [block.cid], refused: [{ cid: big.cid, reason: 'no' }] } }), b => decodeKeepResponse(b, 'put')],
+  ['keep refusal', encodeKeepResponse({ error: { code: 'full', message: 'quota' } }), b => decodeKeepResponse(b, 'has')],
+  ['a keeper\'s check of a sealed block', sealed.bytes, async b => await checkKeptNode(b, manifest.cid.toString(), manifestOf(manifest.bytes, manifest.cid))]
 ]
 
 /**

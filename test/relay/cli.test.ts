@@ -36,7 +36,12 @@ describe('kitedb-relay', () => {
     maxConnectionsPerIp: 50,
     maxPendingConnections: 64,
     maxStreamsPerConnection: 256,
-    maxMessagesPerSecond: 100
+    maxMessagesPerSecond: 100,
+    keepQuota: 256 * 1024 * 1024,
+    keepMax: 10_000,
+    keepTotal: 16 * 1024 ** 3,
+    keepPerPeer: 64,
+    keepIdleDays: 90
   }
 
   it('parses flags and environment, with defaults', () => {
@@ -66,7 +71,12 @@ describe('kitedb-relay', () => {
       maxConnectionsPerIp: 5,
       maxPendingConnections: 8,
       maxStreamsPerConnection: 32,
-      maxMessagesPerSecond: 20
+      maxMessagesPerSecond: 20,
+      keepQuota: 256 * 1024 * 1024,
+      keepMax: 10_000,
+      keepTotal: 16 * 1024 ** 3,
+      keepPerPeer: 64,
+      keepIdleDays: 90
     })
     expect(parseRelayArgs([], { KITEDB_RELAY_RECORD: '/tmp/r.jsonl' }).record).toBe('/tmp/r.jsonl')
     expect(parseRelayArgs([], { KITEDB_RELAY_RECORD: '' }).record).toBeUndefined()
@@ -75,9 +85,27 @@ describe('kitedb-relay', () => {
     expect(() => parseRelayArgs(['--record'], {})).toThrow(/needs a value/)
   })
 
+  it('parses --keep and its limits, which need --keep', () => {
+    expect(parseRelayArgs(['--keep', '/tmp/k', '--keep-quota', '1000', '--keep-max', '5', '--keep-total', '9000', '--keep-per-peer', '2', '--keep-idle-days', '7'], {}))
+      .toMatchObject({ keep: '/tmp/k', keepQuota: 1000, keepMax: 5, keepTotal: 9000, keepPerPeer: 2, keepIdleDays: 7 })
+    expect(parseRelayArgs([], { KITEDB_RELAY_KEEP: '/tmp/e' }).keep).toBe('/tmp/e')
+    expect(() => parseRelayArgs(['--keep-quota', '10'], {})).toThrow(/needs --keep DIR/)
+    expect(() => parseRelayArgs(['--keep'], {})).toThrow(/needs a value/)
+  })
+
+  it('keeps in the directory given with --keep, and exports a kept database as a CAR file', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'kitedb-'))
+    const res = await run(['--port', '0', '--keep', join(dir, 'keep')], /relay peer id/)
+    expect(res.code).toBe(0)
+    expect(res.out).toContain(`keeping in ${join(dir, 'keep')} (0 databases, 0 bytes)`)
+    const missing = await run(['export-car', '--keep', join(dir, 'keep'), '--db', '/kite/bafyreigj5hby77l2bevcmbd4b65tpef7hy7ospuccnpwsjwe3zwgtfsvw4', '--out', join(dir, 'x.car')])
+    expect(missing.code).toBe(1)
+    expect(missing.err).toMatch(/is not kept/)
+  })
+
   it('lists every limit with its default in --help', () => {
     const help = (() => { try { parseRelayArgs(['--help']) } catch (err) { return (err as Error).message } return '' })()
-    for (const [flag, def] of [['--record FILE', ''], ['--max-reservations', '1024'], ['--relayed-data-limit', '131072'], ['--max-messages-per-second', '100']]) {
+    for (const [flag, def] of [['--record FILE', ''], ['--keep DIR', ''], ['--keep-quota', '268435456'], ['--keep-idle-days', '90'], ['--max-reservations', '1024'], ['--relayed-data-limit', '131072'], ['--max-messages-per-second', '100']]) {
       expect(help).toContain(`${flag} ${def}`.trim())
     }
   })

@@ -30,18 +30,18 @@ export class RelayProcess {
   private child?: ChildProcess
   addr = ''
 
-  private constructor (readonly host: string, readonly port: number, readonly keyFile: string) {}
+  private constructor (readonly host: string, readonly port: number, readonly keyFile: string, readonly args: string[]) {}
 
-  /** Start a relay on `host` (a free port) with a new key. */
-  static async start (host: string, dir: string): Promise<RelayProcess> {
-    const r = new RelayProcess(host, await freePort(host), join(dir, `relay-${Math.random().toString(36).slice(2)}.key`))
+  /** Start a relay on `host` (a free port) with a new key, and `args` (e.g. `['--keep', DIR]`). */
+  static async start (host: string, dir: string, args: string[] = []): Promise<RelayProcess> {
+    const r = new RelayProcess(host, await freePort(host), join(dir, `relay-${Math.random().toString(36).slice(2)}.key`), args)
     await r.restart()
     return r
   }
 
   /** Start it again (same key, same port). Resolves once it listens. */
   async restart (): Promise<void> {
-    const child = spawn(process.execPath, [join(root, 'bin', 'kitedb-relay.js'), '--host', this.host, '--port', String(this.port), '--key-file', this.keyFile],
+    const child = spawn(process.execPath, [join(root, 'bin', 'kitedb-relay.js'), '--host', this.host, '--port', String(this.port), '--key-file', this.keyFile, ...this.args],
       { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] })
     this.child = child
     child.stderr?.on('data', (d: Buffer) => { process.stderr.write(`[relay ${this.port}] ${d.toString()}`) })
@@ -56,6 +56,9 @@ export class RelayProcess {
       child.once('exit', code => { reject(new Error(`relay exited (${code ?? 'signal'}) before it was ready: ${out}`)) })
     })
   }
+
+  /** The process id of the running relay. */
+  get pid (): number { return this.child?.pid as number }
 
   /** Kill it (SIGKILL by default: no goodbye to its peers) and wait for the exit. */
   async kill (signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
