@@ -7,6 +7,7 @@
  * while they wait), and never take a pause as the proof that something happened or did not.
  */
 import { type ConformanceCase, check, checkEqual, codeOf, eventually, rejection, within } from '../check.js'
+import { DEFAULT_LIMITS } from './limits.js'
 import { type NetworkState, type PeerConnection, type Transport } from './transport.js'
 
 export { type ConformanceCase } from '../check.js'
@@ -43,6 +44,8 @@ const untext = new TextDecoder()
 const bytes = (s: string): Uint8Array => text.encode(s)
 const str = (b: Uint8Array): string => untext.decode(b)
 const noop = (): void => {}
+/** The limits the wire protocol fixes (not local policy: `LimitsOptions` leaves them out). */
+const WIRE_LIMITS = ['maxBlockBytes', 'maxMessageBytes', 'maxRequestCids', 'maxParents']
 
 /** Messages a handler received, as text with their `from`. */
 class Inbox {
@@ -121,9 +124,17 @@ export function transportConformance (makePeers: (n: number) => Promise<Transpor
   })
 
   return [
-    c('peerId is a non-empty string, distinct for each transport', 2, async ([a, b]) => {
+    c('peerId is a non-empty string, distinct for each transport; limits, when set, give every limit, the wire protocol\'s as it fixes them', 2, async ([a, b]) => {
       for (const t of [a, b]) check(typeof t?.peerId === 'string' && t.peerId.length > 0, `peerId is a non-empty string, got ${JSON.stringify(t?.peerId)}`)
       check(a?.peerId !== b?.peerId, 'two transports have distinct peer ids')
+      for (const t of [a, b]) {
+        const limits = t?.limits as Record<string, unknown> | undefined
+        if (limits === undefined) continue
+        for (const [key, value] of Object.entries(DEFAULT_LIMITS)) {
+          check(typeof limits[key] === 'number' && (limits[key] as number) > 0, `limits.${key} is a positive number, got ${String(limits[key])}`)
+          if (WIRE_LIMITS.includes(key)) checkEqual(limits[key], value, `limits.${key} (fixed by the wire protocol)`)
+        }
+      }
     }),
 
     c('publish reaches every subscriber of the topic with the publisher as `from`, and not the publisher itself', 3, async ([a, b, c]) => {
