@@ -335,7 +335,8 @@ export class Libp2pTransport implements Transport {
    * A new stream to `peer` on `protocol`. Tries the open connections, newest direct one first, then
    * relayed ones, then dials a relayed circuit. A connection that cannot negotiate a stream within
    * `negotiateMs` is closed as dead: a WebRTC connection the other side dropped (after crossing
-   * dials, say) is otherwise noticed only when the connection monitor gives up on it.
+   * dials, say) is otherwise noticed only when the connection monitor gives up on it. A peer that
+   * answers it does not speak `protocol` is alive: its connection, and the streams on it, stay.
    *
    * A direct connection the other side dialled moments ago is judged within `FRESH_NEGOTIATE_MS`:
    * that is the one left dead when the other side's dial hangs after this side already upgraded —
@@ -358,7 +359,7 @@ export class Libp2pTransport implements Transport {
         return await conn.newStream(protocol, { signal: AbortSignal.any([signal, AbortSignal.timeout(fresh ? FRESH_NEGOTIATE_MS : negotiateMs)]), runOnLimitedConnection: true })
       } catch (err) {
         if (signal.aborted) throw err
-        // The peer answered that it does not speak the protocol: the connection works, keep it.
+        // The peer answered that it does not speak the protocol: the connection works; keep it.
         if ((err as Error).name === 'UnsupportedProtocolError') throw err
         errors.push(`${conn.remoteAddr.toString()}: ${(err as Error).message}`)
         log.debug(`closing connection to ${peer} that cannot open a stream: ${(err as Error).message}`)

@@ -773,7 +773,8 @@ export class DexieStorage implements Storage {
       if (batch.length === 0) break
       done += batch.length
       after = [coll, (batch[batch.length - 1] as DocRow).i]
-      onProgress?.({ done: Math.min(done, total), total: Math.max(total, done) })
+      // Documents written during the build may make more than were counted at its start.
+      onProgress?.({ done, total: Math.max(total, done) })
     }
     await db.transaction('rw', [db.indexes, db.meta], async () => {
       await db.indexes.update([coll, name], { ready: true })

@@ -1,6 +1,6 @@
 /**
  * In-memory `Storage`: for Node, tests and `storage: 'memory'`. Nothing survives the process.
- * Semantics are identical to `DexieStorage` (both pass test/store/conformance.ts).
+ * Semantics are identical to `DexieStorage` (both pass `storageConformance`).
  */
 import { type CollState, type Doc, type DocState, collectionCreated, jsonEqual } from '../crdt/index.js'
 import { type IndexKey, type KeyRange, compareKeys, inRange, indexKeys, isMultikey } from './keys.js'
@@ -14,6 +14,8 @@ interface MemoryIndex {
   info: IndexInfo
   /** sorted by (key, id) */
   entries: IndexEntry[]
+  /** the build over existing documents, until it is done (what a second declaration waits for) */
+  built?: Promise<IndexInfo>
 }
 
 const byId = (a: string, b: string): number => a < b ? -1 : a > b ? 1 : 0
@@ -49,6 +51,10 @@ export class MemoryStorage implements Storage {
   private readonly colls = new Map<string, CollState>()
   private readonly indexes = new Map<string, Map<string, MemoryIndex>>()
   private readonly meta = new Map<string, unknown>()
+  /** `read` calls running: writes wait until none is, so each sees one state */
+  private reading = 0
+  private readsDone: Promise<void> = Promise.resolve()
+  private releaseReads: () => void = () => {}
 
   async hasBlock (cid: string): Promise<boolean> { return this.known(cid) }
 
@@ -67,6 +73,7 @@ export class MemoryStorage implements Storage {
   async getMissing (): Promise<string[]> { return [...this.missing].sort() }
 
   async applyBlock (input: ApplyBlockInput): Promise<ApplyBlockResult> {
+    if (this.reading > 0) await this.readsEnded()
     if (this.known(input.cid)) return { applied: false, changes: [], collections: [], heads: [...this.heads].sort() }
     const { changes, collections } = this.merge(input)
     // Everything here is synchronous: the block is applied atomically.
@@ -82,6 +89,7 @@ export class MemoryStorage implements Storage {
   }
 
   async installSnapshot (input: InstallSnapshotInput): Promise<InstallSnapshotResult> {
+    if (this.reading > 0) await this.readsEnded()
     const { changes, collections } = this.merge(input)
     // Synchronous from here on, as in applyBlock: the snapshot is installed atomically.
     const heads = new Set(input.heads.map(h => h.cid))
@@ -185,14 +193,26 @@ export class MemoryStorage implements Storage {
     const name = indexName(paths)
     const byName = mapOf(this.indexes, coll)
     const existing = byName.get(name)
-    if (existing !== undefined) return { ...existing.info }
+    if (existing !== undefined) return existing.built !== undefined ? await existing.built : { ...existing.info, paths: [...existing.info.paths] }
     const index: MemoryIndex = { info: { name, paths: [...paths], ready: false, multikey: false }, entries: [] }
     byName.set(name, index)
+    index.built = this.build(coll, index, onProgress)
+    try {
+      return await index.built
+    } finally {
+      delete index.built
+    }
+  }
+
+  /** Index the documents `coll` holds now, in batches between which blocks may apply; mark the index ready. */
+  private async build (coll: string, index: MemoryIndex, onProgress?: (p: IndexProgress) => void): Promise<IndexInfo> {
+    const { paths } = index.info
     // Blocks applied during the build maintain the index already; the build adds what existed before.
     const ids = [...(this.docs.get(coll)?.keys() ?? [])]
     const total = ids.length
     onProgress?.({ done: 0, total })
     for (let i = 0; i < total; i += 1000) {
+      if (this.reading > 0) await this.readsEnded()
       for (const id of ids.slice(i, i + 1000)) {
         const doc = this.docs.get(coll)?.get(id)
         if (doc === undefined) continue
@@ -203,10 +223,11 @@ export class MemoryStorage implements Storage {
       await new Promise(resolve => setTimeout(resolve, 0))
     }
     index.info.ready = true
-    return { ...index.info }
+    return { ...index.info, paths: [...paths] }
   }
 
   async dropIndex (coll: string, name: string): Promise<void> {
+    if (this.reading > 0) await this.readsEnded()
     this.indexes.get(coll)?.delete(name)
   }
 
@@ -249,7 +270,22 @@ export class MemoryStorage implements Storage {
     return (await this.scanIndex(coll, name, range, options)).map(e => ({ ...e, doc: structuredClone(docs?.get(e.id) as Doc) }))
   }
 
-  async read<T> (fn: () => Promise<T>): Promise<T> { return await fn() }
+  async read<T> (fn: () => Promise<T>): Promise<T> {
+    if (this.reading++ === 0) this.readsDone = new Promise(resolve => { this.releaseReads = resolve })
+    try {
+      return await fn()
+    } finally {
+      if (--this.reading === 0) this.releaseReads()
+    }
+  }
+
+  /**
+   * Resolves once no `read` runs, so a write never lands in the middle of one. Writes call it
+   * only while a read runs: otherwise they stay synchronous from their call to their last change.
+   */
+  private async readsEnded (): Promise<void> {
+    while (this.reading > 0) await this.readsDone
+  }
 
   async getMeta<T> (key: string): Promise<T | undefined> {
     return this.meta.has(key) ? structuredClone(this.meta.get(key)) as T : undefined

@@ -1,6 +1,7 @@
 /**
  * The storage seam: everything a replica persists, behind one interface with two implementations
- * (`MemoryStorage`, `DexieStorage`) that pass the same conformance suite (test/store/conformance.ts).
+ * (`MemoryStorage`, `DexieStorage`) that pass the same conformance suite (`storageConformance`,
+ * store/conformance/), which any other implementation can run too.
  *
  * A replica's storage holds: blocks by CID; the current heads; `missing`, the CIDs that stored
  * blocks name as parents but that are not stored yet; `covered`, the CIDs of blocks below an
@@ -24,7 +25,11 @@ export function docKey (coll: string, id: string): string {
 
 /** What a merge sees: current states of the documents and collections a block touches. */
 export interface MergeInput {
-  /** by `docKey`: each document as it materialises now (`null`: absent) — what a change starts from */
+  /**
+   * Empty when the merge starts; the merge fills it, by `docKey`, with each document of `docs` as
+   * it materialises now (`null`: absent). The storage reads it, not its stored documents, to tell
+   * what changed (`DocChange.before`) and which documents and index entries to replace.
+   */
   before: Map<string, Doc | null>
   /** by `docKey`: the state of every document the block writes, and of every document of a collection it drops (`undefined` when new) */
   docs: Map<string, DocState | undefined>
@@ -52,7 +57,11 @@ export interface ApplyBlockInput {
   colls: string[]
   /** collections the block drops: the states of all their documents are loaded for the merge */
   dropped: string[]
-  /** pure, synchronous merge; runs inside the storage transaction */
+  /**
+   * Pure, synchronous merge; runs inside the storage transaction. A storage may run it more than
+   * once (a first attempt on cached or assumed states, abandoned); only the output of its last
+   * run is written. When it throws, `applyBlock` rejects with that error and writes nothing.
+   */
   merge: (input: MergeInput) => MergeOutput
   /** content-addressed nodes to store with the block (its chunks) */
   nodes?: StoredNode[]
@@ -85,9 +94,13 @@ export interface InstallSnapshotInput {
   colls: string[]
   /** collections the snapshot has a drop stamp for: the states of all their local documents are loaded for the merge */
   dropped: string[]
-  /** pure, synchronous join of the snapshot's states into the local ones; runs inside the transaction */
+  /**
+   * Pure, synchronous join of the snapshot's states into the local ones; runs inside the
+   * transaction, as `ApplyBlockInput.merge` does. When it throws, `installSnapshot` rejects with
+   * that error and writes nothing.
+   */
   merge: (input: MergeInput) => MergeOutput
-  /** CID strings of every block at or below the snapshot's heads (heads included) */
+  /** CID strings of every block at or below the snapshot's heads (heads included); may be empty, with no heads, to write states only */
   covered: string[]
   /** the head blocks, stored (so this replica can serve them) and made heads unless a stored block names them */
   heads: Array<{ cid: string, bytes: Uint8Array }>
@@ -181,15 +194,19 @@ export interface ScanOptions {
   limit?: number
 }
 
-/** A replica's persistent state. All methods reject with the underlying storage error on I/O failure. */
+/**
+ * A replica's persistent state. All methods reject with the underlying storage error on I/O
+ * failure. Documents, meta values and byte arrays returned are copies: changing them changes
+ * nothing stored. Strings (ids, collection names, CIDs) sort by UTF-16 code units, as `<` does.
+ */
 export interface Storage {
-  /** `'memory'` or `'indexeddb'` */
+  /** the implementation's name, the same as its provider's `kind` (`'memory'`, `'indexeddb'`) */
   readonly kind: string
   /** Whether a block (or chunk) is stored, or covered by an installed snapshot: whether it need not be fetched. */
   hasBlock (cid: string): Promise<boolean>
   /** How many blocks this replica has: stored blocks (chunks excluded) plus covered CIDs. */
   countBlocks (): Promise<number>
-  /** Stored bytes of each CID, blocks and chunks alike (`undefined` where not stored), same order as `cids`. */
+  /** Stored bytes of each CID, blocks and chunks alike (`undefined` where not stored, and for a covered CID), same order as `cids`. */
   getBlocks (cids: string[]): Promise<Array<Uint8Array | undefined>>
   /** Store chunks that arrived before their block (idempotent; they are never heads or parents). */
   putNodes (nodes: StoredNode[]): Promise<void>
@@ -207,7 +224,7 @@ export interface Storage {
   installSnapshot (input: InstallSnapshotInput): Promise<InstallSnapshotResult>
   /** Everything a snapshot is made from, in one read transaction. */
   readSnapshotSource (): Promise<SnapshotSource>
-  /** Every existing document of a collection, in `_id` order. */
+  /** Every existing document of a collection, in `_id` order (`[]` for a collection never written). */
   getDocs (coll: string): Promise<Doc[]>
   /** One document, or `undefined` when absent or deleted. */
   getDoc (coll: string, id: string): Promise<Doc | undefined>
@@ -217,16 +234,22 @@ export interface Storage {
   countDocs (coll: string): Promise<number>
   /** Names of existing collections (created and not dropped since, or holding documents), sorted. */
   getCollections (): Promise<string[]>
-  /** Declared indexes of a collection. */
+  /** Declared indexes of a collection (`[]` when none). */
   listIndexes (coll: string): Promise<IndexInfo[]>
   /**
    * Declare an index over `paths` and build it over existing documents (in batches, reporting
-   * progress); resolves when it is ready. Declaring an existing index resolves with it.
+   * progress: `{done: 0, total}` first, `done` never decreasing, `done === total` last; `total`
+   * may grow with documents written during the build, which the index covers as well); resolves
+   * with it, ready. Declaring an index already declared resolves with it once it is ready (a
+   * declaration during its build waits for the build).
    */
   createIndex (coll: string, paths: string[], onProgress?: (p: IndexProgress) => void): Promise<IndexInfo>
-  /** Remove an index and its entries. */
+  /** Remove an index and its entries. Removing an index never declared does nothing. */
   dropIndex (coll: string, name: string): Promise<void>
-  /** Entries of index `name` within `range`, in key order (then id order). */
+  /**
+   * Entries of index `name` within `range`, in key order (then id order): one per key of each
+   * document (a multikey document once per distinct key). An index never declared has none.
+   */
   scanIndex (coll: string, name: string, range: KeyRange, options?: ScanOptions): Promise<IndexEntry[]>
   /**
    * `scanIndex` with each entry's document: the same entries in the same order, each carrying
@@ -235,21 +258,27 @@ export interface Storage {
    */
   scanIndexDocs (coll: string, name: string, range: KeyRange, options?: ScanOptions): Promise<IndexDocEntry[]>
   /**
-   * Run `fn`, whose calls on this storage only read, in one read transaction: it sees one
-   * consistent state and, on IndexedDB, shares one transaction instead of one per call. `fn` must
-   * await nothing but this storage's methods. Resolves with what `fn` resolves with.
+   * Run `fn` in one read transaction: it sees one consistent state (a block applied meanwhile is
+   * seen by all of its reads or by none) and, on IndexedDB, shares one transaction instead of one
+   * per call. `fn` may call `getDocs`, `getDoc`, `getDocsById`, `countDocs`, `getCollections`,
+   * `listIndexes`, `scanIndex` and `scanIndexDocs` (an implementation may refuse other calls), and
+   * must await nothing else. Resolves with what `fn` resolves with; rejects with what it rejects with.
    */
   read<T> (fn: () => Promise<T>): Promise<T>
-  /** Read a meta value (structured-cloneable). */
+  /** Read a meta value (`undefined` when never written). */
   getMeta<T> (key: string): Promise<T | undefined>
-  /** Write a meta value (structured-cloneable). */
+  /**
+   * Write a meta value, replacing any before: a JSON value, a `Uint8Array`, or plain objects and
+   * arrays of them (structured-cloneable; KiteDB stores nothing else). A copy is stored.
+   */
   setMeta (key: string, value: unknown): Promise<void>
-  /** Release resources. The storage must not be used afterwards. */
+  /** Release resources. The storage must not be used afterwards; opening its database again finds everything it held. */
   close (): Promise<void>
 }
 
 /** Opens per-database storages and remembers which local name maps to which address. */
 export interface StorageProvider {
+  /** the implementation's name, e.g. `'memory'`, `'indexeddb'` */
   readonly kind: string
   /**
    * Set when other pages of this origin (tabs) that open a database with the same provider kind
@@ -257,21 +286,24 @@ export interface StorageProvider {
    * of changes (see db/tabs.ts). Absent for storage private to one page or process.
    */
   readonly channel?: string
-  /** Open (creating if needed) the storage of the database with this manifest CID string. */
+  /**
+   * Open (creating if needed) the storage of the database with this manifest CID string. Each
+   * database's data is apart from every other's; opening one again after `close` finds all of it.
+   */
   open (dbId: string): Promise<Storage>
-  /** Delete every local trace of a database (its storage must be closed). */
+  /** Delete every local trace of a database (its storage must be closed); others are untouched. */
   destroy (dbId: string): Promise<void>
   /** Address registered for a local name, if any. */
   lookupName (name: string): Promise<string | undefined>
-  /** Register a local name → address. */
+  /** Register a local name → address, replacing any earlier address of the name. */
   registerName (name: string, address: string): Promise<void>
-  /** Forget a local name. */
+  /** Forget a local name (a name never registered: nothing happens). */
   unregisterName (name: string): Promise<void>
-  /** All registered local names with their addresses. */
+  /** All registered local names with their addresses, sorted by name. */
   listNames (): Promise<Array<{ name: string, address: string }>>
   /** A device-wide secret saved under `name` (e.g. a libp2p private key), if any. */
   loadSecret (name: string): Promise<Uint8Array | undefined>
-  /** Save a device-wide secret under `name`. */
+  /** Save a copy of a device-wide secret under `name`, replacing any before. */
   saveSecret (name: string, bytes: Uint8Array): Promise<void>
 }
 

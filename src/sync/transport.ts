@@ -1,12 +1,14 @@
 /**
  * The network seam of the replication engine. `src/net` implements it over libp2p (gossipsub +
  * stream protocols); tests implement it in memory. The engine never talks to libp2p directly.
+ * Both pass the same conformance suite (`transportConformance`, sync/transport-conformance.ts),
+ * which any other implementation can run too.
  */
 import { type Limits } from './limits.js'
 
 /** How this replica is connected to a peer. */
 export interface PeerConnection {
-  /** `'direct'`: an unlimited direct connection (WebRTC in browsers); `'relayed'`: through a relay; `'none'`: reached only by gossip forwarded by others */
+  /** `'direct'`: an unlimited direct connection (WebRTC in browsers); `'relayed'`: through a relay; `'none'`: reached only by gossip forwarded by others, or not at all (its `transport` is then `'none'`) */
   kind: 'direct' | 'relayed' | 'none'
   /** transport name for display, e.g. `'webrtc'`, `'websockets'`, `'circuit-relay'`, `'none'` */
   transport: string
@@ -62,8 +64,9 @@ export interface NetworkState {
 export interface SubscribeOptions {
   /**
    * Check a message before it is delivered or forwarded to anyone (gossipsub message
-   * validation): resolving false drops it here and keeps it from propagating further. It may
-   * still reach peers over other paths, which check it themselves.
+   * validation): resolving false, or rejecting, drops it here and keeps it from propagating
+   * further. It may still reach peers over other paths, which check it themselves. `from` is the
+   * publisher, as the handler gets it.
    */
   validate?: (data: Uint8Array, from: string) => Promise<boolean>
 }
@@ -78,27 +81,35 @@ export interface Transport {
    */
   readonly limits?: Limits
   /**
-   * Receive messages published on `topic` by other peers. `from` is the peer that published it
-   * (not the one that forwarded it). Returns a function that unsubscribes this handler.
+   * Receive messages published on `topic` by other peers (never this node's own). `from` is the
+   * peer that published it (not the one that forwarded it). Returns a function that unsubscribes
+   * this handler; once a topic's last handler is gone, this node no longer subscribes to it.
    */
   subscribe (topic: string, handler: (data: Uint8Array, from: string) => void, options?: SubscribeOptions): () => void
   /** Publish to every subscriber of `topic`. Resolves once handed to the network (no delivery guarantee). */
   publish (topic: string, data: Uint8Array): Promise<void>
-  /** Called with the peer id of every peer that newly subscribes to `topic`. Returns an unsubscribe function. */
+  /**
+   * Called with the peer id of every peer heard to newly subscribe to `topic` (relays included;
+   * never this node). Returns a function that removes this handler.
+   */
   onSubscriber (topic: string, handler: (peer: string) => void): () => void
-  /** Peers (other than relays) currently known to subscribe to `topic`. */
+  /** Peers (other than relays and this node) currently known to subscribe to `topic`; a peer that unsubscribed leaves the list. */
   subscribers (topic: string): string[]
   /**
    * Send one request on `protocol` to `peer` and resolve with its one response. Rejects with
-   * `NetworkError` when the peer cannot be reached, `TimeoutError` after `timeoutMs`.
+   * `NetworkError` when the peer cannot be reached, does not handle `protocol`, or its handler
+   * rejects; with `TimeoutError` when no response came within `timeoutMs` (default 10000). A
+   * failed request leaves other requests in flight to that peer alone.
    */
   request (peer: string, protocol: string, data: Uint8Array, options?: { timeoutMs?: number }): Promise<Uint8Array>
   /**
    * Answer requests on `protocol`: the handler's resolved bytes are the response; a rejection
-   * closes the stream without a response. Returns a function that removes the handler.
+   * closes the stream without a response. One handler per protocol (remove it before handling the
+   * protocol again). Returns a function that removes the handler: later requests on `protocol`
+   * reject with `NetworkError` and never reach it.
    */
   handle (protocol: string, handler: (data: Uint8Array, from: string) => Promise<Uint8Array>): () => void
-  /** How this node is connected to `peer` right now. */
+  /** How this node is connected to `peer` right now (`kind: 'none'` for a peer it has no connection to). */
   connection (peer: string): PeerConnection
   /** Called whenever a connection to any peer opens or closes. Returns an unsubscribe function. */
   onConnectionChange? (handler: () => void): () => void

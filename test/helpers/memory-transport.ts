@@ -4,7 +4,7 @@
  * `drop` and `partition` let tests lose messages and cut peers apart.
  */
 import { type Limits, type PeerConnection, type SubscribeOptions, type Transport } from '../../src/sync/index.js'
-import { NetworkError } from '../../src/errors.js'
+import { NetworkError, TimeoutError } from '../../src/errors.js'
 
 export class MemoryHub {
   readonly peers = new Map<string, MemoryTransport>()
@@ -94,7 +94,11 @@ export class MemoryTransport implements Transport {
       ? handler
       : (data: Uint8Array, from: string) => { void validate(data, from).then(ok => { if (ok) handler(data, from) }, () => {}) }
     set.add(deliver)
-    return () => { set.delete(deliver) }
+    return () => {
+      set.delete(deliver)
+      // Its last handler gone, this peer no longer subscribes to the topic.
+      if (set.size === 0 && this.handlers.get(topic) === set) this.handlers.delete(topic)
+    }
   }
 
   notifySubscriber (topic: string, peer: string): void {
@@ -120,13 +124,28 @@ export class MemoryTransport implements Transport {
     return [...this.hub.peers.values()].filter(p => p !== this && p.handlers.has(topic) && this.hub.canTalk(this.peerId, p.peerId)).map(p => p.peerId)
   }
 
-  async request (peer: string, protocol: string, data: Uint8Array): Promise<Uint8Array> {
+  async request (peer: string, protocol: string, data: Uint8Array, options: { timeoutMs?: number } = {}): Promise<Uint8Array> {
+    const timeoutMs = options.timeoutMs ?? 10_000
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const timeout = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => { reject(new TimeoutError(`request ${protocol} to ${peer} timed out after ${timeoutMs} ms`)) }, timeoutMs)
+    })
+    try {
+      return await Promise.race([this.exchange(peer, protocol, data), timeout])
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  /** One request and its response, without the timeout. */
+  private async exchange (peer: string, protocol: string, data: Uint8Array): Promise<Uint8Array> {
     const target = this.hub.peers.get(peer)
     const handler = target?.protocols.get(protocol)
     if (target === undefined || handler === undefined || !this.hub.canTalk(this.peerId, peer)) throw new NetworkError(`cannot reach ${peer}`)
     if (this.hub.drop > 0 && this.hub.random() < this.hub.drop) throw new NetworkError(`request to ${peer} lost`)
     const request = await new Promise<Uint8Array>(resolve => { this.hub.deliver(data, resolve, false) })
-    const response = await handler(request, this.peerId)
+    // As over a network: a handler's rejection closes the exchange without a response.
+    const response = await handler(request, this.peerId).catch((err: Error) => { throw new NetworkError(`request ${protocol} to ${peer} failed: ${err.message}`, { cause: err }) })
     if (!this.hub.canTalk(this.peerId, peer)) throw new NetworkError(`connection to ${peer} lost`)
     return await new Promise<Uint8Array>(resolve => { this.hub.deliver(response, resolve, false) })
   }

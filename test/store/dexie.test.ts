@@ -2,15 +2,11 @@ import { describe, expect, it, vi } from 'vitest'
 import fc from 'fast-check'
 import { Dexie } from 'dexie'
 import { IDBFactory, IDBKeyRange } from 'fake-indexeddb'
-import { DexieStorage, DexieStorageProvider, type KeyRange, MemoryStorage, RANK, type Storage, indexKeys, isMultikey } from '../../src/store/index.js'
+import { DexieStorage, type KeyRange, MemoryStorage, RANK, type Storage, indexKeys, isMultikey } from '../../src/store/index.js'
 import { type Doc, type JsonValue, type Stamp, applyOp, encodeBlock, generateSigner, materialise } from '../../src/crdt/index.js'
 import { Replica } from '../../src/sync/index.js'
 import { COLLS, FIELDS, opArbitrary } from '../helpers/arbitraries.js'
 import { executeQuery } from '../../src/db/planner.js'
-import { storageConformance } from './conformance.js'
-
-// A fresh IndexedDB per provider, so tests do not see each other's databases.
-storageConformance('indexeddb (Dexie over fake-indexeddb)', () => new DexieStorageProvider({ indexedDB: new IDBFactory(), IDBKeyRange }))
 
 /** The schema of KiteDB's IndexedDB database up to `version`, as earlier releases declared it (for upgrade tests). */
 function legacyDb (name: string, indexedDB: IDBFactory, version: number): Dexie {

@@ -1,4 +1,0 @@
-import { MemoryStorageProvider } from '../../src/store/index.js'
-import { storageConformance } from './conformance.js'
-
-storageConformance('memory', () => new MemoryStorageProvider())
