@@ -13,8 +13,8 @@ import { type DocChange, type IndexInfo, type IndexProgress, type Storage, docKe
 import { type BeforeCheck, type ChangeSet } from '../sync/index.js'
 import { applyUpdate, checkUpdate, insertOp, prepareInsert, replaceOp } from './ops.js'
 import { type SchemaCheck, assertFits } from './schema.js'
+import { checkPath, checkQuery, holdsRegex, prepareRegex, regexEngineLoaded } from './query.js'
 import { type Explain, type QueryOptions, compileQuery, executeQuery, runCompiled } from './planner.js'
-import { checkPath } from './query.js'
 import { type Evaluator, LiveQuery, type LiveQueryOptions } from './live.js'
 import { type AnyDoc, type Filter, type OptionalId, type Projection, type Sort, type UpdateFilter, type WithId } from './types.js'
 
@@ -264,7 +264,10 @@ export class Collection<T extends object = AnyDoc> {
   observe (query?: Filter<T>, options?: LiveQueryOptions<T>): LiveQuery<WithId<T>>
   observe (query: Filter<T> = {}, callbackOrOptions?: ((docs: Array<WithId<T>>) => void) | LiveQueryOptions<T>, options: LiveQueryOptions<T> = {}): (() => void) | LiveQuery<WithId<T>> {
     this.host.assertOpen()
-    compileQuery(query) // an invalid query throws here, not in the subscriber
+    // An invalid query throws here, not in the subscriber; one holding a regular expression before
+    // the engine is loaded is checked in full by its first evaluation (see query.ts).
+    if (regexEngineLoaded() || !holdsRegex(query)) compileQuery(query)
+    else checkQuery(query)
     const opts = typeof callbackOrOptions === 'function' ? options : (callbackOrOptions ?? {})
     const watch = (listener: (changes: DocChange[]) => void): (() => void) => this.host.watch(this.name, listener)
     const live = new LiveQuery<WithId<T>>(
@@ -285,8 +288,8 @@ export class Collection<T extends object = AnyDoc> {
    * the result rather than a read of the collection.
    */
   private incrementalEvaluator (query: Filter<T>, opts: LiveQueryOptions<T>): Evaluator<WithId<T>> {
-    const compiled = compileQuery(query)
-    const test = (doc: Doc): boolean => compiled.test(doc)
+    let compiled: ReturnType<typeof compileQuery> | undefined
+    const test = (doc: Doc): boolean => (compiled ??= compileQuery(query)).test(doc)
     const projection = opts.projection as Record<string, unknown> | undefined
     const sort = opts.sort as Record<string, 1 | -1> | undefined
     let matched: Map<string, Doc> | undefined
@@ -383,6 +386,7 @@ export class Collection<T extends object = AnyDoc> {
 
   private async modify (filter: Filter<T>, update: UpdateFilter<T>, options: { multi: boolean, upsert: boolean }): Promise<{ before: Array<WithId<T>>, after: Array<WithId<T>> }> {
     this.host.assertOpen()
+    await prepareRegex(filter, update)
     const before: Doc[] = []
     const after: Doc[] = []
     await this.write(async () => {

@@ -115,8 +115,6 @@ export interface DatabaseParts {
   replication?: ReplicatorOptions
   /** the channel of the storage shared with other tabs (`StorageProvider.channel`), if any */
   tabChannel?: string
-  /** the device's peer id (the identity one tab of the device runs at a time): what share links name */
-  devicePeerId?: string
   /** publish this database's address on the node's announce topic (see `announce.ts`) */
   announce?: boolean
   /** called once when the database closes */
@@ -148,7 +146,6 @@ export class Database {
   /** the network loop, while it runs */
   private networkLoop?: Promise<void>
   private readonly tabs?: TabChannel
-  private readonly devicePeerId?: string
   private readonly onClose?: () => void
   /** whether this database is announced (an opt-in of `KiteDB.init`/`open`) */
   private readonly announcing: boolean
@@ -161,7 +158,6 @@ export class Database {
     this.replica = parts.replica
     this.host = this.makeHost()
     this.onClose = parts.onClose
-    if (parts.devicePeerId !== undefined) this.devicePeerId = parts.devicePeerId
     this.announcing = parts.announce === true
     this.status = parts.connect === undefined ? 'local' : 'connecting'
     this.closing = new Promise(resolve => { this.beginClosing = resolve })
@@ -369,7 +365,7 @@ export class Database {
     return formatShareLink(baseUrl, {
       address: this.address,
       relays: this.relays,
-      ...(this.peerId !== undefined ? { peer: this.devicePeerId ?? this.peerId } : {}),
+      ...(this.peerId !== undefined ? { peer: this.lease?.devicePeerId ?? this.peerId } : {}),
       ...(key !== undefined ? { key: formatKey(key) } : {})
     })
   }

@@ -7,10 +7,9 @@ import {
   type Manifest, type Signer, createManifest, decodeManifest, encodeManifest, formatAddress, formatPublicKey, generateKey,
   manifestName, parseAddress, parseKey, signerFromSeed
 } from '../crdt/index.js'
-import { DexieStorageProvider, MemoryStorageProvider, type StorageProvider } from '../store/index.js'
+import { DexieStorageProvider, MemoryStorageProvider, type StorageProvider, loadDeviceSeed } from '../store/index.js'
 import { MANIFEST_KEY, Replica, resolveLimits, type LimitsOptions, type ReplicatorOptions, type Transport } from '../sync/index.js'
-import { type AcquireOptions, acquireNetwork, claimIdentity, loadDeviceKey, parseRelays } from '../net/index.js'
-import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { type AcquireOptions } from '../net/index.js'
 import { type Announcement, announceTopic, decodeAnnouncement, isSealedAnnouncement } from './announce.js'
 import { Database } from './database.js'
 
@@ -134,36 +133,39 @@ function providerFor (storage: OpenOptions['storage']): StorageProvider {
   throw new ValidationError(`unknown storage ${JSON.stringify(storage)}: use 'indexeddb', 'memory' or a StorageProvider`)
 }
 
+/**
+ * The network layer (libp2p and all of src/net), loaded the first time a database opens with
+ * relays, so a local-only app never loads it (docs/design.md, "Rooms").
+ */
+async function network (): Promise<typeof import('../net/index.js')> {
+  return await import('../net/index.js')
+}
+
 /** Network options, with the device identity of the node (kept by the storage provider, so it survives reloads). */
-function networkOptions (options: Pick<OpenOptions, 'node' | 'directConnections' | 'limits' | 'storage' | 'iceServers'>): AcquireOptions {
+function networkOptions (net: typeof import('../net/index.js'), options: Pick<OpenOptions, 'node' | 'directConnections' | 'limits' | 'storage' | 'iceServers'>): AcquireOptions {
   const provider = providerFor(options.storage)
   return {
     ...(options.node !== undefined ? { node: options.node } : {}),
     ...(options.directConnections !== undefined ? { directConnections: options.directConnections } : {}),
     ...(options.limits !== undefined ? { limits: options.limits } : {}),
     ...(options.iceServers !== undefined ? { iceServers: options.iceServers } : {}),
-    identity: async () => await claimIdentity(provider, options.node ?? 'default')
+    identity: async () => await net.claimIdentity(provider, options.node ?? 'default')
   }
 }
 
-function relayList (options: OpenOptions): string[] {
+/** The relays of `options` (empty: local-only). Throws `ValidationError` for a bad multiaddr or bad limits, before anything is opened. */
+async function relayList (options: OpenOptions): Promise<string[]> {
   if (options.network === false || options.relays === undefined) return []
   const list = typeof options.relays === 'string' ? [options.relays] : options.relays
   if (Array.isArray(list) && list.length === 0) return [] // no relays: local-only
-  parseRelays(list) // throws ValidationError for a bad multiaddr, before anything is opened
-  resolveLimits(options.limits) // and for bad limits
+  ;(await network()).parseRelays(list)
+  resolveLimits(options.limits)
   return list
 }
 
-/** The device's block signer for a node name: its persistent Ed25519 key (see `loadDeviceKey`). */
+/** The device's block signer for a node name: its persistent Ed25519 key (see src/store/device-key.ts). */
 async function deviceSigner (options: Pick<OpenOptions, 'node' | 'storage'>): Promise<Signer> {
-  const key = await loadDeviceKey(providerFor(options.storage), options.node ?? 'default')
-  return signerFromSeed(key.raw.subarray(0, 32))
-}
-
-/** The device's peer id for a node name: the libp2p identity of its persistent key, held by one tab at a time. */
-async function devicePeerId (options: Pick<OpenOptions, 'node' | 'storage'>): Promise<string> {
-  return peerIdFromPrivateKey(await loadDeviceKey(providerFor(options.storage), options.node ?? 'default')).toString()
+  return signerFromSeed(await loadDeviceSeed(providerFor(options.storage), options.node ?? 'default'))
 }
 
 /** Static entry points, after AvionDB's `AvionDB.init` / `AvionDB.open`. */
@@ -178,7 +180,7 @@ export class KiteDB {
   static async init (name: string, options: OpenOptions = {}): Promise<Database> {
     if (typeof name !== 'string' || name.length === 0 || name.length > 256) throw new ValidationError('a database name must be a non-empty string of at most 256 characters')
     const provider = providerFor(options.storage)
-    const relays = relayList(options)
+    const relays = await relayList(options)
     let address = await provider.lookupName(name)
     const signer = await deviceSigner(options)
     let created: { bytes: Uint8Array, key?: Uint8Array } | undefined
@@ -242,7 +244,7 @@ export class KiteDB {
    */
   static async open (address: string, options: OpenOptions = {}): Promise<Database> {
     const canonical = formatAddress(parseAddress(address))
-    return await openAddress(providerFor(options.storage), canonical, relayList(options), options, await deviceSigner(options))
+    return await openAddress(providerFor(options.storage), canonical, await relayList(options), options, await deviceSigner(options))
   }
 
   /**
@@ -281,7 +283,8 @@ export class KiteDB {
     }
     const relays = typeof options.relays === 'string' ? [options.relays] : options.relays
     const timeoutMs = options.timeoutMs ?? 15_000
-    const lease = await acquireNetwork(relays, networkOptions(options))
+    const net = await network()
+    const lease = await net.acquireNetwork(relays, networkOptions(net, options))
     try {
       return await new Promise<Announcement>((resolve, reject) => {
         const timer = setTimeout(() => { off(); reject(new TimeoutError(`peer ${peerId} announced nothing within ${timeoutMs} ms`)) }, timeoutMs)
@@ -336,7 +339,15 @@ async function openAddress (provider: StorageProvider, address: string, relays: 
       replica,
       ...(options.transport !== undefined
         ? { connect: async () => ({ transport: options.transport as Transport, relays: [], replaced: new Promise<void>(() => {}), release: async () => {} }) }
-        : relays.length > 0 ? { connect: async () => await acquireNetwork(relays, networkOptions(options)), devicePeerId: await devicePeerId(options) } : {}),
+        : relays.length > 0
+          ? {
+              connect: async () => {
+                const net = await network()
+                const lease = await net.acquireNetwork(relays, networkOptions(net, options))
+                return { ...lease, devicePeerId: await net.devicePeerId(provider, options.node ?? 'default') }
+              }
+            }
+          : {}),
       ...(options.replication !== undefined ? { replication: options.replication } : {}),
       ...(provider.channel !== undefined ? { tabChannel: `${provider.kind}:${provider.channel}` } : {}),
       announce: options.announce === true,

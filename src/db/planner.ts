@@ -17,7 +17,7 @@ import {
   type IndexEntry, type IndexInfo, type IndexKey, type KeyPart, type KeyRange, type Storage,
   RANK, compareKeys, encodeValue, keyPartsAt
 } from '../store/index.js'
-import { checkPath, checkProjection, checkQuery, mingoQuery } from './query.js'
+import { checkPath, checkProjection, checkQuery, mingoQuery, prepareRegex } from './query.js'
 
 /** Options of a find: sort, skip, limit (as MongoDB's). */
 export interface QueryOptions {
@@ -233,6 +233,7 @@ export async function executeQuery (
   storage: Storage, coll: string, query: Record<string, unknown>, projection: Record<string, unknown> | undefined,
   options: QueryOptions
 ): Promise<{ docs: Doc[], explain: Explain }> {
+  await prepareRegex(query)
   const compiled = compileQuery(query)
   checkOptions(options)
   return await storage.read(async () => await runPlan(storage, coll, query, compiled, projection, options))

@@ -27,7 +27,7 @@ import * as queryOperators from 'mingo/operators/query'
 import { Query } from 'mingo/query'
 import { update as mingoUpdate } from 'mingo/updater'
 import { resolve } from 'mingo/util'
-import { RE2JS } from 're2js'
+import { type RE2JS } from 're2js'
 import { ValidationError } from '../errors.js'
 import { isPlainObject, reservedKeyProblem } from '../crdt/index.js'
 
@@ -102,7 +102,7 @@ export function checkProjection (projection: unknown): void {
 
 /** A field's condition: a value, a RegExp, or an object of field operators. */
 function checkCondition (cond: unknown, where: string): void {
-  if (cond instanceof RegExp) { linearRegExp(cond, where); return }
+  if (cond instanceof RegExp) { checkPattern(cond, where); return }
   if (!isPlainObject(cond)) { checkValue(cond, where); return }
   const keys = Object.keys(cond)
   if (!keys.some(k => k.startsWith('$'))) { checkValue(cond, where); return } // an object to compare with
@@ -113,7 +113,7 @@ function checkCondition (cond: unknown, where: string): void {
       if (typeof v !== 'string' && !(v instanceof RegExp)) throw new ValidationError(`${where}.$regex must be a string or a RegExp`)
       const flags = cond.$options
       if (flags !== undefined && (typeof flags !== 'string' || !/^[imsu]*$/.test(flags))) throw new ValidationError(`${where}.$options must be made of the flags i, m, s, u`)
-      linearRegExp(typeof v === 'string' ? safeRegExp(v, flags as string | undefined, where) : v, where)
+      checkPattern(typeof v === 'string' ? safeRegExp(v, flags as string | undefined, where) : v, where)
     } else if (op === '$not') {
       checkCondition(v, `${where}.$not`)
     } else if (op === '$elemMatch') {
@@ -133,7 +133,7 @@ function checkCondition (cond: unknown, where: string): void {
  * `{}`). Throws `ValidationError`.
  */
 export function checkValue (value: unknown, where: string): void {
-  if (value instanceof RegExp) { linearRegExp(value, where); return }
+  if (value instanceof RegExp) { checkPattern(value, where); return }
   if (typeof value === 'function') throw new ValidationError(`${where} holds a function: queries compare data, they run no code`)
   if (Array.isArray(value)) { value.forEach((v, i) => { checkValue(v, `${where}[${i}]`) }); return }
   if (value !== null && typeof value === 'object') {
@@ -150,7 +150,7 @@ export function checkValue (value: unknown, where: string): void {
 function checkExpression (expr: unknown, where: string): void {
   if (typeof expr === 'function') throw new ValidationError(`${where} holds a function: queries run no code`)
   if (Array.isArray(expr)) { expr.forEach((e, i) => { checkExpression(e, `${where}[${i}]`) }); return }
-  if (expr instanceof RegExp) { linearRegExp(expr, where); return }
+  if (expr instanceof RegExp) { checkPattern(expr, where); return }
   if (expr !== null && typeof expr === 'object') {
     for (const [k, v] of Object.entries(expr)) {
       if (REFUSED_EXPRESSIONS.has(k)) throw new ValidationError(`${where}: ${refusal(k)}`)
@@ -179,6 +179,55 @@ function safeRegExp (source: string, flags: string | undefined, where: string): 
 const compiled = new Map<string, RE2JS>()
 
 /**
+ * RE2 (re2js) is loaded the first time a query or update holds a regular expression, so apps that
+ * never use one do not load it at start. Mingo compiles patterns synchronously, inside the query's
+ * construction: callers that may meet a pattern first await `prepareRegex` (the planner and the
+ * update paths do).
+ */
+let RE2: typeof RE2JS | undefined
+let loadingRE2: Promise<void> | undefined
+
+/** Load the regular-expression engine, once. */
+export async function loadRegexEngine (): Promise<void> {
+  loadingRE2 ??= import('re2js').then(m => { RE2 = m.RE2JS })
+  await loadingRE2
+}
+
+/** Whether the regular-expression engine is loaded. */
+export function regexEngineLoaded (): boolean { return RE2 !== undefined }
+
+/** Whether any of `values` (queries, updates) holds a regular expression: a RegExp or a `$regex` key, at any depth. */
+export function holdsRegex (...values: unknown[]): boolean {
+  const stack = [...values]
+  for (let seen = 0; stack.length > 0 && seen < 100_000; seen++) {
+    const v = stack.pop()
+    if (v instanceof RegExp) return true
+    if (typeof v !== 'object' || v === null) continue
+    if (Array.isArray(v)) { stack.push(...v); continue }
+    for (const [k, x] of Object.entries(v)) {
+      if (k === '$regex') return true
+      stack.push(x)
+    }
+  }
+  return false
+}
+
+/**
+ * Check a pattern: its length, and, once the engine is loaded, that RE2 can run it (without the
+ * engine, that part of the check happens when the query is compiled, after `prepareRegex`).
+ * Throws `ValidationError`.
+ */
+function checkPattern (re: RegExp, where: string): void {
+  if (re.source.length > MAX_REGEX_LENGTH) throw new ValidationError(`${where}: the pattern is ${re.source.length} characters, over the ${MAX_REGEX_LENGTH}-character limit`)
+  if (RE2 !== undefined) linearRegExp(re, where)
+}
+
+/** Load the regular-expression engine when `values` hold a pattern and it is not loaded yet. */
+export async function prepareRegex (...values: unknown[]): Promise<void> {
+  if (RE2 === undefined && holdsRegex(...values)) await loadRegexEngine()
+}
+
+/**
  * The RE2 (linear-time) form of a JavaScript regular expression: an object whose `exec(s)` and
  * `test(s)` match as the RegExp would (unanchored; flags `i`, `m`, `s`; others ignored). Throws
  * `ValidationError` for a pattern over `MAX_REGEX_LENGTH` characters or one RE2 cannot run
@@ -189,12 +238,13 @@ export function linearRegExp (re: RegExp, where = 'regular expression'): { exec:
   const cacheKey = `${re.flags}/${re.source}`
   let program = compiled.get(cacheKey)
   if (program === undefined) {
+    if (RE2 === undefined) throw new Error(`${where}: the regular-expression engine is not loaded (await prepareRegex first)`)
     let flags = 0
-    if (re.flags.includes('i')) flags |= RE2JS.CASE_INSENSITIVE
-    if (re.flags.includes('m')) flags |= RE2JS.MULTILINE
-    if (re.flags.includes('s')) flags |= RE2JS.DOTALL
+    if (re.flags.includes('i')) flags |= RE2.CASE_INSENSITIVE
+    if (re.flags.includes('m')) flags |= RE2.MULTILINE
+    if (re.flags.includes('s')) flags |= RE2.DOTALL
     try {
-      program = RE2JS.compile(RE2JS.translateRegExp(re.source), flags)
+      program = RE2.compile(RE2.translateRegExp(re.source), flags)
     } catch (err) {
       throw new ValidationError(`${where}: /${re.source}/ cannot run in linear time (RE2 syntax: no backreferences or lookaround): ${(err as Error).message}`, { cause: err })
     }

@@ -8,18 +8,16 @@
  * one: when the tab holding it closes, the next tab in the queue takes it over (`upgrade`), so the
  * device's peer id — the one share links name — stays reachable while any tab is open.
  */
-import { generateKeyPair, privateKeyFromProtobuf, privateKeyFromRaw, privateKeyToProtobuf } from '@libp2p/crypto/keys'
+import { generateKeyPair, privateKeyFromProtobuf, privateKeyFromRaw } from '@libp2p/crypto/keys'
 import { type PrivateKey } from '@libp2p/interface'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { base64url } from 'multiformats/bases/base64'
 import { createLogger } from '../log.js'
+import { type SecretStore, deviceKeyName, loadDeviceSeed, lockManager } from '../store/device-key.js'
+
+export { type SecretStore } from '../store/device-key.js'
 
 const log = createLogger('net')
-
-/** Where identities are saved (a `StorageProvider` fits). */
-export interface SecretStore {
-  loadSecret (name: string): Promise<Uint8Array | undefined>
-  saveSecret (name: string, bytes: Uint8Array): Promise<void>
-}
 
 /** A claimed identity: use `privateKey`; call `release()` when the node stops. */
 export interface IdentityClaim {
@@ -57,36 +55,22 @@ export async function generateEd25519Key (): Promise<PrivateKey> {
   }
 }
 
-interface LockManagerLike {
-  request: (name: string, options: { ifAvailable?: boolean, signal?: AbortSignal }, callback: (lock: unknown) => Promise<void>) => Promise<void>
-}
-
-/** The Web Locks API, where the platform has it. */
-function lockManager (): LockManagerLike | undefined {
-  const locks = (globalThis as { navigator?: { locks?: LockManagerLike | null } }).navigator?.locks
-  return typeof locks?.request === 'function' ? locks : undefined
-}
-
 /**
- * The device key saved under `node` in `store`, created and saved the first time. Creation runs
- * under an exclusive Web Lock (where the API exists), so two tabs starting at once agree on one key.
- * This key signs the device's blocks (every tab of the device signs as the same writer) and is
- * the libp2p identity of whichever tab holds it (see `claimIdentity`).
+ * The device key saved under `node` in `store` (see src/store/device-key.ts: created and saved the
+ * first time, under a Web Lock, without libp2p), as a libp2p private key. It signs the device's
+ * blocks (every tab signs as the same writer) and is the libp2p identity of whichever tab holds
+ * it (see `claimIdentity`). Throws `ValidationError` when the saved key is corrupt.
  */
 export async function loadDeviceKey (store: SecretStore, node: string): Promise<PrivateKey> {
-  const name = `libp2p-key:${node}`
-  const loadOrCreate = async (): Promise<PrivateKey> => {
-    const saved = await store.loadSecret(name)
-    if (saved !== undefined) return privateKeyFromProtobuf(saved)
-    const privateKey = await generateEd25519Key()
-    await store.saveSecret(name, privateKeyToProtobuf(privateKey))
-    return privateKey
-  }
-  const locks = lockManager()
-  if (locks === undefined) return await loadOrCreate()
-  let key: PrivateKey | undefined
-  await locks.request('kitedb:keygen', {}, async () => { key = await loadOrCreate() })
-  return key as PrivateKey
+  const saved = await store.loadSecret(deviceKeyName(node))
+  if (saved !== undefined) return privateKeyFromProtobuf(saved)
+  await loadDeviceSeed(store, node)
+  return privateKeyFromProtobuf(await store.loadSecret(deviceKeyName(node)) as Uint8Array)
+}
+
+/** The peer id of the device key saved under `node` in `store` (what share links name). */
+export async function devicePeerId (store: SecretStore, node: string): Promise<string> {
+  return peerIdFromPrivateKey(await loadDeviceKey(store, node)).toString()
 }
 
 /**
@@ -95,8 +79,8 @@ export async function loadDeviceKey (store: SecretStore, node: string): Promise<
  * `upgrade` that claims the saved one when it is let go.
  */
 export async function claimIdentity (store: SecretStore, node: string): Promise<IdentityClaim> {
-  const name = `libp2p-key:${node}`
-  const locks = lockManager()
+  const name = deviceKeyName(node)
+  const locks = lockManager() as { request: (name: string, options: { ifAvailable?: boolean, signal?: AbortSignal }, callback: (lock: unknown) => Promise<void>) => Promise<void> } | undefined
   if (locks === undefined) return { privateKey: await loadDeviceKey(store, node), persistent: true, release: () => {} }
   let release = (): void => {}
   const granted = await new Promise<boolean>(resolve => {

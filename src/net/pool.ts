@@ -27,6 +27,8 @@ export interface NetworkLease {
    * release this lease and acquire again to get the new node. Never settles otherwise.
    */
   replaced: Promise<void>
+  /** the device's peer id (set by the database layer): what share links name, whichever tab runs it */
+  devicePeerId?: string
   release (): Promise<void>
 }
 
