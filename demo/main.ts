@@ -140,6 +140,45 @@ function showError (message: string): void {
   box.textContent = message
 }
 
+/** This page's name for presence: chosen once per browser, editable by a click. */
+const NAME_KEY = 'kitedb-demo:name'
+function myName (): string {
+  let name = localStorage.getItem(NAME_KEY)
+  if (name === null || name.length === 0) {
+    const birds = ['Kestrel', 'Heron', 'Wren', 'Swift', 'Plover', 'Tern', 'Merlin', 'Avocet']
+    name = `${birds[Math.floor(Math.random() * birds.length)] as string} ${Math.floor(Math.random() * 90) + 10}`
+    localStorage.setItem(NAME_KEY, name)
+  }
+  return name
+}
+
+interface Here { name?: unknown, editing?: unknown }
+/** Who else is here (presence), and what each is editing. */
+let others: Here[] = []
+let presenceDb: Database | undefined
+
+/** Tell the others what this page is editing (`null`: nothing). */
+function setEditing (id: string | null): void {
+  presenceDb?.presence.set({ name: myName(), editing: id })
+}
+
+function renderPresence (): void {
+  const names = others.map(h => typeof h.name === 'string' ? h.name : 'someone')
+  $('presence').textContent = `${myName()} (you)${names.length > 0 ? `, ${names.join(', ')}` : ''}`
+  for (const li of document.querySelectorAll<HTMLLIElement>('#todo-list li')) {
+    const editors = others.filter(h => h.editing === li.dataset.id).map(h => typeof h.name === 'string' ? h.name : 'someone')
+    let badge = li.querySelector<HTMLSpanElement>('.editing')
+    if (editors.length === 0) { badge?.remove(); continue }
+    if (badge === null) {
+      badge = document.createElement('span')
+      badge.className = 'editing'
+      badge.dataset.testid = 'todo-editor'
+      li.insertBefore(badge, li.lastChild)
+    }
+    badge.textContent = `${editors.join(', ')} editing`
+  }
+}
+
 function renderTodos (todos: Collection<Todo>, docs: Array<Todo & { _id: string }>): void {
   const list = $<HTMLUListElement>('todo-list')
   list.replaceChildren(...docs.map(doc => {
@@ -172,6 +211,7 @@ function renderTodos (todos: Collection<Todo>, docs: Array<Todo & { _id: string 
     return li
   }))
   $('empty').hidden = docs.length > 0
+  renderPresence()
 }
 
 function editTitle (todos: Collection<Todo>, title: HTMLSpanElement, doc: Todo & { _id: string }): void {
@@ -186,6 +226,7 @@ function editTitle (todos: Collection<Todo>, title: HTMLSpanElement, doc: Todo &
     const text = input.value.trim()
     if (save && text.length > 0 && text !== doc.title) void todos.updateOne({ _id: doc._id }, { $set: { title: text } })
     input.replaceWith(title)
+    setEditing(null)
   }
   input.addEventListener('keydown', e => {
     if (e.key === 'Enter') finish(true)
@@ -194,6 +235,7 @@ function editTitle (todos: Collection<Todo>, title: HTMLSpanElement, doc: Todo &
   input.addEventListener('blur', () => { finish(true) })
   title.replaceWith(input)
   input.focus()
+  setEditing(doc._id)
 }
 
 /**
@@ -254,6 +296,16 @@ async function main (): Promise<void> {
   db.on('manifest', enableInput)
   db.on('error', err => { showError(err.code === 'ERR_ACCESS' ? `Cannot open this list: ${err.message}` : err.message) })
 
+  presenceDb = db
+  db.presence.on('change', peers => { others = peers.map(p => p.state as Here); renderPresence() })
+  setEditing(null)
+  $('presence').addEventListener('click', () => {
+    const name = prompt('Your name, as the others see it', myName())?.trim()
+    if (name === undefined || name.length === 0) return
+    localStorage.setItem(NAME_KEY, name.slice(0, 40))
+    setEditing(null)
+    renderPresence()
+  })
   todos.observe({}, docs => { renderTodos(todos, docs) }, { sort: { createdAt: 1, _id: 1 } })
   db.on('peers', () => { renderPeers(db) })
   let kept = false

@@ -5,6 +5,8 @@
 export { KiteDB, type OpenOptions, type DiscoverOptions } from './db/kitedb.js'
 export { Database, type PeerInfo, type NetworkStatus, type DatabaseEvents, type CollectionOptions, type ShareLinkOptions } from './db/database.js'
 export { Collection, type FindOptions, type CreateIndexOptions, type IndexSpec } from './db/collection.js'
+export { Presence, type PresenceEntry } from './db/presence.js'
+export { type JsonSchema } from './db/schema.js'
 export { LiveQuery, type LiveQueryOptions, type Observer, type Subscription } from './db/live.js'
 export { type Explain } from './db/planner.js'
 export type { Filter, UpdateFilter, LooseFilter, LooseUpdate, Projection, Sort, WithId, OptionalId, Condition, FieldOperators, PushModifiers, AnyDoc } from './db/types.js'

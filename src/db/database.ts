@@ -18,6 +18,7 @@ import { formatShareLink } from '../share/index.js'
 import { type Announcement, startAnnouncing } from './announce.js'
 import { Collection, type CollectionHost, type IndexSpec, type WriteHints, normaliseIndexSpec } from './collection.js'
 import { TabChannel, type TabMessage } from './tabs.js'
+import { Presence } from './presence.js'
 import { type JsonSchema, compileSchema } from './schema.js'
 import { type AnyDoc } from './types.js'
 
@@ -146,6 +147,12 @@ export class Database {
   /** the network loop, while it runs */
   private networkLoop?: Promise<void>
   private readonly tabs?: TabChannel
+  /**
+   * Each peer's ephemeral state — who is here, what they are editing: `presence.set(state)`,
+   * `presence.get()`, `presence.on('change', …)`. Sent over the database's topic (sealed for an
+   * encrypted database), never stored, gone a few seconds after a peer leaves. See presence.ts.
+   */
+  readonly presence: Presence
   private readonly onClose?: () => void
   /** whether this database is announced (an opt-in of `KiteDB.init`/`open`) */
   private readonly announcing: boolean
@@ -161,6 +168,7 @@ export class Database {
     this.announcing = parts.announce === true
     this.status = parts.connect === undefined ? 'local' : 'connecting'
     this.closing = new Promise(resolve => { this.beginClosing = resolve })
+    this.presence = new Presence(this.replica.dbId, this.replica.key)
     if (parts.tabChannel !== undefined && TabChannel.supported) {
       this.tabs = new TabChannel(parts.tabChannel, this.replica.dbId, msg => { void this.onTabMessage(msg) })
     }
@@ -572,6 +580,7 @@ export class Database {
     const replicator = new Replicator(this.replica, transport, replication)
     this.replicator = replicator
     replicator.start()
+    this.presence.attach(transport)
     // Emit 'peers' whenever the list or how a peer is connected changes. Connection events can
     // precede the connection manager's bookkeeping, so the view is also re-checked every second.
     let last = ''
@@ -618,6 +627,7 @@ export class Database {
     ]
     onNetwork(transport.networkState?.() ?? { status: 'online', nextAttemptAt: null, reserved: 0, connectedPeers: 0, relays: [], error: null })
     return () => {
+      this.presence.close()
       for (const off of offs) off()
       replicator.stop()
       if (this.replicator === replicator) this.replicator = undefined

@@ -23,7 +23,7 @@ import {
 } from '../crdt/index.js'
 import { type Transport } from '../sync/transport.js'
 import {
-  BLOCKS_PROTOCOL, SNAPSHOT_PROTOCOL, TOPIC_PREFIX, decodeBlocksRequest, decodeBlocksResponse, decodeHeadsMessage, decodeSnapshotRequest,
+  BLOCKS_PROTOCOL, SNAPSHOT_PROTOCOL, TOPIC_PREFIX, decodeBlocksRequest, decodeBlocksResponse, decodeHeadsMessage, isPresenceMessage, decodeSnapshotRequest,
   encodeBlocksRequest, encodeBlocksResponse, encodeHeadsMessage, encodeSnapshotResponse, topicOf
 } from '../sync/wire.js'
 import { collectBlocks } from '../sync/replicator.js'
@@ -124,7 +124,7 @@ export class Keeper {
   /**
    * The relay's gossip check: a heads message on a kept database's topic is forwarded only when
    * every inline block passes the keeper's checks (CID, signatures, writer, link signature);
-   * other topics, and heads without blocks, pass. Never throws.
+   * other topics, heads without blocks and presence messages pass. Never throws.
    */
   async checkGossip (topic: string, data: Uint8Array, from: string): Promise<boolean> {
     if (!topic.startsWith(TOPIC_PREFIX)) return true
@@ -133,6 +133,7 @@ export class Keeper {
       // Only the topics of kept databases (not announcements, not databases kept elsewhere).
       const manifest = parseCid(db) === undefined ? undefined : await this.manifest(db)
       if (manifest === undefined) return true
+      if (isPresenceMessage(data)) return true // peers' ephemeral states: sealed, bounded, never kept
       const msg = decodeHeadsMessage(data)
       if (msg.blocks.length === 0) return true
       for (const bytes of msg.blocks) await checkKeptNode(bytes, db, manifest)

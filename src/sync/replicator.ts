@@ -27,7 +27,7 @@ import { type BlockFetcher, SnapshotAudit, type SnapshotAuditState } from './aud
 import { KeepClient } from './keep-client.js'
 import {
   type BlocksRequest, BLOCKS_PROTOCOL, INLINE_BLOCK_BYTES, MAX_HEADS, MAX_MESSAGE_BYTES, MAX_REQUEST_CIDS, SNAPSHOT_PROTOCOL,
-  decodeBlocksRequest, decodeBlocksResponse, decodeHeadsMessage, decodeSnapshotRequest, decodeSnapshotResponse,
+  decodeBlocksRequest, decodeBlocksResponse, decodeHeadsMessage, isPresenceMessage, decodeSnapshotRequest, decodeSnapshotResponse,
   encodeBlocksRequest, encodeBlocksResponse, encodeHeadsMessage, encodeSnapshotRequest, encodeSnapshotResponse, topicOf
 } from './wire.js'
 
@@ -496,6 +496,7 @@ export class Replicator {
   private onMessage (data: Uint8Array, from: string): void {
     if (this.stopped) return
     this.touch(from)
+    if (isPresenceMessage(data)) return // the database layer's presence (db/presence.ts) reads those
     void this.handleMessage(data, from).catch(err => { log.warn(`dropped message from ${from}: ${(err as Error).message}`) })
   }
 
@@ -506,6 +507,7 @@ export class Replicator {
    */
   private async validate (data: Uint8Array, from: string): Promise<boolean> {
     if (this.stopped) return false
+    if (isPresenceMessage(data)) return true // checked by the presence's own validator
     try {
       const msg = decodeHeadsMessage(data)
       if (msg.blocks.length === 0) return true

@@ -86,6 +86,38 @@ export function decodeHeadsMessage (bytes: Uint8Array): HeadsMessage {
   return { heads, blocks }
 }
 
+/** Largest presence state on the wire (its sealed or plain bytes), bytes. */
+export const MAX_PRESENCE_BYTES = 4096
+
+/**
+ * Presence message, on the database topic beside heads messages: a peer's ephemeral state (its
+ * bytes: sealed with the database key for an encrypted database, JSON text otherwise), or `null`
+ * when it leaves. Never stored.
+ */
+export interface PresenceMessage {
+  state: Uint8Array | null
+}
+
+/** Encode a presence message. */
+export function encodePresenceMessage (m: PresenceMessage): Uint8Array {
+  return encode({ v: 1, presence: m.state })
+}
+
+/** Whether `bytes` are a presence message (rather than heads): cheap enough for a topic validator. */
+export function isPresenceMessage (bytes: Uint8Array): boolean {
+  if (!(bytes instanceof Uint8Array) || bytes.byteLength > MAX_PRESENCE_BYTES + 64) return false
+  try { return 'presence' in decodeMap(bytes) } catch { return false }
+}
+
+/** Decode a presence message. Throws `InvalidMessageError` for any invalid input. */
+export function decodePresenceMessage (bytes: Uint8Array): PresenceMessage {
+  if (bytes.byteLength > MAX_PRESENCE_BYTES + 64) throw new InvalidMessageError('presence message over its size limit')
+  const raw = decodeMap(bytes)
+  if (raw.presence === null) return { state: null }
+  if (!(raw.presence instanceof Uint8Array) || raw.presence.byteLength > MAX_PRESENCE_BYTES) throw new InvalidMessageError('presence state is not bytes within the limit')
+  return { state: raw.presence }
+}
+
 /** Encode a blocks request. */
 export function encodeBlocksRequest (m: BlocksRequest): Uint8Array {
   return encode({ v: 1, db: m.db, cids: m.cids, have: m.have, ...(m.max !== undefined ? { max: m.max } : {}) })
