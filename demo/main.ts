@@ -271,6 +271,29 @@ async function renderShare (db: Database, config: DemoConfig): Promise<void> {
   $('address').textContent = db.address
 }
 
+const short = (id: string): string => id.length > 16 ? `${id.slice(0, 8)}…${id.slice(-6)}` : id
+
+/** The "details" panel: `db.inspect()`, in words. */
+async function renderDetails (db: Database): Promise<void> {
+  const panel = $<HTMLDetailsElement>('details-panel')
+  if (!panel.open) return
+  const r = await db.inspect()
+  const lines = [
+    `database ${r.address}`,
+    `heads: ${r.heads.length} (${r.heads.map(short).join(', ')})`,
+    `missing: ${r.missingCount}, unavailable: ${r.unavailable}`,
+    `network: ${r.network.status}${r.network.nextAttemptAt !== null ? `, next attempt in ${Math.max(0, Math.ceil((r.network.nextAttemptAt - Date.now()) / 1000))} s` : ''}`,
+    ...r.network.relays.map(x => `  relay ${short(x.peer)}: ${x.state}${x.error !== null ? ` (${x.error})` : ''}`),
+    `peers: ${r.peers.length}`,
+    ...r.peers.map(p => `  ${short(p.id)}: ${p.kind} ${p.transport}${p.whyNotDirect !== undefined ? ` — ${p.whyNotDirect}` : ''}`),
+    `keepers: ${r.keepers.length}`,
+    ...r.keepers.map(k => `  ${short(k.peer)}: ${k.state}`),
+    `refused input (latest last): ${r.refused.length === 0 ? 'none' : ''}`,
+    ...r.refused.slice(-5).map(w => `  ${new Date(w.at).toLocaleTimeString()} ${w.scope}: ${w.message}`)
+  ]
+  $('details').textContent = lines.join('\n')
+}
+
 async function main (): Promise<void> {
   const config = await loadConfig()
   const { db, joined } = await openDatabase(config)
@@ -321,8 +344,10 @@ async function main (): Promise<void> {
     db.on('manifest', () => { void renderJoin(db) })
     void renderJoin(db)
   }
+  $('details-panel').addEventListener('toggle', () => { void renderDetails(db) })
   // The countdown and the joiner's "nobody is online" need a clock as well as events.
   setInterval(() => {
+    void renderDetails(db)
     renderNetwork(db)
     renderKept(db, kept)
     if (joined) void renderJoin(db)

@@ -3,7 +3,7 @@
  * Public exports only.
  */
 export { KiteDB, type OpenOptions, type DiscoverOptions } from './db/kitedb.js'
-export { Database, type PeerInfo, type NetworkStatus, type DatabaseEvents, type CollectionOptions, type ShareLinkOptions } from './db/database.js'
+export { Database, type DatabaseInspection, type PeerInfo, type NetworkStatus, type DatabaseEvents, type CollectionOptions, type ShareLinkOptions } from './db/database.js'
 export { Collection, type FindOptions, type CreateIndexOptions, type IndexSpec } from './db/collection.js'
 export { Presence, type PresenceEntry } from './db/presence.js'
 export { type JsonSchema } from './db/schema.js'
@@ -13,7 +13,7 @@ export type { Filter, UpdateFilter, LooseFilter, LooseUpdate, Projection, Sort, 
 export { type Announcement } from './db/announce.js'
 export { newObjectId } from './db/ops.js'
 export * from './errors.js'
-export { setLogLevel, type LogLevel } from './log.js'
+export { setLogLevel, recentWarnings, type LogLevel, type Warning } from './log.js'
 export { formatShareLink, parseShareLink, renderQrSvg, renderQrDataUrl, type ShareInfo } from './share/index.js'
 export { type Doc, type JsonValue } from './crdt/index.js'
 export { type DocChange, type StorageProvider, type IndexInfo, type IndexProgress, MemoryStorageProvider, DexieStorageProvider } from './store/index.js'

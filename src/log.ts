@@ -27,11 +27,36 @@ export function setLogLevel (next: LogLevel): void {
   level = next
 }
 
+/** One warning KiteDB logged: refused network input and the like, with its reason. */
+export interface Warning {
+  /** when, ms since the epoch */
+  at: number
+  /** the layer that logged it: `sync`, `net`, `db`, `keep`… */
+  scope: string
+  message: string
+}
+
+/** Warnings kept for `recentWarnings`. */
+const MAX_WARNINGS = 50
+const warnings: Warning[] = []
+
+/**
+ * The last warnings logged in this page or process, newest last (at most 50, whatever the log
+ * level): what `Database.inspect` shows as refused input.
+ */
+export function recentWarnings (): Warning[] {
+  return [...warnings]
+}
+
 /** A logger whose lines start with `[kitedb:<name>]`. */
 export function createLogger (name: string): Logger {
   const prefix = `[kitedb:${name}]`
   return {
     debug: (message, ...details) => { if (level === 'debug') console.debug(prefix, message, ...details) },
-    warn: (message, ...details) => { if (level !== 'silent') console.warn(prefix, message, ...details) }
+    warn: (message, ...details) => {
+      warnings.push({ at: Date.now(), scope: name, message })
+      if (warnings.length > MAX_WARNINGS) warnings.shift()
+      if (level !== 'silent') console.warn(prefix, message, ...details)
+    }
   }
 }

@@ -13,7 +13,7 @@ import {
   type SyncProgress, type SyncState, type WhenKeptOptions
 } from '../sync/index.js'
 import { type NetworkLease } from '../net/index.js'
-import { createLogger } from '../log.js'
+import { type Warning, createLogger, recentWarnings } from '../log.js'
 import { formatShareLink } from '../share/index.js'
 import { type Announcement, startAnnouncing } from './announce.js'
 import { Collection, type CollectionHost, type IndexSpec, type WriteHints, normaliseIndexSpec } from './collection.js'
@@ -75,6 +75,24 @@ export interface DatabaseEvents {
    * (`KeeperFullError`: a quota; `KeeperRefusedError`: another reason; tried again later)
    */
   error: (error: KiteError) => void
+}
+
+/** What `Database.inspect` returns. */
+export interface DatabaseInspection {
+  address: string
+  /** CID strings of the heads */
+  heads: string[]
+  /** CIDs named as parents but not stored yet (at most 100; `missingCount` counts them all, with wanted heads) */
+  missing: string[]
+  missingCount: number
+  /** missing blocks no peer could serve (not counted in `missingCount`) */
+  unavailable: number
+  /** remote replicas, how each is connected, and why not directly */
+  peers: PeerInfo[]
+  network: DatabaseNetworkState
+  keepers: KeeperStatus[]
+  /** the last warnings logged in this page (refused input with its reason), newest last */
+  refused: Warning[]
 }
 
 /** Options of `Database.shareLink`. */
@@ -443,6 +461,30 @@ export class Database {
     const { usage, quota } = await storage.estimate()
     const persisted = typeof storage.persisted === 'function' ? await storage.persisted() : false
     return { usage: usage ?? 0, quota: quota ?? 0, persisted }
+  }
+
+  /**
+   * What a "details" panel shows, read now: the heads; the blocks still missing (the first 100) and
+   * how many are unavailable; every peer with how it is connected and, when not directly, why
+   * not; the network (relays and their states, `networkState()`); the keepers (`keepers()`); and
+   * the last warnings logged in this page — refused input (bad blocks, messages over a rate,
+   * malformed requests) with its reason, for every database of the page.
+   */
+  async inspect (): Promise<DatabaseInspection> {
+    this.assertOpen()
+    const state = await this.syncState()
+    const missing = await this.replica.missing()
+    return {
+      address: this.address,
+      heads: state.heads,
+      missing: missing.slice(0, 100),
+      missingCount: state.missing,
+      unavailable: state.unavailable,
+      peers: this.peers(),
+      network: this.networkState(),
+      keepers: this.keepers(),
+      refused: recentWarnings()
+    }
   }
 
   /** Listen to an event; returns a function that removes the listener. */

@@ -96,6 +96,8 @@ export class Libp2pTransport implements Transport {
   private readonly subscriberHandlers = new Map<string, Set<(peer: string) => void>>()
   private readonly firstHeard = new Map<string, number>()
   private readonly lastUpgradeAttempt = new Map<string, number>()
+  /** per peer: why its last WebRTC upgrade failed */
+  private readonly upgradeErrors = new Map<string, string>()
   private readonly upgrading = new Set<string>()
   /** peers whose identify protocols lack WebRTC signalling */
   private readonly refusesWebRTC = new Map<string, true>()
@@ -436,9 +438,21 @@ export class Libp2pTransport implements Transport {
     const relayed = conns.filter(c => !circuitSpent(c)).sort((a, b) => b.timeline.open - a.timeline.open)[0]
     if (relayed !== undefined) {
       const left = relayed.limits?.bytes
-      return { kind: 'relayed', transport: 'circuit-relay', ...(left !== undefined ? { remainingBytes: Number(left) } : {}) }
+      return { kind: 'relayed', transport: 'circuit-relay', whyNotDirect: this.whyNotDirect(peer), ...(left !== undefined ? { remainingBytes: Number(left) } : {}) }
     }
-    return { kind: 'none', transport: 'none' }
+    return { kind: 'none', transport: 'none', whyNotDirect: this.whyNotDirect(peer) }
+  }
+
+  /** Why `peer` has no direct connection now, for diagnostics. */
+  private whyNotDirect (peer: string): string {
+    if (!this.opts.directConnections) return 'direct connections are turned off here'
+    if (this.refusesWebRTC.has(peer)) return 'the peer does not take WebRTC connections (relay-only)'
+    if (this.upgrading.has(peer)) return 'upgrading to WebRTC now'
+    const failed = this.upgradeErrors.get(peer)
+    if (failed !== undefined) return `the last WebRTC upgrade failed: ${failed}`
+    if (!this.firstHeard.has(peer)) return 'not heard from directly yet'
+    if (this.peerId > peer) return 'waiting for the peer to dial (the smaller peer id dials first)'
+    return 'an upgrade is due'
   }
 
   onConnectionChange (handler: () => void): () => void {
@@ -522,9 +536,11 @@ export class Libp2pTransport implements Transport {
         try {
           await dialWithRetry(this.node, target, 2)
           log.debug(`direct connection to ${peer} via ${target.toString()}`)
+          this.upgradeErrors.delete(peer)
           return
         } catch (err) {
           log.debug(`WebRTC upgrade to ${peer} failed: ${(err as Error).message}`)
+          remember(this.upgradeErrors, peer, (err as Error).message)
         }
       }
     })().finally(() => { this.upgrading.delete(peer) })

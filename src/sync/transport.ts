@@ -17,6 +17,8 @@ export interface PeerConnection {
    * circuit: the relay closes it beyond); absent when unlimited or unknown
    */
   remainingBytes?: number
+  /** when not direct: why not (WebRTC off, the peer is relay-only, the last upgrade's error…), for diagnostics */
+  whyNotDirect?: string
 }
 
 /** Where one relay stands (see `NetworkState`). */
