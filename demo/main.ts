@@ -273,6 +273,24 @@ async function renderShare (db: Database, config: DemoConfig): Promise<void> {
 
 const short = (id: string): string => id.length > 16 ? `${id.slice(0, 8)}…${id.slice(-6)}` : id
 
+/**
+ * Storage the browser keeps: ask once per browser (`KiteDB.persist()`), then show the answer and
+ * the origin's usage in the details.
+ */
+const PERSIST_ASKED = 'kitedb-demo:persist-asked'
+let storageLine = 'storage: …'
+async function checkStorage (db: Database): Promise<void> {
+  if (localStorage.getItem(PERSIST_ASKED) === null) {
+    localStorage.setItem(PERSIST_ASKED, '1')
+    await KiteDB.persist()
+  }
+  const e = await db.storageEstimate()
+  storageLine = e === undefined
+    ? 'storage: the browser does not say (insecure origin?)'
+    : `storage: ${(e.usage / 1024).toFixed(0)} KB used of ${(e.quota / 2 ** 20).toFixed(0)} MB; ${e.persisted ? 'kept by the browser ✓' : 'the browser may clear it when short of space'}`
+  $('storage-status').textContent = e?.persisted === true ? 'kept by the browser' : ''
+}
+
 /** The "details" panel: `db.inspect()`, in words. */
 async function renderDetails (db: Database): Promise<void> {
   const panel = $<HTMLDetailsElement>('details-panel')
@@ -286,6 +304,7 @@ async function renderDetails (db: Database): Promise<void> {
     ...r.network.relays.map(x => `  relay ${short(x.peer)}: ${x.state}${x.error !== null ? ` (${x.error})` : ''}`),
     `peers: ${r.peers.length}`,
     ...r.peers.map(p => `  ${short(p.id)}: ${p.kind} ${p.transport}${p.whyNotDirect !== undefined ? ` — ${p.whyNotDirect}` : ''}`),
+    storageLine,
     `keepers: ${r.keepers.length}`,
     ...r.keepers.map(k => `  ${short(k.peer)}: ${k.state}`),
     `refused input (latest last): ${r.refused.length === 0 ? 'none' : ''}`,
@@ -345,6 +364,7 @@ async function main (): Promise<void> {
     void renderJoin(db)
   }
   $('details-panel').addEventListener('toggle', () => { void renderDetails(db) })
+  void checkStorage(db)
   // The countdown and the joiner's "nobody is online" need a clock as well as events.
   setInterval(() => {
     void renderDetails(db)

@@ -202,6 +202,7 @@ test('the details panel shows the heads, the network, the peers and refused inpu
   await expect(details).toContainText(/heads: 1 \(bafyrei/)
   await expect(details).toContainText('network: online')
   await expect(details).toContainText(/relay .*: reserved/)
+  await expect(details).toContainText(/storage: \d+ KB used of \d+ MB/)
   await expect(details).toContainText('refused input')
   await expect(details).toContainText(/keepers: 2\n.*: kept/)
   await ctx.close()
