@@ -35,13 +35,13 @@
  * control" (1981).
  */
 import { Dexie, type Table } from 'dexie'
-import { type CollState, type Doc, type DocState, collectionCreated, decode, isPlainObject, jsonEqual } from '../crdt/index.js'
+import { type CollState, type Doc, type DocState, collectionCreated, dagUpdate, decode, isPlainObject, jsonEqual, snapshotDagUpdate } from '../crdt/index.js'
 import { type IndexKey, type KeyRange, compareKeys, inRange, indexKeys, isMultikey } from './keys.js'
 import { type PackedState, packState, unpackState } from './packed.js'
 import {
   type ApplyBlockInput, type ApplyBlockResult, type DocChange, type DocKey, type IndexDocEntry, type IndexEntry, type IndexInfo, type IndexProgress,
   type InstallSnapshotInput, type InstallSnapshotResult, type MergeInput, type MergeOutput, type ScanOptions, type SnapshotSource,
-  type Storage, type StorageProvider, type StoredNode, dagUpdate, docKey, indexName
+  type Storage, type StorageProvider, type StoredNode, docKey, indexName
 } from './storage.js'
 
 /**
@@ -538,26 +538,22 @@ export class DexieStorage implements Storage {
         db.missing.toCollection().primaryKeys()
       ])
       const staged = this.stage(input, base)
-      const isStored = new Set([...storedHeads, ...storedCovered])
+      const stored = new Set([...storedHeads, ...storedCovered])
       const wasMissing = new Set(missing)
-      const snapshotHeads = new Set(headCids)
-      const newHeads = input.heads.filter(h => !isStored.has(h.cid))
-      const coveredSet = new Set(input.covered)
-      // Heads below the snapshot are no longer heads; a new snapshot head is one unless a stored block names it (it is missing).
-      const heads = new Set(dag.heads.filter(h => !coveredSet.has(h) || snapshotHeads.has(h)))
-      for (const h of newHeads) if (!wasMissing.has(h.cid)) heads.add(h.cid)
+      const update = snapshotDagUpdate({ heads: dag.heads, snapshotHeads: headCids, covered: input.covered, isStored: c => stored.has(c), isMissing: c => wasMissing.has(c) })
+      const store = new Set(update.store)
       await Promise.all([
         ...staged.write(),
         nativeWrites([
-          ...newHeads.map(h => ({ cid: h.cid, bytes: h.bytes, k: 'b' as const })),
+          ...input.heads.filter(h => store.has(h.cid)).map(h => ({ cid: h.cid, bytes: h.bytes, k: 'b' as const })),
           ...(input.nodes ?? []).map(n => ({ cid: n.cid, bytes: n.bytes, k: 'c' as const })),
-          ...input.covered.filter(c => !isStored.has(c) && !snapshotHeads.has(c)).map(cid => ({ cid, k: 'v' as const }))
+          ...update.cover.map(cid => ({ cid, k: 'v' as const }))
         ].map(r => put('blocks', r))),
-        db.meta.put({ key: DAG_KEY, value: { gen: dag.gen + 1, heads: [...heads].sort() } satisfies DagRow }),
-        db.missing.bulkDelete(missing.filter(c => coveredSet.has(c)))
+        db.meta.put({ key: DAG_KEY, value: { gen: dag.gen + 1, heads: update.heads } satisfies DagRow }),
+        db.missing.bulkDelete(update.found)
       ])
       const collections = await this.collectionsChanged(input.colls, staged)
-      return { changes: staged.changes, collections, heads: [...heads].sort() }
+      return { changes: staged.changes, collections, heads: [...update.heads] }
     })
   }
 
