@@ -27,7 +27,7 @@ import {
   encodeBlocksRequest, encodeBlocksResponse, encodeHeadsMessage, encodeSnapshotResponse, topicOf
 } from '../sync/wire.js'
 import { collectBlocks } from '../sync/replicator.js'
-import { verifySnapshotRoot } from '../sync/snapshot.js'
+import { verifySnapshotRoot } from '../sync/snapshot/index.js'
 import {
   KEEP_PROTOCOL, type KeepError, type KeepRequest, type KeepResponse, decodeKeepRequest, encodeKeepResponse
 } from '../sync/keep-wire.js'

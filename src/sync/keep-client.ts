@@ -23,7 +23,7 @@ import { KeeperFullError, KeeperRefusedError, type KiteError, NetworkError, Time
 import { type CID, parseCid, readBlockHeader } from '../crdt/index.js'
 import { createLogger } from '../log.js'
 import { MANIFEST_KEY, type Replica } from './replica.js'
-import { type BuiltSnapshot, signSnapshotRoot } from './snapshot.js'
+import { type BuiltSnapshot, signSnapshotRoot } from './snapshot/index.js'
 import { type Transport } from './transport.js'
 import {
   KEEP_PROTOCOL, type KeepError, type KeepRequest, type KeepResponse, type KeepState, type PutResult, decodeKeepResponse, encodeKeepRequest

@@ -46,7 +46,7 @@ export interface Applied {
   missingChunks?: CID[]
 }
 
-/** A verified snapshot, ready to install (sync/snapshot.ts fetches, verifies and assembles it). */
+/** A verified snapshot, ready to install (`fetchSnapshot`, snapshot/fetch.ts, fetches, verifies and assembles it). */
 export interface SnapshotContent {
   /** CID string of the snapshot's root */
   root: string
