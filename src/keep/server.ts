@@ -26,7 +26,7 @@ import {
   BLOCKS_PROTOCOL, SNAPSHOT_PROTOCOL, TOPIC_PREFIX, decodeBlocksRequest, decodeBlocksResponse, decodeHeadsMessage, decodeSnapshotRequest,
   encodeBlocksRequest, encodeBlocksResponse, encodeHeadsMessage, encodeSnapshotResponse, topicOf
 } from '../sync/wire.js'
-import { collectBlocks } from '../sync/replicator.js'
+import { collectBlocks } from '../sync/serve-blocks.js'
 import { verifySnapshotRoot } from '../sync/snapshot/index.js'
 import {
   KEEP_PROTOCOL, type KeepError, type KeepRequest, type KeepResponse, decodeKeepRequest, encodeKeepResponse
