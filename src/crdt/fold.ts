@@ -11,7 +11,7 @@
  */
 import { type Block } from './block.js'
 import { type Doc } from './json.js'
-import { isDocOp } from './ops.js'
+import { type Op, isDocOp } from './ops.js'
 import { type CollState, type DocState, applyCollOp, applyOp, joinCollStates, joinStates, materialise, stampOf } from './merge.js'
 
 /** Identifies one document. */
@@ -37,6 +37,28 @@ export function compareDocKeys (a: DocKey, b: DocKey): number {
 export interface MergedStates {
   docs: Array<DocKey & { state: DocState, doc: Doc | null }>
   colls: Array<{ coll: string, state: CollState }>
+}
+
+/**
+ * What a block's ops touch: the documents they write (each once, in op order), the collections
+ * they name, and those they drop (whose every document a drop may hide).
+ */
+export function touchedBy (ops: readonly Op[]): { keys: DocKey[], colls: string[], dropped: string[] } {
+  const keys: DocKey[] = []
+  const seen = new Set<string>()
+  const colls = new Set<string>()
+  const dropped = new Set<string>()
+  for (const op of ops) {
+    colls.add(op.coll)
+    if (op.op === 'drop') dropped.add(op.coll)
+    if (!isDocOp(op)) continue
+    const k = docKey(op.coll, op.id)
+    if (!seen.has(k)) {
+      seen.add(k)
+      keys.push({ coll: op.coll, id: op.id })
+    }
+  }
+  return { keys, colls: [...colls], dropped: [...dropped] }
 }
 
 /**

@@ -12,7 +12,7 @@
  * Applying a block — storing it, updating heads/missing, writing the states, documents and index
  * entries it changes — is one atomic transaction.
  */
-import { type CollState, type Doc, type DocKey, type DocState, type MergedStates } from '../crdt/index.js'
+import { type CollState, type Doc, type DocKey, type DocState, type MergedStates, materialise, parseDocKey } from '../crdt/index.js'
 import { type IndexKey, type KeyRange, indexKeys } from './keys.js'
 
 export { type DocKey, docKey, dagUpdate } from '../crdt/index.js'
@@ -29,6 +29,11 @@ export interface MergeInput {
   docs: Map<string, DocState | undefined>
   /** by name: the state of every collection the block touches */
   colls: Map<string, CollState | undefined>
+}
+
+/** Fill `input.before` as a merge must, before it merges: each document of `input.docs` as it materialises now. */
+export function fillBefore ({ docs, colls, before }: MergeInput): void {
+  for (const [k, state] of docs) before.set(k, materialise(state, colls.get(parseDocKey(k).coll)?.dropped))
 }
 
 /** What a merge produces: new states, and documents as they now materialise (`null`: absent). */

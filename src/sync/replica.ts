@@ -6,10 +6,10 @@ import { AccessError, ClockSkewError, InvalidBlockError, StorageFullError, isQuo
 import {
   type CID, type CollState, type Doc, type DocState, type EncodedBlock, type Manifest, type Op, type Signer, HybridClock, MAX_PARENTS,
   applyBlockOps, asCid, assembleOps, checkKey, cidOf, decode, decodeBlock, decodeChunk, decodeManifest, encode, encodeBlock,
-  formatPublicKey, generateSigner, isDocOp, joinSnapshotStates, linkKeyOf, linkSigner, materialise, mayWrite, parseCid, parseDocKey, readBlockHeader,
+  formatPublicKey, generateSigner, joinSnapshotStates, linkKeyOf, linkSigner, mayWrite, parseCid, readBlockHeader, touchedBy,
   type OpenOptions as BlockOpenOptions
 } from '../crdt/index.js'
-import { type DocChange, type DocKey, type InstallSnapshotInput, type MergeInput, type MergeOutput, type Storage, docKey } from '../store/index.js'
+import { type DocChange, type DocKey, type InstallSnapshotInput, type MergeInput, type MergeOutput, type Storage, docKey, fillBefore } from '../store/index.js'
 
 /** Where a change came from. */
 export type ChangeOrigin = 'local' | 'remote'
@@ -104,11 +104,6 @@ async function storageFull<T> (write: Promise<T>): Promise<T> {
     if (isQuotaError(err)) throw new StorageFullError(undefined, { cause: err })
     throw err
   }
-}
-
-/** Fill a merge's `before`: each document of `input.docs` as it materialises now. */
-function noteBefore ({ docs, colls, before }: MergeInput): void {
-  for (const [k, state] of docs) before.set(k, materialise(state, colls.get(parseDocKey(k).coll)?.dropped))
 }
 
 /** Random hex string of `bytes` bytes from the platform CSPRNG. */
@@ -503,7 +498,7 @@ export class Replica {
       heads,
       ...(nodes !== undefined ? { nodes } : {}),
       merge: (input: MergeInput): MergeOutput => {
-        noteBefore(input)
+        fillBefore(input)
         return joinSnapshotStates(input.docs, input.colls, nextDocs, nextColls, mode)
       }
     }
@@ -520,20 +515,6 @@ export class Replica {
 
   private async apply ({ cid, bytes, block, chunks }: EncodedBlock, origin: 'local' | 'remote', check?: BeforeCheck, expectAbsent?: boolean): Promise<Applied> {
     const cidText = cid.toString()
-    const keys: DocKey[] = []
-    const seen = new Set<string>()
-    const colls = new Set<string>()
-    const dropped = new Set<string>()
-    for (const op of block.ops) {
-      colls.add(op.coll)
-      if (op.op === 'drop') dropped.add(op.coll)
-      if (!isDocOp(op)) continue
-      const k = docKey(op.coll, op.id)
-      if (!seen.has(k)) {
-        seen.add(k)
-        keys.push({ coll: op.coll, id: op.id })
-      }
-    }
     const result = await storageFull(this.storage.applyBlock({
       cid: cidText,
       bytes,
@@ -541,11 +522,9 @@ export class Replica {
       parents: block.parents.map(p => p.toString()),
       local: origin === 'local',
       ...(expectAbsent === true ? { expectAbsent } : {}),
-      keys,
-      colls: [...colls],
-      dropped: [...dropped],
+      ...touchedBy(block.ops),
       merge: (input: MergeInput): MergeOutput => {
-        noteBefore(input)
+        fillBefore(input)
         check?.(input.before)
         return applyBlockOps(input.docs, input.colls, block, cidText)
       }

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest'
 import fc from 'fast-check'
 import {
   type Block, type CollState, type Doc, type DocState, type JsonValue, Fold, applyBlockOps, cidOf, compareDocKeys, docKey, encode,
-  isDocOp, joinSnapshotStates, materialise, parseDocKey, sameCollState, sameDocState
+  isDocOp, joinSnapshotStates, materialise, parseDocKey, sameCollState, sameDocState, touchedBy
 } from '../../src/crdt/index.js'
 import { type ModelOp, modelState } from '../helpers/merge-model.js'
 import { opArbitrary } from '../helpers/arbitraries.js'
@@ -94,6 +94,15 @@ describe('applyBlockOps', () => {
     const dropped = applyBlockOps(docs, colls, { hlc: { t: 2, c: 0, r: 'r' }, ops: [{ op: 'drop', coll: 'a' }] }, 'b2')
     expect(dropped.docs.map(d => d.doc)).toEqual([null])
     expect(dropped.colls.map(c => c.coll)).toEqual(['a'])
+  })
+})
+
+describe('touchedBy', () => {
+  it('names each document written once, in op order, every collection named, and those dropped', () => {
+    expect(touchedBy([
+      { op: 'put', coll: 'a', id: 'x', set: { n: 1 } }, { op: 'del', coll: 'b', id: 'y' }, { op: 'put', coll: 'a', id: 'x', inc: { n: 1 } },
+      { op: 'drop', coll: 'c' }, { op: 'coll', coll: 'a' }
+    ])).toEqual({ keys: [{ coll: 'a', id: 'x' }, { coll: 'b', id: 'y' }], colls: ['a', 'b', 'c'], dropped: ['c'] })
   })
 })
 
