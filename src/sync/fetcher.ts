@@ -11,6 +11,9 @@
  *
  * Which heads peers announce is gossip, the `Replicator`'s; the requests go out through
  * `ask-blocks.ts`.
+ *
+ * One piece, though over 400 lines: a round, the requests it makes and the handling of what they
+ * bring back share the round's state (urgency, failures per peer, what was asked and stored).
  */
 import { AccessError, InvalidBlockError, type KiteError } from '../errors.js'
 import { type CID, type EncodedBlock, MAX_PARENTS, cidOf, parseCid } from '../crdt/index.js'

@@ -1,6 +1,11 @@
 /**
  * A replica's block log: creates local blocks and applies local and remote blocks to storage,
  * one at a time, each in one storage transaction (go-ds-crdt's `crdt.go` loop, minus the network).
+ * The merges it hands the storage are crdt/fold.ts's pure steps.
+ *
+ * One piece, though over 400 lines: every write to the replica's storage — a local block, a
+ * remote one, a chunk, a snapshot install, a repair — goes through its one write queue, and
+ * moves the clock and the heads it caches.
  */
 import { AccessError, ClockSkewError, InvalidBlockError, StorageFullError, isQuotaError } from '../errors.js'
 import {

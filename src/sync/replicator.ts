@@ -15,6 +15,9 @@
  *   background (`AuditRunner`, audit-runner.ts);
  * - it serves its blocks and snapshots to peers (serve-blocks.ts) and, when the transport has
  *   keepers, hands them to keepers (`KeepClient`, keep-client.ts).
+ *
+ * One piece, though over 400 lines: gossip and the peer list it keeps are one job (the peers are
+ * who is heard on the topic), and the documented options and state of the engine are a fifth.
  */
 import { InvalidBlockError, type KiteError } from '../errors.js'
 import { type CID, type EncodedBlock, cidOf, parseCid } from '../crdt/index.js'
