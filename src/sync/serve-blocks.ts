@@ -4,7 +4,7 @@
  * snapshots (`SnapshotServer`). One handler per protocol and transport serves every database
  * replicated over it. The asking side is `ask-blocks.ts`; keepers answer with `collectBlocks` too.
  */
-import { createLogger } from '../log.js'
+import { type Logger, createLogger } from '../log.js'
 import { readBlockHeader } from '../crdt/index.js'
 import { MANIFEST_KEY, type Replica } from './replica.js'
 import { type SnapshotServer, signSnapshotRoot } from './snapshot/index.js'
@@ -48,18 +48,22 @@ export function serveBlocks (transport: Transport, replica: Replica, snapshots: 
   }
 }
 
-/** `decode(data)`, logging the reason (a warning naming `what` and the peer) before rethrowing when it throws. */
-function decodeLogged<T> (what: string, decode: (data: Uint8Array) => T, data: Uint8Array, from: string): T {
+/**
+ * `decode(data)` of a request from peer `from`; when it throws, the reason is logged (a warning
+ * on `logger`, naming `what` and the peer) before the error is rethrown. Replicas and keepers
+ * decode requests with it.
+ */
+export function decodeLogged<T> (logger: Logger, what: string, decode: (data: Uint8Array) => T, data: Uint8Array, from: string): T {
   try {
     return decode(data)
   } catch (err) {
-    log.warn(`bad ${what} from ${from}: ${(err as Error).message}`)
+    logger.warn(`bad ${what} from ${from}: ${(err as Error).message}`)
     throw err
   }
 }
 
 async function answerBlockRequest (dbs: Map<string, Served>, data: Uint8Array, from: string): Promise<Uint8Array> {
-  const req = decodeLogged('block request', decodeBlocksRequest, data, from)
+  const req = decodeLogged(log, 'block request', decodeBlocksRequest, data, from)
   const target = dbs.get(req.db)
   if (target === undefined) return encodeBlocksResponse({ blocks: [] })
   const { replica, snapshots } = target
@@ -120,7 +124,7 @@ export async function collectBlocks (
 }
 
 async function answerSnapshotRequest (dbs: Map<string, Served>, data: Uint8Array, from: string): Promise<Uint8Array> {
-  const req = decodeLogged('snapshot request', decodeSnapshotRequest, data, from)
+  const req = decodeLogged(log, 'snapshot request', decodeSnapshotRequest, data, from)
   const served = dbs.get(req.db)
   // A replica that may not write offers none: joiners take snapshots from writers only.
   if (served === undefined || !served.replica.canWrite) return encodeSnapshotResponse({})
