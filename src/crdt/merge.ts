@@ -15,7 +15,7 @@
  */
 import { type Hlc } from './hlc.js'
 import { type Doc, type JsonValue, dictOf, ownValue } from './json.js'
-import { type CollOp, type DocOp, type DropOp } from './block.js'
+import { type CollOp, type DocOp, type DropOp } from './ops.js'
 
 /** Total order key of one write: HLC, then block CID string, then op index in the block. */
 export type Stamp = readonly [t: number, c: number, r: string, cid: string, opIndex: number]

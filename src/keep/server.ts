@@ -23,11 +23,12 @@ import {
 } from '../crdt/index.js'
 import { type Transport } from '../sync/transport.js'
 import {
-  BLOCKS_PROTOCOL, SNAPSHOT_PROTOCOL, TOPIC_PREFIX, decodeBlocksRequest, decodeBlocksResponse, decodeHeadsMessage, isPresenceMessage, decodeSnapshotRequest,
-  encodeBlocksRequest, encodeBlocksResponse, encodeHeadsMessage, encodeSnapshotResponse, topicOf
+  BLOCKS_PROTOCOL, SNAPSHOT_PROTOCOL, TOPIC_PREFIX, decodeBlocksRequest, decodeHeadsMessage, isPresenceMessage, decodeSnapshotRequest,
+  encodeBlocksResponse, encodeHeadsMessage, encodeSnapshotResponse, topicOf
 } from '../sync/wire.js'
-import { collectBlocks } from '../sync/replicator.js'
-import { verifySnapshotRoot } from '../sync/snapshot.js'
+import { askBlocks } from '../sync/ask-blocks.js'
+import { collectBlocks, decodeLogged } from '../sync/serve-blocks.js'
+import { verifySnapshotRoot } from '../sync/snapshot/index.js'
 import {
   KEEP_PROTOCOL, type KeepError, type KeepRequest, type KeepResponse, decodeKeepRequest, encodeKeepResponse
 } from '../sync/keep-wire.js'
@@ -159,13 +160,7 @@ export class Keeper {
   }
 
   private async answerKeep (data: Uint8Array, from: string): Promise<Uint8Array> {
-    let req: KeepRequest
-    try {
-      req = decodeKeepRequest(data)
-    } catch (err) {
-      log.warn(`bad keep request from ${from}: ${(err as Error).message}`)
-      throw err
-    }
+    const req = decodeLogged(log, 'keep request', decodeKeepRequest, data, from)
     const response = await this.handleKeep(req, from)
     if ('error' in response) log.warn(`keep ${req.t} of ${req.db} from ${from} refused (${response.error.code}): ${response.error.message}`)
     return encodeKeepResponse(response)
@@ -253,8 +248,7 @@ export class Keeper {
     if (carried !== undefined) candidates.push(carried)
     else {
       try {
-        const response = await this.transport.request(from, BLOCKS_PROTOCOL, encodeBlocksRequest({ db, cids: [dbCid], have: [] }), { timeoutMs: MANIFEST_TIMEOUT_MS })
-        candidates.push(...decodeBlocksResponse(response).blocks)
+        candidates.push(...(await askBlocks(this.transport, from, { db, cids: [dbCid], have: [] }, MANIFEST_TIMEOUT_MS)).blocks)
       } catch (err) {
         return refuse('manifest-unavailable', `the manifest of ${db} could not be fetched from the requester: ${(err as Error).message}`)
       }
@@ -296,13 +290,7 @@ export class Keeper {
    * (it has what they cover).
    */
   private async answerBlocks (data: Uint8Array, from: string): Promise<Uint8Array> {
-    let req
-    try {
-      req = decodeBlocksRequest(data)
-    } catch (err) {
-      log.warn(`bad block request from ${from}: ${(err as Error).message}`)
-      throw err
-    }
+    const req = decodeLogged(log, 'block request', decodeBlocksRequest, data, from)
     const record = await this.store.record(req.db)
     if (record === undefined) return encodeBlocksResponse({ blocks: [] })
     void this.store.touch(req.db).catch(() => {})
@@ -324,13 +312,7 @@ export class Keeper {
    * keeper stores.
    */
   private async answerSnapshot (data: Uint8Array, from: string): Promise<Uint8Array> {
-    let req
-    try {
-      req = decodeSnapshotRequest(data)
-    } catch (err) {
-      log.warn(`bad snapshot request from ${from}: ${(err as Error).message}`)
-      throw err
-    }
+    const req = decodeLogged(log, 'snapshot request', decodeSnapshotRequest, data, from)
     const [record, offer] = await Promise.all([this.store.record(req.db), this.store.snapshot(req.db)])
     if (record === undefined || offer === undefined || req.blocks * 2 >= Math.max(record.blocks, offer.blocks)) return encodeSnapshotResponse({})
     void this.store.touch(req.db).catch(() => {})

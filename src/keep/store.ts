@@ -28,6 +28,9 @@
  *
  * Memory does not grow with what is kept: no index of blocks is held, only a bounded cache of
  * database records (`RECORD_CACHE`) and LevelDB's own bounded caches.
+ *
+ * One piece, though over 400 lines: every method reads or writes the key layout above through
+ * the one write queue, and the quotas are checked against counts that every write keeps exact.
  */
 import { ClassicLevel } from 'classic-level'
 import { type CID, parseCid } from '../crdt/index.js'

@@ -12,6 +12,9 @@
  * over `maxMessageBytes`, malformed requests, and gossip messages over their origin's rate or the
  * size limit are refused or dropped with a logged reason; a peer that keeps at it is disconnected
  * and refused for a while.
+ *
+ * One piece, though over 400 lines: every member of `Transport` over one libp2p node, and the
+ * direct-connection upgrades that its gossip and its requests share the connection state with.
  */
 import { peerIdFromString } from '@libp2p/peer-id'
 import { lpStream } from '@libp2p/utils'

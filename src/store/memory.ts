@@ -2,12 +2,12 @@
  * In-memory `Storage`: for Node, tests and `storage: 'memory'`. Nothing survives the process.
  * Semantics are identical to `DexieStorage` (both pass `storageConformance`).
  */
-import { type CollState, type Doc, type DocState, collectionCreated, jsonEqual } from '../crdt/index.js'
+import { type CollState, type Doc, type DocState, collectionCreated, dagUpdate, jsonEqual, snapshotDagUpdate } from '../crdt/index.js'
 import { type IndexKey, type KeyRange, compareKeys, inRange, indexKeys, isMultikey } from './keys.js'
 import {
   type ApplyBlockInput, type ApplyBlockResult, type DocChange, type IndexDocEntry, type IndexEntry, type IndexInfo, type IndexProgress,
   type InstallSnapshotInput, type InstallSnapshotResult, type MergeOutput, type ScanOptions, type SnapshotSource,
-  type DocKey, type MergeInput, type Storage, type StorageProvider, type StoredNode, dagUpdate, docKey, indexDiff, indexName
+  type DocKey, type MergeInput, type Storage, type StorageProvider, type StoredNode, docKey, indexDiff, indexName
 } from './storage.js'
 
 interface MemoryIndex {
@@ -92,21 +92,24 @@ export class MemoryStorage implements Storage {
     if (this.reading > 0) await this.readsEnded()
     const { changes, collections } = this.merge(input)
     // Synchronous from here on, as in applyBlock: the snapshot is installed atomically.
-    const heads = new Set(input.heads.map(h => h.cid))
+    const dag = snapshotDagUpdate({
+      heads: [...this.heads],
+      snapshotHeads: input.heads.map(h => h.cid),
+      covered: input.covered,
+      isStored: c => this.blockCids.has(c),
+      isMissing: c => this.missing.has(c)
+    })
+    const store = new Set(dag.store)
     for (const h of input.heads) {
-      if (this.blockCids.has(h.cid)) continue
+      if (!store.has(h.cid)) continue
       this.blocks.set(h.cid, h.bytes)
       this.blockCids.add(h.cid)
-      // A head some stored block names (it is in `missing`) is not a head.
-      if (this.missing.has(h.cid)) this.missing.delete(h.cid)
-      else this.heads.add(h.cid)
     }
     for (const n of input.nodes ?? []) this.blocks.set(n.cid, n.bytes)
-    for (const c of input.covered) {
-      if (!this.blockCids.has(c)) this.covered.add(c)
-      this.missing.delete(c)
-      if (!heads.has(c)) this.heads.delete(c)
-    }
+    for (const c of dag.cover) this.covered.add(c)
+    for (const c of dag.found) this.missing.delete(c)
+    this.heads.clear()
+    for (const h of dag.heads) this.heads.add(h)
     return { changes, collections, heads: [...this.heads].sort() }
   }
 

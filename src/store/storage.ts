@@ -12,16 +12,10 @@
  * Applying a block — storing it, updating heads/missing, writing the states, documents and index
  * entries it changes — is one atomic transaction.
  */
-import { type CollState, type Doc, type DocState } from '../crdt/index.js'
+import { type CollState, type Doc, type DocKey, type DocState, type MergedStates, materialise, parseDocKey } from '../crdt/index.js'
 import { type IndexKey, type KeyRange, indexKeys } from './keys.js'
 
-/** Identifies one document. */
-export interface DocKey { coll: string, id: string }
-
-/** The map key of a document: `coll + NUL + id`. */
-export function docKey (coll: string, id: string): string {
-  return `${coll}\u0000${id}`
-}
+export { type DocKey, docKey, dagUpdate } from '../crdt/index.js'
 
 /** What a merge sees: current states of the documents and collections a block touches. */
 export interface MergeInput {
@@ -37,11 +31,13 @@ export interface MergeInput {
   colls: Map<string, CollState | undefined>
 }
 
-/** What a merge produces: new states, and documents as they now materialise (`null`: absent). */
-export interface MergeOutput {
-  docs: Array<DocKey & { state: DocState, doc: Doc | null }>
-  colls: Array<{ coll: string, state: CollState }>
+/** Fill `input.before` as a merge must, before it merges: each document of `input.docs` as it materialises now. */
+export function fillBefore ({ docs, colls, before }: MergeInput): void {
+  for (const [k, state] of docs) before.set(k, materialise(state, colls.get(parseDocKey(k).coll)?.dropped))
 }
+
+/** What a merge produces: new states, and documents as they now materialise (`null`: absent). */
+export type MergeOutput = MergedStates
 
 /** What `applyBlock` needs to apply one block atomically. */
 export interface ApplyBlockInput {
@@ -310,22 +306,6 @@ export interface StorageProvider {
 /** Name of the index over `paths`. */
 export function indexName (paths: string[]): string {
   return paths.join('+')
-}
-
-/**
- * Heads and missing-set bookkeeping for adding one block to the DAG (go-ds-crdt `heads.go` does
- * the same job). Invariant: every CID a stored block names as a parent is either stored or in
- * `missing`. So a block arriving while it is in `missing` is referenced by a stored block and is
- * not a head; otherwise nothing stored points to it and it becomes a head.
- */
-export function dagUpdate (cid: string, parents: string[], isStored: (cid: string) => boolean, wasMissing: boolean): {
-  addHead: boolean, removeHeads: string[], addMissing: string[]
-} {
-  return {
-    addHead: !wasMissing,
-    removeHeads: parents,
-    addMissing: parents.filter(p => p !== cid && !isStored(p))
-  }
 }
 
 /** Index entries to delete and to add when a document changes from `before` to `after`. */

@@ -37,10 +37,8 @@
  */
 import { InvalidBlockError, SnapshotMismatchError } from '../errors.js'
 import {
-  type Block, type CID, type CollState, type DocState, applyCollOp, applyOp, assembleOps, cidOf, decodeBlock, decodeChunk, isDocOp,
-  parseCid, stampOf
+  type Block, type CID, type CollState, type DocState, Fold, assembleOps, cidOf, decodeBlock, decodeChunk, docKey, parseCid, sameCollState, sameDocState
 } from '../crdt/index.js'
-import { docKey } from '../store/index.js'
 import { createLogger } from '../log.js'
 import { type Replica } from './replica.js'
 
@@ -83,69 +81,11 @@ interface Walk {
   lacking: string[]
 }
 
-/** A fold's document states as a list. */
-function docsOf (fold: Fold): Array<{ coll: string, id: string, state: DocState }> {
-  return [...fold.docs].map(([k, state]) => {
-    const at = k.indexOf('\u0000')
-    return { coll: k.slice(0, at), id: k.slice(at + 1), state }
-  })
-}
-
-/** A fold's collection states as a list. */
-function collsOf (fold: Fold): Array<{ coll: string, state: CollState }> {
-  return [...fold.colls].map(([coll, state]) => ({ coll, state }))
-}
-
 /**
  * Asks peers for blocks by CID string: resolves with what they served (verified or not; possibly
  * more than asked, possibly nothing). Never rejects for a network failure: what failed is absent.
  */
 export type BlockFetcher = (cids: string[]) => Promise<Map<string, Uint8Array>>
-
-/** The states that a set of blocks folds to (`applyOp` and `applyCollOp` over every op of each). */
-export class Fold {
-  readonly docs = new Map<string, DocState>()
-  readonly colls = new Map<string, CollState>()
-  private readonly folded = new Set<string>()
-
-  /** Fold the ops of block `cid` (its full op list, chunks assembled); a block folded before is skipped. */
-  add (cid: string, block: Block): void {
-    if (this.folded.has(cid)) return
-    this.folded.add(cid)
-    block.ops.forEach((op, i) => {
-      const stamp = stampOf(block.hlc, cid, i)
-      if (isDocOp(op)) {
-        const k = docKey(op.coll, op.id)
-        this.docs.set(k, applyOp(this.docs.get(k), op, stamp))
-      } else {
-        this.colls.set(op.coll, applyCollOp(this.colls.get(op.coll), op, stamp))
-      }
-    })
-  }
-
-  /** Whether block `cid` was folded. */
-  has (cid: string): boolean { return this.folded.has(cid) }
-}
-
-/** A value with every map's keys sorted (undefined members dropped), as JSON text: equal states give equal text. */
-function canonical (value: unknown): string {
-  return JSON.stringify(value, (_key, v: unknown) => {
-    if (v === null || typeof v !== 'object' || Array.isArray(v)) return v
-    const out: Record<string, unknown> = {}
-    for (const k of Object.keys(v).sort()) out[k] = (v as Record<string, unknown>)[k]
-    return out
-  })
-}
-
-/** Whether two document states are the same state (an absent state is the empty one). */
-export function sameDocState (a: DocState | undefined, b: DocState | undefined): boolean {
-  return canonical(a ?? { f: {} }) === canonical(b ?? { f: {} })
-}
-
-/** Whether two collection states are the same state (an absent state is the empty one). */
-function sameCollState (a: CollState | undefined, b: CollState | undefined): boolean {
-  return canonical(a ?? {}) === canonical(b ?? {})
-}
 
 /** Audits the snapshot join of one replica; see the module comment. */
 export class SnapshotAudit {
@@ -205,7 +145,7 @@ export class SnapshotAudit {
     // Blocks below the snapshot it did not cover (withheld by their writer, say, when it was made):
     // their effects join the states, and they count as covered from now on.
     if (extra.blocks.length > 0) {
-      await this.replica.coverBlocks(docsOf(extra.fold), collsOf(extra.fold), extra.blocks)
+      await this.replica.coverBlocks(extra.fold.docList(), extra.fold.collList(), extra.blocks)
       log.warn(`audit of snapshot ${record.root}: ${extra.blocks.length} blocks below it that it did not cover arrived and were folded in`)
     }
     const next: SnapshotAuditState = { ...record, status, differences, lacking: extra.lacking.length, uncovered: extra.lacking }
@@ -243,7 +183,7 @@ export class SnapshotAudit {
       const want = fold.docs.get(k)
       if (!sameDocState(want, d.state)) docs.push({ coll: d.coll, id: d.id, state: want ?? { f: {} } })
     }
-    for (const d of docsOf(fold)) if (!seen.has(docKey(d.coll, d.id))) docs.push(d)
+    for (const d of fold.docList()) if (!seen.has(docKey(d.coll, d.id))) docs.push(d)
     const local = new Map(source.colls.map(c => [c.coll, c.state]))
     const colls: Array<{ coll: string, state: CollState }> = []
     for (const coll of new Set([...local.keys(), ...fold.colls.keys()])) {

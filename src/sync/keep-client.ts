@@ -18,12 +18,15 @@
  * moved meanwhile, another pass follows. Refusals (`full`: `KeeperFullError`; others:
  * `KeeperRefusedError`) are reported, and the pass is tried again later; what was acknowledged
  * stays acknowledged.
+ *
+ * One piece, though over 400 lines: one class whose passes, acknowledgements and retries share
+ * the per-keeper entries they read and write; its size is the four steps above.
  */
 import { KeeperFullError, KeeperRefusedError, type KiteError, NetworkError, TimeoutError } from '../errors.js'
 import { type CID, parseCid, readBlockHeader } from '../crdt/index.js'
 import { createLogger } from '../log.js'
 import { MANIFEST_KEY, type Replica } from './replica.js'
-import { type BuiltSnapshot, signSnapshotRoot } from './snapshot.js'
+import { type BuiltSnapshot, signSnapshotRoot } from './snapshot/index.js'
 import { type Transport } from './transport.js'
 import {
   KEEP_PROTOCOL, type KeepError, type KeepRequest, type KeepResponse, type KeepState, type PutResult, decodeKeepResponse, encodeKeepRequest

@@ -23,7 +23,8 @@
  * keeper refuses the whole request (see `KeepErrorCode`).
  */
 import { InvalidMessageError } from '../errors.js'
-import { asCid, decode, encode, isPlainObject, type CID } from '../crdt/index.js'
+import { asCid, encode, isPlainObject, type CID } from '../crdt/index.js'
+import { bytesList, dbId, decodeMap } from './message.js'
 import { MAX_HEADS, MAX_MESSAGE_BYTES, MAX_REQUEST_CIDS } from './wire.js'
 
 /** Protocol id of the keep stream; a keeper announces it over identify. */
@@ -120,7 +121,7 @@ export function encodeKeepRequest (m: KeepRequest): Uint8Array {
 
 /** Decode a keep request. Throws `InvalidMessageError` for any invalid input. */
 export function decodeKeepRequest (bytes: Uint8Array): KeepRequest {
-  const raw = decodeMap(bytes)
+  const raw = decodeMap(bytes, MAX_MESSAGE_BYTES)
   const db = dbId(raw.db)
   switch (raw.t) {
     case 'state': {
@@ -172,7 +173,7 @@ export function encodeKeepResponse (m: KeepResponse): Uint8Array {
  * input (a refusal `{error}` decodes: it is a valid answer to any request).
  */
 export function decodeKeepResponse (bytes: Uint8Array, t: KeepRequest['t']): KeepResponse {
-  const raw = decodeMap(bytes)
+  const raw = decodeMap(bytes, MAX_MESSAGE_BYTES)
   if (raw.error !== undefined) {
     const e = raw.error
     if (!isPlainObject(e) || typeof e.code !== 'string' || !ERROR_CODES.includes(e.code) || typeof e.message !== 'string' || e.message.length > 1000) {
@@ -215,25 +216,6 @@ export function decodeKeepResponse (bytes: Uint8Array, t: KeepRequest['t']): Kee
   }
 }
 
-function dbId (value: unknown): string {
-  if (typeof value !== 'string' || value.length === 0 || value.length > 200) throw new InvalidMessageError('db is not a database id')
-  return value
-}
-
-function decodeMap (bytes: Uint8Array): Record<string, unknown> {
-  if (!(bytes instanceof Uint8Array)) throw new InvalidMessageError('not bytes')
-  if (bytes.byteLength > MAX_MESSAGE_BYTES) throw new InvalidMessageError(`${bytes.byteLength} bytes, over the ${MAX_MESSAGE_BYTES}-byte limit`)
-  let raw: unknown
-  try {
-    raw = decode(bytes)
-  } catch (err) {
-    throw new InvalidMessageError('not dag-cbor', { cause: err })
-  }
-  if (!isPlainObject(raw)) throw new InvalidMessageError('not a map')
-  if (raw.v !== 1) throw new InvalidMessageError(`unknown version ${String(raw.v)}`)
-  return raw
-}
-
 function cid (value: unknown, what: string): CID {
   const c = asCid(value)
   if (c === undefined) throw new InvalidMessageError(`${what} is not a CID`)
@@ -244,10 +226,4 @@ function cidList (value: unknown, max: number, what: string): CID[] {
   if (!Array.isArray(value)) throw new InvalidMessageError(`${what} is not a list`)
   if (value.length > max) throw new InvalidMessageError(`${what} has ${value.length} entries, over ${max}`)
   return value.map(v => cid(v, `${what} entry`))
-}
-
-function bytesList (value: unknown, what: string): Uint8Array[] {
-  if (!Array.isArray(value)) throw new InvalidMessageError(`${what} is not a list`)
-  if (!value.every(v => v instanceof Uint8Array)) throw new InvalidMessageError(`${what} holds a non-byte-string`)
-  return value as Uint8Array[]
 }

@@ -1,16 +1,20 @@
 /**
  * A replica's block log: creates local blocks and applies local and remote blocks to storage,
  * one at a time, each in one storage transaction (go-ds-crdt's `crdt.go` loop, minus the network).
+ * The merges it hands the storage are crdt/fold.ts's pure steps.
+ *
+ * One piece, though over 400 lines: every write to the replica's storage — a local block, a
+ * remote one, a chunk, a snapshot install, a repair — goes through its one write queue, and
+ * moves the clock and the heads it caches.
  */
 import { AccessError, ClockSkewError, InvalidBlockError, StorageFullError, isQuotaError } from '../errors.js'
 import {
-  type CID, type CollState, type DocState, type EncodedBlock, type Manifest, type Op, type Signer, HybridClock, MAX_PARENTS,
-  applyCollOp, applyOp, asCid, assembleOps, checkKey, cidOf, decode, decodeBlock, decodeChunk, decodeManifest, encode, encodeBlock,
-  formatPublicKey, generateSigner, isDocOp, joinCollStates, joinStates, linkKeyOf, linkSigner, materialise, mayWrite, parseCid, readBlockHeader, stampOf,
+  type CID, type CollState, type Doc, type DocState, type EncodedBlock, type Manifest, type Op, type Signer, HybridClock, MAX_PARENTS,
+  applyBlockOps, asCid, assembleOps, checkKey, cidOf, decode, decodeBlock, decodeChunk, decodeManifest, encode, encodeBlock,
+  formatPublicKey, generateSigner, joinSnapshotStates, linkKeyOf, linkSigner, mayWrite, parseCid, readBlockHeader, touchedBy,
   type OpenOptions as BlockOpenOptions
 } from '../crdt/index.js'
-import { type DocChange, type DocKey, type InstallSnapshotInput, type MergeInput, type MergeOutput, type Storage, docKey } from '../store/index.js'
-import { type Doc } from '../crdt/index.js'
+import { type DocChange, type DocKey, type InstallSnapshotInput, type MergeInput, type MergeOutput, type Storage, docKey, fillBefore } from '../store/index.js'
 
 /** Where a change came from. */
 export type ChangeOrigin = 'local' | 'remote'
@@ -47,7 +51,7 @@ export interface Applied {
   missingChunks?: CID[]
 }
 
-/** A verified snapshot, ready to install (sync/snapshot.ts fetches, verifies and assembles it). */
+/** A verified snapshot, ready to install (`fetchSnapshot`, snapshot/fetch.ts, fetches, verifies and assembles it). */
 export interface SnapshotContent {
   /** CID string of the snapshot's root */
   root: string
@@ -469,12 +473,12 @@ export class Replica {
     return this.notify(result)
   }
 
-  /** Tell the listeners about what a state install changed (one remote change), and return it. */
-  private notify (result: { changes: DocChange[], collections: string[] }): ChangeSet {
+  /** Tell the listeners what a block or a state install changed, if anything (a state install: one remote change), and return it. */
+  private notify (result: { changes: DocChange[], collections: string[] }, origin: ChangeOrigin = 'remote'): ChangeSet {
     const change = { changes: result.changes, collections: result.collections }
     if (change.changes.length > 0 || change.collections.length > 0) {
       for (const l of this.listeners) {
-        try { l(change, 'remote') } catch (err) { console.error('[kitedb] change listener threw', err) }
+        try { l(change, origin) } catch (err) { console.error('[kitedb] change listener threw', err) }
       }
     }
     return change
@@ -498,19 +502,9 @@ export class Replica {
       covered,
       heads,
       ...(nodes !== undefined ? { nodes } : {}),
-      merge: ({ docs: local, colls: collStates, before }: MergeInput): MergeOutput => {
-        const collNext = new Map(collStates)
-        for (const [coll, state] of nextColls) collNext.set(coll, mode === 'join' ? joinCollStates(collStates.get(coll), state) : state)
-        const out: MergeOutput = { docs: [], colls: [] }
-        for (const [k, state] of local) {
-          const coll = k.slice(0, k.indexOf('\u0000'))
-          before.set(k, materialise(state, collStates.get(coll)?.dropped))
-          const given = nextDocs.get(k)
-          const next = given === undefined ? state : mode === 'join' ? joinStates(state, given) : given
-          if (next !== undefined) out.docs.push({ coll, id: k.slice(coll.length + 1), state: next, doc: materialise(next, collNext.get(coll)?.dropped) })
-        }
-        for (const [coll, state] of collNext) if (state !== undefined && state !== collStates.get(coll)) out.colls.push({ coll, state })
-        return out
+      merge: (input: MergeInput): MergeOutput => {
+        fillBefore(input)
+        return joinSnapshotStates(input.docs, input.colls, nextDocs, nextColls, mode)
       }
     }
   }
@@ -526,20 +520,6 @@ export class Replica {
 
   private async apply ({ cid, bytes, block, chunks }: EncodedBlock, origin: 'local' | 'remote', check?: BeforeCheck, expectAbsent?: boolean): Promise<Applied> {
     const cidText = cid.toString()
-    const keys: DocKey[] = []
-    const seen = new Set<string>()
-    const colls = new Set<string>()
-    const dropped = new Set<string>()
-    for (const op of block.ops) {
-      colls.add(op.coll)
-      if (op.op === 'drop') dropped.add(op.coll)
-      if (!isDocOp(op)) continue
-      const k = docKey(op.coll, op.id)
-      if (!seen.has(k)) {
-        seen.add(k)
-        keys.push({ coll: op.coll, id: op.id })
-      }
-    }
     const result = await storageFull(this.storage.applyBlock({
       cid: cidText,
       bytes,
@@ -547,47 +527,16 @@ export class Replica {
       parents: block.parents.map(p => p.toString()),
       local: origin === 'local',
       ...(expectAbsent === true ? { expectAbsent } : {}),
-      keys,
-      colls: [...colls],
-      dropped: [...dropped],
-      merge: ({ docs, colls: collStates, before }: MergeInput): MergeOutput => {
-        for (const [k, state] of docs) {
-          const coll = k.slice(0, k.indexOf('\u0000'))
-          before.set(k, materialise(state, collStates.get(coll)?.dropped))
-        }
-        check?.(before)
-        const states = new Map(docs)
-        const collNext = new Map(collStates)
-        block.ops.forEach((op, i) => {
-          const stamp = stampOf(block.hlc, cidText, i)
-          if (isDocOp(op)) {
-            const k = docKey(op.coll, op.id)
-            states.set(k, applyOp(states.get(k), op, stamp))
-          } else {
-            collNext.set(op.coll, applyCollOp(collNext.get(op.coll), op, stamp))
-          }
-        })
-        const out: MergeOutput = { docs: [], colls: [] }
-        for (const [k, state] of states) {
-          if (state === undefined) continue
-          const at = k.indexOf('\u0000')
-          const coll = k.slice(0, at)
-          out.docs.push({ coll, id: k.slice(at + 1), state, doc: materialise(state, collNext.get(coll)?.dropped) })
-        }
-        for (const c of colls) {
-          const state = collNext.get(c)
-          if (state !== undefined && state !== collStates.get(c)) out.colls.push({ coll: c, state })
-        }
-        return out
+      ...touchedBy(block.ops),
+      merge: (input: MergeInput): MergeOutput => {
+        fillBefore(input)
+        check?.(input.before)
+        return applyBlockOps(input.docs, input.colls, block, cidText)
       }
     }))
     const { changes, collections } = result
     this.headsCache = result.heads
-    if (result.applied && (changes.length > 0 || collections.length > 0)) {
-      for (const l of this.listeners) {
-        try { l({ changes, collections }, origin) } catch (err) { console.error('[kitedb] change listener threw', err) }
-      }
-    }
+    if (result.applied) this.notify(result, origin)
     return { cid, bytes, applied: result.applied, changes, collections, parents: block.parents }
   }
 }

@@ -4,7 +4,8 @@
  * throw `InvalidMessageError`.
  */
 import { InvalidMessageError } from '../errors.js'
-import { asCid, decode, encode, isPlainObject, type CID } from '../crdt/index.js'
+import { asCid, encode, type CID } from '../crdt/index.js'
+import { bytesList, dbId, decodeMap } from './message.js'
 
 /** Protocol id of the missing-block fetch stream. */
 export const BLOCKS_PROTOCOL = '/kitedb/1/blocks'
@@ -80,7 +81,7 @@ export function encodeHeadsMessage (m: HeadsMessage): Uint8Array {
 
 /** Decode a gossip heads message. Throws `InvalidMessageError` for any invalid input. */
 export function decodeHeadsMessage (bytes: Uint8Array): HeadsMessage {
-  const raw = decodeMap(bytes)
+  const raw = decodeMap(bytes, MAX_MESSAGE_BYTES)
   const heads = cidList(raw.heads, MAX_HEADS, 'heads')
   const blocks = raw.blocks === undefined ? [] : bytesList(raw.blocks, 'blocks')
   return { heads, blocks }
@@ -106,13 +107,13 @@ export function encodePresenceMessage (m: PresenceMessage): Uint8Array {
 /** Whether `bytes` are a presence message (rather than heads): cheap enough for a topic validator. */
 export function isPresenceMessage (bytes: Uint8Array): boolean {
   if (!(bytes instanceof Uint8Array) || bytes.byteLength > MAX_PRESENCE_BYTES + 64) return false
-  try { return 'presence' in decodeMap(bytes) } catch { return false }
+  try { return 'presence' in decodeMap(bytes, MAX_MESSAGE_BYTES) } catch { return false }
 }
 
 /** Decode a presence message. Throws `InvalidMessageError` for any invalid input. */
 export function decodePresenceMessage (bytes: Uint8Array): PresenceMessage {
   if (bytes.byteLength > MAX_PRESENCE_BYTES + 64) throw new InvalidMessageError('presence message over its size limit')
-  const raw = decodeMap(bytes)
+  const raw = decodeMap(bytes, MAX_MESSAGE_BYTES)
   if (raw.presence === null) return { state: null }
   if (!(raw.presence instanceof Uint8Array) || raw.presence.byteLength > MAX_PRESENCE_BYTES) throw new InvalidMessageError('presence state is not bytes within the limit')
   return { state: raw.presence }
@@ -125,7 +126,7 @@ export function encodeBlocksRequest (m: BlocksRequest): Uint8Array {
 
 /** Decode a blocks request. Throws `InvalidMessageError` for any invalid input. */
 export function decodeBlocksRequest (bytes: Uint8Array): BlocksRequest {
-  const raw = decodeMap(bytes)
+  const raw = decodeMap(bytes, MAX_MESSAGE_BYTES)
   const out: BlocksRequest = { db: dbId(raw.db), cids: cidList(raw.cids, MAX_REQUEST_CIDS, 'cids'), have: raw.have === undefined ? [] : cidList(raw.have, MAX_HEADS, 'have') }
   if (raw.max !== undefined) {
     if (typeof raw.max !== 'number' || !Number.isSafeInteger(raw.max) || raw.max < 0) throw new InvalidMessageError('max is not a byte count')
@@ -141,7 +142,7 @@ export function encodeBlocksResponse (m: BlocksResponse): Uint8Array {
 
 /** Decode a blocks response. Throws `InvalidMessageError` for any invalid input. */
 export function decodeBlocksResponse (bytes: Uint8Array): BlocksResponse {
-  return { blocks: bytesList(decodeMap(bytes).blocks, 'blocks') }
+  return { blocks: bytesList(decodeMap(bytes, MAX_MESSAGE_BYTES).blocks, 'blocks') }
 }
 
 /** Encode a snapshot request. */
@@ -151,7 +152,7 @@ export function encodeSnapshotRequest (m: SnapshotRequest): Uint8Array {
 
 /** Decode a snapshot request. Throws `InvalidMessageError` for any invalid input. */
 export function decodeSnapshotRequest (bytes: Uint8Array): SnapshotRequest {
-  const raw = decodeMap(bytes)
+  const raw = decodeMap(bytes, MAX_MESSAGE_BYTES)
   if (!Number.isSafeInteger(raw.blocks) || (raw.blocks as number) < 0) throw new InvalidMessageError('blocks is not a count')
   return { db: dbId(raw.db), blocks: raw.blocks as number }
 }
@@ -165,7 +166,7 @@ export function encodeSnapshotResponse (m: SnapshotResponse): Uint8Array {
 
 /** Decode a snapshot response. Throws `InvalidMessageError` for any invalid input. */
 export function decodeSnapshotResponse (bytes: Uint8Array): SnapshotResponse {
-  const raw = decodeMap(bytes)
+  const raw = decodeMap(bytes, MAX_MESSAGE_BYTES)
   if (raw.root === undefined) return {}
   const root = asCid(raw.root)
   if (root === undefined) throw new InvalidMessageError('root is not a CID')
@@ -176,25 +177,6 @@ export function decodeSnapshotResponse (bytes: Uint8Array): SnapshotResponse {
   return { root, w: raw.w, s: raw.s, ...(raw.l instanceof Uint8Array ? { l: raw.l } : {}) }
 }
 
-function dbId (value: unknown): string {
-  if (typeof value !== 'string' || value.length === 0 || value.length > 200) throw new InvalidMessageError('db is not a database id')
-  return value
-}
-
-function decodeMap (bytes: Uint8Array): Record<string, unknown> {
-  if (!(bytes instanceof Uint8Array)) throw new InvalidMessageError('not bytes')
-  if (bytes.byteLength > MAX_MESSAGE_BYTES) throw new InvalidMessageError(`${bytes.byteLength} bytes, over the ${MAX_MESSAGE_BYTES}-byte limit`)
-  let raw: unknown
-  try {
-    raw = decode(bytes)
-  } catch (err) {
-    throw new InvalidMessageError('not dag-cbor', { cause: err })
-  }
-  if (!isPlainObject(raw)) throw new InvalidMessageError('not a map')
-  if (raw.v !== 1) throw new InvalidMessageError(`unknown version ${String(raw.v)}`)
-  return raw
-}
-
 function cidList (value: unknown, max: number, what: string): CID[] {
   if (!Array.isArray(value)) throw new InvalidMessageError(`${what} is not a list`)
   if (value.length > max) throw new InvalidMessageError(`${what} has ${value.length} entries, over ${max}`)
@@ -203,10 +185,4 @@ function cidList (value: unknown, max: number, what: string): CID[] {
     if (cid === undefined) throw new InvalidMessageError(`${what} holds a non-CID`)
     return cid
   })
-}
-
-function bytesList (value: unknown, what: string): Uint8Array[] {
-  if (!Array.isArray(value)) throw new InvalidMessageError(`${what} is not a list`)
-  if (!value.every(v => v instanceof Uint8Array)) throw new InvalidMessageError(`${what} holds a non-byte-string`)
-  return value as Uint8Array[]
 }

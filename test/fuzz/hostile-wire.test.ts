@@ -14,14 +14,14 @@ import { afterEach, describe, expect, it } from 'vitest'
 import fc from 'fast-check'
 import { InvalidBlockError } from '../../src/errors.js'
 import {
-  type CID, type DocState, type JsonValue, MAX_PARENTS, cidOf, decodeBlock, encode, generateSigner, readBlockHeader
+  type CID, type DocState, type JsonValue, MAX_PARENTS, cidOf, decodeBlock, encode, generateSigner, readBlockHeader, sameDocState
 } from '../../src/crdt/index.js'
 import {
   BLOCKS_PROTOCOL, MAX_MESSAGE_BYTES, Replica, Replicator, SNAPSHOT_PROTOCOL, SnapshotServer, buildSnapshot, decodeBlocksResponse,
   decodeSnapshotRequest, decodeSnapshotResponse, encodeBlocksRequest, encodeHeadsMessage, encodeSnapshotRequest, encodeSnapshotResponse,
   fetchSnapshot, resolveLimits, signSnapshotRoot
 } from '../../src/sync/index.js'
-import { SnapshotAudit, sameDocState } from '../../src/sync/audit.js'
+import { SnapshotAudit } from '../../src/sync/audit.js'
 import { MemoryStorage } from '../../src/store/index.js'
 import { setLogLevel } from '../../src/log.js'
 import { MemoryHub } from '../helpers/memory-transport.js'

@@ -3,6 +3,7 @@ import fc from 'fast-check'
 import { Dexie } from 'dexie'
 import { IDBFactory, IDBKeyRange } from 'fake-indexeddb'
 import { DexieStorage, type KeyRange, MemoryStorage, RANK, type Storage, indexKeys, isMultikey } from '../../src/store/index.js'
+import { DexieWriter } from '../../src/store/dexie/write.js'
 import { type Doc, type JsonValue, type Stamp, applyOp, encodeBlock, generateSigner, materialise } from '../../src/crdt/index.js'
 import { Replica } from '../../src/sync/index.js'
 import { COLLS, FIELDS, opArbitrary } from '../helpers/arbitraries.js'
@@ -170,7 +171,7 @@ describe('DexieStorage index builds and drops', () => {
 describe('DexieStorage write cache (two tabs on one IndexedDB database)', () => {
   const DB = 'bafyreigj5hby77l2bevcmbd4b65tpef7hy7ospuccnpwsjwe3zwgtfsvw4'
   type Private = { applyCached: (...a: unknown[]) => Promise<unknown>, applyRead: (...a: unknown[]) => Promise<unknown> }
-  const proto = DexieStorage.prototype as unknown as Private
+  const proto = DexieWriter.prototype as unknown as Private
 
   /** Two storages ("tabs") on one fresh IndexedDB database, each with its replica. */
   async function twoTabs (): Promise<{ tabs: Replica[], storages: DexieStorage[] }> {

@@ -18,7 +18,7 @@ async function block (parents: CID[], t: number, ops: Op[]): ReturnType<typeof e
   return await encodeBlock({ v: 1, db: DB, parents, hlc: { t, c: 0, r: 'remote' }, ops }, { signer })
 }
 
-/** The snapshot of a replica's whole state, as sync/snapshot.ts assembles it after verifying. */
+/** The snapshot of a replica's whole state, as `fetchSnapshot` assembles it after verifying. */
 async function snapshotOf (replica: Replica): Promise<SnapshotContent> {
   const source = await replica.storage.readSnapshotSource()
   const heads = await Promise.all((await replica.storage.getBlocks(source.heads)).map(async b => await decodeBlock(b as Uint8Array)))

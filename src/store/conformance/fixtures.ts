@@ -3,10 +3,12 @@
  * (built from the CRDT rules of `crdt/`, not from the replication engine), and a storage opened
  * on a fresh database of the provider under test that is closed and destroyed afterwards.
  */
-import { type CollState, type DocState, type Op, type Stamp, applyCollOp, applyOp, cidOf, encode, isDocOp, joinCollStates, joinStates, materialise } from '../../crdt/index.js'
+import {
+  type Block, type CollState, type DocState, type Op, Fold, applyBlockOps, cidOf, compareDocKeys, encode, joinSnapshotStates, touchedBy
+} from '../../crdt/index.js'
 import { type KeyRange, RANK, compareKeys, inRange, indexKeys } from '../keys.js'
 import {
-  type ApplyBlockInput, type DocKey, type IndexEntry, type InstallSnapshotInput, type MergeInput, type MergeOutput, type Storage, type StorageProvider, type StoredNode, docKey
+  type ApplyBlockInput, type DocKey, type IndexEntry, type InstallSnapshotInput, type MergeInput, type MergeOutput, type Storage, type StorageProvider, type StoredNode, docKey, fillBefore
 } from '../storage.js'
 
 /** Options of `storageConformance`. */
@@ -55,12 +57,10 @@ export function testBlock (label: string, parents: Array<string | TestNode>, ops
   return { ...testNode(label), parents: parents.map(p => typeof p === 'string' ? p : p.cid), ops, t: ++clock }
 }
 
-function stamp (b: TestBlock, i: number): Stamp {
-  return [b.t, 0, 'conformance', b.cid, i]
+/** The HLC and ops of a test block: its stamps are `[t, 0, 'conformance', cid, opIndex]`. */
+function blockOf (b: TestBlock): Pick<Block, 'hlc' | 'ops'> {
+  return { hlc: { t: b.t, c: 0, r: 'conformance' }, ops: b.ops }
 }
-
-const collOf = (key: string): string => key.slice(0, key.indexOf('\u0000'))
-const idOf = (key: string): string => key.slice(key.indexOf('\u0000') + 1)
 
 /** Options of `applyInput`. */
 export interface ApplyOptions {
@@ -78,66 +78,30 @@ export interface ApplyOptions {
  * ops to the states given, as a replica's does (filling `before`, which the storage reads).
  */
 export function applyInput (b: TestBlock, options: ApplyOptions = {}): ApplyBlockInput {
-  const keys: DocKey[] = []
-  const seen = new Set<string>()
-  const colls = new Set<string>()
-  const dropped = new Set<string>()
-  for (const op of b.ops) {
-    colls.add(op.coll)
-    if (op.op === 'drop') dropped.add(op.coll)
-    if (!isDocOp(op) || seen.has(docKey(op.coll, op.id))) continue
-    seen.add(docKey(op.coll, op.id))
-    keys.push({ coll: op.coll, id: op.id })
-  }
   return {
     cid: b.cid,
     bytes: b.bytes,
     parents: b.parents,
-    keys,
-    colls: [...colls],
-    dropped: [...dropped],
+    ...touchedBy(b.ops),
     ...(options.nodes !== undefined ? { nodes: options.nodes } : {}),
     ...(options.local !== undefined ? { local: options.local } : {}),
     ...(options.expectAbsent !== undefined ? { expectAbsent: options.expectAbsent } : {}),
     merge: (input: MergeInput): MergeOutput => {
       options.seen?.(input)
-      for (const [k, state] of input.docs) input.before.set(k, materialise(state, input.colls.get(collOf(k))?.dropped))
+      fillBefore(input)
       if (options.fail !== undefined) throw options.fail
-      const states = new Map(input.docs)
-      const collNext = new Map(input.colls)
-      b.ops.forEach((op, i) => {
-        if (isDocOp(op)) states.set(docKey(op.coll, op.id), applyOp(states.get(docKey(op.coll, op.id)), op, stamp(b, i)))
-        else collNext.set(op.coll, applyCollOp(collNext.get(op.coll), op, stamp(b, i)))
-      })
-      return outputOf(states, input.colls, collNext)
+      return applyBlockOps(input.docs, input.colls, blockOf(b), b.cid)
     }
   }
 }
 
-function outputOf (states: Map<string, DocState | undefined>, before: Map<string, CollState | undefined>, after: Map<string, CollState | undefined>): MergeOutput {
-  const out: MergeOutput = { docs: [], colls: [] }
-  for (const [k, state] of states) {
-    if (state === undefined) continue
-    out.docs.push({ coll: collOf(k), id: idOf(k), state, doc: materialise(state, after.get(collOf(k))?.dropped) })
-  }
-  for (const [coll, state] of after) if (state !== undefined && state !== before.get(coll)) out.colls.push({ coll, state })
-  return out
-}
-
 /** The states a replica holds after applying `blocks` (in any order): documents in (collection, id) order, collections by name. */
 export function fold (blocks: TestBlock[]): { docs: Array<DocKey & { state: DocState }>, colls: Array<{ coll: string, state: CollState }> } {
-  const docs = new Map<string, DocState>()
-  const colls = new Map<string, CollState>()
-  for (const b of blocks) {
-    b.ops.forEach((op, i) => {
-      if (isDocOp(op)) docs.set(docKey(op.coll, op.id), applyOp(docs.get(docKey(op.coll, op.id)), op, stamp(b, i)))
-      else colls.set(op.coll, applyCollOp(colls.get(op.coll), op, stamp(b, i)))
-    })
-  }
-  const byKey = (a: string, b: string): number => a < b ? -1 : a > b ? 1 : 0
+  const states = new Fold()
+  for (const b of blocks) states.add(b.cid, blockOf(b))
   return {
-    docs: [...docs.keys()].sort(byKey).map(k => ({ coll: collOf(k), id: idOf(k), state: docs.get(k) as DocState })),
-    colls: [...colls.keys()].sort(byKey).map(coll => ({ coll, state: colls.get(coll) as CollState }))
+    docs: states.docList().sort(compareDocKeys),
+    colls: states.collList().sort((a, b) => a.coll < b.coll ? -1 : a.coll > b.coll ? 1 : 0)
   }
 }
 
@@ -168,16 +132,9 @@ export function installInput (o: InstallOptions): InstallSnapshotInput {
     ...(o.nodes !== undefined ? { nodes: o.nodes } : {}),
     merge: (input: MergeInput): MergeOutput => {
       o.seen?.(input)
-      for (const [k, state] of input.docs) input.before.set(k, materialise(state, input.colls.get(collOf(k))?.dropped))
+      fillBefore(input)
       if (o.fail !== undefined) throw o.fail
-      const collNext = new Map(input.colls)
-      for (const [coll, state] of nextColls) collNext.set(coll, mode === 'join' ? joinCollStates(input.colls.get(coll), state) : state)
-      const states = new Map<string, DocState | undefined>()
-      for (const [k, state] of input.docs) {
-        const given = nextDocs.get(k)
-        states.set(k, given === undefined ? state : mode === 'join' ? joinStates(state, given) : given)
-      }
-      return outputOf(states, input.colls, collNext)
+      return joinSnapshotStates(input.docs, input.colls, nextDocs, nextColls, mode)
     }
   }
 }

@@ -1,0 +1,160 @@
+/**
+ * IndexedDB `Storage` through Dexie (schema.ts holds the tables and their migrations): the reads
+ * are here; writes go through `DexieWriter` (write.ts), secondary indexes through `DexieIndexes`
+ * (indexes.ts). The provider that opens these storages is provider.ts.
+ */
+import { Dexie } from 'dexie'
+import { type Doc, compareDocKeys } from '../../crdt/index.js'
+import { type KeyRange } from '../keys.js'
+import {
+  type ApplyBlockInput, type ApplyBlockResult, type DocKey, type IndexDocEntry, type IndexEntry, type IndexInfo, type IndexProgress,
+  type InstallSnapshotInput, type InstallSnapshotResult, type ScanOptions, type SnapshotSource, type Storage, type StoredNode
+} from '../storage.js'
+import { type DexieOptions, type DocRow, ReplicaDb, collectionExists, inColl, readDag, rowState } from './schema.js'
+import { DexieWriter } from './write.js'
+import { DexieIndexes } from './indexes.js'
+
+/** Two lists of documents, each in (collection, id) order, as one in that order. */
+function mergeByKey<T extends DocKey> (a: T[], b: T[]): T[] {
+  const out: T[] = []
+  let i = 0
+  let j = 0
+  while (i < a.length || j < b.length) {
+    if (j >= b.length || (i < a.length && compareDocKeys(a[i] as T, b[j] as T) < 0)) out.push(a[i++] as T)
+    else out.push(b[j++] as T)
+  }
+  return out
+}
+
+/** A `Storage` in one IndexedDB database. */
+export class DexieStorage implements Storage {
+  readonly kind = 'indexeddb'
+  private readonly db: ReplicaDb
+  private readonly writer: DexieWriter
+  private readonly indexes: DexieIndexes
+
+  /** @param name IndexedDB database name */
+  constructor (name: string, options: DexieOptions = {}) {
+    this.db = new ReplicaDb(name, options)
+    this.writer = new DexieWriter(this.db)
+    this.indexes = new DexieIndexes(this.db, this.writer)
+  }
+
+  async hasBlock (cid: string): Promise<boolean> {
+    return (await this.db.blocks.where('cid').equals(cid).count()) > 0
+  }
+
+  async countBlocks (): Promise<number> {
+    return await this.db.blocks.where('k').anyOf('b', 'v').count()
+  }
+
+  async getBlocks (cids: string[]): Promise<Array<Uint8Array | undefined>> {
+    const rows = await this.db.blocks.bulkGet(cids)
+    return rows.map(r => r?.bytes)
+  }
+
+  async putNodes (nodes: StoredNode[]): Promise<void> {
+    await this.db.blocks.bulkPut(nodes.map(n => ({ cid: n.cid, bytes: n.bytes, k: 'c' as const })))
+  }
+
+  async getHeads (): Promise<string[]> { return [...(await readDag(this.db)).heads] }
+
+  async getMissing (): Promise<string[]> { return (await this.db.missing.toCollection().primaryKeys()).sort() }
+
+  async applyBlock (input: ApplyBlockInput): Promise<ApplyBlockResult> { return await this.writer.applyBlock(input) }
+
+  async installSnapshot (input: InstallSnapshotInput): Promise<InstallSnapshotResult> { return await this.writer.installSnapshot(input) }
+
+  async readSnapshotSource (): Promise<SnapshotSource> {
+    const { db } = this
+    return await db.transaction('r', [db.blocks, db.missing, db.states, db.documents, db.colls, db.meta], async () => {
+      const [dag, missing, states, rows, colls, blocks] = await Promise.all([
+        readDag(this.db),
+        db.missing.count(),
+        db.states.toArray(),
+        db.documents.toArray(),
+        db.colls.toArray(),
+        db.blocks.where('k').anyOf('b', 'v').primaryKeys()
+      ])
+      return {
+        heads: dag.heads,
+        missing,
+        // primary-key order [c+i] is (collection, id) order: merge the two tables' lists
+        docs: mergeByKey(
+          rows.map(r => ({ coll: r.c, id: r.i, state: rowState(r) })),
+          states.map(r => ({ coll: r.c, id: r.i, state: r.s }))
+        ),
+        colls: colls.map(r => ({ coll: r.c, state: r.s })),
+        blocks: blocks.sort()
+      }
+    })
+  }
+
+  async getDocs (coll: string): Promise<Doc[]> {
+    const rows = await this.db.documents.where('[c+i]').between(...inColl(coll)).toArray()
+    return rows.map(r => r.d)
+  }
+
+  async getDoc (coll: string, id: string): Promise<Doc | undefined> {
+    return (await this.db.documents.get([coll, id]))?.d
+  }
+
+  async getDocsById (coll: string, ids: string[]): Promise<Array<Doc | undefined>> {
+    return (await this.db.documents.bulkGet(ids.map(id => [coll, id] as [string, string]))).map(r => r?.d)
+  }
+
+  async countDocs (coll: string): Promise<number> {
+    return await this.db.documents.where('[c+i]').between(...inColl(coll)).count()
+  }
+
+  async getCollections (): Promise<string[]> {
+    const { db } = this
+    return await db.transaction('r', [db.colls, db.documents], async () => {
+      const candidates = new Set([...await db.colls.toCollection().primaryKeys()])
+      // Distinct collection names of the documents table: jump from one collection to the next.
+      let next: [string, string] | undefined = [Dexie.minKey as unknown as string, Dexie.minKey as unknown as string]
+      while (next !== undefined) {
+        const row: DocRow | undefined = await db.documents.where('[c+i]').above(next).first()
+        if (row === undefined) break
+        candidates.add(row.c)
+        next = [row.c, Dexie.maxKey as unknown as string]
+      }
+      const rows = await db.colls.bulkGet([...candidates])
+      const out: string[] = []
+      let i = 0
+      for (const c of candidates) {
+        if (await collectionExists(this.db, c, rows[i++]?.s)) out.push(c)
+      }
+      return out.sort()
+    })
+  }
+
+  async listIndexes (coll: string): Promise<IndexInfo[]> { return await this.indexes.listIndexes(coll) }
+
+  async createIndex (coll: string, paths: string[], onProgress?: (p: IndexProgress) => void): Promise<IndexInfo> {
+    return await this.indexes.createIndex(coll, paths, onProgress)
+  }
+
+  async dropIndex (coll: string, name: string): Promise<void> { await this.indexes.dropIndex(coll, name) }
+
+  async scanIndex (coll: string, name: string, range: KeyRange, options: ScanOptions = {}): Promise<IndexEntry[]> {
+    return await this.indexes.scanIndex(coll, name, range, options)
+  }
+
+  async scanIndexDocs (coll: string, name: string, range: KeyRange, options: ScanOptions = {}): Promise<IndexDocEntry[]> {
+    return await this.indexes.scanIndexDocs(coll, name, range, options)
+  }
+
+  async read<T> (fn: () => Promise<T>): Promise<T> {
+    const { db } = this
+    return await db.transaction('r', [db.documents, db.indexes, db.colls, db.states], fn)
+  }
+
+  async getMeta<T> (key: string): Promise<T | undefined> {
+    return (await this.db.meta.get(key))?.value as T | undefined
+  }
+
+  async setMeta (key: string, value: unknown): Promise<void> { await this.db.meta.put({ key, value }) }
+
+  async close (): Promise<void> { this.db.close() }
+}
