@@ -309,7 +309,11 @@ export class Database {
     let c = this.collections.get(name)
     if (c === undefined) this.collections.set(name, c = new Collection<AnyDoc>(this.host, name))
     if (check !== undefined) c.setSchema(check)
+    // One read for the indexes already built (the usual case on every open after the first);
+    // the others are declared and built one after another.
+    const built = specs.length === 0 ? [] : (await this.storage.listIndexes(name)).filter(i => i.ready)
     for (const paths of specs) {
+      if (built.some(i => i.paths.length === paths.length && i.paths.every((p, k) => p === paths[k]))) continue
       await this.storage.createIndex(name, paths, options.onIndexProgress === undefined ? undefined : p => { options.onIndexProgress?.(paths.join('+'), p) })
     }
     return c as unknown as Collection<T>

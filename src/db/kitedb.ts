@@ -7,7 +7,7 @@ import {
   type Manifest, type Signer, createManifest, decodeManifest, encodeManifest, formatAddress, formatPublicKey, generateKey,
   manifestName, parseAddress, parseKey, signerFromSeed
 } from '../crdt/index.js'
-import { DexieStorageProvider, MemoryStorageProvider, type StorageProvider, loadDeviceSeed } from '../store/index.js'
+import { DexieStorageProvider, MemoryStorageProvider, type StorageProvider, loadDeviceKeyPair } from '../store/index.js'
 import { MANIFEST_KEY, Replica, resolveLimits, type LimitsOptions, type ReplicatorOptions, type Transport } from '../sync/index.js'
 import { type AcquireOptions } from '../net/index.js'
 import { type Announcement, announceTopic, decodeAnnouncement, isSealedAnnouncement } from './announce.js'
@@ -165,7 +165,8 @@ async function relayList (options: OpenOptions): Promise<string[]> {
 
 /** The device's block signer for a node name: its persistent Ed25519 key (see src/store/device-key.ts). */
 async function deviceSigner (options: Pick<OpenOptions, 'node' | 'storage'>): Promise<Signer> {
-  return signerFromSeed(await loadDeviceSeed(providerFor(options.storage), options.node ?? 'default'))
+  const { seed, publicKey } = await loadDeviceKeyPair(providerFor(options.storage), options.node ?? 'default')
+  return signerFromSeed(seed, publicKey)
 }
 
 /** Static entry points, after AvionDB's `AvionDB.init` / `AvionDB.open`. */
@@ -181,8 +182,8 @@ export class KiteDB {
     if (typeof name !== 'string' || name.length === 0 || name.length > 256) throw new ValidationError('a database name must be a non-empty string of at most 256 characters')
     const provider = providerFor(options.storage)
     const relays = await relayList(options)
-    let address = await provider.lookupName(name)
-    const signer = await deviceSigner(options)
+    const [found, signer] = await Promise.all([provider.lookupName(name), deviceSigner(options)])
+    let address = found
     let created: { bytes: Uint8Array, key?: Uint8Array } | undefined
     if (address === undefined) {
       // Encrypted unless asked not to; only this device writes unless told otherwise.
@@ -319,9 +320,9 @@ async function openAddress (provider: StorageProvider, address: string, relays: 
       await storage.setMeta(MANIFEST_KEY, created.bytes)
       if (created.key !== undefined) await storage.setMeta(DB_KEY, created.key)
     }
-    const key = given ?? await storage.getMeta<Uint8Array>(DB_KEY)
+    const [savedKey, stored] = await Promise.all([storage.getMeta<Uint8Array>(DB_KEY), storage.getMeta<Uint8Array>(MANIFEST_KEY)])
+    const key = given ?? savedKey
     let manifest: Manifest | null = null
-    const stored = await storage.getMeta<Uint8Array>(MANIFEST_KEY)
     if (stored !== undefined) {
       try {
         manifest = decodeManifest(stored, cid)

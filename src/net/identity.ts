@@ -13,7 +13,7 @@ import { type PrivateKey } from '@libp2p/interface'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { base64url } from 'multiformats/bases/base64'
 import { createLogger } from '../log.js'
-import { type SecretStore, deviceKeyName, loadDeviceSeed, lockManager } from '../store/device-key.js'
+import { type SecretStore, deviceKeyName, loadDeviceKeyPair, lockManager } from '../store/device-key.js'
 
 export { type SecretStore } from '../store/device-key.js'
 
@@ -64,7 +64,7 @@ export async function generateEd25519Key (): Promise<PrivateKey> {
 export async function loadDeviceKey (store: SecretStore, node: string): Promise<PrivateKey> {
   const saved = await store.loadSecret(deviceKeyName(node))
   if (saved !== undefined) return privateKeyFromProtobuf(saved)
-  await loadDeviceSeed(store, node)
+  await loadDeviceKeyPair(store, node)
   return privateKeyFromProtobuf(await store.loadSecret(deviceKeyName(node)) as Uint8Array)
 }
 

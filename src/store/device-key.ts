@@ -33,12 +33,12 @@ export function encodeDeviceKey (seed: Uint8Array, publicKey: Uint8Array): Uint8
   return out
 }
 
-/** The seed of a saved device key. Throws `ValidationError` for bytes that are not an Ed25519 `PrivateKey`. */
-export function decodeDeviceKey (bytes: Uint8Array): Uint8Array {
+/** The seed and public key of a saved device key. Throws `ValidationError` for bytes that are not an Ed25519 `PrivateKey`. */
+export function decodeDeviceKey (bytes: Uint8Array): { seed: Uint8Array, publicKey: Uint8Array } {
   if (bytes.length !== PROTOBUF_HEADER.length + 64 || PROTOBUF_HEADER.some((b, i) => bytes[i] !== b)) {
     throw new ValidationError('the saved device key is not an Ed25519 key in libp2p\'s format')
   }
-  return bytes.slice(4, 36)
+  return { seed: bytes.slice(4, 36), publicKey: bytes.slice(36, 68) }
 }
 
 interface LockManagerLike {
@@ -52,22 +52,25 @@ export function lockManager (): LockManagerLike | undefined {
 }
 
 /**
- * The seed of the device key saved under `node` in `store` (32 bytes), created and saved the
- * first time. Creation runs under an exclusive Web Lock where the API exists, so two tabs starting
+ * The device key saved under `node` in `store` (a 32-byte seed and its 32-byte public key),
+ * created and saved the first time. Creation runs under an exclusive Web Lock where the API exists, so two tabs starting
  * at once agree on one key. Throws `ValidationError` when a saved key is corrupt.
  */
-export async function loadDeviceSeed (store: SecretStore, node: string): Promise<Uint8Array> {
+export async function loadDeviceKeyPair (store: SecretStore, node: string): Promise<{ seed: Uint8Array, publicKey: Uint8Array }> {
   const name = deviceKeyName(node)
-  const loadOrCreate = async (): Promise<Uint8Array> => {
+  const loadOrCreate = async (): Promise<{ seed: Uint8Array, publicKey: Uint8Array }> => {
     const saved = await store.loadSecret(name)
     if (saved !== undefined) return decodeDeviceKey(saved)
     const seed = globalThis.crypto.getRandomValues(new Uint8Array(32))
-    await store.saveSecret(name, encodeDeviceKey(seed, signerFromSeed(seed).publicKey))
-    return seed
+    const publicKey = signerFromSeed(seed).publicKey
+    await store.saveSecret(name, encodeDeviceKey(seed, publicKey))
+    return { seed, publicKey }
   }
+  const saved = await store.loadSecret(name) // the usual case, without a lock
+  if (saved !== undefined) return decodeDeviceKey(saved)
   const locks = lockManager()
   if (locks === undefined) return await loadOrCreate()
-  let seed: Uint8Array | undefined
-  await locks.request('kitedb:keygen', {}, async () => { seed = await loadOrCreate() })
-  return seed as Uint8Array
+  let key: { seed: Uint8Array, publicKey: Uint8Array } | undefined
+  await locks.request('kitedb:keygen', {}, async () => { key = await loadOrCreate() })
+  return key as { seed: Uint8Array, publicKey: Uint8Array }
 }

@@ -133,7 +133,7 @@ export class Replica {
    * as another tab writing the same database could cause, only gives a new block fewer parents)
    */
   private headsCache?: string[]
-  /** set by `refresh`: the clock must observe the stored heads before the next local block */
+  /** set on open and by `refresh`: the clock must observe the stored heads before the next local block */
   private headsMoved = false
   readonly signer: Signer
   /** the database key, when it is encrypted */
@@ -169,10 +169,9 @@ export class Replica {
       await storage.setMeta(REPLICA_ID_KEY, replicaId)
     }
     const replica = new Replica(storage, dbId, new HybridClock(replicaId, options.now), options)
-    const heads = await storage.getHeads()
-    for (const bytes of await storage.getBlocks(heads)) {
-      if (bytes !== undefined) replica.clock.observe(readBlockHeader(bytes).hlc)
-    }
+    // The stored heads' HLCs are observed before the first write (see `write`), not here: reading
+    // them decodes whole blocks, which opening a database for reading need not pay.
+    replica.headsMoved = true
     return replica
   }
 

@@ -66,6 +66,19 @@ describe('clock bounds', () => {
     expect(await replica.storage.getDocs('c')).toEqual([{ _id: 'y', v: 1 }])
   })
 
+  it('after a reopen, the first write is stamped after the stored heads even when the wall clock went back', async () => {
+    const storage = new MemoryStorage()
+    const t0 = Date.now()
+    const before = await Replica.open(storage, DB, { now: () => t0 + 60_000 })
+    const first = await before.commit([{ op: 'put', coll: 'c', id: 'a', set: { v: 1 } }])
+    const reopened = await Replica.open(storage, DB, { now: () => t0 })
+    const second = await reopened.commit([{ op: 'put', coll: 'c', id: 'a', set: { v: 2 } }])
+    const h1 = readBlockHeader(first?.bytes as Uint8Array).hlc
+    const h2 = readBlockHeader(second?.bytes as Uint8Array).hlc
+    expect(h2.t > h1.t || (h2.t === h1.t && h2.c > h1.c)).toBe(true)
+    expect(await reopened.storage.getDocs('c')).toEqual([{ _id: 'a', v: 2 }])
+  })
+
   it('a snapshot whose head is too far ahead is not installed', async () => {
     const signer = generateSigner()
     const ahead = await encodeBlock({ v: 1, db: DB, parents: [], hlc: { t: Date.now() + 2 * DAY, c: 0, r: 'w' }, ops: [{ op: 'coll', coll: 'c' }] }, { signer })

@@ -1,0 +1,39 @@
+import { describe, expect, it } from 'vitest'
+import { ed25519 } from '@noble/curves/ed25519.js'
+import { ValidationError } from '../../src/errors.js'
+import { signerFromSeed } from '../../src/crdt/index.js'
+import { MemoryStorageProvider, loadDeviceKeyPair } from '../../src/store/index.js'
+
+const DOMAIN = new TextEncoder().encode('kitedb-block:') // the signing domain, written out here
+
+describe('a signer from a saved key pair', () => {
+  it('signs with the seed, and its public key is the seed\'s', async () => {
+    const seed = crypto.getRandomValues(new Uint8Array(32))
+    const publicKey = ed25519.getPublicKey(seed)
+    const signer = signerFromSeed(seed, publicKey)
+    expect(signer.publicKey).toEqual(publicKey)
+    const body = new Uint8Array([1, 2, 3])
+    const signature = await signer.sign(body)
+    expect(ed25519.verify(signature, new Uint8Array([...DOMAIN, ...body]), publicKey)).toBe(true)
+    expect(await signer.sign(body)).toEqual(signature)
+  })
+
+  it('refuses to sign when the saved public key is not the seed\'s', async () => {
+    const seed = crypto.getRandomValues(new Uint8Array(32))
+    const wrong = ed25519.getPublicKey(crypto.getRandomValues(new Uint8Array(32)))
+    const signer = signerFromSeed(seed, wrong)
+    await expect(signer.sign(new Uint8Array([1]))).rejects.toBeInstanceOf(ValidationError)
+  })
+
+  it('refuses a public key of the wrong length', () => {
+    expect(() => signerFromSeed(new Uint8Array(32), new Uint8Array(31))).toThrow(ValidationError)
+  })
+
+  it('the device key pair is saved once and read back the same', async () => {
+    const provider = new MemoryStorageProvider()
+    const first = await loadDeviceKeyPair(provider, 'n')
+    const again = await loadDeviceKeyPair(provider, 'n')
+    expect(again).toEqual(first)
+    expect(first.publicKey).toEqual(ed25519.getPublicKey(first.seed))
+  })
+})
