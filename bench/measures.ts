@@ -42,6 +42,7 @@ export const MEASURES: Measure[] = [
   { name: 'observe-latency', label: 'update seen by the other page via observe', n: 200, unit: 'ms', systems: ['kitedb-replicated'], kind: 'calls' },
   { name: 'catch-up', label: 'fresh page catches up the history (observe sees all docs)', n: 10_000, unit: 'ms', systems: ['kitedb-replicated'], kind: 'runs', slow: true },
   { name: 'catch-up-bytes', label: 'bytes the fresh page received catching up ÷ the docs\' dag-cbor size', n: 10_000, unit: 'x', systems: ['kitedb-replicated'], kind: 'runs', slow: true, from: 'catch-up' },
+  { name: 'catch-up-first', label: 'fresh page: its observe({}) first shows a screenful (20 docs) of that history', n: 10_000, unit: 'ms', systems: ['kitedb-replicated'], kind: 'runs', slow: true, from: 'catch-up' },
   { name: 'relay-restart', label: 'relay killed and restarted: a fresh page sees the list (from the relay\'s return)', n: 100, unit: 'ms', systems: ['kitedb-replicated'], kind: 'runs', slow: true },
   { name: 'network-heal', label: 'a page\'s link cut and back: both pages\' lists equal (from the link\'s return)', n: 100, unit: 'ms', systems: ['kitedb-replicated'], kind: 'runs', slow: true },
   { name: 'keeper-catch-up', label: 'fresh page catches up from a keeper, every writer offline (observe sees all docs)', n: 10_000, unit: 'ms', systems: ['kitedb-replicated'], kind: 'runs', slow: true },

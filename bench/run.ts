@@ -405,8 +405,9 @@ const formatBytes = (x: number): string => `${Math.round(x).toLocaleString('en-U
  * The same runs give `bytes` (catch-up-bytes): what B received by then (WebRTC transport stats +
  * WebSocket messages) over the dag-cbor size of the documents.
  */
-async function catchUp (bench: Bench, m: Measure, bytes: Measure, n: number): Promise<Result[]> {
+async function catchUp (bench: Bench, m: Measure, bytes: Measure, first: Measure, n: number): Promise<Result[]> {
   const tally = new Tally()
+  const firstTally = new Tally()
   const bytesTally = new Tally()
   const reference = dagCborBytes(n)
   const wires: WireBytes[] = []
@@ -430,6 +431,7 @@ async function catchUp (bench: Bench, m: Measure, bytes: Measure, n: number): Pr
           `; data channels received: ${Object.entries(wire.byProtocol).sort((x, y) => y[1].received - x[1].received).map(([p, b]) => `${p} ${formatBytes(b.received)} (${b.channels} ch)`).join(', ')}`)
         const notes = [`history written as ${Math.ceil(n / HISTORY_CHUNK)} insert call(s) of ≤ ${HISTORY_CHUNK} docs`]
         tally.add(ms, [...notes, `B ${joined}`], run > 0)
+        firstTally.add(phases.first ?? ms, [...notes, `B ${joined}`], run > 0)
         bytesTally.add((wire.webrtc.received + wire.websocket.received) / reference, [...notes, `B ${joined}`, `B's peers after catching up: ${peers}`], run > 0)
         if (run > 0) wires.push(wire)
         await call(b.page, 'replClose')
@@ -438,7 +440,7 @@ async function catchUp (bench: Bench, m: Measure, bytes: Measure, n: number): Pr
       }
       await call(a.page, 'replClose')
     } catch (err) {
-      tally.failed = bytesTally.failed = errorText(err)
+      tally.failed = bytesTally.failed = firstTally.failed = errorText(err)
     } finally {
       await a.close()
     }
@@ -457,7 +459,7 @@ async function catchUp (bench: Bench, m: Measure, bytes: Measure, n: number): Pr
     bytesTally.notes.add(`WebRTC data channel payloads received (medians): ${payload} in all, by protocol ${protocols.filter(x => x.received > 0).map(({ p, received }) => `${p} ${formatBytes(received)}`).join(', ')}`)
     bytesTally.notes.add('WebSocket: message payloads of the relay connection (no WebSocket framing, no TCP/IP headers)')
   }
-  return [tally.result(m, 'kitedb-replicated', n), bytesTally.result(bytes, 'kitedb-replicated', n)]
+  return [tally.result(m, 'kitedb-replicated', n), bytesTally.result(bytes, 'kitedb-replicated', n), firstTally.result(first, 'kitedb-replicated', n)]
 }
 
 function formatValue (x: number, unit: Unit): string {
@@ -512,7 +514,7 @@ async function runBench (options: Options): Promise<Result[]> {
       const t0 = Date.now()
       const n = bench.scaled(m.n)
       if (m.name === 'observe-latency') results.push(await observeLatency(bench, m, n))
-      else if (m.name === 'catch-up') results.push(...await catchUp(bench, m, MEASURES.find(x => x.from === m.name) as Measure, n))
+      else if (m.name === 'catch-up') results.push(...await catchUp(bench, m, MEASURES.find(x => x.name === 'catch-up-bytes') as Measure, MEASURES.find(x => x.name === 'catch-up-first') as Measure, n))
       else if (m.name === 'relay-restart') results.push(await relayRestart(bench, m, n))
       else if (m.name === 'network-heal') results.push(await networkHeal(bench, m, n))
       else if (m.name === 'tab-to-tab') results.push(await tabToTab(bench, m, n))

@@ -59,6 +59,9 @@ function loaded (): Store {
   return fixture
 }
 
+/** Documents a phone shows at once: the catch-up's `first` phase is when observe({}) first reports this many. */
+const SCREENFUL = 20
+
 /** Replicated KiteDB state of this page (one database per page). */
 const repl: { db?: Database, docs?: Collection<BenchDoc>, pings?: Collection<{ seq: number, sentAt: number }>, latencyBySeq: Map<number, number>, seen: number, onSeen: Set<() => void> } = {
   latencyBySeq: new Map(), seen: -1, onSeen: new Set()
@@ -201,7 +204,7 @@ const api = {
    * Replicated: open `address` in this fresh page; ms until `observe({})` reports `count`
    * documents, the bytes the page moved on the network by then (since page load), whether it
    * joined from a snapshot, and when (ms from the start) each phase was first reached: a peer, a
-   * direct connection, the snapshot offered (its first node progress), all its nodes fetched, installed.
+   * direct connection, the first screenful observed (`first`), the snapshot offered (its first node progress), all its nodes fetched, installed.
    */
   async replCatchUp (address: string, relays: string[], count: number, timeoutMs: number): Promise<{ ms: number, wire: WireBytes, snapshot: boolean, phases: Record<string, number> }> {
     const t0 = performance.now()
@@ -223,7 +226,10 @@ const api = {
     let stop = (): void => {}
     try {
       await withTimeout(`catching up ${count} documents`, timeoutMs, new Promise<void>(resolve => {
-        stop = docs.observe({}, found => { if (found.length >= count) resolve() })
+        stop = docs.observe({}, found => {
+          if (found.length >= SCREENFUL) mark('first')
+          if (found.length >= count) resolve()
+        })
       }))
     } finally {
       stop()
