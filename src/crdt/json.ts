@@ -52,27 +52,50 @@ export function ownValue<V> (record: Readonly<Record<string, V>>, key: string): 
  * those, no cycles, at most `MAX_DEPTH` deep, no key among `RESERVED_KEYS`. Throws
  * `ValidationError` naming the bad path and the reason.
  */
-export function assertJsonValue (value: unknown, path = 'value', depth = 0, seen: Set<object> = new Set()): asserts value is JsonValue {
-  if (value === null || typeof value === 'boolean' || typeof value === 'string') return
+export function assertJsonValue (value: unknown, path = 'value'): asserts value is JsonValue {
+  checkJson(value, path, 0, new Set(), false)
+}
+
+/**
+ * A deep copy of `value`, checked as `assertJsonValue` checks it (same errors) in the same pass:
+ * what the API keeps of a caller's object, so the caller changing it later changes nothing stored.
+ * Primitives are returned as they are; arrays and plain objects are new ones.
+ */
+export function copyJsonValue (value: unknown, path = 'value'): JsonValue {
+  return checkJson(value, path, 0, new Set(), true)
+}
+
+function checkJson (value: unknown, path: string, depth: number, seen: Set<object>, copy: boolean): JsonValue {
+  if (value === null || typeof value === 'boolean' || typeof value === 'string') return value
   if (typeof value === 'number') {
     if (!Number.isFinite(value)) throw new ValidationError(`${path} is ${value}: only finite numbers can be stored`)
-    return
+    return value
   }
   if (typeof value !== 'object') throw new ValidationError(`${path} is a ${typeof value}: only JSON-like values can be stored`)
   if (depth >= MAX_DEPTH) throw new ValidationError(`${path} is nested deeper than ${MAX_DEPTH} levels`)
   if (seen.has(value)) throw new ValidationError(`${path} contains a cycle`)
   seen.add(value)
+  let out: JsonValue
   if (Array.isArray(value)) {
-    for (let i = 0; i < value.length; i++) assertJsonValue(value[i], `${path}[${i}]`, depth + 1, seen)
+    const items: JsonValue[] = copy ? new Array<JsonValue>(value.length) : value
+    for (let i = 0; i < value.length; i++) {
+      const item = checkJson(value[i], `${path}[${i}]`, depth + 1, seen, copy)
+      if (copy) items[i] = item
+    }
+    out = items
   } else {
     if (!isPlainObject(value)) throw new ValidationError(`${path} is not a plain object (${Object.prototype.toString.call(value)})`)
-    for (const [k, v] of Object.entries(value)) {
+    const fields: Record<string, JsonValue> = copy ? {} : value as Record<string, JsonValue>
+    for (const k of Object.keys(value)) {
       const reserved = reservedKeyProblem(k)
       if (reserved !== undefined) throw new ValidationError(`${path} has the key ${k}: ${reserved}`)
-      assertJsonValue(v, `${path}.${k}`, depth + 1, seen)
+      const v = checkJson(value[k], `${path}.${k}`, depth + 1, seen, copy)
+      if (copy) fields[k] = v
     }
+    out = fields
   }
   seen.delete(value)
+  return out
 }
 
 /** True for `{}`-style objects (prototype `Object.prototype` or `null`). */

@@ -5,7 +5,7 @@
  */
 import { ValidationError } from '../errors.js'
 import {
-  type Doc, type JsonValue, type PutOp, assertJsonValue, fieldNameProblem, isPlainObject, isValidDocId, jsonEqual, ownValue
+  type Doc, type JsonValue, type PutOp, assertJsonValue, copyJsonValue, fieldNameProblem, isPlainObject, isValidDocId, jsonEqual, ownValue
 } from '../crdt/index.js'
 import { randomHex } from '../sync/index.js'
 import { checkPath, checkValue, runMingoUpdate } from './query.js'
@@ -37,8 +37,7 @@ export function prepareInsert (doc: unknown): Doc {
     if (k === '_id') continue
     const bad = fieldNameProblem(k)
     if (bad !== undefined) throw new ValidationError(`invalid field name ${JSON.stringify(k)}: ${bad}`)
-    assertJsonValue(v, k)
-    out[k] = structuredClone(v)
+    out[k] = copyJsonValue(v, k)
   }
   let id: unknown = ownValue(doc, '_id')
   if (id === undefined) id = newObjectId()
