@@ -133,7 +133,7 @@ export function applyUpdate (coll: string, before: Doc, update: unknown): { afte
   }
   checkUpdatePaths(update)
   checkOperandTypes(before, update)
-  const after = structuredClone(before) as Record<string, unknown>
+  const after = copyJsonValue(before) as Record<string, unknown>
   try {
     runMingoUpdate(after, update)
   } catch (err) {
