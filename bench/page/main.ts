@@ -202,9 +202,9 @@ const api = {
 
   /**
    * Replicated: open `address` in this fresh page; ms until `observe({})` reports `count`
-   * documents, the bytes the page moved on the network by then (since page load), whether it
+   * documents and storage holds them all, the bytes the page moved on the network by then (since page load), whether it
    * joined from a snapshot, and when (ms from the start) each phase was first reached: a peer, a
-   * direct connection, the first screenful observed (`first`), the snapshot offered (its first node progress), all its nodes fetched, installed.
+   * direct connection, the first screenful observed (`first`), all documents observed (`shown`), the snapshot offered (its first node progress), all its nodes fetched, installed.
    */
   async replCatchUp (address: string, relays: string[], count: number, timeoutMs: number): Promise<{ ms: number, wire: WireBytes, snapshot: boolean, phases: Record<string, number> }> {
     const t0 = performance.now()
@@ -231,6 +231,9 @@ const api = {
           if (found.length >= count) resolve()
         })
       }))
+      // observe shows a snapshot's documents before its install commits: caught up means stored.
+      mark('shown')
+      while (await docs.countDocuments() < count) await new Promise(resolve => setTimeout(resolve, 10))
     } finally {
       stop()
       clearInterval(poll)

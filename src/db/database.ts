@@ -10,7 +10,7 @@ import { type Op, formatKey, formatPublicKey, isValidCollectionName, manifestNam
 import { type DocChange, type IndexProgress, type Storage } from '../store/index.js'
 import {
   type BeforeCheck, type ChangeOrigin, type ChangeSet, type KeeperStatus, type NetworkState, type PeerConnection, type Replica, Replicator, type ReplicatorOptions,
-  type SyncProgress, type SyncState, type WhenKeptOptions
+  type SnapshotPreview, type SyncProgress, type SyncState, type WhenKeptOptions
 } from '../sync/index.js'
 import { type NetworkLease } from '../net/index.js'
 import { type Warning, createLogger, recentWarnings } from '../log.js'
@@ -149,6 +149,8 @@ export class Database {
   private readonly replica: Replica
   private readonly collections = new Map<string, Collection<any>>()
   private readonly watchers = new Map<string, Set<(changes: DocChange[]) => void>>()
+  /** ids shown to live queries by a snapshot join's preview not yet ended, by collection */
+  private previewed = new Map<string, Set<string>>()
   private readonly listeners: { [K in keyof DatabaseEvents]: Set<DatabaseEvents[K]> } = {
     update: new Set(), peers: new Set(), 'peer:join': new Set(), 'peer:leave': new Set(), 'sync:progress': new Set(), network: new Set(), manifest: new Set(), error: new Set(), kept: new Set()
   }
@@ -557,7 +559,50 @@ export class Database {
     }
   }
 
+  /**
+   * A snapshot join's preview (see `SnapshotPreview`): live queries (the collections' watchers)
+   * see each page's documents before the install commits; `update` listeners, `find` and the rest
+   * see only what storage holds. When the preview ends (installed or not), the shown documents
+   * are read again from storage and reported as they are there.
+   */
+  private onPreview (p: SnapshotPreview): void {
+    if (this.closed) return
+    if (p.kind === 'docs') {
+      for (const c of p.changes) {
+        let ids = this.previewed.get(c.coll)
+        if (ids === undefined) this.previewed.set(c.coll, ids = new Set())
+        ids.add(c.id)
+      }
+      this.notifyWatchers(p.changes, [])
+      return
+    }
+    // Read back what was shown: the install reported what it changed, but a document that also
+    // arrived in a block meanwhile may be stored as it was before the preview showed it.
+    const shown = this.previewed
+    this.previewed = new Map()
+    void this.retractPreview(shown)
+  }
+
+  private async retractPreview (shown: Map<string, Set<string>>): Promise<void> {
+    try {
+      for (const [coll, set] of shown) {
+        const ids = [...set]
+        const docs = await this.storage.getDocsById(coll, ids)
+        if (this.closed) return
+        this.notifyWatchers(ids.map((id, i) => ({ coll, id, before: null, after: docs[i] ?? null })), [])
+      }
+    } catch (err) {
+      if (!this.closed) log.warn('cannot read back the documents a snapshot preview showed', err)
+    }
+  }
+
   private onChanges ({ changes, collections }: ChangeSet, origin: ChangeOrigin): void {
+    this.notifyWatchers(changes, collections)
+    this.emit('update', changes, origin, collections)
+  }
+
+  /** Hand each collection's watchers (live queries) its document changes. */
+  private notifyWatchers (changes: DocChange[], collections: string[]): void {
     const colls = new Set([...changes.map(c => c.coll), ...collections])
     for (const coll of colls) {
       const watchers = this.watchers.get(coll)
@@ -568,7 +613,6 @@ export class Database {
       const mine = changes.filter(c => c.coll === coll)
       for (const w of watchers) w(mine)
     }
-    this.emit('update', changes, origin, collections)
   }
 
   private emit<K extends keyof DatabaseEvents> (event: K, ...args: Parameters<DatabaseEvents[K]>): void {
@@ -666,6 +710,7 @@ export class Database {
       () => { clearInterval(timer) },
       replicator.onPeers(refreshPeers),
       replicator.onProgress(p => { this.emit('sync:progress', p) }),
+      replicator.onPreview(p => { this.onPreview(p) }),
       replicator.onError(err => { this.emit('error', err) }),
       transport.onConnectionChange?.(() => { refreshPeers(); setTimeout(refreshPeers, 100) }) ?? (() => {}),
       transport.onNetworkChange?.(onNetwork) ?? (() => {}),

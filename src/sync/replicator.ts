@@ -24,7 +24,7 @@ import { type CID, type EncodedBlock, cidOf, parseCid } from '../crdt/index.js'
 import { createLogger } from '../log.js'
 import { type Applied, type Replica } from './replica.js'
 import { SnapshotServer } from './snapshot/index.js'
-import { SnapshotJoiner } from './snapshot/join.js'
+import { SnapshotJoiner, type SnapshotPreview } from './snapshot/join.js'
 import { type Transport } from './transport.js'
 import { DEFAULT_LIMITS, type Limits } from './limits.js'
 import { WantList } from './want-list.js'
@@ -143,6 +143,7 @@ export class Replicator {
   private readonly seen = new Map<string, number>()
   private stopped = false
   private readonly peerListeners = new Set<(peers: string[]) => void>()
+  private readonly previewListeners = new Set<(p: SnapshotPreview) => void>()
   private lastPeers: string[] = []
   /** inline blocks verified by the topic validator, waiting for the message handler, by CID */
   private readonly verified = new Map<string, EncodedBlock>()
@@ -207,6 +208,7 @@ export class Replicator {
       this.joiner = new SnapshotJoiner(replica, transport, { snapshotTimeoutMs: this.opts.snapshotTimeoutMs, fetchTimeoutMs: this.opts.fetchTimeoutMs }, {
         stopped,
         progress: p => { void this.fetcher.emitProgress({ ...p, installed: false }) },
+        preview: p => { for (const l of this.previewListeners) l(p) },
         installed: async (root, producer, peer, change) => {
           this.fetcher.synced()
           await this.fetcher.emitProgress({ root: root.toString(), nodes: 0, fetched: 0, documents: change.changes.length, installed: true })
@@ -372,6 +374,16 @@ export class Replicator {
   onError (listener: (err: KiteError) => void): () => void {
     this.errorListeners.add(listener)
     return () => { this.errorListeners.delete(listener) }
+  }
+
+  /**
+   * Called, while this replica holds nothing and joins from a snapshot, with the documents of each
+   * page as it arrives, then once the preview ends (see `SnapshotPreview`). Returns an
+   * unsubscribe function.
+   */
+  onPreview (listener: (p: SnapshotPreview) => void): () => void {
+    this.previewListeners.add(listener)
+    return () => { this.previewListeners.delete(listener) }
   }
 
   /** Called with the peer list whenever it changes. Returns an unsubscribe function. */

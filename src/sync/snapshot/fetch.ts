@@ -40,7 +40,8 @@ export interface SnapshotTrust {
  * for nodes by CID and returns the bytes it got, by CID string, unverified (a subset, possibly
  * empty). Every node is checked against its CID and decoded totally; the whole must be consistent:
  * pages in (collection, id) order adding up to the root's count, covered lists adding up to its
- * count, every head and every head's parent covered, blocks of this database. Throws
+ * count, every head and every head's parent covered, blocks of this database. `onPage` sees
+ * each page as soon as it is verified against its CID and decoded (the whole is checked later). Throws
  * `InvalidBlockError` for an invalid snapshot, `NetworkError` when the peer stops supplying nodes.
  */
 export async function fetchSnapshot (
@@ -48,7 +49,8 @@ export async function fetchSnapshot (
   root: CID,
   fetch: (cids: CID[]) => Promise<Map<string, Uint8Array>>,
   onProgress: (p: SnapshotFetchProgress) => void,
-  trust: SnapshotTrust = {}
+  trust: SnapshotTrust = {},
+  onPage?: (page: SnapshotPage) => void
 ): Promise<SnapshotContent> {
   const sealing = trust.key !== undefined ? { db: dbId, key: trust.key } : undefined
   const opened = trust.key !== undefined ? { key: trust.key } : {}
@@ -134,6 +136,7 @@ export async function fetchSnapshot (
         const node = await decodeSnapshotNode(bytes, cid, sealing)
         if (node.kind !== 'page') throw new InvalidBlockError(`snapshot page ${cid.toString()} is a ${node.kind}`)
         pages[i] = node
+        onPage?.(node)
       }
     })
   })

@@ -6,3 +6,4 @@ export {
 export { type BuiltSnapshot, buildSnapshot } from './build.js'
 export { type SnapshotServerOptions, SnapshotServer } from './serve.js'
 export { type SnapshotFetchProgress, type SnapshotTrust, fetchSnapshot } from './fetch.js'
+export { type SnapshotPreview } from './join.js'

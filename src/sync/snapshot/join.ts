@@ -5,13 +5,14 @@
  * the `Fetcher`'s call; the audit of the join afterwards is `AuditRunner`'s.
  */
 import { InvalidBlockError, InvalidMessageError, KiteError } from '../../errors.js'
-import { type CID, formatPublicKey } from '../../crdt/index.js'
+import { type CID, docKey, formatPublicKey, materialise } from '../../crdt/index.js'
+import { type DocChange } from '../../store/index.js'
 import { createLogger } from '../../log.js'
 import { type ChangeSet, type Replica } from '../replica.js'
 import { type Transport } from '../transport.js'
 import { SNAPSHOT_PROTOCOL, decodeSnapshotResponse, encodeSnapshotRequest } from '../wire.js'
 import { askBlocks, byCid } from '../ask-blocks.js'
-import { verifySnapshotRoot } from './format.js'
+import { type SnapshotPage, verifySnapshotRoot } from './format.js'
 import { type SnapshotFetchProgress, fetchSnapshot } from './fetch.js'
 
 const log = createLogger('sync')
@@ -33,6 +34,18 @@ export interface SnapshotJoinerOptions {
   fetchTimeoutMs: number
 }
 
+/** A replica holding more documents than this joins from a snapshot without a preview. */
+const PREVIEW_MAX_HELD = 1000
+
+/**
+ * What a replica shows while it joins from a snapshot (docs/snapshots.md): the documents of each
+ * page as soon as the page is verified against its CID (`docs`: changes from nothing; tombstones
+ * and documents the replica already holds left out), then the end of the preview (`ended`:
+ * `installed` or not), after which what was shown is to be read again from storage. Only a
+ * replica holding at most `PREVIEW_MAX_HELD` documents previews.
+ */
+export type SnapshotPreview = { kind: 'docs', changes: DocChange[] } | { kind: 'ended', installed: boolean }
+
 /** What a `SnapshotJoiner` tells, and asks, the replication engine. */
 export interface SnapshotJoinerHooks {
   /** whether replication stopped */
@@ -44,6 +57,8 @@ export interface SnapshotJoinerHooks {
    * and changed `change`; resolves once the engine noted it (progress, the audit to come)
    */
   installed: (root: CID, producer: string, peer: string, change: ChangeSet) => Promise<void>
+  /** the documents of the snapshot being fetched, shown before its install; see `SnapshotPreview` */
+  preview?: (p: SnapshotPreview) => void
 }
 
 /** Joins one replica from a peer's snapshot, at most once per session; see the module comment. */
@@ -167,12 +182,29 @@ export class SnapshotJoiner {
    * installed) or `'failed'` (the network failed: worth another attempt).
    */
   private async joinFromSnapshot (peer: string, offered: CID, producer: string): Promise<'joined' | 'declined' | 'failed'> {
+    const preview = this.hooks.preview
+    // Documents this replica holds are not previewed: the install joins them with the pages'.
+    const held = preview === undefined ? undefined : await this.heldDocs()
+    let previewed = false
+    let installed = false
+    const onPage = (page: SnapshotPage): void => {
+      if (held === undefined || this.hooks.stopped()) return
+      const changes: DocChange[] = []
+      for (const { coll, id, state } of page.docs) {
+        if (held.has(docKey(coll, id))) continue
+        const after = materialise(state)
+        if (after !== null) changes.push({ coll, id, before: null, after })
+      }
+      previewed = true
+      preview?.({ kind: 'docs', changes })
+    }
     try {
       const content = await fetchSnapshot(this.replica.dbId, offered, async cids => await this.fetchNodes(peer, cids, offered), p => {
         this.hooks.progress(p)
-      }, { ...this.replica.openOptions(), mayWrite: writer => this.replica.mayWrite(writer) })
+      }, { ...this.replica.openOptions(), mayWrite: writer => this.replica.mayWrite(writer) }, onPage)
       if (this.hooks.stopped()) return 'declined'
       const change = await this.replica.installSnapshot(content)
+      installed = true
       log.debug(`joined ${this.replica.dbId} from snapshot ${offered.toString()} of ${peer}: ${content.docs.length} documents, ${content.covered.length} blocks covered`)
       await this.hooks.installed(offered, producer, peer, change)
       return 'joined'
@@ -184,7 +216,21 @@ export class SnapshotJoiner {
       if (!(err instanceof KiteError)) throw err
       log.debug(`snapshot ${offered.toString()} from ${peer} not fetched: ${err.message}`)
       return 'failed'
+    } finally {
+      if (previewed) preview?.({ kind: 'ended', installed })
     }
+  }
+
+  /** Keys (`docKey`) of the documents this replica holds; `undefined` (no preview) when over `PREVIEW_MAX_HELD`. */
+  private async heldDocs (): Promise<Set<string> | undefined> {
+    const storage = this.replica.storage
+    const colls = await storage.getCollections()
+    let total = 0
+    for (const coll of colls) total += await storage.countDocs(coll)
+    if (total > PREVIEW_MAX_HELD) return undefined
+    const held = new Set<string>()
+    for (const coll of colls) for (const doc of await storage.getDocs(coll)) held.add(docKey(coll, doc._id))
+    return held
   }
 
   /**
