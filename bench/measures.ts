@@ -40,7 +40,7 @@ export const MEASURES: Measure[] = [
   { name: 'update-many', label: 'updateMany of all docs (Dexie: bulkPut of the changed docs)', n: 1_000, unit: 'ms', systems: LOCAL, kind: 'runs' },
   { name: 'cold-open', label: 'reloaded page: open to first find result', n: 100_000, unit: 'ms', systems: LOCAL, kind: 'runs', slow: true },
   { name: 'observe-latency', label: 'update seen by the other page via observe', n: 200, unit: 'ms', systems: ['kitedb-replicated'], kind: 'calls' },
-  { name: 'catch-up', label: 'fresh page catches up the history (observe sees all docs)', n: 10_000, unit: 'ms', systems: ['kitedb-replicated'], kind: 'runs', slow: true },
+  { name: 'catch-up', label: 'fresh page catches up the history (observe sees all docs, all stored)', n: 10_000, unit: 'ms', systems: ['kitedb-replicated'], kind: 'runs', slow: true },
   { name: 'catch-up-bytes', label: 'bytes the fresh page received catching up ÷ the docs\' dag-cbor size', n: 10_000, unit: 'x', systems: ['kitedb-replicated'], kind: 'runs', slow: true, from: 'catch-up' },
   { name: 'catch-up-first', label: 'fresh page: its observe({}) first shows a screenful (20 docs) of that history', n: 10_000, unit: 'ms', systems: ['kitedb-replicated'], kind: 'runs', slow: true, from: 'catch-up' },
   { name: 'relay-restart', label: 'relay killed and restarted: a fresh page sees the list (from the relay\'s return)', n: 100, unit: 'ms', systems: ['kitedb-replicated'], kind: 'runs', slow: true },
