@@ -139,7 +139,7 @@ export async function catchUp (bench: CatchUpBench, ms: CatchUpMeasures, n: numb
           const after = await heapAfterGc(b.page)
           log(`${m.name} run ${run}: B's JS heap peak ${(heap.peak / MiB).toFixed(1)} MiB (${heap.samples} samples), after GC ${(after / MiB).toFixed(1)} MiB`)
           heapTally.add(after / MiB, [...notes, `B ${joined}`, 'CDP HeapProfiler.collectGarbage then Runtime.getHeapUsage (used size), B\'s database still open, its observer stopped'], keep)
-          peakTally.add(heap.peak / MiB, [...notes, `B ${joined}`, `the largest of B's Runtime.getHeapUsage samples every 100 ms from its open to all docs observed (${heap.samples} in the last run; a sample waits for the running task, so the peak is a lower bound)`], keep)
+          peakTally.add(heap.peak / MiB, [...notes, `B ${joined}`, `the largest of B's Runtime.getHeapUsage samples every 100 ms from its open to all docs observed (${heap.samples} in the last run, each answered between tasks, so the peak is a lower bound)`], keep)
         }
         if (keep) wires.push(wire)
         await call(b.page, 'replClose')
