@@ -108,6 +108,7 @@ export async function catchUp (bench: CatchUpBench, ms: CatchUpMeasures, n: numb
   const start = bench.firstRun(m)
   const last = bench.runs(m)
   const notes = [`history written as ${Math.ceil(n / chunk)} insert call(s) of ≤ ${chunk} docs (one block each)`]
+  if (chunk !== 100) notes.push(`catch-up writes 100 docs per call: the block size changes these figures (see HISTORY_CHUNK_100K in bench/run.ts)`)
   if (start > 0) notes.push('no warm-up run')
   for (let run = start; run <= last && tally.failed === undefined; run++) {
     const a = await bench.launch('replica-a')
