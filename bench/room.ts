@@ -10,9 +10,12 @@
  * - `room-10-relay-cpu`: ms of relay CPU (user + system, /proc/<pid>/stat, 10 ms ticks) per update.
  * - `room-10-heap`: MiB of each page's JS heap after GC (CDP HeapProfiler.collectGarbage, then
  *   Runtime.getHeapUsage), after each burst.
- * - `room-10-idle-cpu`: % of one core, each page's main-thread task time (CDP Performance
- *   `TaskDuration`) over the idle period.
- * - `room-10-burst-cpu`: ms of each page's main-thread task time per update during the burst.
+ * - `room-10-idle-cpu`: % of one core, each page's renderer process CPU (user + system, all its
+ *   threads: CDP SystemInfo.getProcessInfo, the `size` busiest renderers taken as the pages) over
+ *   the idle period. The notes add each page's main-thread task time (CDP Performance
+ *   `TaskDuration`: wall time of tasks, so inflated when ten renderers share two cores).
+ * - `room-10-burst-cpu`: ms of each page's renderer process CPU per update during the burst (the
+ *   same sources).
  *
  * Below scale 1 the room is smaller (`--scale 0.002`: 3 pages), so the smoke test stays quick.
  */
@@ -135,7 +138,9 @@ export async function roomTen (bench: RoomBench, ms: RoomMeasures, n: number): P
         throw new Error(`room page ${i + 1} of ${size} never saw the first update: ${errorText(err)}`)
       }
     }))
-    log(`room: all ${size - 1} observers saw the first update ${Date.now() - t0} ms after the writer opened`)
+    const joinedMs = Date.now() - t0
+    log(`room: all ${size - 1} observers saw the first update ${joinedMs} ms after the writer opened`)
+    latency.notes.add(`the ${size - 1} observers, opened at once, all saw the first update ${(joinedMs / 1000).toFixed(1)} s after the writer opened`)
     // Measure the steady state: each page should hear from the others, over direct connections.
     const peerCounts = async (): Promise<Array<{ all: number, direct: number }>> => await Promise.all(members.map(async m => {
       const peers = await call(m.page, 'replPeers')
@@ -149,36 +154,48 @@ export async function roomTen (bench: RoomBench, ms: RoomMeasures, n: number): P
       throw new Error(`after ${PEERS_TIMEOUT_MS / 1000} s, not every page is connected to the ${size - 1} others: ${seen}`)
     }
     for (const t of tallies) t.notes.add(`before the runs, ${seen}`)
+    const browserCdp = await browser.newBrowserCDPSession()
+    /** Run `during`; the CPU each part spent meanwhile, ms: the relay, the `size` busiest renderers, the other Chromium processes, each page's main-thread tasks. */
+    const measureSpan = async (during: () => Promise<void>): Promise<{ ms: number, relay: number, renderers: number[], rest: number, tasks: number[] }> => {
+      const read = async (): Promise<{ at: number, relay: number, procs: Map<number, { type: string, ms: number }>, tasks: number[] }> => {
+        const [relayMs, { processInfo }, tasks] = await Promise.all([processCpuMs(relay.pid, ticks), browserCdp.send('SystemInfo.getProcessInfo'), Promise.all(members.map(taskMs))])
+        return { at: Date.now(), relay: relayMs, procs: new Map(processInfo.map(p => [p.id, { type: p.type, ms: p.cpuTime * 1000 }])), tasks }
+      }
+      const a = await read()
+      await during()
+      const b = await read()
+      const deltas = [...b.procs].map(([id, p]) => ({ type: p.type, ms: p.ms - (a.procs.get(id)?.ms ?? 0) }))
+      const renderers = deltas.filter(d => d.type === 'renderer').map(d => d.ms).sort((x, y) => y - x)
+      const rest = deltas.reduce((sum, d) => sum + d.ms, 0) - renderers.slice(0, size).reduce((sum, x) => sum + x, 0)
+      return { ms: b.at - a.at, relay: b.relay - a.relay, renderers: renderers.slice(0, size), rest, tasks: b.tasks.map((x, i) => x - (a.tasks[i] as number)) }
+    }
     let seq = 0
     for (let run = 0; run <= bench.runs(ms.latency); run++) {
       const keep = run > 0
       // idle: nothing written, every page open and connected
-      const idle0 = await Promise.all(members.map(taskMs))
-      const relayIdle0 = await processCpuMs(relay.pid, ticks)
-      await sleep(idleMs)
-      const idle1 = await Promise.all(members.map(taskMs))
-      const relayIdle = await processCpuMs(relay.pid, ticks) - relayIdle0
-      const idlePct = idle1.map((x, i) => 100 * (x - (idle0[i] as number)) / idleMs)
+      const idle = await measureSpan(async () => { await sleep(idleMs) })
+      const idlePct = idle.renderers.map(x => 100 * x / idle.ms)
       for (const x of idlePct) idleCpu.add(x, [], keep)
       // the burst: one update at a time, the next once all observers have seen it
       const first = seq + 1
-      const burst0 = await Promise.all(members.map(taskMs))
-      const relay0 = await processCpuMs(relay.pid, ticks)
-      for (let k = 0; k < n; k++) {
-        seq++
-        await Promise.all([call(writer.page, 'replPing', seq), ...observers.map(async (o, i) => {
-          try {
-            await call(o.page, 'replWaitSeq', seq, 30_000)
-          } catch (err) {
-            throw new Error(`room page ${i + 1} of ${size}: ${errorText(err)}`)
-          }
-        })])
-      }
-      const relayMs = await processCpuMs(relay.pid, ticks) - relay0
-      const burst1 = await Promise.all(members.map(taskMs))
-      const perUpdate = burst1.map((x, i) => (x - (burst0[i] as number)) / n)
-      relayCpu.add(relayMs / n, [], keep)
+      const burst = await measureSpan(async () => {
+        for (let k = 0; k < n; k++) {
+          seq++
+          await Promise.all([call(writer.page, 'replPing', seq), ...observers.map(async (o, i) => {
+            try {
+              await call(o.page, 'replWaitSeq', seq, 30_000)
+            } catch (err) {
+              throw new Error(`room page ${i + 1} of ${size}: ${errorText(err)}`)
+            }
+          })])
+        }
+      })
+      const perUpdate = burst.renderers.map(x => x / n)
+      relayCpu.add(burst.relay / n, [], keep)
       for (const x of perUpdate) burstCpu.add(x, [], keep)
+      // what the relay and the pages spend anyway, over as long as the burst took
+      const relayIdleShare = burst.ms * idle.relay / idle.ms / n
+      const rendererIdleShare = burst.ms * stats(idle.renderers).median / idle.ms / n
       const lat: number[] = []
       for (const [i, o] of observers.entries()) {
         const got = (await call(o.page, 'replLatencies', first)).slice(0, n)
@@ -188,17 +205,22 @@ export async function roomTen (bench: RoomBench, ms: RoomMeasures, n: number): P
       for (const x of lat) latency.add(x, [], keep)
       const heaps = await Promise.all(members.map(heapAfterGc))
       for (const x of heaps) heap.add(x / MiB, [], keep)
-      log(`room run ${run}${keep ? '' : ' (warm-up)'}: latency ${describe(lat, 'ms')}; relay ${(relayMs / n).toFixed(2)} ms CPU per update (${relayMs.toFixed(0)} ms for ${n}), ${(100 * relayIdle / idleMs).toFixed(1)} % idle; ` +
-        `pages idle ${describe(idlePct, '%')}, burst per update: writer ${(perUpdate[0] as number).toFixed(2)} ms, observers ${describe(perUpdate.slice(1), 'ms')}; heap ${describe(heaps.map(x => x / MiB), 'MiB')}`)
+      const tasksIdle = idle.tasks.map(x => 100 * x / idle.ms)
+      const tasksBurst = burst.tasks.map(x => x / n)
+      log(`room run ${run}${keep ? '' : ' (warm-up)'}: latency ${describe(lat, 'ms')}, burst ${(burst.ms / 1000).toFixed(1)} s; relay ${(burst.relay / n).toFixed(2)} ms CPU per update (${burst.relay.toFixed(0)} ms for ${n}), ${(100 * idle.relay / idle.ms).toFixed(1)} % idle; ` +
+        `page renderers idle ${describe(idlePct, '%')}, burst ${describe(perUpdate, 'ms')} per update; main-thread tasks idle ${describe(tasksIdle, '%')}, burst writer ${(tasksBurst[0] as number).toFixed(1)} ms, observers ${describe(tasksBurst.slice(1), 'ms')} per update; ` +
+        `other Chromium processes idle ${(100 * idle.rest / idle.ms).toFixed(1)} %, burst ${(burst.rest / n).toFixed(2)} ms per update; heap ${describe(heaps.map(x => x / MiB), 'MiB')}`)
       if (keep) {
-        relayCpu.notes.add(`relay idle CPU (run ${run}): ${(100 * relayIdle / idleMs).toFixed(1)} % of one core over ${idleMs} ms`)
-        burstCpu.notes.add(`writer (run ${run}): ${(perUpdate[0] as number).toFixed(2)} ms per update (the figures are over all ${size} pages)`)
+        relayCpu.notes.add(`run ${run}: the relay's idle rate (${(100 * idle.relay / idle.ms).toFixed(1)} % of one core) would account for ${relayIdleShare.toFixed(2)} ms per update over the burst's ${(burst.ms / 1000).toFixed(1)} s`)
+        idleCpu.notes.add(`run ${run}: main-thread task time (CDP Performance TaskDuration, wall time of tasks, inflated when ${size} renderers share 2 cores) ${describe(tasksIdle, '%')}, other Chromium processes (browser, GPU, network) ${(100 * idle.rest / idle.ms).toFixed(1)} % in all`)
+        burstCpu.notes.add(`run ${run}: the page's idle rate would account for ${rendererIdleShare.toFixed(1)} ms per update, main-thread task time (TaskDuration) writer ${(tasksBurst[0] as number).toFixed(1)} ms and observers ${describe(tasksBurst.slice(1), 'ms')} per update, other Chromium processes ${(burst.rest / n).toFixed(2)} ms per update in all`)
       }
     }
     latency.notes.add(`${n} updates per run, each written once the ${size - 1} observers saw the last (figures over every observer and update)`)
     relayCpu.notes.add('relay CPU: /proc/<pid>/stat utime + stime over the burst (10 ms ticks) ÷ updates')
-    idleCpu.notes.add(`idle CPU: CDP Performance.getMetrics TaskDuration (renderer main thread) over ${idleMs} ms with nothing written, per page`)
-    burstCpu.notes.add('burst CPU: CDP Performance.getMetrics TaskDuration (renderer main thread) over the burst ÷ updates, per page')
+    for (const t of [idleCpu, burstCpu]) t.notes.add(`page CPU: user + system time of the ${size} busiest renderer processes (CDP SystemInfo.getProcessInfo, all threads, 10 ms resolution), one a page`)
+    idleCpu.notes.add(`idle: ${idleMs} ms with nothing written`)
+    burstCpu.notes.add('burst: the CPU over the burst ÷ updates')
     heap.notes.add('heap: CDP HeapProfiler.collectGarbage then Runtime.getHeapUsage (used size) after each burst, per page')
     for (const m of members) await call(m.page, 'replClose').catch(() => {})
   } catch (err) {
