@@ -220,7 +220,7 @@ export async function roomTen (bench: RoomBench, ms: RoomMeasures, n: number): P
     relayCpu.notes.add('relay CPU: /proc/<pid>/stat utime + stime over the burst (10 ms ticks) ÷ updates')
     for (const t of [idleCpu, burstCpu]) t.notes.add(`page CPU: user + system time of the ${size} busiest renderer processes (CDP SystemInfo.getProcessInfo, all threads, 10 ms resolution), one a page`)
     idleCpu.notes.add(`idle: ${idleMs} ms with nothing written`)
-    burstCpu.notes.add('burst: the CPU over the burst ÷ updates')
+    burstCpu.notes.add('burst: the CPU over the burst ÷ updates, the driver\'s page.evaluate calls included (per update one a page: the write, each observer\'s wait), in the renderers and the browser process')
     heap.notes.add('heap: CDP HeapProfiler.collectGarbage then Runtime.getHeapUsage (used size) after each burst, per page')
     for (const m of members) await call(m.page, 'replClose').catch(() => {})
   } catch (err) {
