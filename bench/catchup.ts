@@ -133,7 +133,7 @@ export async function catchUp (bench: CatchUpBench, ms: CatchUpMeasures, n: numb
         log(`${m.name} run ${run}${run === 0 ? ' (warm-up)' : ''}: ${Math.round(took)} ms (${timeline}), ${joined}, received WebRTC ${formatBytes(wire.webrtc.received)} + WebSocket ${formatBytes(wire.websocket.received)}, sent WebRTC ${formatBytes(wire.webrtc.sent)} + WebSocket ${formatBytes(wire.websocket.sent)}` +
           `; data channels received: ${Object.entries(wire.byProtocol).sort((x, y) => y[1].received - x[1].received).map(([p, b]) => `${p} ${formatBytes(b.received)} (${b.channels} ch)`).join(', ')}`)
         const keep = run > 0
-        tally.add(took, [...notes, `B ${joined}`], keep)
+        tally.add(took, [...notes, `B ${joined}`, `run ${run}: B reached (s from its open) ${timeline}, all ${(took / 1000).toFixed(2)} s, over ${wire.webrtc.connections} WebRTC connection(s), ${formatBytes(wire.byProtocol['/kitedb/1/blocks']?.received ?? 0)} of /kitedb/1/blocks payload`], keep)
         firstTally.add(phases.first ?? took, [...notes, `B ${joined}`], keep)
         bytesTally.add((wire.webrtc.received + wire.websocket.received) / reference, [...notes, `B ${joined}`, `B's peers after catching up: ${peers}`], keep)
         if (heap !== undefined) {
