@@ -8,7 +8,8 @@
  * `window.bench`. Each system runs in its own Chromium with its own profile directory, so storage
  * is on disk (not an incognito context's memory) and every system has its own renderer and
  * IndexedDB. Replicated KiteDB runs in two more Chromiums (two "devices") through a relay started
- * here. Exits 1 when a measure failed.
+ * here; room-10 (bench/room.ts) in ten BrowserContexts of one Chromium through a relay process.
+ * Exits 1 when a measure failed.
  */
 import { appendFileSync } from 'node:fs'
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises'
@@ -343,7 +344,7 @@ const METHOD = [
   'Dexie: a plain table indexed `_id, age, email`. RxDB: free Dexie storage, dev-mode off, no schema validation, multiInstance off, primary key `id`;',
   'its updateMany is find(selector).incrementalPatch(), and its query cache is dropped after each find so every run reads storage.',
   'Dexie\'s unindexed scan is toArray() (one getAll) and a JS filter.',
-  'KiteDB: local-only with storage `indexeddb`; kitedb-replicated: two Chromiums joined through a relay in the bench process.',
+  'KiteDB: local-only with storage `indexeddb`; kitedb-replicated: two Chromiums joined through a relay in the bench process (room-10: ten BrowserContexts of one Chromium, the relay a separate process).',
   `The find, cold-open and heap measures share one database per system, loaded ${LOAD_CHUNK} docs per call; heap: CDP Runtime.getHeapUsage after HeapProfiler.collectGarbage.`
 ]
 
