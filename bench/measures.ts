@@ -6,8 +6,8 @@
 /** A system as it appears in results. */
 export type System = 'dexie' | 'rxdb' | 'kitedb' | 'kitedb-replicated' | 'keeper'
 
-/** Units of figures: milliseconds, MiB, a ratio (`x`, printed as `1.23×`), or blocks per second. */
-export const UNITS = ['ms', 'MB', 'x', 'blocks/s'] as const
+/** Units of figures: milliseconds, MiB, a ratio (`x`, printed as `1.23×`), blocks per second, or percent (of one CPU core). */
+export const UNITS = ['ms', 'MB', 'x', 'blocks/s', '%'] as const
 export type Unit = typeof UNITS[number]
 
 /** One measure. */
@@ -24,6 +24,10 @@ export interface Measure {
   kind: 'runs' | 'calls' | 'reading'
   /** slow enough to default to fewer runs (3 instead of 5) */
   slow?: boolean
+  /** measured runs by default (else 3 when slow, 5 otherwise); `--runs` overrides it */
+  runs?: number
+  /** false: no warm-up run before the measured ones (too slow to repeat) */
+  warmUp?: boolean
   /** taken in the runs of that measure, never run on its own (`--only` either runs both) */
   from?: string
 }
@@ -43,6 +47,15 @@ export const MEASURES: Measure[] = [
   { name: 'catch-up', label: 'fresh page catches up the history (observe sees all docs, all stored)', n: 10_000, unit: 'ms', systems: ['kitedb-replicated'], kind: 'runs', slow: true },
   { name: 'catch-up-bytes', label: 'bytes the fresh page received catching up ÷ the docs\' dag-cbor size', n: 10_000, unit: 'x', systems: ['kitedb-replicated'], kind: 'runs', slow: true, from: 'catch-up' },
   { name: 'catch-up-first', label: 'fresh page: its observe({}) first shows a screenful (20 docs) of that history', n: 10_000, unit: 'ms', systems: ['kitedb-replicated'], kind: 'runs', slow: true, from: 'catch-up' },
+  { name: 'catch-up-100k', label: 'fresh page catches up 100,000 docs (observe sees all docs; target ≤ 12 s)', n: 100_000, unit: 'ms', systems: ['kitedb-replicated'], kind: 'runs', slow: true, runs: 1, warmUp: false },
+  { name: 'catch-up-100k-bytes', label: 'bytes the fresh page received catching up 100,000 docs ÷ their dag-cbor size', n: 100_000, unit: 'x', systems: ['kitedb-replicated'], kind: 'runs', slow: true, from: 'catch-up-100k' },
+  { name: 'heap-100k-catch-up', label: 'JS heap of that page once caught up (after GC)', n: 100_000, unit: 'MB', systems: ['kitedb-replicated'], kind: 'reading', slow: true, from: 'catch-up-100k' },
+  { name: 'heap-100k-catch-up-peak', label: 'JS heap of that page, peak during the catch-up (sampled every 100 ms)', n: 100_000, unit: 'MB', systems: ['kitedb-replicated'], kind: 'reading', slow: true, from: 'catch-up-100k' },
+  { name: 'room-10', label: 'room of 10 pages: an update seen by each of the 9 others via observe (target p50 ≤ 50 ms)', n: 100, unit: 'ms', systems: ['kitedb-replicated'], kind: 'calls', slow: true },
+  { name: 'room-10-relay-cpu', label: 'room of 10: relay process CPU per update (user + system)', n: 100, unit: 'ms', systems: ['kitedb-replicated'], kind: 'runs', slow: true, from: 'room-10' },
+  { name: 'room-10-heap', label: 'room of 10: each page\'s JS heap after GC', n: 100, unit: 'MB', systems: ['kitedb-replicated'], kind: 'reading', slow: true, from: 'room-10' },
+  { name: 'room-10-idle-cpu', label: 'room of 10: each page\'s renderer process CPU while idle (% of one core)', n: 100, unit: '%', systems: ['kitedb-replicated'], kind: 'reading', slow: true, from: 'room-10' },
+  { name: 'room-10-burst-cpu', label: 'room of 10: each page\'s renderer process CPU per update during the burst', n: 100, unit: 'ms', systems: ['kitedb-replicated'], kind: 'reading', slow: true, from: 'room-10' },
   { name: 'relay-restart', label: 'relay killed and restarted: a fresh page sees the list (from the relay\'s return)', n: 100, unit: 'ms', systems: ['kitedb-replicated'], kind: 'runs', slow: true },
   { name: 'network-heal', label: 'a page\'s link cut and back: both pages\' lists equal (from the link\'s return)', n: 100, unit: 'ms', systems: ['kitedb-replicated'], kind: 'runs', slow: true },
   { name: 'keeper-catch-up', label: 'fresh page catches up from a keeper, every writer offline (observe sees all docs)', n: 10_000, unit: 'ms', systems: ['kitedb-replicated'], kind: 'runs', slow: true },

@@ -8,14 +8,14 @@
  * `window.bench`. Each system runs in its own Chromium with its own profile directory, so storage
  * is on disk (not an incognito context's memory) and every system has its own renderer and
  * IndexedDB. Replicated KiteDB runs in two more Chromiums (two "devices") through a relay started
- * here. Exits 1 when a measure failed.
+ * here; room-10 (bench/room.ts) in ten BrowserContexts of one Chromium through a relay process.
+ * Exits 1 when a measure failed.
  */
 import { appendFileSync } from 'node:fs'
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { encode as encodeDagCbor } from '@ipld/dag-cbor'
 import { chromium, type BrowserContext, type Page } from '@playwright/test'
 import { build, preview, type PreviewServer } from 'vite'
 import { chromiumArgs, chromiumPath } from '../playwright.config.js'
@@ -23,11 +23,13 @@ import { createRelayNode, type PeerNode } from '../src/net/index.js'
 import { CITIES, makeDoc } from './page/docs.js'
 import { type BenchApi, type Timed } from './page/main.js'
 import { type LocalSystem } from './page/systems.js'
-import { type WireBytes } from './page/wire.js'
 import { MEASURES, type Measure, type Result, type System, type Unit } from './measures.js'
 import { type Browser, type LaunchOptions, Tally, call, errorText, log, ready, round, stats } from './harness.js'
 import { networkHeal, relayRestart, tabToTab } from './network.js'
 import { keeperCatchUp, keeperIngest } from './keeper.js'
+import { catchUp } from './catchup.js'
+import { startProfile } from './profile.js'
+import { roomTen } from './room.js'
 
 /** Command-line options. */
 interface Options {
@@ -74,11 +76,24 @@ function parseArgs (argv: string[]): Options {
   return options
 }
 
+/** The measure named `name` (one of MEASURES). */
+function measure (name: string): Measure {
+  const m = MEASURES.find(x => x.name === name)
+  if (m === undefined) throw new Error(`no measure ${name}`)
+  return m
+}
+
 const LOCAL_SYSTEMS: LocalSystem[] = ['dexie', 'rxdb', 'kitedb']
 /** documents per insert call when loading the find/cold-open/heap database */
 const LOAD_CHUNK = 1000
 /** documents per insert call (so per block) of the replicated history */
 const HISTORY_CHUNK = 100
+/**
+ * The same for catch-up-100k: 100 blocks of 1,000. The block size matters: one run each on the
+ * shared 2-core machine (2026-11-30), 1,000 blocks of 100 took A 47 s to write (1,000-doc
+ * blocks: 20 s) and B 21.0 s to catch up (15.7 s), B's heap after GC 169 MiB (58.5 MiB).
+ */
+const HISTORY_CHUNK_100K = 1000
 
 /** The resources of one benchmark run, released by `close`. */
 class Bench {
@@ -88,15 +103,18 @@ class Bench {
   private readonly open = new Set<Browser>()
   private readonly runId = Date.now().toString(36)
 
-  constructor (private readonly url: string, private readonly options: Options, readonly configFile: string) {}
+  constructor (readonly url: string, private readonly options: Options, readonly configFile: string) {}
 
   scaled (n: number): number { return Math.max(1, Math.round(n * this.options.scale)) }
 
   /** where CPU profiles go (`--profile`), if anywhere */
   get profileDir (): string | undefined { return this.options.profile }
 
-  /** measured runs of `m` (a warm-up run comes first and is discarded) */
-  runs (m: Measure): number { return this.options.runs ?? (m.slow === true ? 3 : 5) }
+  /** measured runs of `m` (a warm-up run comes first and is discarded, unless `m.warmUp` is false) */
+  runs (m: Measure): number { return this.options.runs ?? m.runs ?? (m.slow === true ? 3 : 5) }
+
+  /** the first run's number: 0 (a warm-up, discarded) or, for a measure without warm-up, 1 */
+  firstRun (m: Measure): number { return m.warmUp === false ? 1 : 0 }
 
   /** A database name never used before. */
   dbName (system: string, what: string, run: number): string { return `bench-${this.runId}-${system}-${what}-${run}` }
@@ -190,81 +208,6 @@ class Bench {
     for (const b of [...this.open]) await b.close().catch(err => { log(`closing a browser: ${(err as Error).message}`) })
     await this.relay?.stop()
   }
-}
-
-/**
- * Start Chromium's sampling profiler in `page` (CDP `Profiler`, 100 µs interval). The returned
- * function stops it, writes the profile to `file` (open it in Chrome DevTools' Performance panel)
- * and logs where the self time went: by category (idle, program, GC, each native call, each
- * module: npm package or src/ folder) and the top functions.
- */
-async function startProfile (page: Page): Promise<(file: string) => Promise<void>> {
-  const cdp = await page.context().newCDPSession(page)
-  await cdp.send('Profiler.enable')
-  await cdp.send('Profiler.setSamplingInterval', { interval: 100 })
-  await cdp.send('Profiler.start')
-  return async file => {
-    const { profile } = await cdp.send('Profiler.stop')
-    await cdp.detach()
-    await mkdir(dirname(file), { recursive: true })
-    await writeFile(file, JSON.stringify(profile))
-    log(`CPU profile written to ${file}\n${summariseProfile(profile, await moduleLines())}`)
-  }
-}
-
-/**
- * Where each module starts in the built page's scripts: an unminified build marks each module
- * with a `// <path>` line. By script file name, sorted line numbers (0-based) and module names
- * (an npm package, or the folder of src/ or bench/).
- */
-async function moduleLines (): Promise<Map<string, Array<[number, string]>>> {
-  const dir = fileURLToPath(new URL('./dist/assets/', import.meta.url))
-  const out = new Map<string, Array<[number, string]>>()
-  for (const name of (await readdir(dir)).filter(f => f.endsWith('.js'))) {
-    const starts: Array<[number, string]> = []
-    ;(await readFile(join(dir, name), 'utf8')).split('\n').forEach((line, i) => {
-      const path = /^\/\/ ((?:node_modules|src|bench)\/\S+)$/.exec(line)?.[1]
-      if (path === undefined) return
-      const dep = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(path)?.[1]
-      starts.push([i, dep ?? path.replace(/\/[^/]+$/, '')])
-    })
-    out.set(name, starts)
-  }
-  return out
-}
-
-/** Self time of a CDP CPU profile by category and by function, as text. */
-function summariseProfile (profile: { nodes: Array<{ id: number, callFrame: { functionName: string, url: string, lineNumber: number } }>, samples?: number[], timeDeltas?: number[] }, modules: Map<string, Array<[number, string]>>): string {
-  const byId = new Map(profile.nodes.map(n => [n.id, n]))
-  const selfMs = new Map<number, number>()
-  const samples = profile.samples ?? []
-  const deltas = profile.timeDeltas ?? []
-  for (let i = 0; i < samples.length; i++) {
-    // a sample's time is the delta to the next one
-    const ms = (deltas[i + 1] ?? 0) / 1000
-    selfMs.set(samples[i] as number, (selfMs.get(samples[i] as number) ?? 0) + ms)
-  }
-  const total = [...selfMs.values()].reduce((a, b) => a + b, 0)
-  // native work (idle, program, GC, IndexedDB calls) by name; script by its module
-  const category = (url: string, name: string, line: number): string => {
-    if (url === '') return `(${name || 'native'})`
-    const starts = modules.get(url.replace(/^.*\//, '')) ?? []
-    let module = 'script'
-    for (const [at, m] of starts) { if (at > line) break; module = m }
-    return module
-  }
-  const cats = new Map<string, number>()
-  const funcs = new Map<string, number>()
-  for (const [id, ms] of selfMs) {
-    const { callFrame: f } = byId.get(id) as { callFrame: { functionName: string, url: string, lineNumber: number } }
-    const c = category(f.url, f.functionName, f.lineNumber)
-    cats.set(c, (cats.get(c) ?? 0) + ms)
-    const fn = `${f.functionName || '(anonymous)'}${f.url === '' ? '' : ` (${c}, line ${f.lineNumber + 1})`}`
-    funcs.set(fn, (funcs.get(fn) ?? 0) + ms)
-  }
-  const top = (m: Map<string, number>, k: number): string => [...m].sort((a, b) => b[1] - a[1]).slice(0, k)
-    .map(([name, ms]) => `  ${ms.toFixed(1).padStart(8)} ms ${(100 * ms / total).toFixed(1).padStart(5)}%  ${name}`).join('\n')
-  return `self time ${total.toFixed(0)} ms by category:\n${top(cats, 12)}\ntop functions:\n${top(funcs, 20)}`
 }
 
 /**
@@ -390,78 +333,6 @@ async function observeLatency (bench: Bench, m: Measure, n: number): Promise<Res
   return tally.result(m, 'kitedb-replicated', n)
 }
 
-/** The dag-cbor size of documents 0…n-1, each encoded on its own, summed (the issue's reference). */
-function dagCborBytes (n: number): number {
-  let bytes = 0
-  for (let i = 0; i < n; i++) bytes += encodeDagCbor(makeDoc(i)).byteLength
-  return bytes
-}
-
-const formatBytes = (x: number): string => `${Math.round(x).toLocaleString('en-US')} B`
-
-/**
- * Catch-up: page A writes the history (`HISTORY_CHUNK` docs per block), then a fresh Chromium B
- * opens A's address; the time runs from B's `KiteDB.open` to its `observe({})` seeing every doc.
- * The same runs give `bytes` (catch-up-bytes): what B received by then (WebRTC transport stats +
- * WebSocket messages) over the dag-cbor size of the documents.
- */
-async function catchUp (bench: Bench, m: Measure, bytes: Measure, first: Measure, n: number): Promise<Result[]> {
-  const tally = new Tally()
-  const firstTally = new Tally()
-  const bytesTally = new Tally()
-  const reference = dagCborBytes(n)
-  const wires: WireBytes[] = []
-  const relays = await bench.relayAddrs()
-  for (let run = 0; run <= bench.runs(m) && tally.failed === undefined; run++) {
-    const a = await bench.launch('replica-a')
-    try {
-      const address = await call(a.page, 'replCreate', bench.dbName('replicated', m.name, run), relays)
-      await call(a.page, 'replInsertHistory', n, HISTORY_CHUNK)
-      const b = await bench.launch('replica-b')
-      try {
-        const stopProfile = run === bench.runs(m) && bench.profileDir !== undefined ? await startProfile(b.page) : undefined
-        const stopProfileA = run === bench.runs(m) && bench.profileDir !== undefined ? await startProfile(a.page) : undefined
-        const { ms, wire, snapshot, phases } = await call(b.page, 'replCatchUp', address, relays, n, 60_000 + n * 20)
-        await stopProfile?.(join(bench.profileDir as string, `${m.name}.cpuprofile`))
-        await stopProfileA?.(join(bench.profileDir as string, `${m.name}-a.cpuprofile`))
-        const peers = (await call(b.page, 'replPeers')).map(p => `${p.kind} (${p.transport})`).join(', ') || 'none'
-        const joined = snapshot ? 'joined from a snapshot' : 'replayed the blocks'
-        const timeline = Object.entries(phases).sort((x, y) => x[1] - y[1]).map(([phase, at]) => `${phase} ${(at / 1000).toFixed(2)} s`).join(', ')
-        log(`catch-up run ${run}${run === 0 ? ' (warm-up)' : ''}: ${Math.round(ms)} ms (${timeline}), ${joined}, received WebRTC ${formatBytes(wire.webrtc.received)} + WebSocket ${formatBytes(wire.websocket.received)}, sent WebRTC ${formatBytes(wire.webrtc.sent)} + WebSocket ${formatBytes(wire.websocket.sent)}` +
-          `; data channels received: ${Object.entries(wire.byProtocol).sort((x, y) => y[1].received - x[1].received).map(([p, b]) => `${p} ${formatBytes(b.received)} (${b.channels} ch)`).join(', ')}`)
-        const notes = [`history written as ${Math.ceil(n / HISTORY_CHUNK)} insert call(s) of ≤ ${HISTORY_CHUNK} docs`]
-        tally.add(ms, [...notes, `B ${joined}`], run > 0)
-        firstTally.add(phases.first ?? ms, [...notes, `B ${joined}`], run > 0)
-        bytesTally.add((wire.webrtc.received + wire.websocket.received) / reference, [...notes, `B ${joined}`, `B's peers after catching up: ${peers}`], run > 0)
-        if (run > 0) wires.push(wire)
-        await call(b.page, 'replClose')
-      } finally {
-        await b.close()
-      }
-      await call(a.page, 'replClose')
-    } catch (err) {
-      tally.failed = bytesTally.failed = firstTally.failed = errorText(err)
-    } finally {
-      await a.close()
-    }
-  }
-  if (wires.length > 0) {
-    const median = (f: (w: WireBytes) => number): number => stats(wires.map(f)).median
-    const med = (f: (w: WireBytes) => number): string => formatBytes(median(f))
-    bytesTally.notes.add(`received (medians over ${wires.length} run(s)): WebRTC ${med(w => w.webrtc.received)} + WebSocket ${med(w => w.websocket.received)}, total ${med(w => w.webrtc.received + w.websocket.received)}`)
-    bytesTally.notes.add(`sent: WebRTC ${med(w => w.webrtc.sent)} + WebSocket ${med(w => w.websocket.sent)}, total ${med(w => w.webrtc.sent + w.websocket.sent)}`)
-    bytesTally.notes.add(`reference: the ${n.toLocaleString('en-US')} docs' dag-cbor, each encoded alone, summed: ${formatBytes(reference)}`)
-    bytesTally.notes.add(`WebRTC: getStats() 'transport' bytes of ${median(w => w.webrtc.connections)} peer connection(s), read before each close (DTLS packets carrying SCTP and the data channels, handshakes included, ICE checks and UDP/IP headers not)` +
-      `, 'candidate-pair' bytes received ${med(w => w.webrtcPairs.received)}`)
-    const protocols = [...new Set(wires.flatMap(w => Object.keys(w.byProtocol)))]
-      .map(p => ({ p, received: median(w => w.byProtocol[p]?.received ?? 0) })).sort((x, y) => y.received - x.received)
-    const payload = med(w => Object.values(w.byProtocol).reduce((sum, b) => sum + b.received, 0))
-    bytesTally.notes.add(`WebRTC data channel payloads received (medians): ${payload} in all, by protocol ${protocols.filter(x => x.received > 0).map(({ p, received }) => `${p} ${formatBytes(received)}`).join(', ')}`)
-    bytesTally.notes.add('WebSocket: message payloads of the relay connection (no WebSocket framing, no TCP/IP headers)')
-  }
-  return [tally.result(m, 'kitedb-replicated', n), bytesTally.result(bytes, 'kitedb-replicated', n), firstTally.result(first, 'kitedb-replicated', n)]
-}
-
 function formatValue (x: number, unit: Unit): string {
   if (unit === 'x') return `${x.toFixed(2)}×`
   return `${x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2)} ${unit}`
@@ -473,7 +344,7 @@ const METHOD = [
   'Dexie: a plain table indexed `_id, age, email`. RxDB: free Dexie storage, dev-mode off, no schema validation, multiInstance off, primary key `id`;',
   'its updateMany is find(selector).incrementalPatch(), and its query cache is dropped after each find so every run reads storage.',
   'Dexie\'s unindexed scan is toArray() (one getAll) and a JS filter.',
-  'KiteDB: local-only with storage `indexeddb`; kitedb-replicated: two Chromiums joined through a relay in the bench process.',
+  'KiteDB: local-only with storage `indexeddb`; kitedb-replicated: two Chromiums joined through a relay in the bench process (room-10: ten BrowserContexts of one Chromium, the relay a separate process).',
   `The find, cold-open and heap measures share one database per system, loaded ${LOAD_CHUNK} docs per call; heap: CDP Runtime.getHeapUsage after HeapProfiler.collectGarbage.`
 ]
 
@@ -514,7 +385,9 @@ async function runBench (options: Options): Promise<Result[]> {
       const t0 = Date.now()
       const n = bench.scaled(m.n)
       if (m.name === 'observe-latency') results.push(await observeLatency(bench, m, n))
-      else if (m.name === 'catch-up') results.push(...await catchUp(bench, m, MEASURES.find(x => x.name === 'catch-up-bytes') as Measure, MEASURES.find(x => x.name === 'catch-up-first') as Measure, n))
+      else if (m.name === 'catch-up') results.push(...await catchUp(bench, { time: m, bytes: measure('catch-up-bytes'), first: measure('catch-up-first') }, n, HISTORY_CHUNK))
+      else if (m.name === 'catch-up-100k') results.push(...await catchUp(bench, { time: m, bytes: measure('catch-up-100k-bytes'), heap: measure('heap-100k-catch-up'), heapPeak: measure('heap-100k-catch-up-peak') }, n, Math.min(HISTORY_CHUNK_100K, n)))
+      else if (m.name === 'room-10') results.push(...await roomTen(bench, { latency: m, relayCpu: measure('room-10-relay-cpu'), heap: measure('room-10-heap'), idleCpu: measure('room-10-idle-cpu'), burstCpu: measure('room-10-burst-cpu') }, n))
       else if (m.name === 'relay-restart') results.push(await relayRestart(bench, m, n))
       else if (m.name === 'network-heal') results.push(await networkHeal(bench, m, n))
       else if (m.name === 'tab-to-tab') results.push(await tabToTab(bench, m, n))
