@@ -242,7 +242,7 @@ function summariseProfile (profile: { nodes: Array<{ id: number, callFrame: { fu
   for (let i = 0; i < samples.length; i++) {
     // a sample's time is the delta to the next one
     const ms = (deltas[i + 1] ?? 0) / 1000
-    selfMs.set(samples[i] as number, (selfMs.get(samples[i] as number) ?? 0) + ms)
+    selfMs.set(samples[i], (selfMs.get(samples[i]) ?? 0) + ms)
   }
   const total = [...selfMs.values()].reduce((a, b) => a + b, 0)
   // native work (idle, program, GC, IndexedDB calls) by name; script by its module
@@ -321,7 +321,7 @@ async function measureLocal (bench: Bench, m: Measure): Promise<Result[]> {
       const kind = ({ 'find-eq-indexed': 'email', 'find-range-sort': 'range', 'find-unindexed': 'city' } as const)[m.name]
       return await runLocal(bench, m, n, async (s, run) => {
         await bench.fixture(s)
-        return await call(await bench.page(s), 'find', kind, kind === 'city' ? CITIES[run % CITIES.length] as string : emailFor(bench, run))
+        return await call(await bench.page(s), 'find', kind, kind === 'city' ? CITIES[run % CITIES.length] : emailFor(bench, run))
       })
     }
     case 'update-many':

@@ -38,7 +38,7 @@ export function reservedKeyProblem (key: string): string | undefined {
  */
 export function dictOf<V> (record?: Readonly<Record<string, V>>): Record<string, V> {
   const out = Object.create(null) as Record<string, V>
-  if (record !== undefined) for (const k of Object.keys(record)) out[k] = record[k] as V
+  if (record !== undefined) for (const k of Object.keys(record)) out[k] = record[k]
   return out
 }
 

@@ -147,7 +147,7 @@ export class Database {
   readonly address: string
   private readonly storage: Storage
   private readonly replica: Replica
-  private readonly collections = new Map<string, Collection<any>>()
+  private readonly collections = new Map<string, Collection<AnyDoc>>()
   private readonly watchers = new Map<string, Set<(changes: DocChange[]) => void>>()
   private readonly listeners: { [K in keyof DatabaseEvents]: Set<DatabaseEvents[K]> } = {
     update: new Set(), peers: new Set(), 'peer:join': new Set(), 'peer:leave': new Set(), 'sync:progress': new Set(), network: new Set(), manifest: new Set(), error: new Set(), kept: new Set()

@@ -390,7 +390,7 @@ export class Replica {
    */
   async headHash (): Promise<string> {
     const heads = await this.storage.getHeads()
-    if (heads.length === 1) return heads[0] as string
+    if (heads.length === 1) return heads[0]
     const bytes = encode(heads.map(h => parseCid(h) as CID))
     const cid = cidOf(bytes).toString()
     await this.storage.setMeta(HEADSET_PREFIX + cid, bytes)

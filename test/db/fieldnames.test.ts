@@ -136,7 +136,7 @@ describe('accepted field names round-trip', () => {
         const doc = Object.fromEntries(fields.map((f, i) => [f, i]))
         await c.insertOne({ _id: 'a', ...doc, nested: Object.fromEntries(fields.map(f => [f, f])) })
         await c.insertOne({ _id: 'b', ...Object.fromEntries(fields.map((f, i) => [f, i + 10])) })
-        const first = fields[0] as string
+        const first = fields[0]
         await c.createIndex(first)
         expect(await c.findById('a')).toEqual({ _id: 'a', ...doc, nested: Object.fromEntries(fields.map(f => [f, f])) })
         expect((await c.find({ [first]: 0 })).map(d => d._id)).toEqual(['a'])

@@ -21,7 +21,7 @@ function example (): string {
   const at = readme.indexOf('<!-- example:conformance')
   const block = /```ts\n([\s\S]*?)```/.exec(readme.slice(at))
   if (at < 0 || block === null) throw new Error('README has no conformance example')
-  let code = block[1] as string
+  let code = block[1]
   for (const line of IMPORTS) {
     if (!code.includes(line)) throw new Error(`the README's conformance example no longer has: ${line}`)
     code = code.replace(line, '')

@@ -9,7 +9,7 @@ function quickstart (): string {
   const at = readme.indexOf('<!-- example:quickstart')
   const block = /```ts\n([\s\S]*?)```/.exec(readme.slice(at))
   if (at < 0 || block === null) throw new Error('README has no quickstart example')
-  return block[1] as string
+  return block[1]
 }
 
 describe('README', () => {

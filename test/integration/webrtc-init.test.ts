@@ -53,7 +53,7 @@ beforeAll(() => {
   })
   proto.createDataChannel = function (this: RTCPeerConnection, label: string, init?: RTCDataChannelInit) {
     const channel = createDataChannel.call(this, label, init)
-    if (label === 'init') initChannel.set(this, channel as unknown as RTCDataChannel)
+    if (label === 'init') initChannel.set(this, channel)
     return channel
   }
   proto.dispatchEvent = function (this: RTCPeerConnection, event: Event): boolean {

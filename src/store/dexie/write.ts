@@ -395,7 +395,7 @@ export class DexieWriter {
     }
     const colls = new Map(input.colls.map((c, i) => [c, collRows[i]?.s]))
     const existed = await Promise.all(input.colls.map(async c => await collectionExists(this.db, c, colls.get(c))))
-    return { docs, colls, indexes, existedBefore: new Map(input.colls.map((c, i) => [c, existed[i] as boolean])) }
+    return { docs, colls, indexes, existedBefore: new Map(input.colls.map((c, i) => [c, existed[i]])) }
   }
 
   /**

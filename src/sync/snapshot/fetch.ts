@@ -4,7 +4,7 @@
  * a replica installs it (`Replica.installSnapshot`).
  */
 import { InvalidBlockError, NetworkError } from '../../errors.js'
-import { type CID, type DocKey, type EncodedBlock, type EncodedChunk, compareDocKeys, decodeBlock, decodeChunk } from '../../crdt/index.js'
+import { type CID, type EncodedBlock, type EncodedChunk, compareDocKeys, decodeBlock, decodeChunk } from '../../crdt/index.js'
 import { type SnapshotContent } from '../replica.js'
 import { type SnapshotPage, type SnapshotRoot, decodeSnapshotNode } from './format.js'
 
@@ -178,7 +178,7 @@ export async function fetchSnapshot (
   const docs = (pages as SnapshotPage[]).flatMap(p => p.docs)
   if (docs.length !== r.docs) throw new InvalidBlockError(`snapshot pages hold ${docs.length} documents, its root says ${r.docs}`)
   for (let i = 1; i < docs.length; i++) {
-    if (compareDocKeys(docs[i - 1] as DocKey, docs[i] as DocKey) >= 0) throw new InvalidBlockError('snapshot pages are out of (collection, id) order')
+    if (compareDocKeys(docs[i - 1], docs[i]) >= 0) throw new InvalidBlockError('snapshot pages are out of (collection, id) order')
   }
   const colls = (pages as SnapshotPage[]).flatMap(p => p.colls)
   if (new Set(colls.map(c => c.coll)).size !== colls.length) throw new InvalidBlockError('snapshot repeats a collection')

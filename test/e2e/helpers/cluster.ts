@@ -77,7 +77,7 @@ export async function serveDemo (host: string, relays: () => string[]): Promise<
   const dist = join(root, 'demo-dist')
   if (!existsSync(join(dist, 'index.html'))) throw new Error('demo-dist is missing: it is built by `npm start` (the Playwright web server)')
   const server: Server = createServer((req, res) => {
-    const path = (req.url ?? '/').split('?')[0] as string
+    const path = (req.url ?? '/').split('?')[0]
     if (path === '/kitedb-config.json') {
       res.setHeader('content-type', 'application/json')
       res.setHeader('cache-control', 'no-store')
