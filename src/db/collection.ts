@@ -17,6 +17,9 @@ import { checkPath, checkQuery, holdsRegex, prepareRegex, regexEngineLoaded } fr
 import { type Explain, compileQuery, executeQuery, runCompiled } from './planner.js'
 import { type Evaluator, LiveQuery, type LiveQueryOptions } from './live.js'
 import { type AnyDoc, type Filter, type OptionalId, type Projection, type Sort, type UpdateFilter, type WithId } from './types.js'
+import { createLogger } from '../log.js'
+
+const log = createLogger('db')
 
 /** Options of `find`: MongoDB's sort, skip and limit. */
 export interface FindOptions<T = AnyDoc> {
@@ -278,7 +281,7 @@ export class Collection<T extends object = AnyDoc> {
       opts.initial as Array<WithId<T>> | undefined
     )
     if (typeof callbackOrOptions !== 'function') return live
-    const sub = live.subscribe({ next: callbackOrOptions, error: (err: unknown) => { console.error(`[kitedb] observe on "${this.name}" failed`, err) } })
+    const sub = live.subscribe({ next: callbackOrOptions, error: (err: unknown) => { log.warn(`observe on "${this.name}" failed`, err) } })
     return () => { sub.unsubscribe() }
   }
 

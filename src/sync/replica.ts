@@ -15,6 +15,9 @@ import {
   type OpenOptions as BlockOpenOptions
 } from '../crdt/index.js'
 import { type DocChange, type DocKey, type InstallSnapshotInput, type MergeInput, type MergeOutput, type Storage, docKey, fillBefore } from '../store/index.js'
+import { createLogger } from '../log.js'
+
+const log = createLogger('sync')
 
 /** Where a change came from. */
 export type ChangeOrigin = 'local' | 'remote'
@@ -478,7 +481,7 @@ export class Replica {
     const change = { changes: result.changes, collections: result.collections }
     if (change.changes.length > 0 || change.collections.length > 0) {
       for (const l of this.listeners) {
-        try { l(change, origin) } catch (err) { console.error('[kitedb] change listener threw', err) }
+        try { l(change, origin) } catch (err) { log.warn('change listener threw', err) }
       }
     }
     return change
