@@ -78,7 +78,7 @@ export function assertJsonValue (value: unknown, path = 'value', depth = 0, seen
 /** True for `{}`-style objects (prototype `Object.prototype` or `null`). */
 export function isPlainObject (value: unknown): value is Record<string, unknown> {
   if (value === null || typeof value !== 'object') return false
-  const proto = Object.getPrototypeOf(value)
+  const proto: unknown = Object.getPrototypeOf(value)
   return proto === Object.prototype || proto === null
 }
 

@@ -196,7 +196,7 @@ export class Database {
         this.onChanges(change, origin)
       }),
       this.replica.onManifest(manifest => {
-        try { this.nameValue = manifestName(manifest, this.replica.key) } catch {}
+        try { this.nameValue = manifestName(manifest, this.replica.key) } catch { /* a name this key does not open: keep the one known */ }
         this.emit('manifest')
       })
     )

@@ -297,7 +297,7 @@ export class KiteDB {
             clearTimeout(timer)
             off()
             resolve(a)
-          } catch {}
+          } catch { /* not a valid announcement from that peer: wait for one */ }
         })
       })
     } finally {

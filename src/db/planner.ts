@@ -254,7 +254,7 @@ async function runPlan (
   options: QueryOptions
 ): Promise<{ docs: Doc[], explain: Explain }> {
   let known = lastIndexes.get(storage)
-  if (known === undefined) lastIndexes.set(storage, known = new Map())
+  if (known === undefined) lastIndexes.set(storage, known = new Map<string, IndexInfo[]>())
   const guess = known.get(coll)
   const guessed = guess !== undefined ? choosePlan(query, options, guess) : undefined
   const listing = storage.listIndexes(coll)

@@ -203,7 +203,7 @@ export function holdsRegex (...values: unknown[]): boolean {
     const v = stack.pop()
     if (v instanceof RegExp) return true
     if (typeof v !== 'object' || v === null) continue
-    if (Array.isArray(v)) { stack.push(...v); continue }
+    if (Array.isArray(v)) { stack.push(...(v as unknown[])); continue }
     for (const [k, x] of Object.entries(v)) {
       if (k === '$regex') return true
       stack.push(x)

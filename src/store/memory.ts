@@ -305,7 +305,7 @@ export class MemoryStorage implements Storage {
 
 function mapOf<V> (outer: Map<string, Map<string, V>>, key: string): Map<string, V> {
   let inner = outer.get(key)
-  if (inner === undefined) outer.set(key, inner = new Map())
+  if (inner === undefined) outer.set(key, inner = new Map<string, V>())
   return inner
 }
 

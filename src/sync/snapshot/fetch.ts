@@ -106,6 +106,7 @@ export async function fetchSnapshot (
       for (const r of results) if (r.status === 'rejected') failures.push(r.reason)
       // An invalid node outweighs a network failure: the snapshot is refused rather than retried.
       const failure = failures.find(err => err instanceof InvalidBlockError) ?? failures[0]
+      // eslint-disable-next-line @typescript-eslint/only-throw-error -- what a worker threw, passed on as it is
       if (failure !== undefined) throw failure
     }
   }
