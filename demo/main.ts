@@ -32,7 +32,7 @@ async function loadConfig (): Promise<DemoConfig> {
   try {
     const res = await fetch('/kitedb-config.json', { cache: 'no-store' })
     if (res.ok) return { relays: [], ...((await res.json()) as Partial<DemoConfig>) }
-  } catch {}
+  } catch { /* no config served (a static build): no relays */ }
   return { relays: [] }
 }
 

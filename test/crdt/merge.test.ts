@@ -112,11 +112,11 @@ describe('merge rules', () => {
   })
 
   it('concurrent increments all count, each once', () => {
-    const inc = (t: number): DocOp => ({ op: 'put', coll: 'c', id: 'x', inc: { n: 1 } })
+    const inc = (): DocOp => ({ op: 'put', coll: 'c', id: 'x', inc: { n: 1 } })
     let st = applyOp(undefined, { op: 'put', coll: 'c', id: 'x', set: { n: 10 } }, s(1))
-    st = applyOp(st, inc(2), [2, 0, 'r1', 'cidA', 0])
-    st = applyOp(st, inc(2), [2, 0, 'r2', 'cidB', 0])
-    st = applyOp(st, inc(2), [2, 0, 'r2', 'cidB', 0]) // duplicate delivery
+    st = applyOp(st, inc(), [2, 0, 'r1', 'cidA', 0])
+    st = applyOp(st, inc(), [2, 0, 'r2', 'cidB', 0])
+    st = applyOp(st, inc(), [2, 0, 'r2', 'cidB', 0]) // duplicate delivery
     expect(materialise(st)).toEqual({ _id: 'x', n: 12 })
     // A later $set resets the base and absorbs earlier increments.
     st = applyOp(st, { op: 'put', coll: 'c', id: 'x', set: { n: 0 } }, s(5))

@@ -5,7 +5,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import fc from 'fast-check'
 import { ValidationError } from '../../src/errors.js'
-import { KiteDB, type Collection, type Database } from '../../src/index.js'
+import { KiteDB, type Collection, type Database, type LooseFilter } from '../../src/index.js'
 import { MemoryStorageProvider } from '../../src/store/index.js'
 import { MAX_REGEX_LENGTH, linearRegExp } from '../../src/db/query.js'
 
@@ -51,9 +51,9 @@ describe('no code runs', () => {
 describe('odd keys', () => {
   it('a query whose only key is __proto__ (or any Object.prototype name) is refused, not read as {} that matches everything', async () => {
     for (const name of Object.getOwnPropertyNames(Object.prototype)) {
-      await refused(async () => await c.find(JSON.parse(`{"${name}": {"s": "nothing"}}`)), /Object\.prototype/)
+      await refused(async () => await c.find(JSON.parse(`{"${name}": {"s": "nothing"}}`) as LooseFilter), /Object\.prototype/)
       await refused(async () => await c.find({ $or: [JSON.parse(`{"${name}": 1}`)] }), /Object\.prototype/)
-      await refused(async () => await c.deleteMany(JSON.parse(`{"${name}": 1}`)), /Object\.prototype/)
+      await refused(async () => await c.deleteMany(JSON.parse(`{"${name}": 1}`) as LooseFilter), /Object\.prototype/)
     }
     expect(await c.countDocuments()).toBe(2)
   })

@@ -37,5 +37,6 @@ async function startMyTransports (n: number): Promise<{ peers: unknown[], cleanu
 }
 
 // The example registers its own tests, as it would in the reader's test file.
+// eslint-disable-next-line @typescript-eslint/no-implied-eval -- runs the example's text, as the reader's test file would
 const run = new Function('describe', 'it', 'storageConformance', 'transportConformance', 'MyStorageProvider', 'startMyTransports', example()) as (...args: unknown[]) => void
 run(describe, it, storageConformance, transportConformance, MemoryStorageProvider, startMyTransports)

@@ -19,7 +19,7 @@ describe('README', () => {
     const body = code.replace("import { KiteDB } from 'kitedb'", '') + '\nreturn { open, one }'
     const logs: unknown[][] = []
     const fakeConsole = { log: (...args: unknown[]) => { logs.push(args) } }
-    const AsyncFunction = Object.getPrototypeOf(async function () {}).constructor as new (...args: string[]) => (...a: unknown[]) => Promise<unknown>
+    const AsyncFunction = (async function () {}).constructor as new (...args: string[]) => (...a: unknown[]) => Promise<unknown>
     const result = await new AsyncFunction('KiteDB', 'console', body)(kitedb.KiteDB, fakeConsole) as { open: unknown, one: { _id: string } }
     expect(result.open).toEqual([{ title: 'buy milk' }, { title: 'write tests' }])
     expect(result.one._id).toBe('ship')

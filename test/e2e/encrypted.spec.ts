@@ -17,7 +17,7 @@ function recordedSince (since: number): RecordLine[] {
   let text = ''
   // `npm start -- --relays 2` (the web server): the second relay records to `<path>.2`
   for (const path of [relayRecordPath, `${relayRecordPath}.2`]) {
-    try { text += readFileSync(path, 'utf8') } catch {}
+    try { text += readFileSync(path, 'utf8') } catch { /* one relay only: no such file */ }
   }
   return text.split('\n').filter(l => l.length > 0).map(l => JSON.parse(l) as RecordLine).filter(l => Date.parse(l.time) >= since)
 }

@@ -35,11 +35,13 @@ let original: Patched | undefined
 
 beforeAll(() => {
   const proto = RTCPeerConnection.prototype
+  /* eslint-disable @typescript-eslint/unbound-method -- the prototype's own methods, called with .call(this) and put back after */
   original = {
     dispatchEvent: proto.dispatchEvent,
     connectionState: Object.getOwnPropertyDescriptor(proto, 'connectionState') as PropertyDescriptor,
     createDataChannel: proto.createDataChannel
   }
+  /* eslint-enable @typescript-eslint/unbound-method */
   const { dispatchEvent, connectionState, createDataChannel } = original
   const released = new WeakSet<object>()
   const initChannel = new WeakMap<object, RTCDataChannel>()

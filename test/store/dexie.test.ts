@@ -119,7 +119,7 @@ describe('DexieStorage v5 → v6', () => {
     const replica = await Replica.open(storage, 'bafyreigj5hby77l2bevcmbd4b65tpef7hy7ospuccnpwsjwe3zwgtfsvw4')
     await replica.commit([{ op: 'put', coll: 'c', id: 'a', inc: { n: 1 } }, { op: 'put', coll: 'c', id: 'b', set: { back: true } }])
     expect(await storage.getDocs('c')).toEqual([{ _id: 'a', n: 3, v: 1, w: 'x' }, { _id: 'b', back: true }])
-    storage.close()
+    await storage.close()
     const raw = new Dexie('kitedb/v5', { indexedDB, IDBKeyRange })
     await raw.open()
     expect(await raw.table('states').count()).toBe(0) // both exist now: their states are in their rows

@@ -150,12 +150,12 @@ export class Netns {
   /** Bring the link back up, with its default route. */
   heal (): void {
     execFileSync('ip', ['netns', 'exec', this.name, 'ip', 'link', 'set', this.peerDev, 'up'], { stdio: 'pipe' })
-    try { execFileSync('ip', ['netns', 'exec', this.name, 'ip', 'route', 'replace', 'default', 'via', this.hostIp], { stdio: 'pipe' }) } catch {}
+    try { execFileSync('ip', ['netns', 'exec', this.name, 'ip', 'route', 'replace', 'default', 'via', this.hostIp], { stdio: 'pipe' }) } catch { /* the route came back with the link */ }
   }
 
   close (): void {
-    try { execFileSync('ip', ['netns', 'del', this.name], { stdio: 'ignore' }) } catch {}
-    try { execFileSync('ip', ['link', 'del', this.dev], { stdio: 'ignore' }) } catch {}
+    try { execFileSync('ip', ['netns', 'del', this.name], { stdio: 'ignore' }) } catch { /* already gone */ }
+    try { execFileSync('ip', ['link', 'del', this.dev], { stdio: 'ignore' }) } catch { /* went with the namespace */ }
     if (this.dir !== undefined) rmSync(this.dir, { recursive: true, force: true })
   }
 }
