@@ -390,7 +390,7 @@ async function observeLatency (bench: Bench, m: Measure, n: number): Promise<Res
   return tally.result(m, 'kitedb-replicated', n)
 }
 
-/** The dag-cbor size of documents 0…n-1, each encoded on its own, summed (the reference). */
+/** The dag-cbor size of documents 0…n-1, each encoded on its own, summed (what catch-up-bytes divides by). */
 function dagCborBytes (n: number): number {
   let bytes = 0
   for (let i = 0; i < n; i++) bytes += encodeDagCbor(makeDoc(i)).byteLength

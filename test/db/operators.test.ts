@@ -1,4 +1,4 @@
-/** Every query and update operator the issue lists, with MongoDB semantics (through mingo). */
+/** Every query and update operator docs/api.md lists, with MongoDB semantics (through mingo). */
 import { describe, expect, it } from 'vitest'
 import { KiteDB, MemoryStorageProvider, ValidationError, type Collection } from '../../src/index.js'
 

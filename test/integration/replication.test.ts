@@ -1,6 +1,7 @@
 /**
- * Issue 4's proofs over real libp2p in Node (a real relay, real gossipsub and streams): three
- * replicas with one offline; a replica that only ever talks through the relay; a hostile peer.
+ * Replication over real libp2p in Node (a real relay, real gossipsub and streams): three replicas
+ * of an encrypted database converge, one of them offline while the others wrote; a replica that
+ * only ever talks through the relay; a hostile peer.
  */
 import { describe, expect, it } from 'vitest'
 import { createPeerNode, Libp2pTransport, parseRelays } from '../../src/net/index.js'

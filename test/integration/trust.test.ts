@@ -1,5 +1,5 @@
 /**
- * Issue 6's proof over real libp2p (a real relay, real gossipsub): forged signatures, unknown
+ * Signed blocks over real libp2p (a real relay, real gossipsub): forged signatures, unknown
  * writers, blocks replayed from another database, inline bytes under the wrong CID and blocks
  * sealed with the wrong key are refused by every replica, and — gossipsub message validation —
  * neither delivered nor forwarded by them.

@@ -1,7 +1,7 @@
 /**
- * Convergence under an adversarial network (issue 4's proof): 3–5 replicas write random ops while
- * the simulated transport drops, duplicates, delays (reorders) and corrupts messages and partitions
- * peers. After the network heals and the replicas go quiet, every replica's documents equal those
+ * Convergence under an adversarial network, the merge rules' central property: 3–5 replicas write
+ * random ops while the simulated transport drops, duplicates, delays (reorders) and corrupts
+ * messages and partitions peers. After the network heals and the replicas go quiet, every replica's documents equal those
  * of the reference model of the merge rules (test/helpers/merge-model.ts, sharing no code with
  * src/crdt) over every block written.
  *
