@@ -10,8 +10,8 @@ import { type Measure, type Result, type System } from './measures.js'
 export function stats (xs: number[]): { median: number, p99: number } {
   const s = [...xs].sort((a, b) => a - b)
   const mid = s.length >> 1
-  const median = s.length % 2 === 1 ? s[mid] as number : ((s[mid - 1] as number) + (s[mid] as number)) / 2
-  return { median, p99: s[Math.ceil(0.99 * s.length) - 1] as number }
+  const median = s.length % 2 === 1 ? s[mid] : (s[mid - 1] + s[mid]) / 2
+  return { median, p99: s[Math.ceil(0.99 * s.length) - 1] }
 }
 
 /** An error's first line, without Playwright's `page.evaluate: ` prefix. */

@@ -90,7 +90,7 @@ export async function keeperIngest (bench: NetworkBench, ingest: Measure, rss: M
   const node = await createPeerNode({ relays: [relay.addr], webrtc: false })
   const transport = new Libp2pTransport(node, { relays: parseRelays([relay.addr]), directConnections: false, limits: { requestsPerSecond: 1000, requestBurst: 1000 } })
   try {
-    const keeper = relay.addr.split('/p2p/')[1] as string
+    const keeper = relay.addr.split('/p2p/')[1]
     const ask = async (req: KeepRequest): Promise<void> => {
       const response = decodeKeepResponse(await transport.request(keeper, KEEP_PROTOCOL, encodeKeepRequest(req), { timeoutMs: 60_000 }), req.t)
       if ('error' in response) throw new Error(`the keeper refused: ${response.error.message}`)
@@ -113,7 +113,7 @@ export async function keeperIngest (bench: NetworkBench, ingest: Measure, rss: M
       for (let i = 0; i < perDb; i++) {
         const b = await encodeBlock({ v: 1, db, parents: parent === undefined ? [] : [parent], hlc: { t: Date.now(), c: i, r: 'bench' }, ops: [{ op: 'put', coll: 'docs', id: `d${i}`, set: { n: i, title: `document ${i}` } }] }, { signer, key, link, valuesChecked: true })
         if (size + b.bytes.byteLength > 3 * 1024 * 1024) { groups.push([]); size = 0 }
-        ;(groups[groups.length - 1] as Uint8Array[]).push(b.bytes)
+        groups[groups.length - 1].push(b.bytes)
         size += b.bytes.byteLength
         parent = b.cid
       }

@@ -58,7 +58,7 @@ function summariseProfile (profile: { nodes: Array<{ id: number, callFrame: { fu
   for (let i = 0; i < samples.length; i++) {
     // a sample's time is the delta to the next one
     const ms = (deltas[i + 1] ?? 0) / 1000
-    selfMs.set(samples[i] as number, (selfMs.get(samples[i] as number) ?? 0) + ms)
+    selfMs.set(samples[i], (selfMs.get(samples[i]) ?? 0) + ms)
   }
   const total = [...selfMs.values()].reduce((a, b) => a + b, 0)
   // native work (idle, program, GC, IndexedDB calls) by name; script by its module

@@ -135,7 +135,7 @@ export async function roomTen (bench: RoomBench, ms: RoomMeasures, n: number): P
         await call(o.page, 'replJoin', address, relays)
         await call(o.page, 'replWaitSeq', 0, JOIN_TIMEOUT_MS)
       } catch (err) {
-        throw new Error(`room page ${i + 1} of ${size} never saw the first update: ${errorText(err)}`)
+        throw new Error(`room page ${i + 1} of ${size} never saw the first update: ${errorText(err)}`, { cause: err })
       }
     }))
     const joinedMs = Date.now() - t0
@@ -167,7 +167,7 @@ export async function roomTen (bench: RoomBench, ms: RoomMeasures, n: number): P
       const deltas = [...b.procs].map(([id, p]) => ({ type: p.type, ms: p.ms - (a.procs.get(id)?.ms ?? 0) }))
       const renderers = deltas.filter(d => d.type === 'renderer').map(d => d.ms).sort((x, y) => y - x)
       const rest = deltas.reduce((sum, d) => sum + d.ms, 0) - renderers.slice(0, size).reduce((sum, x) => sum + x, 0)
-      return { ms: b.at - a.at, relay: b.relay - a.relay, renderers: renderers.slice(0, size), rest, tasks: b.tasks.map((x, i) => x - (a.tasks[i] as number)) }
+      return { ms: b.at - a.at, relay: b.relay - a.relay, renderers: renderers.slice(0, size), rest, tasks: b.tasks.map((x, i) => x - (a.tasks[i])) }
     }
     let seq = 0
     for (let run = 0; run <= bench.runs(ms.latency); run++) {
@@ -185,7 +185,7 @@ export async function roomTen (bench: RoomBench, ms: RoomMeasures, n: number): P
             try {
               await call(o.page, 'replWaitSeq', seq, 30_000)
             } catch (err) {
-              throw new Error(`room page ${i + 1} of ${size}: ${errorText(err)}`)
+              throw new Error(`room page ${i + 1} of ${size}: ${errorText(err)}`, { cause: err })
             }
           })])
         }
@@ -208,12 +208,12 @@ export async function roomTen (bench: RoomBench, ms: RoomMeasures, n: number): P
       const tasksIdle = idle.tasks.map(x => 100 * x / idle.ms)
       const tasksBurst = burst.tasks.map(x => x / n)
       log(`room run ${run}${keep ? '' : ' (warm-up)'}: latency ${describe(lat, 'ms')}, burst ${(burst.ms / 1000).toFixed(1)} s; relay ${(burst.relay / n).toFixed(2)} ms CPU per update (${burst.relay.toFixed(0)} ms for ${n}), ${(100 * idle.relay / idle.ms).toFixed(1)} % idle; ` +
-        `page renderers idle ${describe(idlePct, '%')}, burst ${describe(perUpdate, 'ms')} per update; main-thread tasks idle ${describe(tasksIdle, '%')}, burst writer ${(tasksBurst[0] as number).toFixed(1)} ms, observers ${describe(tasksBurst.slice(1), 'ms')} per update; ` +
+        `page renderers idle ${describe(idlePct, '%')}, burst ${describe(perUpdate, 'ms')} per update; main-thread tasks idle ${describe(tasksIdle, '%')}, burst writer ${(tasksBurst[0]).toFixed(1)} ms, observers ${describe(tasksBurst.slice(1), 'ms')} per update; ` +
         `other Chromium processes idle ${(100 * idle.rest / idle.ms).toFixed(1)} %, burst ${(burst.rest / n).toFixed(2)} ms per update; heap ${describe(heaps.map(x => x / MiB), 'MiB')}`)
       if (keep) {
         relayCpu.notes.add(`run ${run}: the relay's idle rate (${(100 * idle.relay / idle.ms).toFixed(1)} % of one core) would account for ${relayIdleShare.toFixed(2)} ms per update over the burst's ${(burst.ms / 1000).toFixed(1)} s`)
         idleCpu.notes.add(`run ${run}: main-thread task time (CDP Performance TaskDuration, wall time of tasks, inflated when ${size} renderers share 2 cores) ${describe(tasksIdle, '%')}, other Chromium processes (browser, GPU, network) ${(100 * idle.rest / idle.ms).toFixed(1)} % in all`)
-        burstCpu.notes.add(`run ${run}: the page's idle rate would account for ${rendererIdleShare.toFixed(1)} ms per update, main-thread task time (TaskDuration) writer ${(tasksBurst[0] as number).toFixed(1)} ms and observers ${describe(tasksBurst.slice(1), 'ms')} per update, other Chromium processes ${(burst.rest / n).toFixed(2)} ms per update in all`)
+        burstCpu.notes.add(`run ${run}: the page's idle rate would account for ${rendererIdleShare.toFixed(1)} ms per update, main-thread task time (TaskDuration) writer ${(tasksBurst[0]).toFixed(1)} ms and observers ${describe(tasksBurst.slice(1), 'ms')} per update, other Chromium processes ${(burst.rest / n).toFixed(2)} ms per update in all`)
       }
     }
     latency.notes.add(`${n} updates per run, each written once the ${size - 1} observers saw the last (figures over every observer and update)`)

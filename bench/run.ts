@@ -12,19 +12,19 @@
  * Exits 1 when a measure failed.
  */
 import { appendFileSync } from 'node:fs'
-import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
-import { dirname, join } from 'node:path'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { chromium, type BrowserContext, type Page } from '@playwright/test'
 import { build, preview, type PreviewServer } from 'vite'
 import { chromiumArgs, chromiumPath } from '../playwright.config.js'
 import { createRelayNode, type PeerNode } from '../src/net/index.js'
 import { CITIES, makeDoc } from './page/docs.js'
-import { type BenchApi, type Timed } from './page/main.js'
+import { type Timed } from './page/main.js'
 import { type LocalSystem } from './page/systems.js'
-import { MEASURES, type Measure, type Result, type System, type Unit } from './measures.js'
-import { type Browser, type LaunchOptions, Tally, call, errorText, log, ready, round, stats } from './harness.js'
+import { MEASURES, type Measure, type Result, type Unit } from './measures.js'
+import { type Browser, type LaunchOptions, Tally, call, errorText, log, ready } from './harness.js'
 import { networkHeal, relayRestart, tabToTab } from './network.js'
 import { keeperCatchUp, keeperIngest } from './keeper.js'
 import { catchUp } from './catchup.js'
@@ -264,7 +264,7 @@ async function measureLocal (bench: Bench, m: Measure): Promise<Result[]> {
       const kind = ({ 'find-eq-indexed': 'email', 'find-range-sort': 'range', 'find-unindexed': 'city' } as const)[m.name]
       return await runLocal(bench, m, n, async (s, run) => {
         await bench.fixture(s)
-        return await call(await bench.page(s), 'find', kind, kind === 'city' ? CITIES[run % CITIES.length] as string : emailFor(bench, run))
+        return await call(await bench.page(s), 'find', kind, kind === 'city' ? CITIES[run % CITIES.length] : emailFor(bench, run))
       })
     }
     case 'update-many':

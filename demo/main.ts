@@ -32,7 +32,7 @@ async function loadConfig (): Promise<DemoConfig> {
   try {
     const res = await fetch('/kitedb-config.json', { cache: 'no-store' })
     if (res.ok) return { relays: [], ...((await res.json()) as Partial<DemoConfig>) }
-  } catch {}
+  } catch { /* no config served (a static build): no relays */ }
   return { relays: [] }
 }
 
@@ -146,7 +146,7 @@ function myName (): string {
   let name = localStorage.getItem(NAME_KEY)
   if (name === null || name.length === 0) {
     const birds = ['Kestrel', 'Heron', 'Wren', 'Swift', 'Plover', 'Tern', 'Merlin', 'Avocet']
-    name = `${birds[Math.floor(Math.random() * birds.length)] as string} ${Math.floor(Math.random() * 90) + 10}`
+    name = `${birds[Math.floor(Math.random() * birds.length)]} ${Math.floor(Math.random() * 90) + 10}`
     localStorage.setItem(NAME_KEY, name)
   }
   return name

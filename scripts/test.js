@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// `npm test`: typecheck, the size of a local-only app (npm run size), unit/property/integration tests (vitest, Node), then browser tests
+// `npm test`: typecheck, lint (npm run lint), the size of a local-only app (npm run size), unit/property/integration tests (vitest, Node), then browser tests
 // (Playwright, Debian's Chromium, real relay + demo). Ends with one line `tests: N passed, M failed`.
 // Arguments after `--` go to both runners' filters, e.g. `npm test -- todo`.
 import { spawnSync } from 'node:child_process'
@@ -24,6 +24,9 @@ const chromiumPath = chromium.stdout.trim()
 
 console.log('\n== typecheck ==')
 if (run(bin('tsc'), ['-p', 'tsconfig.json']) !== 0) { failed++; broken = true }
+
+console.log('\n== lint (npm run lint) ==')
+if (run(bin('eslint'), ['.']) !== 0) { failed++; broken = true }
 
 console.log('\n== size of a local-only app (npm run size) ==')
 if (run(process.execPath, [join(root, 'scripts', 'size.js')]) !== 0) { failed++; broken = true }

@@ -35,7 +35,7 @@ export function show (value: unknown): string {
     const keys = Object.keys(record).filter(k => record[k] !== undefined).sort()
     return `{${keys.map(k => `${JSON.stringify(k)}:${show(record[k])}`).join(',')}}`
   }
-  return String(value)
+  return (value as symbol).toString() // all that is left
 }
 
 function clip (text: string): string {

@@ -18,7 +18,7 @@ function initialLevel (): LogLevel {
     const fromEnv = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.KITEDB_LOG
     const v = fromStorage ?? fromEnv
     if (v === 'debug' || v === 'warn' || v === 'silent') return v
-  } catch {}
+  } catch { /* localStorage refused (sandboxed frame, privacy mode): the default level */ }
   return 'warn'
 }
 

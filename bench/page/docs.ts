@@ -49,7 +49,7 @@ function mulberry32 (seed: number): () => number {
 export function makeDoc (i: number): BenchDoc {
   const rnd = mulberry32(Math.imul(i + 1, 0x9E3779B1) ^ 0x5EED)
   const int = (n: number): number => Math.floor(rnd() * n)
-  const pick = <T>(xs: T[]): T => xs[int(xs.length)] as T
+  const pick = <T>(xs: T[]): T => xs[int(xs.length)]
   const first = pick(FIRST)
   const last = pick(LAST)
   const tags = Array.from({ length: 2 + int(4) }, () => pick(TAGS))

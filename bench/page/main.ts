@@ -143,7 +143,7 @@ const api = {
 
   /** Replicated: create database `name` on the relays, wait until online (local-only without relays); returns its address. */
   async replCreate (name: string, relays: string[]): Promise<string> {
-    // Plain, as the README's figures were measured (joiners open it by address, without a key).
+    // Plain, as docs/benchmarks.md's figures were measured (joiners open it by address, without a key).
     const db = repl.db = await KiteDB.init(name, { relays, storage: 'indexeddb', encrypt: false, access: { write: ['*'] } })
     if (relays.length > 0) await db.whenOnline()
     repl.docs = await db.initCollection<BenchDoc>('docs')

@@ -137,7 +137,7 @@ const kiteQueries: Record<FindKind, (arg: string) => [Filter<AnyDoc>, FindOption
 }
 
 async function openKite (name: string): Promise<Store> {
-  // Plain, as the README's figures were measured (databases are encrypted by default).
+  // Plain, as docs/benchmarks.md's figures were measured (databases are encrypted by default).
   const db: Database = await KiteDB.init(name, { storage: 'indexeddb', encrypt: false })
   const coll = await db.initCollection<BenchDoc>('docs')
   const notes: string[] = []

@@ -1,6 +1,6 @@
 /**
- * Bytes this page moves on the network, for the catch-up measure (issue 4: bytes on the wire ≤
- * 1.5× the documents' dag-cbor size). Importing this module replaces `globalThis.RTCPeerConnection`
+ * Bytes this page moves on the network, for the catch-up-bytes measure (docs/benchmarks.md: what a
+ * joining page receives, as a multiple of the documents' dag-cbor size). Importing this module replaces `globalThis.RTCPeerConnection`
  * and `globalThis.WebSocket` with subclasses that count; main.ts imports it before KiteDB, because
  * @libp2p/webrtc reads `globalThis.RTCPeerConnection` once, when its module is evaluated.
  *

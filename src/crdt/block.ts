@@ -119,7 +119,7 @@ export async function encodeBlock (block: Block, options: SealOptions): Promise<
     db: block.db,
     parents: block.parents,
     hlc: [block.hlc.t, block.hlc.c, block.hlc.r],
-    ...opsField(groups[0] as Op[])
+    ...opsField(groups[0])
   }
   if (chunks.length > 0) body.chunks = chunks.map(c => c.cid)
   const bodyBytes = encodeNode(body, 'block').bytes
@@ -163,11 +163,11 @@ function splitOps (ops: Op[]): Op[][] {
   let size = 0
   for (const op of ops) {
     const estimate = JSON.stringify(op).length + 16
-    if (size + estimate > CHUNK_TARGET_BYTES && (groups[groups.length - 1] as Op[]).length > 0) {
+    if (size + estimate > CHUNK_TARGET_BYTES && groups[groups.length - 1].length > 0) {
       groups.push([])
       size = 0
     }
-    (groups[groups.length - 1] as Op[]).push(op)
+    groups[groups.length - 1].push(op)
     size += estimate
   }
   return groups

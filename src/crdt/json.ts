@@ -38,7 +38,7 @@ export function reservedKeyProblem (key: string): string | undefined {
  */
 export function dictOf<V> (record?: Readonly<Record<string, V>>): Record<string, V> {
   const out = Object.create(null) as Record<string, V>
-  if (record !== undefined) for (const k of Object.keys(record)) out[k] = record[k] as V
+  if (record !== undefined) for (const k of Object.keys(record)) out[k] = record[k]
   return out
 }
 
@@ -77,7 +77,7 @@ function checkJson (value: unknown, path: string, depth: number, seen: Set<objec
   seen.add(value)
   let out: JsonValue
   if (Array.isArray(value)) {
-    const items: JsonValue[] = copy ? new Array<JsonValue>(value.length) : value
+    const items: JsonValue[] = copy ? new Array<JsonValue>(value.length) : value as JsonValue[]
     for (let i = 0; i < value.length; i++) {
       const item = checkJson(value[i], `${path}[${i}]`, depth + 1, seen, copy)
       if (copy) items[i] = item
@@ -101,7 +101,7 @@ function checkJson (value: unknown, path: string, depth: number, seen: Set<objec
 /** True for `{}`-style objects (prototype `Object.prototype` or `null`). */
 export function isPlainObject (value: unknown): value is Record<string, unknown> {
   if (value === null || typeof value !== 'object') return false
-  const proto = Object.getPrototypeOf(value)
+  const proto: unknown = Object.getPrototypeOf(value)
   return proto === Object.prototype || proto === null
 }
 

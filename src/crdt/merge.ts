@@ -52,8 +52,8 @@ export function stampOf (hlc: Hlc, cid: string, opIndex: number): Stamp {
 /** Total order on stamps: negative if `a < b`, 0 if equal, positive if `a > b`. */
 export function compareStamp (a: Stamp, b: Stamp): number {
   for (let i = 0; i < 5; i++) {
-    const x = a[i] as number | string
-    const y = b[i] as number | string
+    const x = a[i]
+    const y = b[i]
     if (x !== y) return x < y ? -1 : 1
   }
   return 0

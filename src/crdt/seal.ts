@@ -189,7 +189,7 @@ export function parseKey (text: unknown): Uint8Array {
   try {
     const key = base64url.baseDecode(text)
     if (key.length === KEY_BYTES) return key
-  } catch {}
+  } catch { /* not base64url: refused below */ }
   throw new ValidationError('a database key is 43 characters of base64url')
 }
 

@@ -114,7 +114,7 @@ export function startAnnouncing (transport: Transport, get: () => Promise<Announ
     if (stopped) return
     try {
       await transport.publish(topic, encodeAnnouncement(await get(), key === undefined ? undefined : { key, peerId: transport.peerId }))
-    } catch {}
+    } catch { /* not published (no peer yet, the transport stopping): the next round tries again */ }
   }
   const off = transport.onSubscriber(topic, () => { void publish() })
   const timer = setInterval(() => { void publish() }, intervalMs)

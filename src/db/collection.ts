@@ -14,9 +14,12 @@ import { type BeforeCheck, type ChangeSet } from '../sync/index.js'
 import { applyUpdate, checkUpdate, insertOp, prepareInsert, replaceOp } from './ops.js'
 import { type SchemaCheck, assertFits } from './schema.js'
 import { checkPath, checkQuery, holdsRegex, prepareRegex, regexEngineLoaded } from './query.js'
-import { type Explain, type QueryOptions, compileQuery, executeQuery, runCompiled } from './planner.js'
+import { type Explain, compileQuery, executeQuery, runCompiled } from './planner.js'
 import { type Evaluator, LiveQuery, type LiveQueryOptions } from './live.js'
 import { type AnyDoc, type Filter, type OptionalId, type Projection, type Sort, type UpdateFilter, type WithId } from './types.js'
+import { createLogger } from '../log.js'
+
+const log = createLogger('db')
 
 /** Options of `find`: MongoDB's sort, skip and limit. */
 export interface FindOptions<T = AnyDoc> {
@@ -128,7 +131,7 @@ export class Collection<T extends object = AnyDoc> {
 
   /** Insert one document; returns it with its `_id`. Errors as `insert`. */
   async insertOne (doc: OptionalId<T>): Promise<WithId<T>> {
-    return (await this.insert([doc]))[0] as WithId<T>
+    return (await this.insert([doc]))[0]
   }
 
   // ---- reads --------------------------------------------------------------------------------
@@ -140,7 +143,7 @@ export class Collection<T extends object = AnyDoc> {
    */
   async find (query: Filter<T> = {}, projection?: Projection<T>, options: FindOptions<T> = {}): Promise<Array<WithId<T>>> {
     this.host.assertOpen()
-    const { docs } = await executeQuery(this.host.storage, this.name, query as Record<string, unknown>, projection as Record<string, unknown> | undefined, options as QueryOptions)
+    const { docs } = await executeQuery(this.host.storage, this.name, query, projection, options)
     return docs as unknown as Array<WithId<T>>
   }
 
@@ -160,7 +163,7 @@ export class Collection<T extends object = AnyDoc> {
   async countDocuments (query: Filter<T> = {}): Promise<number> {
     this.host.assertOpen()
     if (isPlainObject(query) && Object.keys(query).length === 0) return await this.host.storage.countDocs(this.name)
-    return (await this.find(query, { _id: 1 } as Projection<T>)).length
+    return (await this.find(query, { _id: 1 })).length
   }
 
   /**
@@ -174,7 +177,7 @@ export class Collection<T extends object = AnyDoc> {
     const out: JsonValue[] = []
     const seen = new Set<string>()
     for (const doc of docs) {
-      for (const v of valuesAt(doc as unknown as JsonValue, key)) {
+      for (const v of valuesAt(doc, key)) {
         if (v === undefined) continue
         for (const x of Array.isArray(v) ? v : [v]) {
           const k = JSON.stringify(x)
@@ -188,7 +191,7 @@ export class Collection<T extends object = AnyDoc> {
   /** How `find(query, undefined, options)` is answered: the index used and how much was read. */
   async explain (query: Filter<T> = {}, options: FindOptions<T> = {}): Promise<Explain> {
     this.host.assertOpen()
-    return (await executeQuery(this.host.storage, this.name, query as Record<string, unknown>, undefined, options as QueryOptions)).explain
+    return (await executeQuery(this.host.storage, this.name, query, undefined, options)).explain
   }
 
   // ---- updates ------------------------------------------------------------------------------
@@ -278,7 +281,7 @@ export class Collection<T extends object = AnyDoc> {
       opts.initial as Array<WithId<T>> | undefined
     )
     if (typeof callbackOrOptions !== 'function') return live
-    const sub = live.subscribe({ next: callbackOrOptions, error: (err: unknown) => { console.error(`[kitedb] observe on "${this.name}" failed`, err) } })
+    const sub = live.subscribe({ next: callbackOrOptions, error: (err: unknown) => { log.warn(`observe on "${this.name}" failed`, err) } })
     return () => { sub.unsubscribe() }
   }
 
@@ -291,7 +294,7 @@ export class Collection<T extends object = AnyDoc> {
     let compiled: ReturnType<typeof compileQuery> | undefined
     const test = (doc: Doc): boolean => (compiled ??= compileQuery(query)).test(doc)
     const projection = opts.projection as Record<string, unknown> | undefined
-    const sort = opts.sort as Record<string, 1 | -1> | undefined
+    const sort = opts.sort
     let matched: Map<string, Doc> | undefined
     const every = projection === undefined && sort === undefined ? undefined : compileQuery({})
     const present = (): Array<WithId<T>> => {
@@ -390,14 +393,14 @@ export class Collection<T extends object = AnyDoc> {
     const before: Doc[] = []
     const after: Doc[] = []
     await this.write(async () => {
-      const targets = (await executeQuery(this.host.storage, this.name, filter as Record<string, unknown>, undefined, options.multi ? {} : { limit: 1 })).docs
+      const targets = (await executeQuery(this.host.storage, this.name, filter, undefined, options.multi ? {} : { limit: 1 })).docs
       const ops: Op[] = []
       if (targets.length === 0) {
         if (!options.upsert) {
           checkUpdate(update) // a bad update is rejected even when nothing matches
           return []
         }
-        const seed = prepareInsert(equalityFields(filter as Record<string, unknown>))
+        const seed = prepareInsert(equalityFields(filter))
         const { after: doc } = applyUpdate(this.name, seed, update)
         assertFits(this.schema, doc, this.name)
         after.push(doc)
@@ -419,7 +422,7 @@ export class Collection<T extends object = AnyDoc> {
     this.host.assertOpen()
     let deleted: Doc[] = []
     await this.write(async () => {
-      deleted = (await executeQuery(this.host.storage, this.name, filter as Record<string, unknown>, undefined, multi ? {} : { limit: 1 })).docs
+      deleted = (await executeQuery(this.host.storage, this.name, filter, undefined, multi ? {} : { limit: 1 })).docs
       return deleted.map(d => ({ op: 'del', coll: this.name, id: d._id }))
     })
     return deleted as unknown as Array<WithId<T>>

@@ -147,7 +147,7 @@ export class Database {
   readonly address: string
   private readonly storage: Storage
   private readonly replica: Replica
-  private readonly collections = new Map<string, Collection<any>>()
+  private readonly collections = new Map<string, Collection<AnyDoc>>()
   private readonly watchers = new Map<string, Set<(changes: DocChange[]) => void>>()
   /** ids shown to live queries by a snapshot join's preview not yet ended, by collection */
   private previewed = new Map<string, Set<string>>()
@@ -198,7 +198,7 @@ export class Database {
         this.onChanges(change, origin)
       }),
       this.replica.onManifest(manifest => {
-        try { this.nameValue = manifestName(manifest, this.replica.key) } catch {}
+        try { this.nameValue = manifestName(manifest, this.replica.key) } catch { /* a name this key does not open: keep the one known */ }
         this.emit('manifest')
       })
     )

@@ -74,8 +74,8 @@ export interface OpenOptions {
    */
   key?: string | Uint8Array
   /**
-   * Per-peer limits on network input (see `Limits` and the README's limits table): `requestsPerSecond`
-   * (default 50) and `requestBurst` (100) of stream requests per peer; `messagesPerSecond` (100) and
+   * Per-peer limits on network input (see `Limits` and docs/api.md, "Limits on network input"):
+   * `requestsPerSecond` (default 50) and `requestBurst` (100) of stream requests per peer; `messagesPerSecond` (100) and
    * `messageBurst` (200) of gossip messages per peer and topic; a peer refused `maxRefusals` (100)
    * times within `refusalWindowMs` (10000 ms) is disconnected and refused for `banMs` (60000 ms);
    * streams, answer bytes, wanted blocks and snapshot builds per peer (`streamsPerPeer`,
@@ -298,7 +298,7 @@ export class KiteDB {
             clearTimeout(timer)
             off()
             resolve(a)
-          } catch {}
+          } catch { /* not a valid announcement from that peer: wait for one */ }
         })
       })
     } finally {

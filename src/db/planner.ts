@@ -171,7 +171,7 @@ export function choosePlan (query: Record<string, unknown>, options: QueryOption
         break
       }
     }
-    const first = index.paths[0] as string
+    const first = index.paths[0]
     const sortable = sortKeys.length === 1 && sortKeys[0] === first && prefixes.length === 0
     if (score === 0 && !sortable) continue
     const usedPaths = prefixes.length + (range !== undefined ? 1 : 0)
@@ -254,7 +254,7 @@ async function runPlan (
   options: QueryOptions
 ): Promise<{ docs: Doc[], explain: Explain }> {
   let known = lastIndexes.get(storage)
-  if (known === undefined) lastIndexes.set(storage, known = new Map())
+  if (known === undefined) lastIndexes.set(storage, known = new Map<string, IndexInfo[]>())
   const guess = known.get(coll)
   const guessed = guess !== undefined ? choosePlan(query, options, guess) : undefined
   const listing = storage.listIndexes(coll)
@@ -272,7 +272,7 @@ async function runPlan (
 
 function sameIndexes (a: IndexInfo[], b: IndexInfo[]): boolean {
   return a.length === b.length && a.every((x, i) => {
-    const y = b[i] as IndexInfo
+    const y = b[i]
     return x.name === y.name && x.ready === y.ready && x.multikey === y.multikey && x.paths.join('\u0000') === y.paths.join('\u0000')
   })
 }
@@ -296,7 +296,7 @@ async function runChosenPlan (
     // current key: any document not seen yet sorts at or after it. (A document's sort key is its
     // minimum value at the path, as mingo sorts arrays, whichever the direction.)
     const { path, reverse } = plan.sorted
-    const range = plan.ranges[0] as KeyRange
+    const range = plan.ranges[0]
     const seen = new Set<string>()
     const sortKeys = new Map<string, KeyPart>()
     let after: IndexEntry | undefined
@@ -326,7 +326,7 @@ async function runChosenPlan (
         if (candidates.size >= need) break
         continue
       }
-      const current = (after as IndexEntry).key[0] as KeyPart
+      const current = after.key[0]
       let ahead = 0
       for (const k of sortKeys.values()) {
         const c = compareKeys(k, current)
@@ -351,7 +351,7 @@ async function runChosenPlan (
 
 function minPart (doc: Doc, path: string): KeyPart {
   const parts = keyPartsAt(doc, path)
-  return parts.reduce((m, p) => compareKeys(p, m) < 0 ? p : m, parts[0] as KeyPart)
+  return parts.reduce((m, p) => compareKeys(p, m) < 0 ? p : m, parts[0])
 }
 
 function checkOptions (options: QueryOptions): void {

@@ -113,7 +113,7 @@ function checkCondition (cond: unknown, where: string): void {
       if (typeof v !== 'string' && !(v instanceof RegExp)) throw new ValidationError(`${where}.$regex must be a string or a RegExp`)
       const flags = cond.$options
       if (flags !== undefined && (typeof flags !== 'string' || !/^[imsu]*$/.test(flags))) throw new ValidationError(`${where}.$options must be made of the flags i, m, s, u`)
-      checkPattern(typeof v === 'string' ? safeRegExp(v, flags as string | undefined, where) : v, where)
+      checkPattern(typeof v === 'string' ? safeRegExp(v, flags, where) : v, where)
     } else if (op === '$not') {
       checkCondition(v, `${where}.$not`)
     } else if (op === '$elemMatch') {
@@ -203,7 +203,7 @@ export function holdsRegex (...values: unknown[]): boolean {
     const v = stack.pop()
     if (v instanceof RegExp) return true
     if (typeof v !== 'object' || v === null) continue
-    if (Array.isArray(v)) { stack.push(...v); continue }
+    if (Array.isArray(v)) { stack.push(...(v as unknown[])); continue }
     for (const [k, x] of Object.entries(v)) {
       if (k === '$regex') return true
       stack.push(x)
@@ -309,10 +309,10 @@ export const MINGO_OPTIONS: Partial<MingoOptions> = {
   context: Context.init({
     query: {
       ...(operatorsOf(queryOperators) as Record<string, unknown>),
-      $regex: $regex as never,
-      $in: withPatterns(mingoIn as unknown as QueryOperator, false) as never,
-      $nin: withPatterns(mingoNin as unknown as QueryOperator, true) as never,
-      $all: $all as never
+      $regex: $regex,
+      $in: withPatterns(mingoIn as unknown as QueryOperator, false),
+      $nin: withPatterns(mingoNin as unknown as QueryOperator, true),
+      $all: $all
     },
     expression: operatorsOf(expressionOperators),
     projection: operatorsOf(projectionOperators)

@@ -50,6 +50,6 @@ export function assertFits (check: SchemaCheck | undefined, doc: Doc, collection
   if (check === undefined) return
   const problems = check(doc)
   if (problems.length === 0) return
-  const first = problems[0] as SchemaProblem
+  const first = problems[0]
   throw new SchemaError(collection, doc._id, problems, `document "${doc._id}" does not fit the schema of "${collection}": ${first.path === '' ? 'the document' : first.path} ${first.message}`)
 }

@@ -195,10 +195,10 @@ export class Keeper {
           const outcomes = await Promise.all(group.map(async bytes => await checkKeptNode(bytes, req.db, manifest).catch((err: Error) => err)))
           for (let j = 0; j < group.length; j++) {
             const outcome = outcomes[j]
-            if (!(outcome instanceof Error)) { checked.push(outcome as Awaited<ReturnType<typeof checkKeptNode>>); continue }
+            if (!(outcome instanceof Error)) { checked.push(outcome); continue }
             if (!(outcome instanceof InvalidBlockError)) throw outcome
             log.warn(`refused a block of ${req.db} from ${from}: ${outcome.message}`)
-            refused.push({ cid: await cidOfAsync(group[j] as Uint8Array), reason: outcome.message })
+            refused.push({ cid: await cidOfAsync(group[j]), reason: outcome.message })
           }
         }
         const result = await this.store.putBlocks(req.db, checked)

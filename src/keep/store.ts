@@ -413,7 +413,7 @@ export class KeepStore {
       for await (const key of this.db.keys({ gte: `o!${db}!`, lt: upper(`o!${db}!`) })) owners.push(key.slice(`o!${db}!`.length))
       const peerRecords = await this.db.getMany(owners.map(p => `p!${p}`))
       const ops: Op[] = owners.map((p, i) => {
-        const dbs = peerRecords[i] === undefined ? 0 : parse<{ dbs: number }>(peerRecords[i] as Uint8Array).dbs - 1
+        const dbs = peerRecords[i] === undefined ? 0 : parse<{ dbs: number }>(peerRecords[i]).dbs - 1
         return dbs > 0 ? { type: 'put', key: `p!${p}`, value: json({ dbs }) } : { type: 'del', key: `p!${p}` }
       })
       for (const prefix of ['b', 'h', 'r', 'x', 'n', 'o']) {

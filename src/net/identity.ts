@@ -39,7 +39,7 @@ export interface IdentityClaim {
  */
 export async function generateEd25519Key (): Promise<PrivateKey> {
   try {
-    const pair = await globalThis.crypto.subtle.generateKey({ name: 'Ed25519' }, true, ['sign', 'verify']) as CryptoKeyPair
+    const pair = await globalThis.crypto.subtle.generateKey({ name: 'Ed25519' }, true, ['sign', 'verify'])
     // JWK (RFC 8037): `d` is the 32-byte seed, `x` the public key, both base64url
     const { d, x } = await globalThis.crypto.subtle.exportKey('jwk', pair.privateKey)
     const seed = base64url.baseDecode(d ?? '')
@@ -80,7 +80,7 @@ export async function devicePeerId (store: SecretStore, node: string): Promise<s
  */
 export async function claimIdentity (store: SecretStore, node: string): Promise<IdentityClaim> {
   const name = deviceKeyName(node)
-  const locks = lockManager() as { request: (name: string, options: { ifAvailable?: boolean, signal?: AbortSignal }, callback: (lock: unknown) => Promise<void>) => Promise<void> } | undefined
+  const locks = lockManager()
   if (locks === undefined) return { privateKey: await loadDeviceKey(store, node), persistent: true, release: () => {} }
   let release = (): void => {}
   const granted = await new Promise<boolean>(resolve => {

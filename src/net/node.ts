@@ -335,7 +335,7 @@ function recordCircuits (service: unknown, record: (entry: RelayRecord) => void)
     if (dst === undefined || args.request.peer === undefined) return dst
     const target = args.connection.remotePeer.toString()
     let dialer = 'unknown'
-    try { dialer = peerIdFromMultihash(Digest.decode(args.request.peer.id)).toString() } catch {}
+    try { dialer = peerIdFromMultihash(Digest.decode(args.request.peer.id)).toString() } catch { /* not a peer id: recorded as unknown */ }
     const send = dst.send.bind(dst)
     dst.send = data => {
       record({ time: Date.now(), kind: 'circuit', from: dialer, to: target, data: data.subarray() })

@@ -4,7 +4,7 @@
  * A browser is reachable only through a circuit-relay-v2 reservation: its WebRTC address is
  * `<relay>/p2p-circuit/webrtc/p2p/<self>`, and gossip between peers without a direct connection
  * flows through the relays. @libp2p/circuit-relay-v2 makes a reservation on a configured relay
- * once and never again after the relay connection closes (js-libp2p issue 3601), and a relay
+ * once and never again after the relay connection closes (js-libp2p#3601), and a relay
  * down at start makes the listen fail for good. `RelayKeeper` owns that lifecycle instead, per
  * relay:
  *

@@ -104,7 +104,7 @@ export function useCollection<T extends object = AnyDoc> (db: Database | undefin
   const shared = useMemo(() => {
     if (db === undefined) return undefined
     let byName = collections.get(db)
-    if (byName === undefined) collections.set(db, byName = new Map())
+    if (byName === undefined) collections.set(db, byName = new Map<string, Shared<Collection<AnyDoc>>>())
     let entry = byName.get(name)
     if (entry === undefined) {
       const created = new Shared<Collection<AnyDoc>>(async () => await db.initCollection(name), () => {}, () => { if (byName?.get(name) === created) byName.delete(name) })

@@ -99,7 +99,7 @@ export function parseRelayArgs (argv: string[], env: Record<string, string | und
     ...Object.fromEntries(Object.values(LIMIT_FLAGS).map(([key, def]) => [key, def]))
   } as RelayArgs
   for (let i = 0; i < argv.length; i++) {
-    const flag = argv[i] as string
+    const flag = argv[i]
     const [name, inline] = flag.includes('=') ? flag.split(/=(.*)/s) as [string, string] : [flag, undefined]
     const value = (): string => {
       const v = inline ?? argv[++i]
@@ -211,7 +211,7 @@ export function keepLimitsOf (args: RelayArgs): Partial<KeepLimits> {
  */
 async function exportCommand (argv: string[]): Promise<number> {
   const flags = new Map<string, string>()
-  for (let i = 0; i < argv.length; i += 2) flags.set(argv[i] as string, argv[i + 1] as string)
+  for (let i = 0; i < argv.length; i += 2) flags.set(argv[i], argv[i + 1])
   const dir = flags.get('--keep')
   const db = flags.get('--db')
   const out = flags.get('--out')

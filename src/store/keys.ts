@@ -54,7 +54,7 @@ export function valuesAt (doc: JsonValue | undefined, path: string): Array<JsonV
       return
     }
     if (isPlainObject(value)) {
-      walk(ownValue(value as Record<string, JsonValue>, parts[i] as string), i + 1)
+      walk(ownValue(value as Record<string, JsonValue>, parts[i]), i + 1)
       return
     }
     out.push(undefined)

@@ -30,7 +30,7 @@ function lowerBound (entries: IndexEntry[], probe: (e: IndexEntry) => boolean): 
   let hi = entries.length
   while (lo < hi) {
     const mid = (lo + hi) >>> 1
-    if (probe(entries[mid] as IndexEntry)) lo = mid + 1
+    if (probe(entries[mid])) lo = mid + 1
     else hi = mid
   }
   return lo
@@ -245,7 +245,7 @@ export class MemoryStorage implements Storage {
         ? lowerBound(entries, e => compareEntries(e, options.after as IndexEntry) <= 0)
         : lowerBound(entries, e => compareKeys(e.key, range.lower) < 0)
       for (; i < entries.length && out.length < limit; i++) {
-        const e = entries[i] as IndexEntry
+        const e = entries[i]
         if (!inRange(e.key, range)) {
           if (compareKeys(e.key, range.upper) > 0) break
           continue
@@ -257,7 +257,7 @@ export class MemoryStorage implements Storage {
         ? lowerBound(entries, e => compareEntries(e, options.after as IndexEntry) < 0) - 1
         : lowerBound(entries, e => compareKeys(e.key, range.upper) <= 0) - 1
       for (; i >= 0 && out.length < limit; i--) {
-        const e = entries[i] as IndexEntry
+        const e = entries[i]
         if (!inRange(e.key, range)) {
           if (compareKeys(e.key, range.lower) < 0) break
           continue
@@ -305,19 +305,19 @@ export class MemoryStorage implements Storage {
 
 function mapOf<V> (outer: Map<string, Map<string, V>>, key: string): Map<string, V> {
   let inner = outer.get(key)
-  if (inner === undefined) outer.set(key, inner = new Map())
+  if (inner === undefined) outer.set(key, inner = new Map<string, V>())
   return inner
 }
 
 function insertEntry (entries: IndexEntry[], entry: IndexEntry): void {
   const at = lowerBound(entries, e => compareEntries(e, entry) < 0)
-  if (at < entries.length && compareEntries(entries[at] as IndexEntry, entry) === 0) return
+  if (at < entries.length && compareEntries(entries[at], entry) === 0) return
   entries.splice(at, 0, entry)
 }
 
 function removeEntry (entries: IndexEntry[], entry: { key: IndexKey, id: string }): void {
   const at = lowerBound(entries, e => compareEntries(e, entry) < 0)
-  if (at < entries.length && compareEntries(entries[at] as IndexEntry, entry) === 0) entries.splice(at, 1)
+  if (at < entries.length && compareEntries(entries[at], entry) === 0) entries.splice(at, 1)
 }
 
 /**

@@ -41,7 +41,7 @@ export function packState (state: DocState, doc: Doc | null): PackedState {
   const intern = (s: Stamp): number => {
     if (at === undefined) {
       for (let i = 0; i < t.length; i++) {
-        const u = t[i] as Stamp
+        const u = t[i]
         if (u === s || (u[0] === s[0] && u[1] === s[1] && u[2] === s[2] && u[3] === s[3] && u[4] === s[4])) return i
       }
       t.push(s)
@@ -77,11 +77,11 @@ export function packState (state: DocState, doc: Doc | null): PackedState {
 
 /** The state `packed` was made from, given the document it was stored beside. */
 export function unpackState (packed: PackedState, doc: Doc | null): DocState {
-  const stamp = (i: number): Stamp => packed.t[i] as Stamp
+  const stamp = (i: number): Stamp => packed.t[i]
   const f = dictOf<Register>()
   for (const [field, e] of Object.entries(packed.f)) {
     if (typeof e === 'number') {
-      f[field] = { s: stamp(e), v: (doc as Doc)[field] as JsonValue }
+      f[field] = { s: stamp(e), v: (doc as Doc)[field] }
       continue
     }
     const reg: Register = { s: stamp(e.s) }

@@ -42,7 +42,7 @@ export function isComplete (size: number): boolean {
 export async function byCid (blocks: Uint8Array[]): Promise<Map<string, Uint8Array>> {
   const hashed = await Promise.all(blocks.map(async b => (await cidOfAsync(b)).toString()))
   const out = new Map<string, Uint8Array>()
-  blocks.forEach((b, i) => { out.set(hashed[i] as string, b) })
+  blocks.forEach((b, i) => { out.set(hashed[i], b) })
   return out
 }
 

@@ -37,7 +37,7 @@
  */
 import { InvalidBlockError, SnapshotMismatchError } from '../errors.js'
 import {
-  type Block, type CID, type CollState, type DocState, Fold, assembleOps, cidOf, decodeBlock, decodeChunk, docKey, parseCid, sameCollState, sameDocState
+  type Block, type CollState, type DocState, Fold, assembleOps, cidOf, decodeBlock, decodeChunk, docKey, parseCid, sameCollState, sameDocState
 } from '../crdt/index.js'
 import { createLogger } from '../log.js'
 import { type Replica } from './replica.js'
@@ -244,7 +244,7 @@ export class SnapshotAudit {
   /** A fetched block verified as any received block (and its chunks, from `got` or fetched), or undefined (logged) when it is not valid or its chunks cannot be had. */
   private async fetchedBlock (bytes: Uint8Array, cid: string, got: Map<string, Uint8Array>, fetch: BlockFetcher): Promise<Block | undefined> {
     try {
-      const encoded = await this.replica.verify(bytes, parseCid(cid) as CID)
+      const encoded = await this.replica.verify(bytes, parseCid(cid))
       const chunks = encoded.block.chunks ?? []
       if (chunks.length === 0) return encoded.block
       const absent = chunks.map(c => c.toString()).filter(c => !got.has(c))

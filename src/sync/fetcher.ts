@@ -206,7 +206,7 @@ export class Fetcher {
       return
     }
     this.fetching = true
-    let failed = false
+    let failed: boolean
     try {
       do {
         this.fetchAgain = false

@@ -282,13 +282,13 @@ export class KeepClient {
       const busy = err instanceof KeeperRefusedError && (err.reason === 'busy' || err.reason === 'not-kept')
       if (err instanceof KeeperRefusedError && err.reason === 'not-kept') { e.registered = false; e.known.clear(); e.status.snapshot = null }
       if (!refusal && !(err instanceof NetworkError) && !(err instanceof TimeoutError)) log.warn(`keeping ${this.replica.dbId} on ${peer} failed`, err)
-      const delay = busy ? BUSY_RETRY_MS : refusal ? REFUSED_RETRY_MS : RETRY_MS[Math.min(e.failures++, RETRY_MS.length - 1)] as number
+      const delay = busy ? BUSY_RETRY_MS : refusal ? REFUSED_RETRY_MS : RETRY_MS[Math.min(e.failures++, RETRY_MS.length - 1)]
       const repeated = e.status.error?.message === (err as Error).message
       e.status = { ...e.status, state: refusal && !busy ? 'refused' : busy ? 'saving' : 'unreachable', error: err as KiteError }
       if (refusal && !busy && !repeated) {
         log.warn(`keeper ${peer} refused to keep ${this.replica.dbId}: ${(err as Error).message}`)
         for (const l of this.errorListeners) {
-          try { l(err as KiteError) } catch (e2) { log.warn('error listener threw', e2) }
+          try { l(err) } catch (e2) { log.warn('error listener threw', e2) }
         }
       }
       this.notify()
@@ -389,7 +389,7 @@ export class KeepClient {
       for (const c of result.stored) this.remember(e, c.toString())
       e.status.acknowledged += result.stored.length
       if (result.refused.length > 0) {
-        const first = result.refused[0] as { cid: CID, reason: string }
+        const first = result.refused[0]
         throw new KeeperRefusedError(peer, 'refused', `${result.refused.length} blocks refused, ${first.cid.toString()}: ${first.reason}`)
       }
     }
@@ -460,7 +460,7 @@ function groups (items: Uint8Array[]): Uint8Array[][] {
   let size = 0
   for (const item of items) {
     if (out.length === 0 || size + item.byteLength > PUT_BYTES) { out.push([]); size = 0 }
-    (out[out.length - 1] as Uint8Array[]).push(item)
+    out[out.length - 1].push(item)
     size += item.byteLength
   }
   return out

@@ -187,7 +187,7 @@ export function decodeKeepResponse (bytes: Uint8Array, t: KeepRequest['t']): Kee
       return { ok: true }
     case 'has':
       if (!Array.isArray(raw.has) || raw.has.length > MAX_REQUEST_CIDS || !raw.has.every(h => typeof h === 'boolean')) throw new InvalidMessageError('has is not a list of booleans')
-      return { has: raw.has as boolean[] }
+      return { has: raw.has }
     case 'put':
     case 'nodes':
     case 'snapshot': {

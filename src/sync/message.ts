@@ -31,5 +31,5 @@ export function dbId (value: unknown): string {
 export function bytesList (value: unknown, what: string): Uint8Array[] {
   if (!Array.isArray(value)) throw new InvalidMessageError(`${what} is not a list`)
   if (!value.every(v => v instanceof Uint8Array)) throw new InvalidMessageError(`${what} holds a non-byte-string`)
-  return value as Uint8Array[]
+  return value
 }

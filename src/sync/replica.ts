@@ -15,6 +15,9 @@ import {
   type OpenOptions as BlockOpenOptions
 } from '../crdt/index.js'
 import { type DocChange, type DocKey, type InstallSnapshotInput, type MergeInput, type MergeOutput, type Storage, docKey, fillBefore } from '../store/index.js'
+import { createLogger } from '../log.js'
+
+const log = createLogger('sync')
 
 /** Where a change came from. */
 export type ChangeOrigin = 'local' | 'remote'
@@ -389,7 +392,7 @@ export class Replica {
    */
   async headHash (): Promise<string> {
     const heads = await this.storage.getHeads()
-    if (heads.length === 1) return heads[0] as string
+    if (heads.length === 1) return heads[0]
     const bytes = encode(heads.map(h => parseCid(h) as CID))
     const cid = cidOf(bytes).toString()
     await this.storage.setMeta(HEADSET_PREFIX + cid, bytes)
@@ -477,7 +480,7 @@ export class Replica {
     const change = { changes: result.changes, collections: result.collections }
     if (change.changes.length > 0 || change.collections.length > 0) {
       for (const l of this.listeners) {
-        try { l(change, origin) } catch (err) { console.error('[kitedb] change listener threw', err) }
+        try { l(change, origin) } catch (err) { log.warn('change listener threw', err) }
       }
     }
     return change

@@ -131,7 +131,7 @@ export function transportConformance (makePeers: (n: number) => Promise<Transpor
         const limits = t?.limits as Record<string, unknown> | undefined
         if (limits === undefined) continue
         for (const [key, value] of Object.entries(DEFAULT_LIMITS)) {
-          check(typeof limits[key] === 'number' && (limits[key] as number) > 0, `limits.${key} is a positive number, got ${String(limits[key])}`)
+          check(typeof limits[key] === 'number' && limits[key] > 0, `limits.${key} is a positive number, got ${String(limits[key])}`)
           if (WIRE_LIMITS.includes(key)) checkEqual(limits[key], value, `limits.${key} (fixed by the wire protocol)`)
         }
       }

@@ -242,8 +242,8 @@ export class WantList {
     available.sort((a, b) => lastAsked(a) - lastAsked(b))
     const own = [...this.byPeer.get(peer) ?? []]
     for (let i = 0; i < Math.max(available.length, own.length); i++) {
-      if (i < available.length && !take(available[i] as string)) return out
-      if (i < own.length && !take(own[i] as string)) return out
+      if (i < available.length && !take(available[i])) return out
+      if (i < own.length && !take(own[i])) return out
     }
     due.sort((a, b) => (this.parents.get(a)?.nextTry ?? 0) - (this.parents.get(b)?.nextTry ?? 0))
     for (const cid of due) if (!take(cid)) return out
@@ -365,7 +365,7 @@ export class WantList {
     if (victim === undefined) return false
     const held = [...this.byPeer.get(victim) ?? []]
     for (let i = held.length - 1; i >= 0; i--) {
-      const cid = held[i] as string
+      const cid = held[i]
       if (this.wants.get(cid)?.sources.size === 1) {
         this.delete(cid)
         return true

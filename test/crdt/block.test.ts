@@ -27,7 +27,7 @@ function sample (): Block {
 
 /** Assert `p` rejects with InvalidBlockError and nothing else. */
 async function rejectsInvalid (p: Promise<unknown>, message?: RegExp): Promise<void> {
-  const err = await p.then(() => undefined, e => e)
+  const err = await p.then(() => undefined, (e: unknown) => e)
   expect(err).toBeInstanceOf(InvalidBlockError)
   if (message !== undefined) expect((err as Error).message).toMatch(message)
 }

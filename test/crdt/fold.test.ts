@@ -9,7 +9,7 @@ import {
   type Block, type CollState, type Doc, type DocState, type JsonValue, Fold, applyBlockOps, cidOf, compareDocKeys, docKey, encode,
   isDocOp, joinSnapshotStates, materialise, parseDocKey, sameCollState, sameDocState, touchedBy
 } from '../../src/crdt/index.js'
-import { type ModelOp, modelState } from '../helpers/merge-model.js'
+import { modelState } from '../helpers/merge-model.js'
 import { opArbitrary } from '../helpers/arbitraries.js'
 
 const DB = 'bafyreigj5hby77l2bevcmbd4b65tpef7hy7ospuccnpwsjwe3zwgtfsvw4'
@@ -66,7 +66,7 @@ function documents (states: States): Map<string, Doc[]> {
 
 /** The reference model's documents of `blocks`, by collection (collections with none left out). */
 function reference (blocks: Block[]): Map<string, Doc[]> {
-  const { docs } = modelState(blocks.map(b => ({ hlc: b.hlc, cid: cidOfBlock(b), ops: b.ops as ModelOp[] })))
+  const { docs } = modelState(blocks.map(b => ({ hlc: b.hlc, cid: cidOfBlock(b), ops: b.ops })))
   return new Map([...docs].filter(([, list]) => list.length > 0).map(([coll, list]) => [coll, list as Doc[]]))
 }
 

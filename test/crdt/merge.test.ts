@@ -4,7 +4,7 @@ import {
   type Block, type Doc, type DocOp, type DocState, type Stamp,
   applyOp, cidOf, encode, joinStates, materialise, stampOf
 } from '../../src/crdt/index.js'
-import { type ModelOp, modelState } from '../helpers/merge-model.js'
+import { modelState } from '../helpers/merge-model.js'
 
 const DB = 'bafyreigj5hby77l2bevcmbd4b65tpef7hy7ospuccnpwsjwe3zwgtfsvw4'
 const DOCS = ['d1', 'd2', 'd3']
@@ -51,7 +51,7 @@ function fold (writes: Write[]): Map<string, Doc | null> {
 
 /** The reference model's documents (test/helpers/merge-model.ts, which shares no code with src/crdt) for these blocks. */
 function reference (blocks: Block[]): Map<string, Doc | null> {
-  const state = modelState(blocks.map(b => ({ hlc: b.hlc, cid: cidOf(encode(b)).toString(), ops: b.ops as ModelOp[] })))
+  const state = modelState(blocks.map(b => ({ hlc: b.hlc, cid: cidOf(encode(b)).toString(), ops: b.ops })))
   const docs = state.docs.get('c') ?? []
   return new Map(DOCS.map(id => [id, (docs.find(d => d._id === id) as Doc | undefined) ?? null]))
 }
@@ -70,7 +70,7 @@ describe('merge rules', () => {
         const it = seeds[Symbol.iterator]()
         for (let i = shuffled.length - 1; i > 0; i--) {
           const j = (it.next().value as number) % (i + 1)
-          ;[shuffled[i], shuffled[j]] = [shuffled[j] as Write, shuffled[i] as Write]
+          ;[shuffled[i], shuffled[j]] = [shuffled[j], shuffled[i]]
         }
         expect(fold(writes)).toEqual(expected)
         expect(fold(shuffled)).toEqual(expected)
@@ -112,11 +112,11 @@ describe('merge rules', () => {
   })
 
   it('concurrent increments all count, each once', () => {
-    const inc = (t: number): DocOp => ({ op: 'put', coll: 'c', id: 'x', inc: { n: 1 } })
+    const inc = (): DocOp => ({ op: 'put', coll: 'c', id: 'x', inc: { n: 1 } })
     let st = applyOp(undefined, { op: 'put', coll: 'c', id: 'x', set: { n: 10 } }, s(1))
-    st = applyOp(st, inc(2), [2, 0, 'r1', 'cidA', 0])
-    st = applyOp(st, inc(2), [2, 0, 'r2', 'cidB', 0])
-    st = applyOp(st, inc(2), [2, 0, 'r2', 'cidB', 0]) // duplicate delivery
+    st = applyOp(st, inc(), [2, 0, 'r1', 'cidA', 0])
+    st = applyOp(st, inc(), [2, 0, 'r2', 'cidB', 0])
+    st = applyOp(st, inc(), [2, 0, 'r2', 'cidB', 0]) // duplicate delivery
     expect(materialise(st)).toEqual({ _id: 'x', n: 12 })
     // A later $set resets the base and absorbs earlier increments.
     st = applyOp(st, { op: 'put', coll: 'c', id: 'x', set: { n: 0 } }, s(5))

@@ -1,6 +1,7 @@
 /**
- * Access modes (issue 6) at the API, over an in-memory transport: write lists fixed in the
- * manifest, encrypted databases opened by key, joiners learning the manifest from a peer.
+ * Access modes (docs/api.md, "Who can read and write") at the API, over an in-memory transport:
+ * write lists fixed in the manifest, encrypted databases opened by key, joiners learning the
+ * manifest from a peer.
  */
 import { describe, expect, it } from 'vitest'
 import { AccessError, DatabaseClosedError, KiteDB, MemoryStorageProvider, ValidationError, setLogLevel, type Database } from '../../src/index.js'

@@ -60,7 +60,7 @@ describe('KiteDB and Database', () => {
     const db = await fresh()
     const link = db.shareLink('https://example.test/app/?x=1#old')
     expect(link.startsWith(`https://example.test/app/?x=1#db=${db.address}`)).toBe(true)
-    expect(parseShareLink(link)).toEqual({ address: db.address, relays: [], key: expect.stringMatching(/^[\w-]{43}$/) })
+    expect(parseShareLink(link)).toEqual({ address: db.address, relays: [], key: expect.stringMatching(/^[\w-]{43}$/) as unknown })
     const plain = await KiteDB.init('plain', { storage: new MemoryStorageProvider(), encrypt: false })
     expect(parseShareLink(plain.shareLink('https://example.test/'))).toEqual({ address: plain.address, relays: [] })
   })
@@ -107,7 +107,7 @@ describe('Collection', () => {
       cyclic, { _id: '' }, { _id: 5 }, { $x: 1 }, { 'a.b': 1 }, { d: new Date() }, { big: 'x'.repeat(2 * 1024 * 1024) }
     ]
     for (const doc of bad) {
-      const err = await c.insertOne(doc as never).catch(e => e)
+      const err = await c.insertOne(doc as never).catch((e: unknown) => e)
       expect(err, JSON.stringify(String(doc))).toBeInstanceOf(ValidationError)
       expect((err as KiteError).code).toBe('ERR_VALIDATION')
     }

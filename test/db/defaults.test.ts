@@ -94,7 +94,7 @@ describe('announcements', () => {
       expect(() => decodeAnnouncement(d, { key: keyOf(quiet), peerId: 'A' })).toThrow(InvalidMessageError)
       expect(() => decodeAnnouncement(d, { key, peerId: 'someone-else' })).toThrow(InvalidMessageError)
     }
-    expect(decodeAnnouncement(heard[0] as Uint8Array, { key, peerId: 'A' })).toEqual({ address: shown.address, collections: ['todos'], relays: [] })
+    expect(decodeAnnouncement(heard[0], { key, peerId: 'A' })).toEqual({ address: shown.address, collections: ['todos'], relays: [] })
   })
 
   it('a plain database asked to announce does so in the clear (it is public)', async () => {

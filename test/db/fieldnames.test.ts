@@ -7,7 +7,7 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import fc from 'fast-check'
 import { InvalidBlockError, ValidationError } from '../../src/errors.js'
-import { KiteDB, type Database } from '../../src/index.js'
+import { KiteDB, type AnyDoc, type Database, type JsonValue } from '../../src/index.js'
 import { type Signer, cidOf, encode, generateSigner, isValidFieldName, jsonEqual, RESERVED_KEYS } from '../../src/crdt/index.js'
 import { MemoryStorage, MemoryStorageProvider } from '../../src/store/index.js'
 import { Replica, Replicator, encodeHeadsMessage, topicOf } from '../../src/sync/index.js'
@@ -25,8 +25,8 @@ afterEach(async () => {
 })
 
 /** `{[name]: value}` as an own property, `__proto__` included (as `JSON.parse` makes it). */
-function withField (name: string, value: unknown, rest: Record<string, unknown> = {}): any {
-  const o: Record<string, unknown> = { ...rest }
+function withField (name: string, value: JsonValue, rest: Record<string, JsonValue> = {}): Record<string, JsonValue> {
+  const o: Record<string, JsonValue> = { ...rest }
   Object.defineProperty(o, name, { value, enumerable: true, configurable: true, writable: true })
   return o
 }
@@ -100,7 +100,7 @@ describe('refused field names', () => {
     }
     for (const name of PROTO_NAMES) {
       await refused(`insert ${name}`, async () => await c.insertOne(withField(name, 'x')))
-      await refused(`insert JSON ${name}`, async () => await c.insertOne(JSON.parse(`{"${name}": "x"}`)))
+      await refused(`insert JSON ${name}`, async () => await c.insertOne(JSON.parse(`{"${name}": "x"}`) as AnyDoc))
       await refused(`insert nested ${name}`, async () => await c.insertOne({ deep: { list: [withField(name, 1)] } }))
       for (const op of ['$set', '$inc', '$push', '$addToSet', '$max', '$min', '$mul', '$unset', '$currentDate', '$pop', '$pull']) {
         await refused(`${op} ${name}`, async () => await c.updateOne({ _id: 'a' }, { [op]: withField(name, op === '$currentDate' ? true : 1) }))
@@ -109,9 +109,9 @@ describe('refused field names', () => {
       await refused(`$rename to ${name}`, async () => await c.updateOne({ _id: 'a' }, { $rename: { n: name } }))
       await refused(`$set nested value ${name}`, async () => await c.updateOne({ _id: 'a' }, { $set: { n3: withField(name, 1) } }))
       await refused(`query ${name}`, async () => await c.find(withField(name, 'x')))
-      await refused(`query JSON ${name}`, async () => await c.find(JSON.parse(`{"${name}": {"a": 5}}`)))
+      await refused(`query JSON ${name}`, async () => await c.find(JSON.parse(`{"${name}": {"a": 5}}`) as AnyDoc))
       await refused(`query path ${name}`, async () => await c.find({ [`n.${name}`]: 1 }))
-      await refused(`projection ${name}`, async () => await c.find({}, withField(name, 1)))
+      await refused(`projection ${name}`, async () => await c.find({}, withField(name, 1) as never))
       await refused(`sort ${name}`, async () => await c.find({}, undefined, { sort: withField(name, 1) as never }))
       await refused(`index ${name}`, async () => await c.createIndex(name))
       await refused(`distinct ${name}`, async () => await c.distinct(name))
@@ -136,7 +136,7 @@ describe('accepted field names round-trip', () => {
         const doc = Object.fromEntries(fields.map((f, i) => [f, i]))
         await c.insertOne({ _id: 'a', ...doc, nested: Object.fromEntries(fields.map(f => [f, f])) })
         await c.insertOne({ _id: 'b', ...Object.fromEntries(fields.map((f, i) => [f, i + 10])) })
-        const first = fields[0] as string
+        const first = fields[0]
         await c.createIndex(first)
         expect(await c.findById('a')).toEqual({ _id: 'a', ...doc, nested: Object.fromEntries(fields.map(f => [f, f])) })
         expect((await c.find({ [first]: 0 })).map(d => d._id)).toEqual(['a'])

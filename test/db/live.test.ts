@@ -17,7 +17,7 @@ describe('live queries with remote changes', () => {
     const ta = await a.initCollection('todos')
     const tb = await b.initCollection('todos')
     const seen: string[][] = []
-    const stop = tb.observe({ done: false }, docs => { seen.push(docs.map(d => String(d.title))) }, { sort: { rank: 1 }, limit: 2 })
+    const stop = tb.observe({ done: false }, docs => { seen.push(docs.map(d => d.title as string)) }, { sort: { rank: 1 }, limit: 2 })
     await ta.insert([{ title: 'x', rank: 3, done: false }, { title: 'y', rank: 1, done: false }, { title: 'z', rank: 2, done: false }])
     await eventually(() => JSON.stringify(seen.at(-1)) === JSON.stringify(['y', 'z']), 5000, 'remote insert')
     await ta.updateOne({ title: 'y' }, { $set: { done: true } })
@@ -68,7 +68,7 @@ describe('live queries with remote changes', () => {
     await eventually(() => joined.some(p => p.id === 'B'), 5000, 'peer:join')
     expect(progress.length).toBeGreaterThanOrEqual(1)
     expect(progress.at(-1)).toMatchObject({ fetched: 31, missing: 0, documents: 30 })
-    expect(progress.every((p, i) => i === 0 || p.fetched >= (progress[i - 1] as SyncProgress).fetched)).toBe(true)
+    expect(progress.every((p, i) => i === 0 || p.fetched >= progress[i - 1].fetched)).toBe(true)
     await b.close()
     hub.leave('B')
     await eventually(() => left.includes('B'), 5000, 'peer:leave')

@@ -1,4 +1,4 @@
-/** Every query and update operator the issue lists, with MongoDB semantics (through mingo). */
+/** Every query and update operator docs/api.md lists, with MongoDB semantics (through mingo). */
 import { describe, expect, it } from 'vitest'
 import { KiteDB, MemoryStorageProvider, ValidationError, type Collection } from '../../src/index.js'
 
@@ -78,7 +78,7 @@ describe('update operators', () => {
   for (const [name, update, expected] of cases) {
     it(name, async () => {
       const c = await people()
-      const updated = await c.updateOne({ _id: 'a' }, update as never) as Record<string, unknown>
+      const updated = await c.updateOne({ _id: 'a' }, update) as Record<string, unknown>
       for (const [k, v] of Object.entries(expected)) expect(updated[k], k).toEqual(v)
       expect(await c.findById('a')).toEqual(updated)
     })
@@ -95,7 +95,7 @@ describe('update operators', () => {
   it('a bad update is rejected even when nothing matches, and nothing is written', async () => {
     const c = await people()
     const head = await c.getHeadHash()
-    await expect(c.updateMany({ age: 999 }, { $inc: { age: 'x' } } as never)).rejects.toBeInstanceOf(ValidationError)
+    await expect(c.updateMany({ age: 999 }, { $inc: { age: 'x' } })).rejects.toBeInstanceOf(ValidationError)
     await expect(c.updateOne({ _id: 'a' }, { $inc: { name: 1 } })).rejects.toBeInstanceOf(ValidationError)
     expect(await c.getHeadHash()).toBe(head)
   })

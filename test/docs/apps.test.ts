@@ -24,7 +24,7 @@ async function run (name: string): Promise<unknown[][]> {
       return async (...args: unknown[]) => { const db = await (f as (...a: unknown[]) => Promise<kitedb.Database>).apply(target, args); opened.push(db); return db }
     }
   }), relays: [relay.addr], console: { log: (...args: unknown[]) => { logs.push(args) } } }
-  const AsyncFunction = Object.getPrototypeOf(async function () {}).constructor as new (...args: string[]) => (...a: unknown[]) => Promise<unknown>
+  const AsyncFunction = (async function () {}).constructor as new (...args: string[]) => (...a: unknown[]) => Promise<unknown>
   await new AsyncFunction(...Object.keys(scope), code)(...Object.values(scope))
   return logs
 }

@@ -1,5 +1,5 @@
 /**
- * The README's conformance example runs: its storage suite against `MemoryStorageProvider` and
+ * docs/seams.md's conformance example runs: its storage suite against `MemoryStorageProvider` and
  * its transport suite against the in-memory transport, standing in for the reader's own.
  */
 import { describe, it } from 'vitest'
@@ -17,13 +17,13 @@ const IMPORTS = [
 ]
 
 function example (): string {
-  const readme = readFileSync(join(import.meta.dirname, '..', '..', 'README.md'), 'utf8')
-  const at = readme.indexOf('<!-- example:conformance')
-  const block = /```ts\n([\s\S]*?)```/.exec(readme.slice(at))
-  if (at < 0 || block === null) throw new Error('README has no conformance example')
-  let code = block[1] as string
+  const doc = readFileSync(join(import.meta.dirname, '..', '..', 'docs', 'seams.md'), 'utf8')
+  const at = doc.indexOf('<!-- example:conformance')
+  const block = /```ts\n([\s\S]*?)```/.exec(doc.slice(at))
+  if (at < 0 || block === null) throw new Error('docs/seams.md has no conformance example')
+  let code = block[1]
   for (const line of IMPORTS) {
-    if (!code.includes(line)) throw new Error(`the README's conformance example no longer has: ${line}`)
+    if (!code.includes(line)) throw new Error(`docs/seams.md's conformance example no longer has: ${line}`)
     code = code.replace(line, '')
   }
   return code
@@ -37,5 +37,6 @@ async function startMyTransports (n: number): Promise<{ peers: unknown[], cleanu
 }
 
 // The example registers its own tests, as it would in the reader's test file.
+// eslint-disable-next-line @typescript-eslint/no-implied-eval -- runs the example's text, as the reader's test file would
 const run = new Function('describe', 'it', 'storageConformance', 'transportConformance', 'MyStorageProvider', 'startMyTransports', example()) as (...args: unknown[]) => void
 run(describe, it, storageConformance, transportConformance, MemoryStorageProvider, startMyTransports)

@@ -9,7 +9,7 @@ function quickstart (): string {
   const at = readme.indexOf('<!-- example:quickstart')
   const block = /```ts\n([\s\S]*?)```/.exec(readme.slice(at))
   if (at < 0 || block === null) throw new Error('README has no quickstart example')
-  return block[1] as string
+  return block[1]
 }
 
 describe('README', () => {
@@ -19,7 +19,7 @@ describe('README', () => {
     const body = code.replace("import { KiteDB } from 'kitedb'", '') + '\nreturn { open, one }'
     const logs: unknown[][] = []
     const fakeConsole = { log: (...args: unknown[]) => { logs.push(args) } }
-    const AsyncFunction = Object.getPrototypeOf(async function () {}).constructor as new (...args: string[]) => (...a: unknown[]) => Promise<unknown>
+    const AsyncFunction = (async function () {}).constructor as new (...args: string[]) => (...a: unknown[]) => Promise<unknown>
     const result = await new AsyncFunction('KiteDB', 'console', body)(kitedb.KiteDB, fakeConsole) as { open: unknown, one: { _id: string } }
     expect(result.open).toEqual([{ title: 'buy milk' }, { title: 'write tests' }])
     expect(result.one._id).toBe('ship')

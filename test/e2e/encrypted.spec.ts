@@ -17,7 +17,7 @@ function recordedSince (since: number): RecordLine[] {
   let text = ''
   // `npm start -- --relays 2` (the web server): the second relay records to `<path>.2`
   for (const path of [relayRecordPath, `${relayRecordPath}.2`]) {
-    try { text += readFileSync(path, 'utf8') } catch {}
+    try { text += readFileSync(path, 'utf8') } catch { /* one relay only: no such file */ }
   }
   return text.split('\n').filter(l => l.length > 0).map(l => JSON.parse(l) as RecordLine).filter(l => Date.parse(l.time) >= since)
 }
@@ -41,8 +41,8 @@ test('an encrypted list: the relay never sees a title, and the link without its 
   const c = await ctxC.newPage()
 
   await a.goto('/')
-  await addTodo(a, titles[0] as string)
-  await addTodo(a, titles[1] as string)
+  await addTodo(a, titles[0])
+  await addTodo(a, titles[1])
   const link = (page: Page) => page.getByTestId('share-link')
   await expect(link(a)).toHaveAttribute('href', /&key=[\w-]{43}&.*&peer=/)
   const href = await link(a).getAttribute('href') as string
@@ -51,8 +51,8 @@ test('an encrypted list: the relay never sees a title, and the link without its 
   // B joins with the full link, reads and writes.
   await b.goto(href)
   for (const t of titles.slice(0, 2)) await expect(b.getByTestId('todo-title').filter({ hasText: t })).toHaveCount(1)
-  await addTodo(b, titles[2] as string)
-  await expect(a.getByTestId('todo-title').filter({ hasText: titles[2] as string })).toHaveCount(1)
+  await addTodo(b, titles[2])
+  await expect(a.getByTestId('todo-title').filter({ hasText: titles[2] })).toHaveCount(1)
   await a.getByTestId('todo-toggle').first().check()
   await expect(b.locator('li.done')).toHaveCount(1)
 

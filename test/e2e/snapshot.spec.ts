@@ -1,8 +1,8 @@
 /**
- * Snapshot join in real Chromium against the real relay (issue 4): page A writes 5,000 documents
- * of history in 200 blocks (inserts, then updates and deletes), page B replays it block by block,
- * then a third page C joins from a peer's snapshot and reaches exactly the same documents, without
- * fetching the history's blocks.
+ * Snapshot join (docs/snapshots.md) in real Chromium against the real relay: page A writes 5,000
+ * documents of history in 200 blocks (inserts, then updates and deletes), page B replays it block
+ * by block, then a third page C joins from a peer's snapshot and reaches exactly the same
+ * documents, without fetching the history's blocks.
  */
 import { type Page } from '@playwright/test'
 import { test, expect } from './fixtures.js'

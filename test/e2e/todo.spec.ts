@@ -138,7 +138,7 @@ test('a link with only a peer id and a relay is enough to join (address learned 
   const info = await a.evaluate(() => ({ peer: window.todoDb?.peerId, relays: window.todoDb?.relays, address: window.todoDb?.address }))
   expect(info.peer).toBeTruthy()
   const key = parseShareLink(await a.getByTestId('share-link').getAttribute('href') as string)?.key as string
-  const peerOnly = `/#peer=${info.peer as string}&key=${key}&relay=${(info.relays as string[])[0] as string}`
+  const peerOnly = `/#peer=${info.peer as string}&key=${key}&relay=${(info.relays as string[])[0]}`
 
   const ctxB = await browser.newContext()
   const b = await ctxB.newPage()

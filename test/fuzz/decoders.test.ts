@@ -43,7 +43,7 @@ const smallOps = [{ op: 'put' as const, coll: 'c', id: 'a', set: { t: 'x' }, uns
 const block = await encodeBlock({ v: 1, db: DB, parents: [big.cid], hlc: { t: 9, c: 0, r: 'q' }, ops: smallOps }, { signer })
 const sealed = await encodeBlock({ v: 1, db: DB, parents: [big.cid], hlc: { t: 9, c: 0, r: 'q' }, ops: smallOps }, { signer, key })
 const manifest = encodeManifest(createManifest('todos', [formatPublicKey(signer.publicKey)], key, 1))
-const chunk = (big.chunks ?? [])[0] as { cid: ReturnType<typeof cidOf>, bytes: Uint8Array }
+const chunk = (big.chunks ?? [])[0]
 const stamp = (t: number, i: number): [number, number, string, string, number] => [t, 0, 'r', block.cid.toString(), i]
 const page = await encodeSnapshotNode({
   kind: 'page',

@@ -136,7 +136,7 @@ describe('hostile wire inputs', () => {
       for (const s of steps) {
         if (s.write) await replica.commit([{ op: 'put', coll: 'c', id: 'w', set: { n: s.wait } }])
         clock.t += s.wait
-        decodeSnapshotResponse(await (clients[s.peer] as (typeof clients)[number]).request('server', SNAPSHOT_PROTOCOL, encodeSnapshotRequest({ db: DB, blocks: s.blocks % 3 })))
+        decodeSnapshotResponse(await clients[s.peer].request('server', SNAPSHOT_PROTOCOL, encodeSnapshotRequest({ db: DB, blocks: s.blocks % 3 })))
       }
       const distinct = new Set(steps.map(s => s.peer)).size
       expect(builds).toBeLessThanOrEqual(distinct)
@@ -157,12 +157,12 @@ describe('hostile wire inputs', () => {
     const writers = await Promise.all([0, 1, 2].map(async () => await Replica.open(new MemoryStorage(), DB)))
     const written: Uint8Array[] = []
     for (let i = 0; i < 24; i++) {
-      const w = writers[i % 3] as Replica
+      const w = writers[i % 3]
       const applied = await w.commit([{ op: 'put', coll: 'c', id: `d${i % 6}`, set: { a: i, b: `w${i % 3}` }, inc: { n: 1 } }])
       written.push(applied?.bytes as Uint8Array)
       for (const other of writers) if (other !== w) await other.receive(applied?.bytes as Uint8Array)
     }
-    const source = writers[0] as Replica
+    const source = writers[0]
     const built = await buildSnapshot(DB, await source.storage.readSnapshotSource())
     const content = await fetchSnapshot(DB, built.root, async cids => new Map(cids.map(c => [c.toString(), built.nodes.get(c.toString()) ?? (written.find(b => cidOf(b).equals(c)) as Uint8Array)])), () => {})
     const byCid = new Map(written.map(b => [cidOf(b).toString(), b]))
@@ -170,7 +170,7 @@ describe('hostile wire inputs', () => {
     await fc.assert(fc.asyncProperty(tamperArb, async tampers => {
       const docs = content.docs.map(d => ({ ...d, state: structuredClone(d.state) }))
       for (const t of tampers) {
-        const target = docs[t.doc % docs.length] as (typeof docs)[number]
+        const target = docs[t.doc % docs.length]
         if (t.id === 'new') docs.push({ coll: 'c', id: `new${t.doc % 5}`, state: { ...t.state, f: { ...t.state.f, _id: { s: t.state.f.a?.s ?? [1, 0, 'r', DB, 0], v: `new${t.doc % 5}` } } } })
         else target.state = { ...t.state, f: { ...t.state.f, _id: { s: t.state.f.a?.s ?? [1, 0, 'r', DB, 0], v: target.id } } }
       }

@@ -37,8 +37,8 @@ type Key = [number, number, string, string, number]
 
 function compare (a: Key, b: Key): number {
   for (let i = 0; i < a.length; i++) {
-    const x = a[i] as number | string
-    const y = b[i] as number | string
+    const x = a[i]
+    const y = b[i]
     if (x < y) return -1
     if (x > y) return 1
   }
@@ -93,11 +93,11 @@ export function modelState (blocks: ModelBlock[]): { collections: string[], docs
         if (f === '_id') continue
         const register = latest(puts.filter(w => Object.hasOwn(w.op.set ?? {}, f) || (w.op.unset ?? []).includes(f)))
         const set = register !== undefined && Object.hasOwn((register.op as { set?: Record<string, Json> }).set ?? {}, f)
-        let value: Json | undefined = set && laterThan((register as Write).key, tomb) ? ((register as Write).op as { set: Record<string, Json> }).set[f] : undefined
+        let value: Json | undefined = set && laterThan(register.key, tomb) ? (register.op as { set: Record<string, Json> }).set[f] : undefined
         const incs = puts.filter(w => Object.hasOwn(w.op.inc ?? {}, f) && laterThan(w.key, tomb) && (register === undefined || laterThan(w.key, register.key)))
         if (incs.length > 0) {
           let sum = typeof value === 'number' ? value : 0
-          for (const w of incs) sum += (w.op.inc as Record<string, number>)[f] as number
+          for (const w of incs) sum += (w.op.inc as Record<string, number>)[f]
           value = sum
         }
         if (value !== undefined) doc[f] = value

@@ -40,7 +40,7 @@ describe('direct connections', () => {
       await tb.publish(TOPIC, new Uint8Array([2]))
       return directTo(nb, a).length > 0 && directTo(na, b).length > 0
     }, 30_000, 'a direct connection')
-    const dead = directTo(nb, a)[0] as Connection
+    const dead = directTo(nb, a)[0]
     // This side's streams on it never negotiate (until their signal gives up).
     dead.newStream = async (_protocol: string | string[], opts?: { signal?: AbortSignal }) => await new Promise((_resolve, reject) => {
       opts?.signal?.addEventListener('abort', () => { reject(new Error('stream negotiation hung')) })

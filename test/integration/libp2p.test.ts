@@ -18,7 +18,7 @@ async function device (name: string, address?: string): Promise<Database> {
 }
 
 const titles = async (db: Database): Promise<string[]> =>
-  (await (await db.initCollection('todos')).find({}, undefined, { sort: { title: 1 } })).map(d => `${String(d.title)}${d.done === true ? '✓' : ''}`)
+  (await (await db.initCollection<{ title: string, done?: boolean }>('todos')).find({}, undefined, { sort: { title: 1 } })).map(d => `${d.title}${d.done === true ? '✓' : ''}`)
 
 describe('replication over real libp2p through a relay', () => {
   it('two replicas converge on a collection and connect by direct WebRTC', async () => {

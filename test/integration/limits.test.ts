@@ -93,7 +93,7 @@ describe('limits over real libp2p', () => {
     const setup = async (): Promise<void> => {
       server = await createRelayNode({ port: 0 })
       client = await createRelayNode({ port: 0 })
-      await client.dial(server.getMultiaddrs()[0] as never)
+      await client.dial(server.getMultiaddrs()[0])
       st = new Libp2pTransport(server, { relays: [] })
       ct = new Libp2pTransport(client, { relays: [] })
     }
@@ -113,7 +113,7 @@ describe('limits over real libp2p', () => {
         const topic = '/test/big'
         const got: number[] = []
         st.subscribe(topic, data => { got.push(data.byteLength) })
-        await hostile.dial(server.getMultiaddrs()[0] as never)
+        await hostile.dial(server.getMultiaddrs()[0])
         const send = async (size: number): Promise<void> => {
           const stream = await hostile.dialProtocol(server.peerId, '/meshsub/1.1.0')
           await lpStream(stream).write(await signedRpc(key, topic, new Uint8Array(size)))

@@ -50,7 +50,7 @@ async function open (name: string, relays: string[], address?: string, extra: Re
 }
 
 const titles = async (db: Database): Promise<string[]> =>
-  (await (await db.initCollection('todos')).find({}, undefined, { sort: { _id: 1 } })).map(d => String(d.title))
+  (await (await db.initCollection<{ title: string }>('todos')).find({}, undefined, { sort: { _id: 1 } })).map(d => d.title)
 
 /** The statuses a database goes through from now on. */
 function statuses (db: Database): NetworkStatus[] {

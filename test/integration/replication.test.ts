@@ -1,6 +1,7 @@
 /**
- * Issue 4's proofs over real libp2p in Node (a real relay, real gossipsub and streams): three
- * replicas with one offline; a replica that only ever talks through the relay; a hostile peer.
+ * Replication over real libp2p in Node (a real relay, real gossipsub and streams): three replicas
+ * of an encrypted database converge, one of them offline while the others wrote; a replica that
+ * only ever talks through the relay; a hostile peer.
  */
 import { describe, expect, it } from 'vitest'
 import { createPeerNode, Libp2pTransport, parseRelays } from '../../src/net/index.js'
@@ -23,6 +24,7 @@ async function track (db: Promise<Database>): Promise<Database> {
 
 const snapshot = async (db: Database): Promise<string> =>
   JSON.stringify(await (await db.initCollection('c')).find({}, undefined, { sort: { _id: 1 } }))
+const docsIn = (snapshotText: string): Array<{ _id: string }> => JSON.parse(snapshotText) as Array<{ _id: string }>
 
 describe('replication over real libp2p', () => {
   it('three replicas of an encrypted database converge; one that was offline while the others wrote catches up', async () => {
@@ -41,7 +43,7 @@ describe('replication over real libp2p', () => {
     await ca.insertOne({ _id: 'two', by: 'a' })
     const cb = await b.initCollection('c')
     // Wait for all of A's history: a child block can arrive (and apply) before its parent.
-    await eventually(async () => await snapshot(b) === await snapshot(a) && JSON.parse(await snapshot(b)).length === 2, 20_000, 'B to see A')
+    await eventually(async () => await snapshot(b) === await snapshot(a) && docsIn(await snapshot(b)).length === 2, 20_000, 'B to see A')
     await cb.updateOne({ _id: 'one' }, { $set: { by: 'b' }, $inc: { n: 1 } })
     await cb.insertOne({ _id: 'three', by: 'b' })
 
@@ -49,7 +51,7 @@ describe('replication over real libp2p', () => {
     await (await back.initCollection('c')).updateOne({ _id: 'one' }, { $inc: { n: 10 } }) // written on return, before catching up
     await eventually(async () => {
       const [x, y, z] = await Promise.all([snapshot(a), snapshot(b), snapshot(back)])
-      return x === y && y === z && JSON.parse(x).length === 3
+      return x === y && y === z && docsIn(x).length === 3
     }, 30_000, 'three-way convergence')
     expect(JSON.parse(await snapshot(a))).toEqual([
       { _id: 'one', by: 'b', n: 11 }, { _id: 'three', by: 'b' }, { _id: 'two', by: 'a' }
@@ -92,10 +94,10 @@ describe('replication over real libp2p', () => {
       try {
         const ca = await a.initCollection('c')
         for (let i = 0; i < 5; i++) await ca.insertOne({ _id: `good${i}` })
-        await eventually(async () => await snapshot(b) === await snapshot(a) && JSON.parse(await snapshot(a)).length === 5, 30_000, 'convergence despite the hostile peer')
+        await eventually(async () => await snapshot(b) === await snapshot(a) && docsIn(await snapshot(a)).length === 5, 30_000, 'convergence despite the hostile peer')
         await new Promise(resolve => setTimeout(resolve, 1500))
         for (const db of [a, b]) {
-          const ids = JSON.parse(await snapshot(db)).map((d: { _id: string }) => d._id)
+          const ids = docsIn(await snapshot(db)).map(d => d._id)
           expect(ids).toEqual(['good0', 'good1', 'good2', 'good3', 'good4'])
           expect(await db.listCollections()).toEqual(['c'])
         }

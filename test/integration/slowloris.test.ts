@@ -26,22 +26,22 @@ interface Pair { server: PeerNode, client: PeerNode, other: PeerNode, st: Libp2p
 /** A server, a hostile client and an honest other client, both directly connected to the server. */
 async function pair (limits?: LimitsOptions): Promise<Pair> {
   const [server, client, other] = await Promise.all([0, 1, 2].map(async () => await createRelayNode({ port: 0 })))
-  const s = server as PeerNode
-  await (client as PeerNode).dial(s.getMultiaddrs()[0] as never)
-  await (other as PeerNode).dial(s.getMultiaddrs()[0] as never)
+  const s = server
+  await client.dial(s.getMultiaddrs()[0])
+  await other.dial(s.getMultiaddrs()[0])
   const st = new Libp2pTransport(s, { relays: [], ...(limits !== undefined ? { limits } : {}) })
-  const ct = new Libp2pTransport(client as PeerNode, { relays: [] })
-  const ot = new Libp2pTransport(other as PeerNode, { relays: [] })
+  const ct = new Libp2pTransport(client, { relays: [] })
+  const ot = new Libp2pTransport(other, { relays: [] })
   return {
     server: s,
-    client: client as PeerNode,
-    other: other as PeerNode,
+    client: client,
+    other: other,
     st,
     ct,
     ot,
     stop: async () => {
       for (const t of [st, ct, ot]) t.close()
-      await Promise.all([server, client, other].map(async n => { await (n as PeerNode).stop() }))
+      await Promise.all([server, client, other].map(async n => { await n.stop() }))
     }
   }
 }

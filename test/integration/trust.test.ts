@@ -1,5 +1,5 @@
 /**
- * Issue 6's proof over real libp2p (a real relay, real gossipsub): forged signatures, unknown
+ * Signed blocks over real libp2p (a real relay, real gossipsub): forged signatures, unknown
  * writers, blocks replayed from another database, inline bytes under the wrong CID and blocks
  * sealed with the wrong key are refused by every replica, and — gossipsub message validation —
  * neither delivered nor forwarded by them.
@@ -90,7 +90,7 @@ describe('hostile writers over real libp2p', () => {
       }
       // The same check accepts a genuine message (so the Ignores above mean something).
       const genuine = await block(wId, aSigner, undefined, 'genuine')
-      expect(await verdict(readers[0] as Database, topicOf(wId), encodeHeadsMessage({ heads: [genuine.cid], blocks: [genuine.bytes] }), evilId)).toBe(TopicValidatorResult.Accept)
+      expect(await verdict(readers[0], topicOf(wId), encodeHeadsMessage({ heads: [genuine.cid], blocks: [genuine.bytes] }), evilId)).toBe(TopicValidatorResult.Accept)
 
       // Published for real, through the relay, again and again: nothing changes anywhere.
       const transport = new Libp2pTransport(evil, { relays: parseRelays([relay.addr]) })

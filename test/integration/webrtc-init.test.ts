@@ -35,11 +35,13 @@ let original: Patched | undefined
 
 beforeAll(() => {
   const proto = RTCPeerConnection.prototype
+  /* eslint-disable @typescript-eslint/unbound-method -- the prototype's own methods, called with .call(this) and put back after */
   original = {
     dispatchEvent: proto.dispatchEvent,
     connectionState: Object.getOwnPropertyDescriptor(proto, 'connectionState') as PropertyDescriptor,
     createDataChannel: proto.createDataChannel
   }
+  /* eslint-enable @typescript-eslint/unbound-method */
   const { dispatchEvent, connectionState, createDataChannel } = original
   const released = new WeakSet<object>()
   const initChannel = new WeakMap<object, RTCDataChannel>()
@@ -53,7 +55,7 @@ beforeAll(() => {
   })
   proto.createDataChannel = function (this: RTCPeerConnection, label: string, init?: RTCDataChannelInit) {
     const channel = createDataChannel.call(this, label, init)
-    if (label === 'init') initChannel.set(this, channel as unknown as RTCDataChannel)
+    if (label === 'init') initChannel.set(this, channel)
     return channel
   }
   proto.dispatchEvent = function (this: RTCPeerConnection, event: Event): boolean {

@@ -9,7 +9,7 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import { type PrivateKey } from '@libp2p/interface'
 import { createRelayNode, type PeerNode } from '../../src/net/index.js'
 import { type Keeping, type KeepingOptions, startKeeping } from '../../src/relay/keep.js'
-import { KiteDB, MemoryStorageProvider, type Database, type OpenOptions } from '../../src/index.js'
+import { MemoryStorageProvider, type Database, type OpenOptions } from '../../src/index.js'
 
 /** A relay that keeps, in this process. */
 export class InProcessKeeper {
@@ -53,5 +53,5 @@ export function device (relays: string[], extra: OpenOptions = {}): OpenOptions 
 
 /** The titles of a database's todos, sorted by `_id`. */
 export async function titles (db: Database): Promise<string[]> {
-  return (await (await db.initCollection('todos')).find({}, undefined, { sort: { _id: 1 } })).map(d => String(d.title))
+  return (await (await db.initCollection<{ title: string }>('todos')).find({}, undefined, { sort: { _id: 1 } })).map(d => d.title)
 }

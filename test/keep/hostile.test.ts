@@ -32,22 +32,14 @@ async function ask (req: KeepRequest): Promise<KeepResponse> {
   return decodeKeepResponse(await transport.request(keeper, KEEP_PROTOCOL, encodeKeepRequest(req), { timeoutMs: 10_000 }), req.t)
 }
 
-/** A new database kept by the keeper: its id, key and manifest. */
-async function keptDatabase (write: string[] = ['*'], encrypted = true): Promise<{ db: string, key?: Uint8Array }> {
-  const key = encrypted ? generateKey() : undefined
-  const { bytes, cid } = encodeManifest(createManifest('x', write, key))
-  expect(await ask({ t: 'keep', db: cid.toString(), manifest: bytes })).toEqual({ ok: true })
-  return { db: cid.toString(), ...(key !== undefined ? { key } : {}) }
-}
-
 const block = async (db: string, options: Parameters<typeof encodeBlock>[1], parents: CID[] = []) =>
   await encodeBlock({ v: 1, db, parents, hlc: { t: Date.now(), c: 0, r: 'r' }, ops: [{ op: 'put', coll: 'todos', id: String(Math.random()), set: { title: 'x' } }] }, options)
 
 describe('a keeper given bad input', () => {
   it('refuses to keep a database whose manifest cannot be had, with the reason', async () => {
     const { cid } = encodeManifest(createManifest('nobody serves this', ['*'], generateKey()))
-    expect(await ask({ t: 'keep', db: cid.toString() })).toEqual({ error: { code: 'manifest-unavailable', message: expect.stringMatching(/manifest/) } })
-    expect(await ask({ t: 'keep', db: cid.toString(), manifest: encode({ not: 'it' }) })).toEqual({ error: { code: 'refused', message: expect.stringMatching(/not the manifest/) } })
+    expect(await ask({ t: 'keep', db: cid.toString() })).toEqual({ error: { code: 'manifest-unavailable', message: expect.stringMatching(/manifest/) as unknown } })
+    expect(await ask({ t: 'keep', db: cid.toString(), manifest: encode({ not: 'it' }) })).toEqual({ error: { code: 'refused', message: expect.stringMatching(/not the manifest/) as unknown } })
     expect(await ask({ t: 'state', db: cid.toString() })).toMatchObject({ state: { kept: false } })
   })
 
@@ -124,7 +116,7 @@ describe('a keeper given bad input', () => {
       const signer = generateSigner()
       const { signSnapshotRoot } = await import('../../src/sync/index.js')
       const signed = await signSnapshotRoot(root, signer)
-      expect(await ask2({ t: 'snapshot', db: link, offer: { root, ...signed, heads: [real.cid], nodes: [root], blocks: 1 } })).toMatchObject({ error: { code: 'refused', message: expect.stringMatching(/link signature/) } })
+      expect(await ask2({ t: 'snapshot', db: link, offer: { root, ...signed, heads: [real.cid], nodes: [root], blocks: 1 } })).toMatchObject({ error: { code: 'refused', message: expect.stringMatching(/link signature/) as unknown } })
     } finally {
       t2.close()
       await other.stop()

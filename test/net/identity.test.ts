@@ -73,7 +73,7 @@ describe('device identity', () => {
     const relay = await createRelayNode({ port: 0 })
     try {
       const storage = new MemoryStorageProvider()
-      const relays = relay.getMultiaddrs()[0]?.toString() as string
+      const relays = relay.getMultiaddrs()[0]?.toString()
       const db = await KiteDB.init('id', { storage, relays, node: 'identity-test' })
       await db.whenOnline()
       const peerId = db.peerId

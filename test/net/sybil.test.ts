@@ -34,11 +34,11 @@ describe('gossip limits keyed on the delivering connection', () => {
     const validate = messageValidator('/kitedb/1/x', guard, limits.maxMessageBytes, 'self')
     const [attacker, ...origins] = await freshIds(401)
     const message = (from: PeerId): Message => ({ type: 'signed', from, topic: '/kitedb/1/x', data: new Uint8Array(1), sequenceNumber: 1n, signature: new Uint8Array(), key: from.publicKey as never })
-    const verdicts = origins.map(o => validate(attacker as PeerId, message(o)))
+    const verdicts = origins.map(o => validate(attacker, message(o)))
     const accepted = verdicts.filter(v => v === TopicValidatorResult.Accept).length
     expect(accepted).toBe(100) // the burst: two seconds' worth, whatever the origins
     expect(banned).toEqual([attacker?.toString()])
-    expect(validate(honest, message(origins[0] as PeerId))).toBe(TopicValidatorResult.Accept)
+    expect(validate(honest, message(origins[0]))).toBe(TopicValidatorResult.Accept)
     // a relay delivering the same flood is refused past the rate but never banned (cutting this node off)
     const fromRelay = origins.map(o => validate(relayId, message(o)))
     expect(fromRelay.filter(v => v === TopicValidatorResult.Accept).length).toBe(100)

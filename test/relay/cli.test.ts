@@ -133,7 +133,7 @@ describe('kitedb-relay', () => {
       first.stdout.on('data', d => {
         out += String(d)
         const m = /relay multiaddr: (\S+)/.exec(out)
-        if (m !== null) resolve(m[1] as string)
+        if (m !== null) resolve(m[1])
       })
       first.on('exit', code => { reject(new Error(`exited ${code}`)) })
     })

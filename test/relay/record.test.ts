@@ -17,7 +17,7 @@ describe('relay record hook', () => {
     const file = join(await mkdtemp(join(tmpdir(), 'kitedb-record-')), 'sub', 'record.jsonl')
     const recorder = await openRecorder(file)
     const relay = await createRelayNode({ port: 0, record: recorder.record })
-    const relays = [relay.getMultiaddrs()[0]?.toString() as string]
+    const relays = [relay.getMultiaddrs()[0]?.toString()]
     const [p1, p2] = await Promise.all([createPeerNode({ relays, webrtc: false }), createPeerNode({ relays, webrtc: false })])
     const t1 = new Libp2pTransport(p1, { relays: parseRelays(relays), directConnections: false })
     const t2 = new Libp2pTransport(p2, { relays: parseRelays(relays), directConnections: false })
@@ -46,7 +46,7 @@ describe('relay record hook', () => {
     const lines = (await readFile(file, 'utf8')).trim().split('\n').map(l => JSON.parse(l) as Line)
     const gossip = lines.filter(l => l.kind === 'gossip' && l.topic === '/kitedb/1/record-test')
     expect(gossip.length).toBeGreaterThan(0)
-    const g = gossip[0] as Line
+    const g = gossip[0]
     expect(g.from).toBe(p1.peerId.toString())
     expect(g.via).toBe(p1.peerId.toString())
     expect(Buffer.from(g.data, 'base64').toString()).toBe('buy milk, a secret todo title')

@@ -119,7 +119,7 @@ describe('DexieStorage v5 → v6', () => {
     const replica = await Replica.open(storage, 'bafyreigj5hby77l2bevcmbd4b65tpef7hy7ospuccnpwsjwe3zwgtfsvw4')
     await replica.commit([{ op: 'put', coll: 'c', id: 'a', inc: { n: 1 } }, { op: 'put', coll: 'c', id: 'b', set: { back: true } }])
     expect(await storage.getDocs('c')).toEqual([{ _id: 'a', n: 3, v: 1, w: 'x' }, { _id: 'b', back: true }])
-    storage.close()
+    await storage.close()
     const raw = new Dexie('kitedb/v5', { indexedDB, IDBKeyRange })
     await raw.open()
     expect(await raw.table('states').count()).toBe(0) // both exist now: their states are in their rows
@@ -177,7 +177,7 @@ describe('DexieStorage write cache (two tabs on one IndexedDB database)', () => 
   async function twoTabs (): Promise<{ tabs: Replica[], storages: DexieStorage[] }> {
     const indexedDB = new IDBFactory()
     const storages = [new DexieStorage('kitedb/tabs', { indexedDB, IDBKeyRange }), new DexieStorage('kitedb/tabs', { indexedDB, IDBKeyRange })]
-    const tabs = [await Replica.open(storages[0] as DexieStorage, DB), await Replica.open(storages[1] as DexieStorage, DB)]
+    const tabs = [await Replica.open(storages[0], DB), await Replica.open(storages[1], DB)]
     return { tabs, storages }
   }
 
@@ -280,11 +280,11 @@ describe('DexieStorage write cache (two tabs on one IndexedDB database)', () => 
     )
     await fc.assert(fc.asyncProperty(fc.array(step, { minLength: 1, maxLength: 14 }), async steps => {
       const { tabs, storages } = await twoTabs()
-      await (tabs[0] as Replica).commit(COLLS.map(coll => ({ op: 'coll', coll }))) // so blocks can take the cached path
+      await tabs[0].commit(COLLS.map(coll => ({ op: 'coll', coll }))) // so blocks can take the cached path
       const peer = await Replica.open(new MemoryStorage(), DB)
       const sent: Uint8Array[] = []
       for (const s of steps) {
-        const tab = tabs[s.tab] as Replica
+        const tab = tabs[s.tab]
         if (s.kind === 'write') await tab.commit(s.ops, { expectAbsent: s.expectAbsent })
         else if (s.kind === 'remote') {
           const first = (await peer.commit(s.ops))?.bytes as Uint8Array
@@ -292,7 +292,7 @@ describe('DexieStorage write cache (two tabs on one IndexedDB database)', () => 
           sent.push(first, second)
           for (const bytes of s.childFirst ? [second, first] : [first, second]) await tab.receive(bytes)
         } else if (s.kind === 'again') {
-          if (sent.length > 0) await tab.receive(sent[s.k % sent.length] as Uint8Array)
+          if (sent.length > 0) await tab.receive(sent[s.k % sent.length])
         } else {
           for (const coll of COLLS) {
             if (s.drop) await tab.storage.dropIndex(coll, s.path)

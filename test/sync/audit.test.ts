@@ -61,7 +61,7 @@ const FORGED_STAMP = (cid: string): [number, number, string, string, number] => 
 /** `content` with its states changed as `forge` says (the heads and covered lists stay the real ones). */
 function forged (content: SnapshotContent, forge: Forgery, pick: number): SnapshotContent {
   const docs = content.docs.map(d => ({ ...d, state: structuredClone(d.state) }))
-  const head = content.heads[0]?.cid.toString() as string
+  const head = content.heads[0]?.cid.toString()
   const target = docs[pick % Math.max(1, docs.length)]
   if (forge === 'value' && target !== undefined) {
     const field = Object.keys(target.state.f).find(f => f !== '_id' && target.state.f[f]?.u !== true)
@@ -84,7 +84,7 @@ function shuffle<T> (items: T[], seed: number): T[] {
   for (let i = out.length - 1; i > 0; i--) {
     s = (s * 16807) % 2147483647
     const j = s % (i + 1)
-    ;[out[i], out[j]] = [out[j] as T, out[i] as T]
+    ;[out[i], out[j]] = [out[j], out[i]]
   }
   return out
 }
@@ -98,16 +98,16 @@ async function runScenario (s: Scenario, makeStorage: () => Promise<Storage>): P
   const written: Uint8Array[] = []
   let snapshot: SnapshotContent | undefined
   const take = async (): Promise<void> => {
-    const source = replicas[s.source] as Replica
+    const source = replicas[s.source]
     if ((await source.heads()).length > 0) snapshot = await snapshotOf(source)
   }
   for (const [i, step] of s.steps.entries()) {
     if (step.kind === 'write') {
-      const applied = await (replicas[step.replica] as Replica).commit(step.ops)
+      const applied = await replicas[step.replica].commit(step.ops)
       if (applied !== undefined) written.push(applied.bytes)
     } else {
-      const from = replicas[step.from] as Replica
-      const to = replicas[step.to] as Replica
+      const from = replicas[step.from]
+      const to = replicas[step.to]
       for (const bytes of await from.storage.getBlocks((await from.storage.readSnapshotSource()).blocks)) await to.receive(bytes as Uint8Array)
     }
     if (i === s.at % s.steps.length) await take()

@@ -1,7 +1,7 @@
 /**
- * Convergence under an adversarial network (issue 4's proof): 3–5 replicas write random ops while
- * the simulated transport drops, duplicates, delays (reorders) and corrupts messages and partitions
- * peers. After the network heals and the replicas go quiet, every replica's documents equal those
+ * Convergence under an adversarial network, the merge rules' central property: 3–5 replicas write
+ * random ops while the simulated transport drops, duplicates, delays (reorders) and corrupts
+ * messages and partitions peers. After the network heals and the replicas go quiet, every replica's documents equal those
  * of the reference model of the merge rules (test/helpers/merge-model.ts, sharing no code with
  * src/crdt) over every block written.
  *
@@ -12,7 +12,7 @@ import fc from 'fast-check'
 import { MemoryStorage } from '../../src/store/index.js'
 import { Replica, Replicator } from '../../src/sync/index.js'
 import { type JsonValue, type Op, decodeBlock } from '../../src/crdt/index.js'
-import { type ModelOp, modelState } from '../helpers/merge-model.js'
+import { modelState } from '../helpers/merge-model.js'
 import { setLogLevel } from '../../src/log.js'
 import { COLLS, opArbitrary } from '../helpers/arbitraries.js'
 import { MemoryHub } from '../helpers/memory-transport.js'
@@ -67,7 +67,7 @@ describe('convergence under loss, duplication, reordering, corruption and partit
         try {
           for (const a of s.actions) {
             if (a.kind === 'write') {
-              const r = replicas[a.replica] as Replicator
+              const r = replicas[a.replica]
               const applied = await r.replica.commit(a.ops)
               if (applied !== undefined) {
                 written.push(applied.bytes)
@@ -99,7 +99,7 @@ describe('convergence under loss, duplication, reordering, corruption and partit
           // Reference: the model of the merge rules (sharing no code with src/crdt) over every block written.
           const blocks = await Promise.all(written.map(async bytes => {
             const { cid, block } = await decodeBlock(bytes)
-            return { hlc: block.hlc, cid: cid.toString(), ops: block.ops as ModelOp[] }
+            return { hlc: block.hlc, cid: cid.toString(), ops: block.ops }
           }))
           const model = modelState(blocks)
           const expected = { collections: model.collections, docs: COLLS.map(c => model.docs.get(c) ?? []) }

@@ -77,7 +77,7 @@ function shuffle<T> (items: T[], seed: number): T[] {
   for (let i = out.length - 1; i > 0; i--) {
     s = (s * 16807) % 2147483647
     const j = s % (i + 1)
-    ;[out[i], out[j]] = [out[j] as T, out[i] as T]
+    ;[out[i], out[j]] = [out[j], out[i]]
   }
   return out
 }
@@ -88,16 +88,16 @@ async function runScenario (s: Scenario, makeStorage: () => Promise<Storage>): P
   const written: Uint8Array[] = []
   let snapshot: SnapshotContent | undefined
   const take = async (): Promise<void> => {
-    const source = replicas[s.source] as Replica
+    const source = replicas[s.source]
     if ((await source.heads()).length > 0) snapshot = await snapshotThroughNodes(source)
   }
   for (const [i, step] of s.steps.entries()) {
     if (step.kind === 'write') {
-      const applied = await (replicas[step.replica] as Replica).commit(step.ops)
+      const applied = await replicas[step.replica].commit(step.ops)
       if (applied !== undefined) written.push(applied.bytes)
     } else {
-      const from = replicas[step.from] as Replica
-      const to = replicas[step.to] as Replica
+      const from = replicas[step.from]
+      const to = replicas[step.to]
       for (const bytes of await from.storage.getBlocks(await blocksOf(from))) await to.receive(bytes as Uint8Array)
     }
     if (i === s.at % s.steps.length) await take()
@@ -165,9 +165,9 @@ describe('snapshot nodes', () => {
     }
     const values: JsonValue[] = ['é ✓ \u2028 "q" \\', { a: [1.5, -2, null, true, { '': 1e300, __proto__x: [] }] }, 0.1 + 0.2, -1e-300, 2 ** 53 - 1, '\ud800']
     const docs = values.map((v, i) => ({ coll: 'c', id: `d${i}`, state: state(`d${i}`, 'x') }))
-    docs.forEach((d, i) => { (d.state.f.text as { v: JsonValue }).v = values[i] as JsonValue })
+    docs.forEach((d, i) => { (d.state.f.text as { v: JsonValue }).v = values[i] })
     // every kind of register: a second and third stamp, a counter with a base value, a tombstone
-    const s0 = docs[0]?.state as DocState
+    const s0 = docs[0]?.state
     s0.tomb = [4, 0, 'r', fakeCid(0), 9]
     s0.f.late = { s: [8, 2, 'q', fakeCid(4), 1], v: [1, 2] }
     s0.f.count = { s: [3, 0, 'q', fakeCid(4), 0], v: 10, inc: { [`${fakeCid(5)}:2`]: { n: -1.5, s: [9, 0, 'r', fakeCid(5), 2] } } }
@@ -355,7 +355,7 @@ describe('snapshot join: the engine over an in-memory transport', () => {
       // '0evil' sorts before 'A': it is asked first. Its root is consistent, its page is not (an _id naming another document).
       const evil = hub.join('0evil')
       evil.subscribe(topicOf(DB), () => {})
-      const head = (await a.replica.heads())[0] as string
+      const head = (await a.replica.heads())[0]
       const bad = await encodeSnapshotNode({ kind: 'page', docs: [{ coll: 'a', id: 'd0', state: { f: { _id: { s: [9e12, 0, 'e', head, 0], v: 'other' } } } }], colls: [] })
       const list = await encodeSnapshotNode({ kind: 'covered', cids: await a.replica.heads().then(h => h.map(c => parseCid(c) as CID)) })
       const root = await encodeSnapshotNode({ kind: 'root', db: DB, heads: [parseCid(head) as CID], pages: [bad.cid], covered: [list.cid], docs: 1, blocks: 1 })

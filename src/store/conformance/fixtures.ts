@@ -30,7 +30,7 @@ export interface SuiteContext {
 export const ALL: KeyRange = { lower: [], upper: [[RANK.max]] }
 
 /** A content-addressed node: dag-cbor bytes and their CID string. */
-export interface TestNode extends StoredNode {}
+export type TestNode = StoredNode
 
 /** A node whose bytes encode `label` (distinct labels, distinct CIDs). */
 export function testNode (label: string): TestNode {

@@ -39,11 +39,11 @@ export function indexCases (ctx: SuiteContext): ConformanceCase[] {
       check(progress.length > 0, 'createIndex reports progress')
       checkEqual(progress[0], { done: 0, total: n }, 'the first progress report: nothing done of every document')
       for (let i = 0; i < progress.length; i++) {
-        const p = progress[i] as IndexProgress
+        const p = progress[i]
         check(p.done >= 0 && p.done <= p.total, `progress report ${i}: done within [0, total]: ${JSON.stringify(p)}`)
-        check(i === 0 || p.done >= (progress[i - 1] as IndexProgress).done, `progress reports never go back: ${JSON.stringify(progress.slice(i - 1, i + 1))}`)
+        check(i === 0 || p.done >= progress[i - 1].done, `progress reports never go back: ${JSON.stringify(progress.slice(i - 1, i + 1))}`)
       }
-      const last = progress[progress.length - 1] as IndexProgress
+      const last = progress[progress.length - 1]
       check(last.done === last.total, `the last progress report says every document is done: ${JSON.stringify(last)}`)
       checkEqual(await storage.scanIndex('c', 'a', ALL), await expectedEntries(storage, 'c', ['a']), 'index entries after a build with a block applied during it')
       checkEqual(await storage.scanIndex('c', 'a', { lower: [[RANK.string, 'moved']], upper: [[RANK.string, 'moved']] }), [{ key: [[RANK.string, 'moved']], id: `d${pad(1)}` }], 'the entry of a document changed during the build')
@@ -128,7 +128,7 @@ export function indexCases (ctx: SuiteContext): ConformanceCase[] {
             checkEqual(paged, order, `scanIndex of ${r} paged by ${limit} with after${reverse ? ', reverse' : ''}`)
             // `after` any entry continues strictly after it, in scan order
             for (let i = 0; i < order.length; i++) {
-              checkEqual(await storage.scanIndex('c', 'a', range, { reverse, after: order[i] as IndexEntry, limit }), order.slice(i + 1, i + 1 + limit), `scanIndex of ${r} after entry ${i}, limit ${limit}${reverse ? ', reverse' : ''}`)
+              checkEqual(await storage.scanIndex('c', 'a', range, { reverse, after: order[i], limit }), order.slice(i + 1, i + 1 + limit), `scanIndex of ${r} after entry ${i}, limit ${limit}${reverse ? ', reverse' : ''}`)
             }
           }
           // `after` a position between entries (an id no document has) continues after that position

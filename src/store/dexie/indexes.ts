@@ -82,7 +82,7 @@ export class DexieIndexes {
       })
       if (batch.length === 0) break
       done += batch.length
-      after = [coll, (batch[batch.length - 1] as DocRow).i]
+      after = [coll, batch[batch.length - 1].i]
       // Documents written during the build may make more than were counted at its start.
       onProgress?.({ done, total: Math.max(total, done) })
     }

@@ -20,8 +20,8 @@ function mergeByKey<T extends DocKey> (a: T[], b: T[]): T[] {
   let i = 0
   let j = 0
   while (i < a.length || j < b.length) {
-    if (j >= b.length || (i < a.length && compareDocKeys(a[i] as T, b[j] as T) < 0)) out.push(a[i++] as T)
-    else out.push(b[j++] as T)
+    if (j >= b.length || (i < a.length && compareDocKeys(a[i], b[j]) < 0)) out.push(a[i++])
+    else out.push(b[j++])
   }
   return out
 }

@@ -187,9 +187,11 @@ export class DexieWriter {
       const fail = (err: unknown): void => {
         if (failure !== undefined) return
         failure = err
-        try { tx.abort() } catch {}
+        try { tx.abort() } catch { /* already finished or aborting: onabort/oncomplete reports the failure */ }
       }
+      // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- `failure` is what a step threw, passed on as it is
       tx.oncomplete = () => { if (result !== undefined) resolve(result); else reject(failure ?? new Error('transaction completed without writing')) }
+      // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors -- the same
       tx.onabort = () => { reject(failure ?? tx.error ?? new DOMException('transaction aborted', 'AbortError')) }
       const store = (name: string): IDBObjectStore => tx.objectStore(name)
       let pending = 0
@@ -230,7 +232,7 @@ export class DexieWriter {
         if (checkError !== undefined) fail(checkError)
       }
       try {
-        read(store('meta').get(DAG_KEY), (row: MetaRow | undefined) => { dag = row?.value as DagRow | undefined })
+        read(store('meta').get(DAG_KEY) as IDBRequest<MetaRow | undefined>, row => { dag = row?.value as DagRow | undefined })
         // A local block was just made: it cannot be stored, covered or missing yet.
         if (input.local !== true) {
           read(store('blocks').count(input.cid), n => { stored = n })
@@ -241,8 +243,8 @@ export class DexieWriter {
           let absent: StateRow | undefined
           let got = 0
           const both = (): void => { if (++got === 2) found[n] = row !== undefined ? rowState(row) : absent?.s }
-          read(store('documents').get([k.coll, k.id]), (r: DocRow | undefined) => { row = r; both() })
-          read(store('states').get([k.coll, k.id]), (r: StateRow | undefined) => { absent = r; both() })
+          read(store('documents').get([k.coll, k.id]) as IDBRequest<DocRow | undefined>, r => { row = r; both() })
+          read(store('states').get([k.coll, k.id]) as IDBRequest<StateRow | undefined>, r => { absent = r; both() })
         })
         if (!readFirst) issue()
       } catch (err) {
@@ -395,7 +397,7 @@ export class DexieWriter {
     }
     const colls = new Map(input.colls.map((c, i) => [c, collRows[i]?.s]))
     const existed = await Promise.all(input.colls.map(async c => await collectionExists(this.db, c, colls.get(c))))
-    return { docs, colls, indexes, existedBefore: new Map(input.colls.map((c, i) => [c, existed[i] as boolean])) }
+    return { docs, colls, indexes, existedBefore: new Map(input.colls.map((c, i) => [c, existed[i]])) }
   }
 
   /**

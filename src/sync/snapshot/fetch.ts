@@ -4,7 +4,7 @@
  * a replica installs it (`Replica.installSnapshot`).
  */
 import { InvalidBlockError, NetworkError } from '../../errors.js'
-import { type CID, type DocKey, type EncodedBlock, type EncodedChunk, compareDocKeys, decodeBlock, decodeChunk } from '../../crdt/index.js'
+import { type CID, type EncodedBlock, type EncodedChunk, compareDocKeys, decodeBlock, decodeChunk } from '../../crdt/index.js'
 import { type SnapshotContent } from '../replica.js'
 import { type SnapshotPage, type SnapshotRoot, decodeSnapshotNode } from './format.js'
 
@@ -108,6 +108,7 @@ export async function fetchSnapshot (
       for (const r of results) if (r.status === 'rejected') failures.push(r.reason)
       // An invalid node outweighs a network failure: the snapshot is refused rather than retried.
       const failure = failures.find(err => err instanceof InvalidBlockError) ?? failures[0]
+      // eslint-disable-next-line @typescript-eslint/only-throw-error -- what a worker threw, passed on as it is
       if (failure !== undefined) throw failure
     }
   }
@@ -181,7 +182,7 @@ export async function fetchSnapshot (
   const docs = (pages as SnapshotPage[]).flatMap(p => p.docs)
   if (docs.length !== r.docs) throw new InvalidBlockError(`snapshot pages hold ${docs.length} documents, its root says ${r.docs}`)
   for (let i = 1; i < docs.length; i++) {
-    if (compareDocKeys(docs[i - 1] as DocKey, docs[i] as DocKey) >= 0) throw new InvalidBlockError('snapshot pages are out of (collection, id) order')
+    if (compareDocKeys(docs[i - 1], docs[i]) >= 0) throw new InvalidBlockError('snapshot pages are out of (collection, id) order')
   }
   const colls = (pages as SnapshotPage[]).flatMap(p => p.colls)
   if (new Set(colls.map(c => c.coll)).size !== colls.length) throw new InvalidBlockError('snapshot repeats a collection')

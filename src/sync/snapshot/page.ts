@@ -52,7 +52,7 @@ function encodeDocEntry (coll: string, id: string, state: DocState, table: Clock
   const t: Array<[number, number]> = []
   const at = (s: Stamp): number => {
     const [k, i] = table.ref(s)
-    for (let n = 0; n < t.length; n++) if ((t[n] as [number, number])[0] === k && (t[n] as [number, number])[1] === i) return n
+    for (let n = 0; n < t.length; n++) if (t[n][0] === k && t[n][1] === i) return n
     return t.push([k, i]) - 1
   }
   const v: Record<string, JsonValue> = {}

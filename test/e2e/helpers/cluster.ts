@@ -77,7 +77,7 @@ export async function serveDemo (host: string, relays: () => string[]): Promise<
   const dist = join(root, 'demo-dist')
   if (!existsSync(join(dist, 'index.html'))) throw new Error('demo-dist is missing: it is built by `npm start` (the Playwright web server)')
   const server: Server = createServer((req, res) => {
-    const path = (req.url ?? '/').split('?')[0] as string
+    const path = (req.url ?? '/').split('?')[0]
     if (path === '/kitedb-config.json') {
       res.setHeader('content-type', 'application/json')
       res.setHeader('cache-control', 'no-store')
@@ -150,12 +150,12 @@ export class Netns {
   /** Bring the link back up, with its default route. */
   heal (): void {
     execFileSync('ip', ['netns', 'exec', this.name, 'ip', 'link', 'set', this.peerDev, 'up'], { stdio: 'pipe' })
-    try { execFileSync('ip', ['netns', 'exec', this.name, 'ip', 'route', 'replace', 'default', 'via', this.hostIp], { stdio: 'pipe' }) } catch {}
+    try { execFileSync('ip', ['netns', 'exec', this.name, 'ip', 'route', 'replace', 'default', 'via', this.hostIp], { stdio: 'pipe' }) } catch { /* the route came back with the link */ }
   }
 
   close (): void {
-    try { execFileSync('ip', ['netns', 'del', this.name], { stdio: 'ignore' }) } catch {}
-    try { execFileSync('ip', ['link', 'del', this.dev], { stdio: 'ignore' }) } catch {}
+    try { execFileSync('ip', ['netns', 'del', this.name], { stdio: 'ignore' }) } catch { /* already gone */ }
+    try { execFileSync('ip', ['link', 'del', this.dev], { stdio: 'ignore' }) } catch { /* went with the namespace */ }
     if (this.dir !== undefined) rmSync(this.dir, { recursive: true, force: true })
   }
 }
