@@ -1,11 +1,13 @@
 /**
  * The KiteDB peer-to-peer to-do demo: several lists, each a database of its own with its own
- * share link and QR code, rendered live from `observe`.
+ * share link and QR code, rendered live from `observe`. An installable web app: a service worker
+ * (vite-plugin-pwa) keeps the app, so a list opened once opens again offline.
  *
  * A URL fragment that is a share link — short (`#<BASE32>`) or long
  * (`#db=/kite/<cid>&key=…&relay=<multiaddr>[&peer=<id>]`) — joins that list and remembers it;
  * without one, the list shown last (else a new one) opens.
  */
+import { registerSW } from 'virtual:pwa-register'
 import * as kitedb from '../src/index.js'
 import { parseShareLink, type Database } from '../src/index.js'
 import { type DemoConfig, loadConfig } from './config.js'
@@ -177,6 +179,7 @@ function wireLists (): void {
 }
 
 async function main (): Promise<void> {
+  registerSW({ immediate: true })
   wireView()
   wireShare()
   wireLists()
