@@ -14,7 +14,7 @@ import {
 } from '../sync/index.js'
 import { type NetworkLease } from '../net/index.js'
 import { type Warning, createLogger, recentWarnings } from '../log.js'
-import { formatShareLink } from '../share/index.js'
+import { formatShareLink, formatShortLink } from '../share/index.js'
 import { type Announcement, startAnnouncing } from './announce.js'
 import { Collection, type CollectionHost, type IndexSpec, type WriteHints, normaliseIndexSpec } from './collection.js'
 import { TabChannel, type TabMessage } from './tabs.js'
@@ -104,6 +104,15 @@ export interface ShareLinkOptions {
    * otherwise.
    */
   readOnly?: boolean
+  /**
+   * The short form (`formatShortLink`): only what a join needs — the address, the key and the
+   * relays, in one uppercase base32 fragment that a QR code holds in alphanumeric mode. Relays
+   * that are in `appRelays` are named by their index there (not at all when the database's relays
+   * are exactly those); others by their text. No peer id.
+   */
+  short?: boolean
+  /** with `short`: the relays of the app that opens the link (its configuration) */
+  appRelays?: string[]
 }
 
 /** Options of `initCollection`, `createCollection` and `openCollection`. */
@@ -384,7 +393,8 @@ export class Database {
    * A link that opens this database in an app served at `baseUrl`: the address, the relays,
    * the device's peer id (held by one of its open tabs at a time, so the link outlives the tab that
    * made it) and, for an encrypted database, its key, all in the URL fragment,
-   * which browsers never send to a server (see `formatShareLink`). Anyone holding a link to an
+   * which browsers never send to a server (see `formatShareLink`); with `short`, the address, the
+   * key and the relays only, compactly (see `formatShortLink`). Anyone holding a link to an
    * encrypted database can read it, and write to it unless it has a write list. Throws
    * `ValidationError` for `readOnly` on a database anyone who reads may write.
    */
@@ -394,6 +404,10 @@ export class Database {
       throw new ValidationError("a read-only link needs a database with a write list: here anyone who can read may write (create it with access: {write: [...]})")
     }
     const key = this.replica.key
+    if (options.short === true) {
+      return formatShortLink(baseUrl, { address: this.address, relays: this.relays, ...(key !== undefined ? { key: formatKey(key) } : {}) },
+        options.appRelays !== undefined ? { relays: options.appRelays } : {})
+    }
     return formatShareLink(baseUrl, {
       address: this.address,
       relays: this.relays,

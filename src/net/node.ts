@@ -190,6 +190,11 @@ export interface RelayNodeOptions {
   host?: string
   /** TCP port of the WebSocket listener (default 9091; 0 picks a free one) */
   port?: number
+  /**
+   * Listen for secure WebSockets (`/tls/ws`, `wss://`) with this certificate (PEM, its chain after
+   * it) and private key (PEM) instead of plain ones: what pages served over HTTPS need.
+   */
+  tls?: { cert: string, key: string }
   /** the relay's identity, so its multiaddr survives restarts */
   privateKey?: PrivateKey
   /** most concurrent relay reservations; further peers are refused a slot (default 1024) */
@@ -251,8 +256,8 @@ export async function createRelayNode (options: RelayNodeOptions = {}): Promise<
   const limits = resolveLimits(options.limits)
   const node = await createLibp2p({
     ...(options.privateKey !== undefined ? { privateKey: options.privateKey } : {}),
-    addresses: { listen: [`/ip4/${host}/tcp/${port}/ws`] },
-    transports: [webSockets()],
+    addresses: { listen: [`/ip4/${host}/tcp/${port}/${options.tls !== undefined ? 'tls/ws' : 'ws'}`] },
+    transports: [webSockets(options.tls !== undefined ? { https: { cert: options.tls.cert, key: options.tls.key } } : {})],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux({ maxInboundStreams: options.maxStreamsPerConnection ?? 256 })],
     connectionGater: openGater,

@@ -3,18 +3,22 @@
  * WebSockets). It never sees a database key. With `--keep DIR` it also keeps (stores and serves)
  * replicas of the databases its peers ask it to keep, blind (docs/keepers.md).
  *
- *   kitedb-relay [--host 127.0.0.1] [--port 9091] [--key-file FILE] [--record FILE] [--keep DIR [keep limits…]] [limits…]
+ *   kitedb-relay [--host 127.0.0.1] [--port 9091] [--key-file FILE] [--tls-cert FILE --tls-key FILE] [--record FILE] [--keep DIR [keep limits…]] [limits…]
  *   kitedb-relay export-car --keep DIR --db /kite/<cid> --out FILE
  *
  * Limits (see `USAGE` and `RelayNodeOptions`) protect the relay: reservations, connections,
  * streams, relayed bytes and time, per-peer gossip rates.
- * Environment: KITEDB_RELAY_HOST, KITEDB_RELAY_PORT, KITEDB_RELAY_KEY_FILE, KITEDB_RELAY_RECORD.
+ * With `--tls-cert` and `--tls-key` (PEM files) it listens for secure WebSockets (`/tls/ws`), as
+ * pages served over HTTPS need.
+ * Environment: KITEDB_RELAY_HOST, KITEDB_RELAY_PORT, KITEDB_RELAY_KEY_FILE, KITEDB_RELAY_RECORD,
+ * KITEDB_RELAY_TLS_CERT, KITEDB_RELAY_TLS_KEY.
  * Prints the relay's multiaddr on a line `relay multiaddr: <addr>`; stops cleanly on SIGINT/SIGTERM.
  */
 import { createWriteStream } from 'node:fs'
 import { readFile, writeFile, mkdir } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { createServer } from 'node:net'
+import { createSecureContext } from 'node:tls'
 import { generateKeyPair, privateKeyFromProtobuf, privateKeyToProtobuf } from '@libp2p/crypto/keys'
 import { type PrivateKey } from '@libp2p/interface'
 import { createRelayNode, type RelayRecord } from '../net/node.js'
@@ -27,6 +31,10 @@ export interface RelayArgs {
   host: string
   port: number
   keyFile?: string
+  /** certificate (PEM, chain after it) for secure WebSockets (`--tls-cert`, `KITEDB_RELAY_TLS_CERT`); with `tlsKey` */
+  tlsCert?: string
+  /** its private key (PEM; `--tls-key`, `KITEDB_RELAY_TLS_KEY`) */
+  tlsKey?: string
   /** append every forwarded payload to this file (`--record`, `KITEDB_RELAY_RECORD`) */
   record?: string
   maxReservations: number
@@ -79,13 +87,14 @@ const LIMIT_FLAGS: Record<string, [keyof RelayArgs, number, string]> = {
 }
 
 const USAGE = [
-  'usage: kitedb-relay [--host 127.0.0.1] [--port 9091] [--key-file FILE] [--record FILE] [--keep DIR] [limits]',
+  'usage: kitedb-relay [--host 127.0.0.1] [--port 9091] [--key-file FILE] [--tls-cert FILE --tls-key FILE] [--record FILE] [--keep DIR] [limits]',
   '       kitedb-relay export-car --keep DIR --db /kite/<cid> --out FILE',
+  '  --tls-cert FILE, --tls-key FILE   listen for secure WebSockets (wss, /tls/ws) with this certificate and key (PEM)',
   '  --record FILE   append every payload the relay forwards to FILE, one JSON line each (debugging)',
   '  --keep DIR      also keep (store and serve, blind: no key) the databases peers ask it to keep, in DIR (LevelDB)',
   'limits (positive integers):',
   ...Object.entries(LIMIT_FLAGS).map(([flag, [, def, what]]) => `  ${`${flag} ${def}`.padEnd(34)} ${what}`),
-  'environment: KITEDB_RELAY_HOST, KITEDB_RELAY_PORT, KITEDB_RELAY_KEY_FILE, KITEDB_RELAY_RECORD, KITEDB_RELAY_KEEP'
+  'environment: KITEDB_RELAY_HOST, KITEDB_RELAY_PORT, KITEDB_RELAY_KEY_FILE, KITEDB_RELAY_RECORD, KITEDB_RELAY_KEEP, KITEDB_RELAY_TLS_CERT, KITEDB_RELAY_TLS_KEY'
 ].join('\n')
 
 /** Parse argv (without `node script`) and env into `RelayArgs`. Throws `UsageError`. */
@@ -96,6 +105,8 @@ export function parseRelayArgs (argv: string[], env: Record<string, string | und
     ...(env.KITEDB_RELAY_KEY_FILE !== undefined ? { keyFile: env.KITEDB_RELAY_KEY_FILE } : {}),
     ...(env.KITEDB_RELAY_RECORD !== undefined && env.KITEDB_RELAY_RECORD !== '' ? { record: env.KITEDB_RELAY_RECORD } : {}),
     ...(env.KITEDB_RELAY_KEEP !== undefined && env.KITEDB_RELAY_KEEP !== '' ? { keep: env.KITEDB_RELAY_KEEP } : {}),
+    ...(env.KITEDB_RELAY_TLS_CERT !== undefined && env.KITEDB_RELAY_TLS_CERT !== '' ? { tlsCert: env.KITEDB_RELAY_TLS_CERT } : {}),
+    ...(env.KITEDB_RELAY_TLS_KEY !== undefined && env.KITEDB_RELAY_TLS_KEY !== '' ? { tlsKey: env.KITEDB_RELAY_TLS_KEY } : {}),
     ...Object.fromEntries(Object.values(LIMIT_FLAGS).map(([key, def]) => [key, def]))
   } as RelayArgs
   for (let i = 0; i < argv.length; i++) {
@@ -112,6 +123,8 @@ export function parseRelayArgs (argv: string[], env: Record<string, string | und
       case '--key-file': args.keyFile = value(); break
       case '--record': args.record = value(); break
       case '--keep': args.keep = value(); break
+      case '--tls-cert': args.tlsCert = value(); break
+      case '--tls-key': args.tlsKey = value(); break
       case '--help': case '-h': throw new UsageError(USAGE)
       default: {
         const limit = LIMIT_FLAGS[name]
@@ -123,6 +136,7 @@ export function parseRelayArgs (argv: string[], env: Record<string, string | und
       }
     }
   }
+  if ((args.tlsCert === undefined) !== (args.tlsKey === undefined)) throw new UsageError('--tls-cert and --tls-key go together')
   return args
 }
 
@@ -250,6 +264,16 @@ export async function main (argv: string[], env: Record<string, string | undefin
     throw err
   }
   const privateKey = args.keyFile !== undefined ? await loadOrCreateKey(args.keyFile) : undefined
+  let tls: { cert: string, key: string } | undefined
+  if (args.tlsCert !== undefined && args.tlsKey !== undefined) {
+    try {
+      tls = { cert: await readFile(args.tlsCert, 'utf8'), key: await readFile(args.tlsKey, 'utf8') }
+      createSecureContext(tls) // refuses a malformed or mismatched pair here, with its reason
+    } catch (err) {
+      console.error(`cannot use the TLS certificate ${args.tlsCert} and key ${args.tlsKey}: ${(err as Error).message}`)
+      return 2
+    }
+  }
   let recorder: Recorder | undefined
   if (args.record !== undefined) {
     try {
@@ -263,6 +287,7 @@ export async function main (argv: string[], env: Record<string, string | undefin
     host: args.host,
     port: args.port,
     ...(privateKey !== undefined ? { privateKey } : {}),
+    ...(tls !== undefined ? { tls } : {}),
     maxReservations: args.maxReservations,
     reservationTtlMs: args.reservationTtl * 1000,
     relayedDataLimit: args.relayedDataLimit,

@@ -9,10 +9,13 @@
  * `db` is the database address `/kite/<cid>`; `relay` the relay multiaddr(s) to reach peers;
  * `peer` (optional) the peer id of a replica that shares it, enough on its own with `relay` to
  * learn the address through `KiteDB.discover`.
+ *
+ * `parseShareLink` also reads the short form of `formatShortLink` (short-link.ts).
  */
 import { InvalidAddressError } from '../errors.js'
 import { formatAddress, parseAddress } from '../crdt/manifest.js'
 import { formatKey, parseKey } from '../crdt/seal.js'
+import { type ShortLinkOptions, isShortFragment, parseShortFragment } from './short-link.js'
 
 /** What a share link carries. */
 export interface ShareInfo {
@@ -52,12 +55,15 @@ function escapeValue (value: string): string {
 }
 
 /**
- * Read a share link (a full URL or just its fragment). Returns `undefined` when it carries
- * neither a database address nor a peer id; throws `InvalidAddressError` when the address or key is malformed.
+ * Read a share link (a full URL or just its fragment), long (`formatShareLink`) or short
+ * (`formatShortLink`, whose relay indices are expanded with `options.relays`). Returns
+ * `undefined` when it carries neither a database address nor a peer id; throws
+ * `InvalidAddressError` when the address or key is malformed.
  */
-export function parseShareLink (url: string): ShareInfo | undefined {
+export function parseShareLink (url: string, options: ShortLinkOptions = {}): ShareInfo | undefined {
   const hashAt = url.indexOf('#')
   const fragment = hashAt >= 0 ? url.slice(hashAt + 1) : url
+  if (isShortFragment(fragment)) return parseShortFragment(fragment, options)
   const params = new URLSearchParams(fragment)
   const db = params.get('db')
   const peer = params.get('peer')

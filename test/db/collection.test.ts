@@ -63,6 +63,10 @@ describe('KiteDB and Database', () => {
     expect(parseShareLink(link)).toEqual({ address: db.address, relays: [], key: expect.stringMatching(/^[\w-]{43}$/) as unknown })
     const plain = await KiteDB.init('plain', { storage: new MemoryStorageProvider(), encrypt: false })
     expect(parseShareLink(plain.shareLink('https://example.test/'))).toEqual({ address: plain.address, relays: [] })
+    // the short form: the same address and key, in one base32 fragment
+    const short = db.shareLink('https://example.test/app/#old', { short: true })
+    expect(short).toMatch(/^https:\/\/example\.test\/app\/#E[A-Z2-7]+$/)
+    expect(parseShareLink(short)).toEqual(parseShareLink(link))
   })
 
   it('lists collections, and a closed database throws DatabaseClosedError', async () => {

@@ -24,7 +24,8 @@ test('a browser killed during a large insert reopens with all or none of it, the
     let ctxA = await launch()
     let a = ctxA.pages()[0] ?? await ctxA.newPage()
     await a.goto('/')
-    await expect(a.getByTestId('share-link')).toHaveAttribute('href', /peer=/)
+    await expect(a.getByTestId('network-status')).toHaveText('online')
+    await expect(a.getByTestId('share-link')).toHaveAttribute('href', /#E[A-Z2-7]{100,}$/)
     const link = await a.getByTestId('share-link').getAttribute('href') as string
     const ctxB = await browser.newContext()
     const b = await ctxB.newPage()

@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs'
 import { type Page } from '@playwright/test'
 import { test, expect } from './fixtures.js'
 import { relayRecordPath } from '../../playwright.config.js'
+import { formatShareLink, parseShareLink, type ShareInfo } from '../../src/share/index.js'
 
 interface RecordLine { time: string, kind: string, topic?: string, size: number, data: string }
 
@@ -44,8 +45,9 @@ test('an encrypted list: the relay never sees a title, and the link without its 
   await addTodo(a, titles[0])
   await addTodo(a, titles[1])
   const link = (page: Page) => page.getByTestId('share-link')
-  await expect(link(a)).toHaveAttribute('href', /&key=[\w-]{43}&.*&peer=/)
+  await expect(link(a)).toHaveAttribute('href', /#E[A-Z2-7]{100,}$/)
   const href = await link(a).getAttribute('href') as string
+  expect(parseShareLink(href)?.key).toMatch(/^[\w-]{43}$/)
   expect(await a.evaluate(() => window.todoDb?.encrypted)).toBe(true)
 
   // B joins with the full link, reads and writes.
@@ -57,7 +59,8 @@ test('an encrypted list: the relay never sees a title, and the link without its 
   await expect(b.locator('li.done')).toHaveCount(1)
 
   // C holds the link without the key: it learns the list is encrypted and shows nothing.
-  await c.goto(href.replace(/&key=[\w-]{43}/, ''))
+  const info = parseShareLink(href) as ShareInfo
+  await c.goto(formatShareLink(href, { ...info, key: undefined }))
   await expect(c.locator('#error')).toContainText(/encrypted/)
   await c.waitForTimeout(1500)
   await expect(c.getByTestId('todo-item')).toHaveCount(0)

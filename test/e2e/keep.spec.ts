@@ -16,8 +16,32 @@ test.afterEach(async () => {
   rmSync(dir, { recursive: true, force: true })
 })
 
-async function openPage (browser: Browser, name: string, url: string): Promise<Page> {
+/** Keeps every text the join screen shows, in `window.joinTexts` (an init script). */
+function recordJoinTexts (): void {
+  const seen: string[] = []
+  Object.assign(window, { joinTexts: seen })
+  new MutationObserver(() => {
+    const box = document.getElementById('join-status')
+    const text = box !== null && !box.hidden ? box.textContent ?? '' : ''
+    if (text !== '' && seen.at(-1) !== text) seen.push(text)
+  }).observe(document, { subtree: true, childList: true, characterData: true, attributes: true })
+}
+
+/**
+ * A page in a context of its own. `init`: an init script; `slowWebSockets`: every WebSocket frame
+ * from a server reaches the page this many ms late (in order), through Playwright's WebSocket routing.
+ */
+async function openPage (browser: Browser, name: string, url: string, options: { init?: () => void, slowWebSockets?: number } = {}): Promise<Page> {
   const ctx = await browser.newContext()
+  if (options.init !== undefined) await ctx.addInitScript(options.init)
+  const delay = options.slowWebSockets
+  if (delay !== undefined) {
+    await ctx.routeWebSocket(/.*/, ws => {
+      const server = ws.connectToServer()
+      ws.onMessage(message => { server.send(message) })
+      server.onMessage(message => { setTimeout(() => { ws.send(message) }, delay) })
+    })
+  }
   stops.push(async () => { await ctx.close().catch(() => {}) })
   const page = await ctx.newPage()
   page.on('pageerror', err => { throw new Error(`[${name}] uncaught page error: ${err.message}`) })
@@ -52,12 +76,16 @@ test('two browsers never online together share a list through a keeping relay, a
   for (const t of ['buy milk', 'write tests', 'ship it']) await addTodo(a, t)
   await expect(a.getByTestId('kept-status')).toHaveText('saved on the relay ✓', { timeout: 30_000 })
   const link = await a.getByTestId('share-link').getAttribute('href') as string
-  expect(link).toMatch(/#db=.*&key=[\w-]{43}/)
+  expect(link).toMatch(/#E[A-Z2-7]{100,}$/) // the short form: address and key
   await a.close()
 
-  // B opens the link with nobody else online: the keeper serves the list.
-  const b = await openPage(browser, 'B', link)
+  // B opens the link with nobody else online: the keeper serves the list, and the join screen says
+  // so. B's link to the relay is slow (every frame from it 100 ms late), so the fetch takes a while.
+  const b = await openPage(browser, 'B', link, { init: recordJoinTexts, slowWebSockets: 100 })
   await expect(b.getByTestId('todo-item')).toHaveCount(3, { timeout: 30_000 })
+  const joinTexts = await b.evaluate(() => (window as unknown as { joinTexts: string[] }).joinTexts)
+  expect(joinTexts.some(t => t.startsWith('Fetching this list from the relay…')), joinTexts.join(' | ')).toBe(true)
+  await expect(b.getByTestId('join-status')).toBeHidden()
   expect(await titles(b)).toEqual(['buy milk', 'write tests', 'ship it'])
   await b.getByTestId('todo-item').filter({ hasText: 'write tests' }).getByTestId('todo-toggle').check()
   await addTodo(b, 'from B')
@@ -76,4 +104,22 @@ test('two browsers never online together share a list through a keeping relay, a
   await expect(a.getByTestId('todo-item')).toHaveCount(4, { timeout: 30_000 })
   expect(await titles(a)).toEqual(['buy milk', 'write tests', 'ship it', 'from B'])
   await expect(a.getByTestId('todo-item').filter({ hasText: 'write tests' }).getByTestId('todo-toggle')).toBeChecked()
+})
+
+test('a joiner that reaches the keeper but nobody holding the list says the relay does not keep it', async ({ browser }) => {
+  const relay = await RelayProcess.start('127.0.0.1', dir, ['--keep', join(dir, 'keep')])
+  stops.push(async () => { await relay.kill() })
+  const demo = await serveDemo('127.0.0.1', () => [relay.addr])
+  stops.push(demo.close)
+  // a list made on a page that never goes online: nobody, the keeper included, has it
+  const maker = await openPage(browser, 'maker', demo.url)
+  const link = await maker.evaluate(async () => {
+    const db = await window.kitedb.KiteDB.init(`unkept-${Date.now()}`, { storage: 'memory', access: { write: ['*'] } })
+    const link = db.shareLink(location.origin + '/', { short: true })
+    await db.close()
+    return link
+  })
+  const b = await openPage(browser, 'B', link)
+  await expect(b.getByTestId('join-status')).toContainText('Waiting for a device that has this list — none is online, and the relay does not keep it', { timeout: 20_000 })
+  await expect(b.getByTestId('join-progress')).toBeHidden() // waiting, not moving
 })

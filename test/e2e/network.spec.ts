@@ -56,10 +56,18 @@ async function addTodo (page: Page, title: string): Promise<void> {
   await expect(page.getByTestId('todo-title').filter({ hasText: title })).toHaveCount(1)
 }
 
+/** The demo's share link (its short form). */
 async function shareLink (page: Page): Promise<string> {
   const link = page.getByTestId('share-link')
-  await expect(link).toHaveAttribute('href', /#db=.*&key=[\w-]{43}&relay=.*&relay=.*&peer=/)
+  await expect(link).toHaveAttribute('href', /#E[A-Z2-7]{100,}$/)
   return await link.getAttribute('href') as string
+}
+
+/** The long form of the page's link (`db.shareLink`), which names the device's peer id once online. */
+async function longLink (page: Page): Promise<string> {
+  let link = ''
+  await expect.poll(async () => (link = await page.evaluate(() => window.todoDb?.shareLink(location.origin + '/') ?? ''))).toMatch(/#db=.*&key=[\w-]{43}&relay=.*&relay=.*&peer=/)
+  return link
 }
 
 const reserved = async (page: Page): Promise<number> => await page.evaluate(() => window.todoDb?.networkState().reserved ?? -1)
@@ -149,7 +157,7 @@ test('two tabs of one browser see each other\'s and a remote browser\'s edits; t
   await expect(tab2.getByTestId('todo-item').filter({ hasText: 'from tab 2' }).getByTestId('todo-toggle')).toBeChecked()
 
   // The link made in tab 2 names the device's peer id, which tab 1 runs now.
-  const link = await shareLink(tab2)
+  const link = await longLink(tab2)
   const devicePeer = new URL(link).hash.match(/peer=([^&]+)/)?.[1]
   expect(devicePeer).toBe(await tab1.evaluate(() => window.todoDb?.peerId))
   const remote = await openPage(browser, 'remote', link)

@@ -10,11 +10,15 @@ async function titles (page: Page): Promise<string[]> {
   return await page.getByTestId('todo-title').allTextContents()
 }
 
+/** The page's share link: the short form, whose fragment is uppercase base32. */
 async function shareLink (page: Page): Promise<string> {
   const link = page.getByTestId('share-link')
-  // The link carries the peer id once the page is online.
-  await expect(link).toHaveAttribute('href', /#db=.*&key=[\w-]{43}&relay=.*&peer=/)
+  await expect(link).toHaveAttribute('href', /^http:\/\/127\.0\.0\.1:\d+\/#E[A-Z2-7]{100,}$/)
   return await link.getAttribute('href') as string
+}
+
+async function online (page: Page): Promise<void> {
+  await expect(page.getByTestId('network-status')).toHaveText('online')
 }
 
 /** Decode the page's QR code from its rendered pixels (jsQR), or null. */
@@ -50,12 +54,15 @@ test('two browsers share a to-do list over direct WebRTC through the relay', asy
 
   await a.goto('/')
   await a.addScriptTag({ path: 'node_modules/jsqr/dist/jsQR.js' })
-  await expect(a.getByTestId('qr').locator('svg')).toBeVisible()
   for (const t of ['buy milk', 'write tests', 'ship it']) await addTodo(a, t)
+  await a.getByTestId('share-button').click()
+  await expect(a.getByTestId('qr').locator('svg')).toBeVisible()
   const link = await shareLink(a)
-  expect(link).toContain('/kite/')
+  expect(parseShareLink(link)?.address).toBe(await a.evaluate(() => window.todoDb?.address))
   // The QR code encodes exactly the share link: decode it from the rendered pixels.
   await expect.poll(async () => await decodeQr(a)).toBe(link)
+  await a.getByTestId('share-close').click()
+  await expect(a.getByTestId('share-panel')).toBeHidden()
 
   // B joins through the share link and sees A's todos, live.
   await b.goto(link)
@@ -134,10 +141,11 @@ test('a link with only a peer id and a relay is enough to join (address learned 
   const a = await ctxA.newPage()
   await a.goto('/')
   await addTodo(a, 'found by peer id')
-  await shareLink(a) // online, with a peer id
+  await online(a)
   const info = await a.evaluate(() => ({ peer: window.todoDb?.peerId, relays: window.todoDb?.relays, address: window.todoDb?.address }))
   expect(info.peer).toBeTruthy()
-  const key = parseShareLink(await a.getByTestId('share-link').getAttribute('href') as string)?.key as string
+  const key = parseShareLink(await shareLink(a))?.key as string
+  // a link of the long form, as the demo made them before short ones: still opens the list
   const peerOnly = `/#peer=${info.peer as string}&key=${key}&relay=${(info.relays as string[])[0]}`
 
   const ctxB = await browser.newContext()
@@ -154,14 +162,14 @@ test('a page keeps its peer id across reloads; a second tab of the same origin g
   const ctx = await browser.newContext()
   const a = await ctx.newPage()
   await a.goto('/')
-  await shareLink(a)
+  await online(a)
   const first = await a.evaluate(() => window.todoDb?.peerId)
   await a.reload()
-  await shareLink(a)
+  await online(a)
   expect(await a.evaluate(() => window.todoDb?.peerId)).toBe(first)
   const second = await ctx.newPage()
   await second.goto('/')
-  await shareLink(second)
+  await online(second)
   const other = await second.evaluate(() => window.todoDb?.peerId)
   expect(other).toBeTruthy()
   expect(other).not.toBe(first)
@@ -196,7 +204,7 @@ test('the details panel shows the heads, the network, the peers and refused inpu
   const a = await ctx.newPage()
   await a.goto('/')
   await addTodo(a, 'inspect me')
-  await shareLink(a)
+  await online(a)
   await a.locator('#details-panel summary').click()
   const details = a.getByTestId('details')
   await expect(details).toContainText(/heads: 1 \(bafyrei/)

@@ -26,7 +26,8 @@ import { decodeManifest as manifestOf } from '../../src/crdt/index.js'
 import { MemoryStorage } from '../../src/store/index.js'
 import { decodeAnnouncement, encodeAnnouncement } from '../../src/db/announce.js'
 import { checkQuery } from '../../src/db/query.js'
-import { parseShareLink } from '../../src/share/index.js'
+import { formatShortLink, parseShareLink } from '../../src/share/index.js'
+import { base32upper } from 'multiformats/bases/base32'
 import { setLogLevel } from '../../src/log.js'
 import { MemoryHub } from '../helpers/memory-transport.js'
 
@@ -59,6 +60,13 @@ const page = await encodeSnapshotNode({
 })
 const covered = await encodeSnapshotNode({ kind: 'covered', cids: [block.cid, big.cid] })
 const root = await encodeSnapshotNode({ kind: 'root', db: DB, heads: [block.cid], pages: [page.cid], covered: [covered.cid], docs: 40, blocks: 2 })
+/** A short share link's bytes (its fragment is their base32), naming a peer and a known and an unknown relay. */
+const appRelays = ['/ip4/127.0.0.1/tcp/9091/ws/p2p/12D3KooWMzFXrB3f3a1EtPxadvut2bgKNmARfjNUkTAESZJaQA5S']
+const shortLink = formatShortLink('http://x/', {
+  address: `/kite/${DB}`, key: 'q3XjJb6LJ4m5yNq7hPzY0xZ9C0dS5mW4s1F9nQe2aQw', peer: '12D3KooWGzis1nV2uwrSx7vhiArmubHSjvpdiT8uXNbWqu8LwMTS',
+  relays: [appRelays[0], '/dns4/relay.example.org/tcp/443/wss/p2p/12D3KooWLG74PGwVyP4VwU2gtPxsvHTtURTeHkZRMKsX2JRKovKD']
+}, { relays: appRelays })
+const shortLinkBytes = base32upper.baseDecode(shortLink.slice(shortLink.indexOf('#') + 1))
 
 /** Valid encodings to mutate, with the decoder that reads each (and a run divisor for large inputs). */
 const decoders: Array<[string, Uint8Array, (bytes: Uint8Array) => unknown, number?]> = [
@@ -79,6 +87,7 @@ const decoders: Array<[string, Uint8Array, (bytes: Uint8Array) => unknown, numbe
   ['keep state response', encodeKeepResponse({ state: { kept: true, heads: [block.cid], missing: [big.cid], more: false, blocks: 3, snapshot: root.cid } }), b => decodeKeepResponse(b, 'state')],
   ['keep put response', encodeKeepResponse({ put: { stored: [block.cid], refused: [{ cid: big.cid, reason: 'no' }] } }), b => decodeKeepResponse(b, 'put')],
   ['keep refusal', encodeKeepResponse({ error: { code: 'full', message: 'quota' } }), b => decodeKeepResponse(b, 'has')],
+  ['short share link', shortLinkBytes, b => parseShareLink(`http://x/#${base32upper.baseEncode(b)}`, { relays: appRelays })],
   ['a keeper\'s check of a sealed block', sealed.bytes, async b => await checkKeptNode(b, manifest.cid.toString(), manifestOf(manifest.bytes, manifest.cid))]
 ]
 
@@ -169,6 +178,10 @@ describe('decoders are total', () => {
       await total(() => parseAddress(s), new Uint8Array())
       await total(() => parseShareLink(`http://x/#${s}`), new Uint8Array())
       await total(() => parseShareLink(`http://x/#db=${s}&key=${s}&peer=${s}`), new Uint8Array())
+    }), { numRuns: RUNS })
+    // text in the short form's alphabet, either case
+    await fc.assert(fc.asyncProperty(fc.stringMatching(/^[A-Za-z2-7]{40,200}$/), async s => {
+      await total(() => parseShareLink(`http://x/#${s}`, { relays: appRelays }), new Uint8Array())
     }), { numRuns: RUNS })
   })
 })

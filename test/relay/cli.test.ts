@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest'
 import { spawn } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { mkdtemp, stat } from 'node:fs/promises'
+import { connect } from 'node:tls'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { UsageError, loadOrCreateKey, parseRelayArgs } from '../../src/relay/cli.js'
@@ -145,6 +147,43 @@ describe('kitedb-relay', () => {
     const stopped = new Promise<number | null>(resolve => first.on('exit', resolve))
     first.kill('SIGINT')
     expect(await stopped).toBe(0)
+  })
+
+  it('parses --tls-cert and --tls-key, which go together', () => {
+    expect(parseRelayArgs(['--tls-cert', 'c.pem', '--tls-key', 'k.pem'], {})).toMatchObject({ tlsCert: 'c.pem', tlsKey: 'k.pem' })
+    expect(parseRelayArgs([], { KITEDB_RELAY_TLS_CERT: 'c', KITEDB_RELAY_TLS_KEY: 'k' })).toMatchObject({ tlsCert: 'c', tlsKey: 'k' })
+    expect(() => parseRelayArgs(['--tls-cert', 'c.pem'], {})).toThrow(/go together/)
+  })
+
+  it('serves secure WebSockets (/tls/ws) with --tls-cert and --tls-key, and refuses a bad pair', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'kitedb-tls-'))
+    const { ensureCertificates } = await import('../../scripts/tls.js')
+    const tls = await ensureCertificates(dir, { ips: [] })
+    const child = spawn(process.execPath, [BIN, '--port', '0', '--tls-cert', tls.certFile, '--tls-key', tls.keyFile], { stdio: ['ignore', 'pipe', 'pipe'] })
+    try {
+      const addr = await new Promise<string>((resolve, reject) => {
+        let out = ''
+        child.stdout.on('data', d => {
+          out += String(d)
+          const m = /relay multiaddr: (\S+)/.exec(out)
+          if (m !== null) resolve(m[1])
+        })
+        child.on('exit', code => { reject(new Error(`exited ${code}`)) })
+      })
+      expect(addr).toMatch(/^\/ip4\/127\.0\.0\.1\/tcp\/\d+\/tls\/ws\/p2p\/12D3Koo/)
+      // a TLS client that trusts the local authority (and nothing else) completes the handshake
+      const port = Number(/tcp\/(\d+)/.exec(addr)?.[1])
+      const authorized = await new Promise<boolean>((resolve, reject) => {
+        const socket = connect({ host: '127.0.0.1', port, ca: readFileSync(tls.caFile) }, () => { resolve(socket.authorized); socket.end() })
+        socket.on('error', reject)
+      })
+      expect(authorized).toBe(true)
+    } finally {
+      child.kill('SIGINT')
+    }
+    const bad = await run(['--port', '0', '--tls-cert', tls.caFile, '--tls-key', tls.keyFile])
+    expect(bad.code).toBe(2)
+    expect(bad.err).toMatch(/cannot use the TLS certificate/)
   })
 
   it('refuses unknown options with usage and exit code 2', async () => {

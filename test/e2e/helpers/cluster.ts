@@ -32,9 +32,9 @@ export class RelayProcess {
 
   private constructor (readonly host: string, readonly port: number, readonly keyFile: string, readonly args: string[]) {}
 
-  /** Start a relay on `host` (a free port) with a new key, and `args` (e.g. `['--keep', DIR]`). */
-  static async start (host: string, dir: string, args: string[] = []): Promise<RelayProcess> {
-    const r = new RelayProcess(host, await freePort(host), join(dir, `relay-${Math.random().toString(36).slice(2)}.key`), args)
+  /** Start a relay on `host` (`port`, else a free one) with a new key, and `args` (e.g. `['--keep', DIR]`). */
+  static async start (host: string, dir: string, args: string[] = [], port?: number): Promise<RelayProcess> {
+    const r = new RelayProcess(host, port ?? await freePort(host), join(dir, `relay-${Math.random().toString(36).slice(2)}.key`), args)
     await r.restart()
     return r
   }
@@ -70,10 +70,17 @@ export class RelayProcess {
   }
 }
 
-const MIME: Record<string, string> = { '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css', '.svg': 'image/svg+xml', '.json': 'application/json', '.wasm': 'application/wasm' }
+const MIME: Record<string, string> = {
+  '.html': 'text/html', '.js': 'text/javascript', '.css': 'text/css', '.svg': 'image/svg+xml', '.json': 'application/json',
+  '.wasm': 'application/wasm', '.png': 'image/png', '.webmanifest': 'application/manifest+json'
+}
 
-/** Serve the built demo (demo-dist, built by `npm start`, Playwright's web server) with a config naming `relays`. */
-export async function serveDemo (host: string, relays: () => string[]): Promise<{ url: string, close: () => Promise<void> }> {
+/**
+ * Serve the built demo (demo-dist, built by `npm start`, Playwright's web server) with a config
+ * naming `relays`, on `port` (else a free one): serving again on the same port is the same origin,
+ * with the same storage and service worker.
+ */
+export async function serveDemo (host: string, relays: () => string[], port?: number): Promise<{ url: string, close: () => Promise<void> }> {
   const dist = join(root, 'demo-dist')
   if (!existsSync(join(dist, 'index.html'))) throw new Error('demo-dist is missing: it is built by `npm start` (the Playwright web server)')
   const server: Server = createServer((req, res) => {
@@ -89,10 +96,10 @@ export async function serveDemo (host: string, relays: () => string[]): Promise<
     res.setHeader('content-type', MIME[extname(file)] ?? 'application/octet-stream')
     res.end(readFileSync(file))
   })
-  const port = await freePort(host)
-  await new Promise<void>(resolve => server.listen(port, host, resolve))
+  const at = port ?? await freePort(host)
+  await new Promise<void>((resolve, reject) => { server.once('error', reject); server.listen(at, host, resolve) })
   return {
-    url: `http://${host}:${port}/`,
+    url: `http://${host}:${at}/`,
     close: async () => { server.closeAllConnections(); await new Promise(resolve => server.close(resolve)) }
   }
 }

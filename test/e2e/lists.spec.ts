@@ -1,0 +1,115 @@
+/**
+ * Several lists: each its own database with its own link. Two lists shared with two other
+ * browsers stay separate; a joined list is shown beside the browser's own and is the one the app
+ * opens next; a rename reaches every holder; leaving forgets a list on one browser only; deleting
+ * empties it everywhere and says so.
+ */
+import { type Page } from '@playwright/test'
+import { test, expect } from './fixtures.js'
+import { addTodo, closeShare, newList, openShare, switchList, titles } from './helpers/demo.js'
+
+async function listNames (page: Page): Promise<Array<{ name: string, own: string | null }>> {
+  await page.getByTestId('lists-button').click()
+  await expect(page.getByTestId('lists-panel')).toBeVisible()
+  const entries = await page.getByTestId('list-entry').all()
+  const names = await Promise.all(entries.map(async e => ({ name: await e.getByTestId('list-open').innerText(), own: await e.getAttribute('data-own') })))
+  await page.getByTestId('lists-close').click()
+  return names
+}
+
+test('two lists shared with two other browsers stay separate, and a joined list is remembered', async ({ browser }) => {
+  const [ctxA, ctxB, ctxC] = await Promise.all([browser.newContext(), browser.newContext(), browser.newContext()])
+  const a = await ctxA.newPage()
+  await a.goto('/')
+  await expect(a.getByTestId('list-name')).toHaveText('My list')
+  await newList(a, 'Groceries')
+  for (const t of ['oat milk', 'bread']) await addTodo(a, t)
+  const groceries = await openShare(a)
+  await closeShare(a)
+  await newList(a, 'Work')
+  await addTodo(a, 'write report')
+  const work = await openShare(a)
+  await closeShare(a)
+  expect(groceries).not.toBe(work)
+  expect(await listNames(a)).toEqual([{ name: 'My list', own: 'true' }, { name: 'Groceries', own: 'true' }, { name: 'Work', own: 'true' }])
+
+  // B gets one list, C the other: each sees that list only, under its name.
+  const b = await ctxB.newPage()
+  await b.goto(groceries)
+  await expect(b.getByTestId('list-name')).toHaveText('Groceries')
+  await expect(b.getByTestId('todo-title')).toHaveText(['oat milk', 'bread'])
+  const c = await ctxC.newPage()
+  await c.goto(work)
+  await expect(c.getByTestId('list-name')).toHaveText('Work')
+  await expect(c.getByTestId('todo-title')).toHaveText(['write report'])
+
+  // Their writes land in that list only.
+  await addTodo(b, 'from B')
+  await addTodo(c, 'from C')
+  await expect(a.getByTestId('todo-title')).toHaveText(['write report', 'from C'])
+  await switchList(a, 'Groceries')
+  await expect(a.getByTestId('todo-title')).toHaveText(['oat milk', 'bread', 'from B'])
+  await expect(b.getByTestId('todo-title')).toHaveText(['oat milk', 'bread', 'from B'])
+  await expect(c.getByTestId('todo-title')).toHaveText(['write report', 'from C'])
+  await switchList(a, 'My list')
+  expect(await titles(a)).toEqual([])
+
+  // The joined list is beside B's own, and is what B's app opens next, without the link.
+  expect(b.url()).not.toContain('#')
+  expect(await listNames(b)).toEqual([{ name: 'Groceries', own: 'false' }])
+  await b.goto('/')
+  await expect(b.getByTestId('list-name')).toHaveText('Groceries')
+  await expect(b.getByTestId('todo-title')).toHaveText(['oat milk', 'bread', 'from B'])
+  await newList(b, 'Mine')
+  expect(await listNames(b)).toEqual([{ name: 'Groceries', own: 'false' }, { name: 'Mine', own: 'true' }])
+  await switchList(b, 'Groceries')
+  await expect(b.getByTestId('todo-title')).toHaveText(['oat milk', 'bread', 'from B'])
+
+  for (const ctx of [ctxA, ctxB, ctxC]) await ctx.close()
+})
+
+test('a rename reaches every holder; leaving forgets a list here only; deleting empties it everywhere', async ({ browser }) => {
+  const [ctxA, ctxB, ctxC] = await Promise.all([browser.newContext(), browser.newContext(), browser.newContext()])
+  const a = await ctxA.newPage()
+  await a.goto('/')
+  await newList(a, 'Trip')
+  await addTodo(a, 'passport')
+  const link = await openShare(a)
+  await closeShare(a)
+  const b = await ctxB.newPage()
+  await b.goto(link)
+  const c = await ctxC.newPage()
+  await c.goto(link)
+  for (const page of [b, c]) await expect(page.getByTestId('todo-title')).toHaveText(['passport'])
+
+  // B renames it: A and C see the new name.
+  await b.getByTestId('lists-button').click()
+  await b.getByTestId('rename-input').fill('Trip to Lisbon')
+  await b.getByTestId('rename-input').press('Enter')
+  await b.getByTestId('lists-close').click()
+  for (const page of [a, b, c]) await expect(page.getByTestId('list-name')).toHaveText('Trip to Lisbon')
+  await expect(a.locator('#share-name')).toHaveText('Trip to Lisbon')
+
+  // C leaves: C forgets it (and opens a list of its own); A and B keep it.
+  await c.getByTestId('lists-button').click()
+  c.once('dialog', d => { void d.accept() })
+  await c.getByTestId('leave-list').click()
+  await expect(c.getByTestId('list-name')).toHaveText('My list')
+  expect(await listNames(c)).toEqual([{ name: 'My list', own: 'true' }])
+  await addTodo(b, 'sunscreen')
+  await expect(a.getByTestId('todo-title')).toHaveText(['passport', 'sunscreen'])
+
+  // A deletes it for everyone: B sees it emptied and marked deleted, and removes it.
+  await a.getByTestId('lists-button').click()
+  a.once('dialog', d => { void d.accept() })
+  await a.getByTestId('delete-list').click()
+  await expect(a.getByTestId('list-name')).toHaveText('My list')
+  expect((await listNames(a)).map(l => l.name)).toEqual(['My list'])
+  await expect(b.getByTestId('list-deleted')).toBeVisible()
+  await expect(b.getByTestId('todo-item')).toHaveCount(0)
+  await b.getByTestId('list-deleted-leave').click()
+  await expect(b.getByTestId('list-name')).toHaveText('My list')
+  expect(await listNames(b)).toEqual([{ name: 'My list', own: 'true' }])
+
+  for (const ctx of [ctxA, ctxB, ctxC]) await ctx.close()
+})
