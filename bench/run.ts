@@ -10,6 +10,10 @@
  * IndexedDB. Replicated KiteDB runs in two more Chromiums (two "devices") through a relay started
  * here; room-10 (bench/room.ts) in ten BrowserContexts of one Chromium through a relay process.
  * Exits 1 when a measure failed.
+ *
+ * One piece, though a little over 400 lines: the options, the browsers and relay every measure
+ * shares, the local measures and the table; the replicated measures live in their own files
+ * (catchup.ts, network.ts, keeper.ts, room.ts).
  */
 import { appendFileSync } from 'node:fs'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'

@@ -6,6 +6,10 @@
  * Every write method builds its ops inside the replica's write queue (so the documents it reads
  * cannot change under it) and writes them as one block, or nothing when it changes nothing. A
  * call that throws writes nothing.
+ *
+ * One piece, though over 400 lines: the AvionDB/MongoDB method set of one collection, each
+ * method a few lines over the same host (query.ts evaluates, ops.ts builds the ops, live.ts
+ * pushes live results).
  */
 import { DuplicateKeyError, InvalidBlockError, type SchemaProblem, ValidationError } from '../errors.js'
 import { type Doc, type JsonValue, type Op, isPlainObject } from '../crdt/index.js'
