@@ -25,6 +25,27 @@ export async function freePort (host = '127.0.0.1'): Promise<number> {
   })
 }
 
+/** Relay processes started here and still running. */
+const running = new Set<ChildProcess>()
+let reaping = false
+
+/**
+ * Kill every relay process still running when this process ends, by exit or by SIGINT/SIGTERM
+ * (a test or bench stopped by its time limit), so none outlives it holding a port.
+ */
+function reapOnExit (): void {
+  if (reaping) return
+  reaping = true
+  const killAll = (): void => { for (const child of running) child.kill('SIGKILL') }
+  process.once('exit', killAll)
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      killAll()
+      process.kill(process.pid, signal) // then as if unhandled: the default ends the process
+    })
+  }
+}
+
 /** A relay process with a fixed key file and port, so a restart keeps its multiaddr. */
 export class RelayProcess {
   private child?: ChildProcess
@@ -44,6 +65,9 @@ export class RelayProcess {
     const child = spawn(process.execPath, [join(root, 'bin', 'kitedb-relay.js'), '--host', this.host, '--port', String(this.port), '--key-file', this.keyFile, ...this.args],
       { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] })
     this.child = child
+    running.add(child)
+    child.once('exit', () => { running.delete(child) })
+    reapOnExit()
     child.stderr?.on('data', (d: Buffer) => { process.stderr.write(`[relay ${this.port}] ${d.toString()}`) })
     this.addr = await new Promise<string>((resolve, reject) => {
       let out = ''
