@@ -20,17 +20,10 @@ import { type SchemaCheck, assertFits } from './schema.js'
 import { checkPath, checkQuery, holdsRegex, prepareRegex, regexEngineLoaded } from './query.js'
 import { type Explain, compileQuery, executeQuery, runCompiled } from './planner.js'
 import { type Evaluator, LiveQuery, type LiveQueryOptions } from './live.js'
-import { type AnyDoc, type Filter, type OptionalId, type Projection, type Sort, type UpdateFilter, type WithId } from './types.js'
+import { type AnyDoc, type Filter, type FindOptions, type OptionalId, type Projection, type UpdateFilter, type WithId } from './types.js'
 import { createLogger } from '../log.js'
 
 const log = createLogger('db')
-
-/** Options of `find`: MongoDB's sort, skip and limit. */
-export interface FindOptions<T = AnyDoc> {
-  sort?: Sort<T>
-  skip?: number
-  limit?: number
-}
 
 /** Options of `createIndex`. */
 export interface CreateIndexOptions {

@@ -463,8 +463,8 @@ export class Database {
   /**
    * A snapshot join's preview (see `SnapshotPreview`): live queries (the collections' watchers)
    * see each page's documents before the install commits; `update` listeners, `find` and the rest
-   * see only what storage holds. When the preview ends (installed or not), the shown documents
-   * are read again from storage and reported as they are there.
+   * see only what storage holds. When the preview ends (installed or not), the shown documents no
+   * committed change has reported since are read again from storage and reported as they are.
    */
   private onPreview (p: SnapshotPreview): void {
     if (this.closed) return
@@ -477,8 +477,8 @@ export class Database {
       this.notifyWatchers(p.changes, [])
       return
     }
-    // Read back what was shown: the install reported what it changed, but a document that also
-    // arrived in a block meanwhile may be stored as it was before the preview showed it.
+    // Read back what was shown and no committed change has reported since (see `onChanges`): a
+    // failed join's documents, or one the install left as a block had already stored it.
     const shown = this.previewed
     this.previewed = new Map()
     void this.retractPreview(shown)
@@ -498,6 +498,8 @@ export class Database {
   }
 
   private onChanges ({ changes, collections }: ChangeSet, origin: ChangeOrigin): void {
+    // A committed change supersedes what a snapshot preview showed of that document.
+    if (this.previewed.size > 0) for (const c of changes) this.previewed.get(c.coll)?.delete(c.id)
     this.notifyWatchers(changes, collections)
     this.emit('update', changes, origin, collections)
   }

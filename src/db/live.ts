@@ -11,7 +11,7 @@
 import { jsonEqual, type JsonValue } from '../crdt/index.js'
 import { type DocChange } from '../store/index.js'
 import { type Projection } from './types.js'
-import { type FindOptions } from './collection.js'
+import { type FindOptions } from './types.js'
 
 /** Options of a live query: find options plus a projection. */
 export interface LiveQueryOptions<T> extends FindOptions<T> {

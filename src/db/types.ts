@@ -116,3 +116,10 @@ export type Sort<T> = { [K in keyof WithId<T>]?: 1 | -1 } & Dotted<1 | -1>
 
 /** The default document shape: any JSON-like fields. */
 export type AnyDoc = Record<string, JsonValue | undefined>
+
+/** Options of `find`: MongoDB's sort, skip and limit. */
+export interface FindOptions<T = AnyDoc> {
+  sort?: Sort<T>
+  skip?: number
+  limit?: number
+}

@@ -15,19 +15,10 @@
 import { InvalidAddressError } from '../errors.js'
 import { formatAddress, parseAddress } from '../crdt/manifest.js'
 import { formatKey, parseKey } from '../crdt/seal.js'
+import { type ShareInfo } from './info.js'
 import { type ShortLinkOptions, isShortFragment, parseShortFragment } from './short-link.js'
 
-/** What a share link carries. */
-export interface ShareInfo {
-  /** database address (`/kite/<cid>`), absent in a peer-only link */
-  address?: string
-  /** relay multiaddrs */
-  relays: string[]
-  /** peer id of a replica sharing the database */
-  peer?: string
-  /** the key of an encrypted database (base64url) */
-  key?: string
-}
+export { type ShareInfo } from './info.js'
 
 /** Build a share link on `baseUrl` (its own fragment is replaced). Throws `InvalidAddressError` for a bad address. */
 export function formatShareLink (baseUrl: string, info: ShareInfo): string {

@@ -24,7 +24,7 @@ import * as Digest from 'multiformats/hashes/digest'
 import { InvalidAddressError } from '../errors.js'
 import { formatAddress, parseAddress } from '../crdt/manifest.js'
 import { formatKey, parseKey } from '../crdt/seal.js'
-import { type ShareInfo } from './link.js'
+import { type ShareInfo } from './info.js'
 
 const VERSION = 1
 const HAS_DIGEST = 0x01

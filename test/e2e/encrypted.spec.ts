@@ -10,6 +10,7 @@ import { type Page } from '@playwright/test'
 import { test, expect } from './fixtures.js'
 import { relayRecordPath } from '../../playwright.config.js'
 import { formatShareLink, parseShareLink, type ShareInfo } from '../../src/share/index.js'
+import { addTodo } from './helpers/demo.js'
 
 interface RecordLine { time: string, kind: string, topic?: string, size: number, data: string }
 
@@ -23,12 +24,6 @@ function recordedSince (since: number): RecordLine[] {
   return text.split('\n').filter(l => l.length > 0).map(l => JSON.parse(l) as RecordLine).filter(l => Date.parse(l.time) >= since)
 }
 const payload = (l: RecordLine): string => Buffer.from(l.data, 'base64').toString('latin1')
-
-async function addTodo (page: Page, title: string): Promise<void> {
-  await page.getByTestId('new-todo').fill(title)
-  await page.getByTestId('new-todo').press('Enter')
-  await expect(page.getByTestId('todo-title').filter({ hasText: title })).toHaveCount(1)
-}
 
 test('an encrypted list: the relay never sees a title, and the link without its key reads nothing', async ({ browser }) => {
   const since = Date.now() - 1000

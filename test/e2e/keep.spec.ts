@@ -5,8 +5,10 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { test, expect, type Browser, type Page } from '@playwright/test'
+import { type Browser, type Page } from '@playwright/test'
+import { test, expect } from './fixtures.js'
 import { RelayProcess, serveDemo } from './helpers/cluster.js'
+import { addTodo, titles } from './helpers/demo.js'
 
 let dir: string
 const stops: Array<() => Promise<void> | void> = []
@@ -50,16 +52,6 @@ async function openPage (browser: Browser, name: string, url: string, options: {
   })
   await page.goto(url)
   return page
-}
-
-async function titles (page: Page): Promise<string[]> {
-  return await page.getByTestId('todo-title').allTextContents()
-}
-
-async function addTodo (page: Page, title: string): Promise<void> {
-  await page.getByTestId('new-todo').fill(title)
-  await page.getByTestId('new-todo').press('Enter')
-  await expect(page.getByTestId('todo-title').filter({ hasText: title })).toHaveCount(1)
 }
 
 test('two browsers never online together share a list through a keeping relay, across its SIGKILL and restart', async ({ browser }) => {

@@ -11,6 +11,7 @@ import { chromium, type Browser, type BrowserContext, type Page } from '@playwri
 import { test, expect } from './fixtures.js'
 import { chromiumArgs, chromiumPath } from '../../playwright.config.js'
 import { Netns, RelayProcess, canMakeNetns, serveDemo } from './helpers/cluster.js'
+import { addTodo, titles } from './helpers/demo.js'
 
 let dir: string
 const stops: Array<() => Promise<void> | void> = []
@@ -44,16 +45,6 @@ async function openPage (browser: Browser, name: string, url: string, context?: 
   })
   await page.goto(url)
   return page
-}
-
-async function titles (page: Page): Promise<string[]> {
-  return await page.getByTestId('todo-title').allTextContents()
-}
-
-async function addTodo (page: Page, title: string): Promise<void> {
-  await page.getByTestId('new-todo').fill(title)
-  await page.getByTestId('new-todo').press('Enter')
-  await expect(page.getByTestId('todo-title').filter({ hasText: title })).toHaveCount(1)
 }
 
 /** The demo's share link (its short form). */

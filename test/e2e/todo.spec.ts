@@ -5,10 +5,7 @@
 import { type Page } from '@playwright/test'
 import { test, expect } from './fixtures.js'
 import { parseShareLink } from '../../src/share/index.js'
-
-async function titles (page: Page): Promise<string[]> {
-  return await page.getByTestId('todo-title').allTextContents()
-}
+import { addTodo, decodeQr, titles } from './helpers/demo.js'
 
 /** The page's share link: the short form, whose fragment is uppercase base32. */
 async function shareLink (page: Page): Promise<string> {
@@ -21,31 +18,6 @@ async function online (page: Page): Promise<void> {
   await expect(page.getByTestId('network-status')).toHaveText('online')
 }
 
-/** Decode the page's QR code from its rendered pixels (jsQR), or null. */
-async function decodeQr (page: Page): Promise<string | null> {
-  const png = await page.getByTestId('qr').locator('svg').screenshot()
-  const decoded = await page.evaluate(async (b64) => {
-    const img = new Image()
-    img.src = `data:image/png;base64,${b64}`
-    await img.decode()
-    const canvas = document.createElement('canvas')
-    canvas.width = img.width
-    canvas.height = img.height
-    const ctx = canvas.getContext('2d') as CanvasRenderingContext2D
-    ctx.drawImage(img, 0, 0)
-    const { data, width, height } = ctx.getImageData(0, 0, img.width, img.height)
-    const jsQR = (window as unknown as { jsQR: (d: Uint8ClampedArray, w: number, h: number) => { data: string } | null }).jsQR
-    return jsQR(data, width, height)?.data ?? null
-  }, png.toString('base64'))
-  return decoded
-}
-
-async function addTodo (page: Page, title: string): Promise<void> {
-  await page.getByTestId('new-todo').fill(title)
-  await page.getByTestId('new-todo').press('Enter')
-  await expect(page.getByTestId('todo-title').filter({ hasText: title })).toHaveCount(1)
-}
-
 test('two browsers share a to-do list over direct WebRTC through the relay', async ({ browser }) => {
   const ctxA = await browser.newContext()
   const ctxB = await browser.newContext()
@@ -53,7 +25,6 @@ test('two browsers share a to-do list over direct WebRTC through the relay', asy
   const b = await ctxB.newPage()
 
   await a.goto('/')
-  await a.addScriptTag({ path: 'node_modules/jsqr/dist/jsQR.js' })
   for (const t of ['buy milk', 'write tests', 'ship it']) await addTodo(a, t)
   await a.getByTestId('share-button').click()
   await expect(a.getByTestId('qr').locator('svg')).toBeVisible()
