@@ -31,6 +31,14 @@ export interface SnapshotServerOptions {
  * the last than `(1 / share - 1)` times that one's making time (9×), whoever asks.
  */
 const BUILD_SHARE = 0.1
+/**
+ * A snapshot is stale when the blocks it does not cover reach this share of those it covers (and
+ * at least `minBlocks`): a joiner offered it would replay that many blocks, which costs both
+ * replicas more than making a new one, so a new one may be made then despite the total limit.
+ * Each such build needs the history to have grown by a quarter since the last, so there are at
+ * most log₁.₂₅(blocks ÷ minBlocks) of them in a session (44 for a million blocks).
+ */
+const STALE_SHARE = 0.25
 /** Peers remembered for the per-peer build limit (the oldest are forgotten first). */
 const MAX_BUILD_PEERS = 1024
 
@@ -42,9 +50,10 @@ const MAX_BUILD_PEERS = 1024
  * Making one costs CPU time in proportion to the documents (about 50 ms for 10,000), so it is
  * rate-limited, per peer and in total: a peer's requests make a new one at most once per
  * `perPeerMs`, and any new one comes no sooner after the last than 9× that one's making time (at
- * most a tenth of the time goes to them, however the requests and writes alternate). A request
- * that may not make one is offered the latest one made, which is as correct to join from (the
- * joiner then syncs the blocks after it), or none if there is none.
+ * most a tenth of the time goes to them, however the requests and writes alternate), unless the
+ * latest is stale: the history grew by a quarter since, and by `minBlocks` (see `STALE_SHARE`). A
+ * request that may not make one is offered the latest one made, which is as correct to join from
+ * (the joiner then syncs the blocks after it), or none if there is none.
  */
 export class SnapshotServer {
   readonly replica: Replica
@@ -81,7 +90,7 @@ export class SnapshotServer {
     if (this.building === undefined) {
       const heads = await this.replica.heads()
       if (this.latest !== undefined && this.latest.heads.join() === heads.join()) return this.latest.root
-      if (!this.mayBuild(peer)) return this.latest?.root
+      if (!this.mayBuild(blocks, peer)) return this.latest?.root
       if (peer !== undefined) this.noteBuildFor(peer)
     }
     return (await this.startBuild())?.root
@@ -114,11 +123,12 @@ export class SnapshotServer {
       timer = setTimeout(() => { timer = undefined; void run() }, ms)
     }
     const run = async (): Promise<void> => {
-      const wait = this.notBefore - this.opts.now()
-      if (wait > 0) { schedule(wait); return }
       if (!this.replica.canWrite) return
+      const blocks = await this.replica.storage.countBlocks()
+      const wait = this.notBefore - this.opts.now()
+      if (wait > 0 && !this.stale(blocks)) { schedule(wait); return }
       await this.building?.catch(() => undefined) // made for older heads, perhaps
-      if (stopped || await this.replica.storage.countBlocks() < this.minBlocks) return
+      if (stopped || blocks < this.minBlocks) return
       await this.startBuild().catch(() => undefined)
     }
     const off = this.replica.onChange(() => { schedule(quietMs) })
@@ -149,10 +159,24 @@ export class SnapshotServer {
     return this.latest !== undefined && have.has(this.latest.root.toString()) ? this.latest.covered : new Set()
   }
 
-  /** Whether a request of `peer` (undefined: this replica's own) may make a new snapshot now. */
-  private mayBuild (peer?: string): boolean {
+  /**
+   * Whether the latest snapshot is stale for a replica of `blocks` blocks: the blocks it does not
+   * cover are at least `minBlocks` and a quarter of those it covers (see `STALE_SHARE`).
+   */
+  private stale (blocks: number): boolean {
+    if (this.latest === undefined) return false
+    const uncovered = blocks - this.latest.covered.size
+    return uncovered >= Math.max(this.minBlocks, STALE_SHARE * this.latest.covered.size)
+  }
+
+  /**
+   * Whether a request of `peer` (undefined: this replica's own), to a replica of `blocks` blocks,
+   * may make a new snapshot now: within the per-peer limit, and the total one unless the latest
+   * snapshot is stale.
+   */
+  private mayBuild (blocks: number, peer?: string): boolean {
     const now = this.opts.now()
-    if (now < this.notBefore) return false
+    if (now < this.notBefore && !this.stale(blocks)) return false
     if (peer === undefined) return true
     const last = this.builtFor.get(peer)
     return last === undefined || now - last >= this.opts.perPeerMs
