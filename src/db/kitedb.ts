@@ -181,8 +181,7 @@ export class KiteDB {
   static async init (name: string, options: OpenOptions = {}): Promise<Database> {
     if (typeof name !== 'string' || name.length === 0 || name.length > 256) throw new ValidationError('a database name must be a non-empty string of at most 256 characters')
     const provider = providerFor(options.storage)
-    const relays = await relayList(options)
-    const [found, signer] = await Promise.all([provider.lookupName(name), deviceSigner(options)])
+    const [relays, found, signer] = await Promise.all([relayList(options), provider.lookupName(name), deviceSigner(options)])
     let address = found
     let created: { bytes: Uint8Array, key?: Uint8Array } | undefined
     if (address === undefined) {
@@ -245,7 +244,8 @@ export class KiteDB {
    */
   static async open (address: string, options: OpenOptions = {}): Promise<Database> {
     const canonical = formatAddress(parseAddress(address))
-    return await openAddress(providerFor(options.storage), canonical, await relayList(options), options, await deviceSigner(options))
+    const [relays, signer] = await Promise.all([relayList(options), deviceSigner(options)])
+    return await openAddress(providerFor(options.storage), canonical, relays, options, signer)
   }
 
   /**
@@ -314,7 +314,13 @@ async function openAddress (provider: StorageProvider, address: string, relays: 
   const cid = parseAddress(address)
   const dbId = cid.toString()
   const given = options.key !== undefined ? parseKey(options.key) : undefined
-  const storage = await provider.open(dbId)
+  // The network node starts while the replica opens: the Database's first connect takes this lease.
+  let early = relays.length > 0 && options.transport === undefined
+    ? network().then(async net => await net.acquireNetwork(relays, networkOptions(net, options)))
+    : undefined
+  early?.catch(() => {}) // a failure is the first connect's to report
+  const releaseEarly = (): void => { void early?.then(async lease => { await lease.release() }, () => {}) }
+  const storage = await provider.open(dbId).catch((err: unknown) => { releaseEarly(); throw err })
   try {
     if (created !== undefined) {
       await storage.setMeta(MANIFEST_KEY, created.bytes)
@@ -344,7 +350,9 @@ async function openAddress (provider: StorageProvider, address: string, relays: 
           ? {
               connect: async () => {
                 const net = await network()
-                const lease = await net.acquireNetwork(relays, networkOptions(net, options))
+                const started = early
+                early = undefined
+                const lease = await started ?? await net.acquireNetwork(relays, networkOptions(net, options))
                 return { ...lease, devicePeerId: await net.devicePeerId(provider, options.node ?? 'default') }
               }
             }
@@ -358,6 +366,7 @@ async function openAddress (provider: StorageProvider, address: string, relays: 
     openedWith.set(db, provider)
     return db
   } catch (err) {
+    releaseEarly()
     await storage.close()
     throw err
   }
