@@ -150,7 +150,13 @@ describe('snapshot nodes', () => {
     expect(root.kind === 'root' && root.covered.length).toBe(2)
     for (const bytes of built.nodes.values()) expect(bytes.byteLength).toBeLessThanOrEqual(1024 * 1024)
     const progress: number[] = []
-    const content = await fetchSnapshot(DB, built.root, server(built.nodes, head.storage), p => { progress.push(p.fetched) })
+    const serve = server(built.nodes, head.storage)
+    const batches: string[][] = []
+    const content = await fetchSnapshot(DB, built.root, async cids => { batches.push(cids.map(String)); return await serve(cids) }, p => { progress.push(p.fetched) })
+    // the first page is asked for alone (the first screenful waits for no other page), the rest two at a time
+    const firstPage = root.kind === 'root' ? root.pages[0].toString() : ''
+    expect(batches.find(b => b.includes(firstPage))).toEqual([firstPage])
+    expect(batches.some(b => b.length === 2)).toBe(true)
     expect(content.docs).toEqual(docs)
     expect(content.covered).toEqual(blocks)
     expect(content.colls).toEqual([{ coll: 'c', state: { created: [1, 0, 'r', fakeCid(3), 0] } }])

@@ -65,10 +65,13 @@ export async function fetchSnapshot (
   const taking: Array<Promise<void>> = []
   const failures: unknown[] = []
   let stop = false
+  /** a node asked for alone: the first page, so the first screenful does not wait for a second page's bytes */
+  let alone: string | undefined
   const worker = async (): Promise<void> => {
     while (!stop) {
-      const batch = [...want.values()].filter(w => !inFlight.has(w.cid.toString())).slice(0, FETCH_NODES)
+      let batch = [...want.values()].filter(w => !inFlight.has(w.cid.toString())).slice(0, FETCH_NODES)
       if (batch.length === 0) return
+      if (batch[0].cid.toString() === alone) batch = batch.slice(0, 1)
       // A batch stays in flight until answered, so no other worker asks for it meanwhile.
       for (const w of batch) inFlight.add(w.cid.toString())
       let supplied = 0
@@ -127,6 +130,7 @@ export async function fetchSnapshot (
   const named = [...r.pages, ...r.covered, ...r.heads].map(c => c.toString())
   if (r.heads.length === 0 || new Set(named).size !== named.length) throw new InvalidBlockError('snapshot root has no heads, or names a node twice')
   progress.documents = r.docs
+  alone = r.pages[0]?.toString()
   const pages: Array<SnapshotPage | undefined> = r.pages.map(() => undefined)
   const covered: Array<CID[] | undefined> = r.covered.map(() => undefined)
   const heads: Array<EncodedBlock | undefined> = r.heads.map(() => undefined)
