@@ -29,8 +29,13 @@ class HeldInstall extends MemoryStorageProvider {
 
 const replication = { republishMs: 50, snapshotMinBlocks: 5, snapshotWarmMs: 0, snapshotAudit: false, fetchBatch: 2 }
 
+/**
+ * A writes `n` documents and deletes one. It makes no snapshot ahead of time: one made partway
+ * through the writes could be offered to B (the total build limit), and the preview would show
+ * only what it holds. B's request makes one of A's current heads.
+ */
 async function writer (hub: MemoryHub, n: number): Promise<Database> {
-  const a = await KiteDB.init('preview', { encrypt: false, access: { write: ['*'] }, storage: new MemoryStorageProvider(), transport: hub.join('A'), replication })
+  const a = await KiteDB.init('preview', { encrypt: false, access: { write: ['*'] }, storage: new MemoryStorageProvider(), transport: hub.join('A'), replication: { ...replication, snapshotWarmMs: Infinity } })
   const c = await a.initCollection('c')
   for (let i = 0; i < n; i++) await c.insertOne({ _id: `d${String(i).padStart(2, '0')}`, i })
   await c.deleteOne({ _id: 'd00' })
