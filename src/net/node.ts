@@ -61,10 +61,28 @@ function pubsubService (maxOutboundBufferSize?: number): ReturnType<typeof gossi
   return gossipsub({
     allowPublishToZeroTopicPeers: true,
     emitSelf: false,
+    fastMsgIdFn: fastMessageId,
     scoreParams: { IPColocationFactorWeight: 0 },
     maxInboundDataLength: MAX_MESSAGE_BYTES + RPC_ENVELOPE_BYTES,
     ...(maxOutboundBufferSize !== undefined ? { maxOutboundBufferSize } : {})
   })
+}
+
+/**
+ * Gossipsub's fast message id: the origin's peer id and sequence number, as sent. Without one,
+ * gossipsub verifies a message's signature (re-encoding the message to do so) before it looks the
+ * message up among those seen, so every copy a mesh peer forwards costs a verification: in a room
+ * of ten pages, most of the relay's CPU per update and a good part of each page's (docs/design.md,
+ * "Replication"). It names what gossipsub's own id (origin key and sequence number) names, and
+ * gossipsub remembers it only for messages that passed validation, so a forged copy seen first
+ * cannot shadow the real message. Bytes as char codes: cheap, and never compared to anything but
+ * another fast id. A malformed message (no origin or sequence number, or either of the wrong size)
+ * gets an id no valid one has.
+ */
+export function fastMessageId (msg: { from?: Uint8Array | null, seqno?: Uint8Array | null }): string {
+  // a valid origin is a peer id (at most 42 bytes: an inlined Ed25519 or secp256k1 key), a valid sequence number 8 bytes
+  if (msg.from == null || msg.seqno == null || msg.from.byteLength > 64 || msg.seqno.byteLength !== 8) return ''
+  return String.fromCharCode(...msg.seqno, ...msg.from)
 }
 
 /** Options of `createPeerNode`. */
