@@ -23,7 +23,6 @@ import { type LimitsOptions, resolveLimits } from '../sync/limits.js'
 import { MAX_MESSAGE_BYTES, TOPIC_PREFIX } from '../sync/wire.js'
 import { PeerGuard, messageValidator, refuseBanned } from './guard.js'
 import { ensureRuntime } from './runtime.js'
-import { monitorConnections } from './liveness.js'
 import { type RelayKeeper, type RelayKeeperInit, relayKeeper } from './relays.js'
 
 const log = createLogger('net')
@@ -141,16 +140,13 @@ export function parseRelays (relays: unknown): Multiaddr[] {
 }
 
 /**
- * How often a relay connection (and every other that is not direct WebRTC) is pinged, and how
- * long a ping may take before the connection is closed as dead, ms (see `monitorConnections`). A
- * relay that vanished without closing (a network cut) is noticed within about `PING_INTERVAL_MS +
- * PING_TIMEOUT_MS`; the timeout adapts to the measured round trips between its bounds. A direct
- * WebRTC connection is pinged every `DIRECT_PING_EVERY`-th interval only: each ping is a data
- * channel opened and closed, and WebRTC watches the connection too.
+ * How often libp2p's connection monitor pings every connection, and how long a ping may take
+ * before the connection is closed as dead, ms. A relay or peer that vanished without closing (a
+ * network cut) is noticed within about `PING_INTERVAL_MS + PING_TIMEOUT_MS`; the timeout adapts to
+ * the measured round trips between its bounds.
  */
 const PING_INTERVAL_MS = 5000
 const PING_TIMEOUT_MS = { minTimeout: 4000, maxTimeout: 8000 }
-const DIRECT_PING_EVERY = 3
 
 /**
  * Start a peer node that keeps a reservation on every relay (`RelayKeeper`, the `relays`
@@ -174,8 +170,7 @@ export async function createPeerNode (options: PeerNodeOptions): Promise<PeerNod
     connectionEncrypters: [noise()],
     streamMuxers: [yamux()],
     connectionGater: openGater,
-    // connections are pinged by `monitorConnections`, relays more often than direct peers
-    connectionMonitor: { enabled: false },
+    connectionMonitor: { pingInterval: PING_INTERVAL_MS, pingTimeout: PING_TIMEOUT_MS },
     services: {
       identify: identify(),
       ping: ping(),
@@ -183,8 +178,6 @@ export async function createPeerNode (options: PeerNodeOptions): Promise<PeerNod
       relays: relayKeeper({ ...options.relayKeeper, relays })
     }
   }) as unknown as PeerNode
-  const stopMonitor = monitorConnections(node, { intervalMs: PING_INTERVAL_MS, directEvery: DIRECT_PING_EVERY, timeout: PING_TIMEOUT_MS })
-  node.addEventListener('stop', stopMonitor)
   if (options.waitForRelay === false) return node
   try {
     const timeoutMs = options.readyTimeoutMs ?? 15_000
