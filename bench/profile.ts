@@ -24,8 +24,44 @@ export async function startProfile (page: Page): Promise<(file: string) => Promi
     await cdp.detach()
     await mkdir(dirname(file), { recursive: true })
     await writeFile(file, JSON.stringify(profile))
-    log(`CPU profile written to ${file}\n${summariseProfile(profile, await moduleLines())}`)
+    const modules = await moduleLines()
+    log(`CPU profile written to ${file}\n${summariseProfile(profile, (url, line) => pageModule(modules, url, line))}`)
   }
+}
+
+/** The module (npm package or src/ or bench/ folder) of `line` of the built page's script `url`. */
+function pageModule (modules: Map<string, Array<[number, string]>>, url: string, line: number): string {
+  const starts = modules.get(url.replace(/^.*\//, '')) ?? []
+  let module = 'script'
+  for (const [at, m] of starts) { if (at > line) break; module = m }
+  return module
+}
+
+/** The module of a Node script `url`: its npm package, its src/ or bench/ folder, or `node:` for Node's own. */
+function nodeModule (url: string): string {
+  if (url.startsWith('node:')) return 'node:'
+  const dep = /node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(url)?.[1]
+  if (dep !== undefined) return dep
+  return /\/((?:src|bench|bin)\/(?:[^/]+\/)*)[^/]+$/.exec(url)?.[1].replace(/\/$/, '') ?? 'script'
+}
+
+/**
+ * Summarise a Node CPU profile (`node --cpu-prof`) as `startProfile` does a page's, once per named
+ * window of `process.hrtime` µs (the profile's timestamps are the same monotonic clock on Linux).
+ */
+export async function summariseNodeProfile (file: string, windows: Record<string, [number, number]>): Promise<void> {
+  const profile = JSON.parse(await readFile(file, 'utf8')) as CpuProfile
+  for (const [name, window] of Object.entries(windows)) {
+    log(`${name} (${((window[1] - window[0]) / 1000).toFixed(0)} ms of ${file}):\n${summariseProfile(profile, nodeModule, window)}`)
+  }
+}
+
+/** A CDP CPU profile (the parts read here). */
+interface CpuProfile {
+  nodes: Array<{ id: number, callFrame: { functionName: string, url: string, lineNumber: number } }>
+  startTime?: number
+  samples?: number[]
+  timeDeltas?: number[]
 }
 
 /**
@@ -49,26 +85,26 @@ async function moduleLines (): Promise<Map<string, Array<[number, string]>>> {
   return out
 }
 
-/** Self time of a CDP CPU profile by category and by function, as text. */
-function summariseProfile (profile: { nodes: Array<{ id: number, callFrame: { functionName: string, url: string, lineNumber: number } }>, samples?: number[], timeDeltas?: number[] }, modules: Map<string, Array<[number, string]>>): string {
+/**
+ * Self time of a CDP CPU profile by category and by function, as text; `module` names the module
+ * of a script line; only samples within `window` (profile µs) when given.
+ */
+function summariseProfile (profile: CpuProfile, module: (url: string, line: number) => string, window?: [number, number]): string {
   const byId = new Map(profile.nodes.map(n => [n.id, n]))
   const selfMs = new Map<number, number>()
   const samples = profile.samples ?? []
   const deltas = profile.timeDeltas ?? []
+  let at = profile.startTime ?? 0
   for (let i = 0; i < samples.length; i++) {
+    at += deltas[i] ?? 0
+    if (window !== undefined && (at < window[0] || at > window[1])) continue
     // a sample's time is the delta to the next one
     const ms = (deltas[i + 1] ?? 0) / 1000
     selfMs.set(samples[i], (selfMs.get(samples[i]) ?? 0) + ms)
   }
   const total = [...selfMs.values()].reduce((a, b) => a + b, 0)
   // native work (idle, program, GC, IndexedDB calls) by name; script by its module
-  const category = (url: string, name: string, line: number): string => {
-    if (url === '') return `(${name || 'native'})`
-    const starts = modules.get(url.replace(/^.*\//, '')) ?? []
-    let module = 'script'
-    for (const [at, m] of starts) { if (at > line) break; module = m }
-    return module
-  }
+  const category = (url: string, name: string, line: number): string => url === '' ? `(${name || 'native'})` : module(url, line)
   const cats = new Map<string, number>()
   const funcs = new Map<string, number>()
   for (const [id, ms] of selfMs) {

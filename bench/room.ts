@@ -17,10 +17,14 @@
  * - `room-10-burst-cpu`: ms of each page's renderer process CPU per update during the burst (the
  *   same sources).
  *
+ * With `--profile DIR`, the last run profiles one observer page (idle, burst) and the writer (burst)
+ * with Chromium's sampling profiler, and the relay (`node --cpu-prof`, summarised over the same
+ * idle and burst windows), and logs where the time went.
+ *
  * Below scale 1 the room is smaller (`--scale 0.002`: 3 pages), so the smoke test stays quick.
  */
 import { execFileSync } from 'node:child_process'
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { chromium, type CDPSession, type Page } from '@playwright/test'
@@ -28,6 +32,7 @@ import { chromiumArgs, chromiumPath } from '../playwright.config.js'
 import { RelayProcess } from '../test/e2e/helpers/cluster.js'
 import { Tally, call, errorText, log, ready, stats } from './harness.js'
 import { type Measure, type Result } from './measures.js'
+import { startProfile, summariseNodeProfile } from './profile.js'
 
 /** What the room needs of the benchmark run. */
 export interface RoomBench {
@@ -37,6 +42,8 @@ export interface RoomBench {
   runs: (m: Measure) => number
   scaled: (n: number) => number
   dbName: (system: string, what: string, run: number) => string
+  /** where CPU profiles go (`--profile`), if anywhere */
+  profileDir?: string
 }
 
 /** The measures the room's runs feed. */
@@ -110,7 +117,12 @@ export async function roomTen (bench: RoomBench, ms: RoomMeasures, n: number): P
   const common = `${size} pages, each a BrowserContext of one Chromium (own storage and libp2p node), one writer and ${size - 1} observers, the relay a separate process on this machine, one room for all runs (run 0 a warm-up)`
   for (const t of tallies) t.notes.add(common)
   const dir = await mkdtemp(join(tmpdir(), 'kitedb-bench-room-'))
-  const relay = await RelayProcess.start('127.0.0.1', dir)
+  const profileDir = bench.profileDir
+  const relayProfileDir = profileDir === undefined ? undefined : join(profileDir, `room-10-relay-${Date.now()}`)
+  const relay = await RelayProcess.start('127.0.0.1', dir, [], undefined, relayProfileDir === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${relayProfileDir}`, '--cpu-prof-interval=250'])
+  /** the relay profile's windows (process.hrtime µs) */
+  const windows: Record<string, [number, number]> = {}
+  const nowUs = (): number => Number(process.hrtime.bigint() / 1000n)
   const ticks = clockTicks()
   const browser = await chromium.launch({ executablePath: chromiumPath, args: [...chromiumArgs, '--js-flags=--expose-gc'], headless: true })
   try {
@@ -170,10 +182,18 @@ export async function roomTen (bench: RoomBench, ms: RoomMeasures, n: number): P
       return { ms: b.at - a.at, relay: b.relay - a.relay, renderers: renderers.slice(0, size), rest, tasks: b.tasks.map((x, i) => x - (a.tasks[i])) }
     }
     let seq = 0
-    for (let run = 0; run <= bench.runs(ms.latency); run++) {
+    const lastRun = bench.runs(ms.latency)
+    for (let run = 0; run <= lastRun; run++) {
       const keep = run > 0
+      const profiling = profileDir !== undefined && run === lastRun
       // idle: nothing written, every page open and connected
+      const idleProfile = profiling ? await startProfile(observers[0].page) : undefined
+      let at = nowUs()
       const idle = await measureSpan(async () => { await sleep(idleMs) })
+      if (profiling) windows['relay, idle'] = [at, nowUs()]
+      await idleProfile?.(join(profileDir as string, 'room-10-idle-observer.cpuprofile'))
+      const burstProfiles = profiling ? await Promise.all([startProfile(observers[0].page), startProfile(writer.page)]) : undefined
+      at = nowUs()
       const idlePct = idle.renderers.map(x => 100 * x / idle.ms)
       for (const x of idlePct) idleCpu.add(x, [], keep)
       // the burst: one update at a time, the next once all observers have seen it
@@ -190,6 +210,11 @@ export async function roomTen (bench: RoomBench, ms: RoomMeasures, n: number): P
           })])
         }
       })
+      if (burstProfiles !== undefined) {
+        windows['relay, burst'] = [at, nowUs()]
+        await burstProfiles[0](join(profileDir as string, 'room-10-burst-observer.cpuprofile'))
+        await burstProfiles[1](join(profileDir as string, 'room-10-burst-writer.cpuprofile'))
+      }
       const perUpdate = burst.renderers.map(x => x / n)
       relayCpu.add(burst.relay / n, [], keep)
       for (const x of perUpdate) burstCpu.add(x, [], keep)
@@ -228,8 +253,14 @@ export async function roomTen (bench: RoomBench, ms: RoomMeasures, n: number): P
     for (const t of tallies) t.failed = text
   } finally {
     await browser.close()
+    // SIGTERM: the relay stops cleanly, so node writes its --cpu-prof profile
+    if (relayProfileDir !== undefined) await Promise.race([relay.kill('SIGTERM'), sleep(10_000)])
     await relay.kill()
     await rm(dir, { recursive: true, force: true })
+    if (relayProfileDir !== undefined && Object.keys(windows).length > 0) {
+      const files = await readdir(relayProfileDir).catch(() => [])
+      for (const f of files.filter(x => x.endsWith('.cpuprofile'))) await summariseNodeProfile(join(relayProfileDir, f), windows)
+    }
   }
   return [
     latency.result(ms.latency, 'kitedb-replicated', n),

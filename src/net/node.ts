@@ -57,14 +57,45 @@ const RPC_ENVELOPE_BYTES = 64 * 1024
  * connected. An inbound RPC over the message limit plus its envelope is dropped before decoding;
  * `maxOutboundBufferSize` bounds what is queued for one slow peer (its stream is reset beyond it).
  */
-function pubsubService (maxOutboundBufferSize?: number): ReturnType<typeof gossipsub> {
+function pubsubService (maxOutboundBufferSize?: number, mesh?: typeof PEER_MESH): ReturnType<typeof gossipsub> {
   return gossipsub({
+    ...mesh,
     allowPublishToZeroTopicPeers: true,
     emitSelf: false,
+    fastMsgIdFn: fastMessageId,
     scoreParams: { IPColocationFactorWeight: 0 },
     maxInboundDataLength: MAX_MESSAGE_BYTES + RPC_ENVELOPE_BYTES,
     ...(maxOutboundBufferSize !== undefined ? { maxOutboundBufferSize } : {})
   })
+}
+
+/**
+ * A peer's gossipsub mesh: smaller than gossipsub's default (D 6, 4–12, 6 told of what it has).
+ * A peer floods what it publishes to every subscriber it is connected to (gossipsub's
+ * `floodPublish`), and in a room the peers end up connected to each other directly, so every copy
+ * a mesh forwards is a duplicate: in a room of ten, most of the gossip each update cost. Three
+ * mesh peers (one of them dialled by this peer, against eclipsing) still pass a message on to
+ * peers the publisher has no connection to; gossip about the rest (IHAVE) and the heads'
+ * republication catch what a thin mesh misses. The relay keeps the default: peers reached only
+ * through it get everything from its mesh (docs/design.md, "Replication").
+ */
+const PEER_MESH = { D: 3, Dlo: 2, Dhi: 6, Dout: 1, Dscore: 2, Dlazy: 3 }
+
+/**
+ * Gossipsub's fast message id: the origin's peer id and sequence number, as sent. Without one,
+ * gossipsub verifies a message's signature (re-encoding the message to do so) before it looks the
+ * message up among those seen, so every copy a mesh peer forwards costs a verification: in a room
+ * of ten pages, most of the relay's CPU per update and a good part of each page's (docs/design.md,
+ * "Replication"). It names what gossipsub's own id (origin key and sequence number) names, and
+ * gossipsub remembers it only for messages that passed validation, so a forged copy seen first
+ * cannot shadow the real message. Bytes as char codes: cheap, and never compared to anything but
+ * another fast id. A malformed message (no origin or sequence number, or either of the wrong size)
+ * gets an id no valid one has.
+ */
+export function fastMessageId (msg: { from?: Uint8Array | null, seqno?: Uint8Array | null }): string {
+  // a valid origin is a peer id (at most 42 bytes: an inlined Ed25519 or secp256k1 key), a valid sequence number 8 bytes
+  if (msg.from == null || msg.seqno == null || msg.from.byteLength > 64 || msg.seqno.byteLength !== 8) return ''
+  return String.fromCharCode(...msg.seqno, ...msg.from)
 }
 
 /** Options of `createPeerNode`. */
@@ -143,7 +174,7 @@ export async function createPeerNode (options: PeerNodeOptions): Promise<PeerNod
     services: {
       identify: identify(),
       ping: ping(),
-      pubsub: pubsubService(),
+      pubsub: pubsubService(undefined, PEER_MESH),
       relays: relayKeeper({ ...options.relayKeeper, relays })
     }
   }) as unknown as PeerNode

@@ -134,8 +134,11 @@ export class Fetcher {
   async announce (heads: string[], from: string): Promise<{ wanted: boolean, refused: number }> {
     let wanted = false
     let refused = 0
+    // Most announcements name this replica's own heads (a peer in step republishing): known
+    // without reading storage (`Replica.heads` is cached).
+    const mine = new Set(await this.replica.heads())
     for (const h of heads) {
-      if (await this.replica.storage.hasBlock(h)) continue
+      if (mine.has(h) || await this.replica.storage.hasBlock(h)) continue
       if (this.wants.announce(h, from) === 'refused') refused++
       else wanted = true
     }

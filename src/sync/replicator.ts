@@ -4,7 +4,8 @@
  *
  * - every new local block is published on the database topic, inline when ≤ 64 KiB;
  * - heads are published on start, to every new subscriber, and every `republishMs` (go-ds-crdt's
- *   rebroadcast: OrbitDB's one-shot exchange stalls readers that join late, orbitdb#1255);
+ *   rebroadcast: OrbitDB's one-shot exchange stalls readers that join late, orbitdb#1255) — only
+ *   every `IN_STEP_REPUBLISH_FACTOR` × `republishMs` while the room is in step (`inStep`);
  * - inline blocks are verified by the topic validator before a message is delivered or
  *   forwarded; heads peers announce are wanted (bounded by the `WantList`, want-list.ts) and
  *   fetched by the `Fetcher` (fetcher.ts), which walks parents until the DAG is complete and
@@ -42,6 +43,11 @@ const MAX_PEERS_HEARD = 1024
 const NEW_PEER_PUBLISH_MS = 1000
 /** Refused announcements are logged at most once per peer per this long, ms. */
 const REFUSAL_LOG_MS = 60_000
+/**
+ * While the room is in step (see `inStep`), heads are republished only every this many
+ * `republishMs` (docs/design.md, "Replication").
+ */
+const IN_STEP_REPUBLISH_FACTOR = 10
 
 /** Tuning of the replication engine. */
 export interface ReplicatorOptions {
@@ -141,6 +147,10 @@ export class Replicator {
   private readonly refusalLogged = new Map<string, number>()
   /** peers by the time (ms) we last heard from them */
   private readonly seen = new Map<string, number>()
+  /** per peer: the heads it last announced, sorted and joined (bounded like `seen`) */
+  private readonly announced = new Map<string, string>()
+  /** periodic republications skipped in a row because the room was in step */
+  private quietTicks = 0
   private stopped = false
   private readonly peerListeners = new Set<(peers: string[]) => void>()
   private readonly previewListeners = new Set<(p: SnapshotPreview) => void>()
@@ -279,10 +289,36 @@ export class Replicator {
     // A producer whose snapshot disagreed with the history in an earlier session is still not trusted.
     void this.audit.state().then(r => { if (r?.status === 'repaired') this.joiner?.distrust(r.producer) }, () => {})
     this.timer = setInterval(() => {
-      void this.publishHeads()
+      void this.republish()
       void this.fetcher.fetchMissing()
       this.notifyPeers()
     }, this.opts.republishMs)
+  }
+
+  /**
+   * The periodic republication: the heads, unless the room is in step (then only every
+   * `IN_STEP_REPUBLISH_FACTOR`-th time, in case something was missed that nothing else shows).
+   */
+  private async republish (): Promise<void> {
+    if (this.stopped) return
+    const heads = await this.replica.heads()
+    if (this.inStep(heads) && ++this.quietTicks < IN_STEP_REPUBLISH_FACTOR) return
+    this.quietTicks = 0
+    await this.publish(heads, [])
+  }
+
+  /**
+   * Whether republishing `heads` (this replica's) would tell no one anything: there are peers, each
+   * is a topic subscriber (connected, so gossipsub knows it and it stays in `peers()` without being
+   * heard), and each last announced exactly these heads. A peer that lacks them, is heard only
+   * through the relay, or joins, keeps the republication going (docs/design.md, "Replication").
+   */
+  private inStep (heads: string[]): boolean {
+    const peers = this.peers()
+    if (peers.length === 0) return false
+    const subscribed = new Set(this.transport.subscribers(this.topic))
+    const key = [...heads].sort().join(' ')
+    return peers.every(p => subscribed.has(p) && this.announced.get(p) === key)
   }
 
   /**
@@ -511,6 +547,7 @@ export class Replicator {
   private async handleMessage (data: Uint8Array, from: string): Promise<void> {
     const msg = decodeHeadsMessage(data)
     if (msg.heads.length > 0) this.noteHolder(from)
+    this.noteAnnounced(from, msg.heads.map(h => h.toString()))
     // An inline block must be one the message names among its heads: bytes damaged on the way
     // hash to another CID, so they cannot pass for a block (and a damaged CID matches no block).
     const named = new Set(msg.heads.map(h => h.toString()))
@@ -528,6 +565,13 @@ export class Replicator {
     if (wanted && this.fetcher.isPriority(from)) this.fetcher.hurry()
     if (refused > 0) this.logRefusedWants(from, refused)
     if (wanted) void this.fetcher.fetchMissing()
+  }
+
+  /** Remember the heads `peer` announced (see `inStep`); bounded like `seen`, the least recently heard go first. */
+  private noteAnnounced (peer: string, heads: string[]): void {
+    this.announced.delete(peer)
+    this.announced.set(peer, [...heads].sort().join(' '))
+    while (this.announced.size > MAX_PEERS_HEARD) this.announced.delete(this.announced.keys().next().value as string)
   }
 
   /** Log that `peer`'s announcements went over its want limits (once per peer per `REFUSAL_LOG_MS`). */

@@ -49,6 +49,35 @@ describe('Replicator over an in-memory transport', () => {
     expect((await b.state()).lastSyncedAt).not.toBeNull()
   })
 
+  it('republishes rarely while every peer announced the same heads, and in full again once they differ', async () => {
+    const hub = new MemoryHub()
+    const rs = [await replicaOn(hub, 'A'), await replicaOn(hub, 'B'), await replicaOn(hub, 'C')]
+    let published = 0
+    for (const r of rs) {
+      const t = r.transport
+      const publish = t.publish.bind(t)
+      t.publish = async (topic, data) => { published++; await publish(topic, data) }
+    }
+    const inStep = async (): Promise<boolean> => {
+      const heads = await Promise.all(rs.map(async r => JSON.stringify(await r.replica.heads())))
+      return heads.every(h => h === heads[0])
+    }
+    await write(rs[0], 'x', { v: 1 })
+    await eventually(inStep, 5000, 'convergence')
+    await new Promise(resolve => setTimeout(resolve, 500)) // every replica republishes its new heads once
+    published = 0
+    await new Promise(resolve => setTimeout(resolve, 2000))
+    // 3 replicas × 20 ticks of 100 ms: 60 republications out of step, 6 in step
+    expect(published).toBeLessThanOrEqual(12)
+    // B misses C's next block: C keeps republishing (B never announced its heads) until B has it
+    hub.partition(['C'], ['B'])
+    await write(rs[2], 'y', { v: 2 })
+    await new Promise(resolve => setTimeout(resolve, 200))
+    hub.heal()
+    await eventually(async () => (await docs(rs[1]) as unknown[]).length === 2, 3000, 'B heals')
+    await eventually(inStep, 3000, 'convergence')
+  })
+
   it('converges despite lost messages, thanks to head republication', async () => {
     const hub = new MemoryHub()
     hub.drop = 0.5

@@ -50,25 +50,33 @@ function reapOnExit (): void {
 export class RelayProcess {
   private child?: ChildProcess
   addr = ''
+  /** the inspector's WebSocket URL, when started with `--inspect` among its node arguments */
+  inspector?: string
 
-  private constructor (readonly host: string, readonly port: number, readonly keyFile: string, readonly args: string[]) {}
+  private constructor (readonly host: string, readonly port: number, readonly keyFile: string, readonly args: string[], readonly nodeArgs: string[]) {}
 
-  /** Start a relay on `host` (`port`, else a free one) with a new key, and `args` (e.g. `['--keep', DIR]`). */
-  static async start (host: string, dir: string, args: string[] = [], port?: number): Promise<RelayProcess> {
-    const r = new RelayProcess(host, port ?? await freePort(host), join(dir, `relay-${Math.random().toString(36).slice(2)}.key`), args)
+  /**
+   * Start a relay on `host` (`port`, else a free one) with a new key, and `args` (e.g. `['--keep',
+   * DIR]`); `nodeArgs` go to node itself (e.g. `['--inspect=127.0.0.1:0']` to profile it).
+   */
+  static async start (host: string, dir: string, args: string[] = [], port?: number, nodeArgs: string[] = []): Promise<RelayProcess> {
+    const r = new RelayProcess(host, port ?? await freePort(host), join(dir, `relay-${Math.random().toString(36).slice(2)}.key`), args, nodeArgs)
     await r.restart()
     return r
   }
 
   /** Start it again (same key, same port). Resolves once it listens. */
   async restart (): Promise<void> {
-    const child = spawn(process.execPath, [join(root, 'bin', 'kitedb-relay.js'), '--host', this.host, '--port', String(this.port), '--key-file', this.keyFile, ...this.args],
+    const child = spawn(process.execPath, [...this.nodeArgs, join(root, 'bin', 'kitedb-relay.js'), '--host', this.host, '--port', String(this.port), '--key-file', this.keyFile, ...this.args],
       { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] })
     this.child = child
     running.add(child)
     child.once('exit', () => { running.delete(child) })
     reapOnExit()
-    child.stderr?.on('data', (d: Buffer) => { process.stderr.write(`[relay ${this.port}] ${d.toString()}`) })
+    child.stderr?.on('data', (d: Buffer) => {
+      this.inspector ??= /Debugger listening on (ws:\/\/\S+)/.exec(d.toString())?.[1]
+      process.stderr.write(`[relay ${this.port}] ${d.toString()}`)
+    })
     this.addr = await new Promise<string>((resolve, reject) => {
       let out = ''
       let addr = ''
