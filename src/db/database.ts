@@ -433,7 +433,7 @@ export class Database {
   }
 
   private async collectionExists (name: string): Promise<boolean> {
-    return (await this.storage.getCollections()).includes(name)
+    return await this.storage.hasCollection(name)
   }
 
   private readonly host: CollectionHost

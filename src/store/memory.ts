@@ -188,6 +188,8 @@ export class MemoryStorage implements Storage {
     return [...names].filter(c => this.collectionExists(c)).sort()
   }
 
+  async hasCollection (coll: string): Promise<boolean> { return this.collectionExists(coll) }
+
   async listIndexes (coll: string): Promise<IndexInfo[]> {
     return [...(this.indexes.get(coll)?.values() ?? [])].map(i => ({ ...i.info, paths: [...i.info.paths] }))
   }

@@ -230,6 +230,11 @@ export interface Storage {
   countDocs (coll: string): Promise<number>
   /** Names of existing collections (created and not dropped since, or holding documents), sorted. */
   getCollections (): Promise<string[]>
+  /**
+   * Whether one collection exists (created and not dropped since, or holding documents): what
+   * `getCollections().includes(coll)` says, without listing the others.
+   */
+  hasCollection (coll: string): Promise<boolean>
   /** Declared indexes of a collection (`[]` when none). */
   listIndexes (coll: string): Promise<IndexInfo[]>
   /**
@@ -257,7 +262,7 @@ export interface Storage {
    * Run `fn` in one read transaction: it sees one consistent state (a block applied meanwhile is
    * seen by all of its reads or by none) and, on IndexedDB, shares one transaction instead of one
    * per call. `fn` may call `getDocs`, `getDoc`, `getDocsById`, `countDocs`, `getCollections`,
-   * `listIndexes`, `scanIndex` and `scanIndexDocs` (an implementation may refuse other calls), and
+   * `hasCollection`, `listIndexes`, `scanIndex` and `scanIndexDocs` (an implementation may refuse other calls), and
    * must await nothing else. Resolves with what `fn` resolves with; rejects with what it rejects with.
    */
   read<T> (fn: () => Promise<T>): Promise<T>

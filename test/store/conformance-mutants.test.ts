@@ -109,6 +109,15 @@ const mutants: Array<{ broken: string, make: () => MemoryStorageProvider, fails:
     fails: ['getMeta and setMeta']
   },
   {
+    broken: 'hasCollection says yes for every collection it ever saw',
+    make: providerOf(class extends MemoryStorage {
+      override async hasCollection (coll: string): Promise<boolean> {
+        return (await this.getCollections()).includes(coll) || (await this.readSnapshotSource()).colls.some(c => c.coll === coll)
+      }
+    }),
+    fails: ['collections exist once created and not dropped since']
+  },
+  {
     broken: 'destroy leaves the data',
     make: providerOf(MemoryStorage, { destroy: async () => {} }),
     fails: ['destroy deletes every trace']

@@ -1,6 +1,6 @@
 /**
  * Conformance cases of documents and collections: `getDoc`, `getDocs`, `getDocsById`,
- * `countDocs`, `getCollections`, the changes and collections `applyBlock` reports, what a merge
+ * `countDocs`, `getCollections`, `hasCollection`, the changes and collections `applyBlock` reports, what a merge
  * is given, and `read`.
  */
 import { type Doc, type JsonValue } from '../../crdt/index.js'
@@ -70,13 +70,15 @@ export function documentCases (ctx: SuiteContext): ConformanceCase[] {
       checkEqual((await storage.readSnapshotSource()).docs, fold([b1, same, del, revive]).docs, 'states after a delete and a revival')
     }),
 
-    c('collections exist once created and not dropped since, or while they hold documents; getCollections is sorted; applyBlock reports existence changes', async ({ storage }) => {
+    c('collections exist once created and not dropped since, or while they hold documents; getCollections is sorted and hasCollection agrees; applyBlock reports existence changes', async ({ storage }) => {
       const step = async (label: string, ops: Parameters<typeof testBlock>[2], collections: string[], listed: string[]): Promise<void> => {
         const result = await apply(storage, testBlock(label, await storage.getHeads(), ops))
         checkEqual([...result.collections].sort(), collections, `applyBlock collections (${label})`)
         checkEqual(await storage.getCollections(), listed, `getCollections (${label})`)
+        for (const coll of ['a', 'b', 'c', 'd']) checkEqual(await storage.hasCollection(coll), listed.includes(coll), `hasCollection('${coll}') (${label})`)
       }
       checkEqual(await storage.getCollections(), [], 'getCollections of an empty storage')
+      checkEqual(await storage.hasCollection('a'), false, 'hasCollection of an empty storage')
       await step('create b and c, write a', [{ op: 'coll', coll: 'c' }, { op: 'put', coll: 'a', id: 'x', set: { v: 1 } }, { op: 'coll', coll: 'b' }], ['a', 'b', 'c'], ['a', 'b', 'c'])
       await step('drop the empty c', [{ op: 'drop', coll: 'c' }], ['c'], ['a', 'b'])
       await step('delete a\'s only document', [{ op: 'del', coll: 'a', id: 'x' }], ['a'], ['b'])
@@ -88,6 +90,7 @@ export function documentCases (ctx: SuiteContext): ConformanceCase[] {
       checkEqual(result.changes, [{ coll: 'c', id: 'y', before: { _id: 'y', v: 1 }, after: null }], 'changes of dropping a collection that holds a document')
       checkEqual(result.collections, ['c'], 'collections of dropping a collection that holds a document')
       checkEqual(await storage.getCollections(), ['b'], 'getCollections after dropping a collection that holds a document')
+      checkEqual(await storage.hasCollection('c'), false, 'hasCollection after dropping a collection that holds a document')
       checkEqual(await storage.getDocs('c'), [], 'getDocs of a dropped collection')
       check(seen.at(-1)?.docs.has('c\u0000y') === true, 'the merge of a drop is given the states of the collection\'s documents')
     }),

@@ -129,6 +129,12 @@ export class DexieStorage implements Storage {
     })
   }
 
+  async hasCollection (coll: string): Promise<boolean> {
+    const { db } = this
+    // One read when the collection was created (the usual case); a second only when it was not.
+    return await db.transaction('r', [db.colls, db.documents], async () => await collectionExists(this.db, coll, (await db.colls.get(coll))?.s))
+  }
+
   async listIndexes (coll: string): Promise<IndexInfo[]> { return await this.indexes.listIndexes(coll) }
 
   async createIndex (coll: string, paths: string[], onProgress?: (p: IndexProgress) => void): Promise<IndexInfo> {
