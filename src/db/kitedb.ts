@@ -7,7 +7,7 @@ import {
   type Manifest, type Signer, createManifest, decodeManifest, encodeManifest, formatAddress, formatPublicKey, generateKey,
   manifestName, parseAddress, parseKey, signerFromSeed
 } from '../crdt/index.js'
-import { DexieStorageProvider, MemoryStorageProvider, type StorageProvider, loadDeviceKeyPair } from '../store/index.js'
+import { DexieStorageProvider, MemoryStorageProvider, type Storage, type StorageProvider, loadDeviceKeyPair } from '../store/index.js'
 import { MANIFEST_KEY, Replica, resolveLimits, type LimitsOptions, type ReplicatorOptions, type Transport } from '../sync/index.js'
 import { type AcquireOptions } from '../net/index.js'
 import { type Announcement, announceTopic, decodeAnnouncement, isSealedAnnouncement } from './announce.js'
@@ -181,7 +181,24 @@ export class KiteDB {
   static async init (name: string, options: OpenOptions = {}): Promise<Database> {
     if (typeof name !== 'string' || name.length === 0 || name.length > 256) throw new ValidationError('a database name must be a non-empty string of at most 256 characters')
     const provider = providerFor(options.storage)
-    const [relays, found, signer] = await Promise.all([relayList(options), provider.lookupName(name), deviceSigner(options)])
+    // With the provider's hint of the address, that database opens while the registry answers
+    // (two IndexedDB opens at once, not one after the other; docs/design.md, "Storage"); a stale
+    // hint's opening is dropped.
+    const guess = guessAddress(provider, name)
+    let early = guess === undefined ? undefined : beginOpen(provider, guess)
+    let relays: string[]
+    let found: string | undefined
+    let signer: Signer
+    try {
+      [relays, found, signer] = await Promise.all([relayList(options), provider.lookupName(name), deviceSigner(options)])
+    } catch (err) {
+      if (early !== undefined) abandon(early)
+      throw err
+    }
+    if (early !== undefined && found !== guess) {
+      abandon(early)
+      early = undefined
+    }
     let address = found
     let created: { bytes: Uint8Array, key?: Uint8Array } | undefined
     if (address === undefined) {
@@ -192,7 +209,7 @@ export class KiteDB {
       address = encoded.address
       created = { bytes: encoded.bytes, ...(key !== undefined ? { key } : {}) }
     }
-    const db = await openAddress(provider, address, relays, options, signer, created)
+    const db = await openAddress(provider, address, relays, options, signer, early ?? beginOpen(provider, address, created))
     if (created !== undefined) await provider.registerName(name, address)
     return db
   }
@@ -244,8 +261,18 @@ export class KiteDB {
    */
   static async open (address: string, options: OpenOptions = {}): Promise<Database> {
     const canonical = formatAddress(parseAddress(address))
-    const [relays, signer] = await Promise.all([relayList(options), deviceSigner(options)])
-    return await openAddress(providerFor(options.storage), canonical, relays, options, signer)
+    const provider = providerFor(options.storage)
+    // the database opens while the device key is read (two IndexedDB opens at once)
+    const opening = beginOpen(provider, canonical)
+    let relays: string[]
+    let signer: Signer
+    try {
+      [relays, signer] = await Promise.all([relayList(options), deviceSigner(options)])
+    } catch (err) {
+      abandon(opening)
+      throw err
+    }
+    return await openAddress(provider, canonical, relays, options, signer, opening)
   }
 
   /**
@@ -308,25 +335,63 @@ export class KiteDB {
   }
 }
 
-/** Open the local replica of `address`, signing as `signer`; `created`: the manifest (and key) of a database `init` just made. */
+/** A database's storage being opened, and its first reads under way (`beginOpen`). */
+interface Opening {
+  storage: Promise<Storage>
+  /** the saved key, the stored manifest's bytes, the replica id */
+  reads: Promise<[Uint8Array | undefined, Uint8Array | undefined, string]>
+}
+
+/** The address the provider remembers for `name` without a round trip, if any and well-formed. */
+function guessAddress (provider: StorageProvider, name: string): string | undefined {
+  const guess = provider.guessName?.(name)
+  if (guess === undefined) return undefined
+  try { return formatAddress(parseAddress(guess)) === guess ? guess : undefined } catch { return undefined }
+}
+
+/**
+ * Open the storage of `address` and send its first reads (the saved key, the manifest, the replica
+ * id) together, each one IndexedDB round trip; `created`: the manifest (and key) of a database
+ * `init` just made, written first. Not awaited here, so they can run beside other reads.
+ */
+function beginOpen (provider: StorageProvider, address: string, created?: { bytes: Uint8Array, key?: Uint8Array }): Opening {
+  const storage = provider.open(parseAddress(address).toString())
+  const reads = storage.then(async s => {
+    if (created !== undefined) {
+      await s.setMeta(MANIFEST_KEY, created.bytes)
+      if (created.key !== undefined) await s.setMeta(DB_KEY, created.key)
+    }
+    return await Promise.all([s.getMeta<Uint8Array>(DB_KEY), s.getMeta<Uint8Array>(MANIFEST_KEY), Replica.loadId(s)])
+  })
+  // an opening may be abandoned before anyone awaits its reads (see `abandon`)
+  reads.catch(() => {})
+  return { storage, reads }
+}
+
+/**
+ * Close the storage of an opening that is not used after all (a stale name hint) once its reads
+ * are done, whatever they did; not awaited, so an opening that waits (a blocked IndexedDB
+ * upgrade) never holds up the open that goes on without it.
+ */
+function abandon (opening: Opening): void {
+  void opening.reads.catch(() => {}).then(async () => { await (await opening.storage.catch(() => undefined))?.close() })
+}
+
+/** Open the local replica of `address`, signing as `signer`, from `opening` (its storage and first reads). */
 async function openAddress (provider: StorageProvider, address: string, relays: string[], options: OpenOptions, signer: Signer,
-  created?: { bytes: Uint8Array, key?: Uint8Array }): Promise<Database> {
+  opening: Opening): Promise<Database> {
   const cid = parseAddress(address)
   const dbId = cid.toString()
-  const given = options.key !== undefined ? parseKey(options.key) : undefined
   // The network node starts while the replica opens: the Database's first connect takes this lease.
   let early = relays.length > 0 && options.transport === undefined
     ? network().then(async net => await net.acquireNetwork(relays, networkOptions(net, options)))
     : undefined
   early?.catch(() => {}) // a failure is the first connect's to report
   const releaseEarly = (): void => { void early?.then(async lease => { await lease.release() }, () => {}) }
-  const storage = await provider.open(dbId).catch((err: unknown) => { releaseEarly(); throw err })
+  const storage = await opening.storage.catch((err: unknown) => { releaseEarly(); throw err })
   try {
-    if (created !== undefined) {
-      await storage.setMeta(MANIFEST_KEY, created.bytes)
-      if (created.key !== undefined) await storage.setMeta(DB_KEY, created.key)
-    }
-    const [savedKey, stored] = await Promise.all([storage.getMeta<Uint8Array>(DB_KEY), storage.getMeta<Uint8Array>(MANIFEST_KEY)])
+    const given = options.key !== undefined ? parseKey(options.key) : undefined
+    const [savedKey, stored, replicaId] = await opening.reads
     const key = given ?? savedKey
     let manifest: Manifest | null = null
     if (stored !== undefined) {
@@ -337,7 +402,7 @@ async function openAddress (provider: StorageProvider, address: string, relays: 
       }
     }
     // Throws AccessError for a key that does not fit a known manifest, before anything is kept.
-    const replica = await Replica.open(storage, dbId, { signer, manifest, ...(key !== undefined ? { key } : {}) })
+    const replica = await Replica.open(storage, dbId, { signer, manifest, replicaId, ...(key !== undefined ? { key } : {}) })
     if (given !== undefined) await storage.setMeta(DB_KEY, given)
     const db = new Database({
       name: manifest === null ? address : manifestName(manifest, key),

@@ -300,6 +300,12 @@ export interface StorageProvider {
   registerName (name: string, address: string): Promise<void>
   /** Forget a local name (a name never registered: nothing happens). */
   unregisterName (name: string): Promise<void>
+  /**
+   * Optional: the address `name` was last registered with, as remembered where it is read without
+   * waiting (no round trip), so that `KiteDB.init` can start opening that database while
+   * `lookupName` answers. A hint: it may be stale or missing; `lookupName` is the truth.
+   */
+  guessName? (name: string): string | undefined
   /** All registered local names with their addresses, sorted by name. */
   listNames (): Promise<Array<{ name: string, address: string }>>
   /** A device-wide secret saved under `name` (e.g. a libp2p private key), if any. */

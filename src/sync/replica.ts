@@ -87,6 +87,8 @@ export interface ReplicaOptions {
   manifest?: Manifest | null
   /** the wall clock, ms since the epoch (default `Date.now`; injectable for tests) */
   now?: () => number
+  /** the replica id `Replica.loadId` gave for this storage (read by `open` when omitted) */
+  replicaId?: string
 }
 const SNAPSHOT_KEY = 'snapshot'
 const HEADSET_PREFIX = 'headset:'
@@ -166,16 +168,25 @@ export class Replica {
    */
   static async open (storage: Storage, dbId: string, options: ReplicaOptions = {}): Promise<Replica> {
     if (options.manifest != null) checkKey(options.manifest, options.key)
-    let replicaId = await storage.getMeta<string>(REPLICA_ID_KEY)
-    if (replicaId === undefined) {
-      replicaId = randomHex(8)
-      await storage.setMeta(REPLICA_ID_KEY, replicaId)
-    }
+    const replicaId = options.replicaId ?? await Replica.loadId(storage)
     const replica = new Replica(storage, dbId, new HybridClock(replicaId, options.now), options)
     // The stored heads' HLCs are observed before the first write (see `write`), not here: reading
     // them decodes whole blocks, which opening a database for reading need not pay.
     replica.headsMoved = true
     return replica
+  }
+
+  /**
+   * The persistent replica id of `storage` (16 hex digits), made and saved the first time. Apart
+   * from `open` so that a caller can read it alongside its own first reads (one round trip fewer
+   * when opening a database).
+   */
+  static async loadId (storage: Storage): Promise<string> {
+    const saved = await storage.getMeta<string>(REPLICA_ID_KEY)
+    if (saved !== undefined) return saved
+    const replicaId = randomHex(8)
+    await storage.setMeta(REPLICA_ID_KEY, replicaId)
+    return replicaId
   }
 
   /** The manifest (`null` while it has not arrived; `undefined` when the replica checks no access). */
