@@ -252,33 +252,34 @@ describe('snapshot builds', () => {
     expect(builds.n * 50).toBeLessThanOrEqual(elapsed / 10 + 50) // a tenth of the time, give or take the last one
   })
 
-  it('a snapshot the history outgrew (by minBlocks and a quarter) is made again despite the total limit, not before', async () => {
+  it('a snapshot the history outgrew (by 50 blocks and a quarter) is made again despite the total limit, not before', async () => {
     const replica = await Replica.open(new MemoryStorage(), DB)
     const commit = async (id: string): Promise<void> => { await replica.commit([{ op: 'put', coll: 'c', id, set: { id } }]) }
-    for (let i = 0; i < 16; i++) await commit(`d${i}`)
+    const commits = async (prefix: string, n: number): Promise<void> => { for (let i = 0; i < n; i++) await commit(`${prefix}${i}`) }
+    await commits('d', 200)
     const clock = { t: 1_000_000 }
     const builds = countBuilds(replica, () => { clock.t += 1000 }) // each takes 1 s: the next may come 9 s after it
     const server = new SnapshotServer(replica, 4, { perPeerMs: 30_000, now: () => clock.t })
     const first = await server.offer(0, 'p0')
     expect(first).toBeDefined()
     expect(builds.n).toBe(1)
-    // 3 blocks past its 16: fewer than minBlocks (4) → the same snapshot
-    for (let i = 0; i < 3; i++) await commit(`e${i}`)
+    // 49 blocks past its 200: fewer than 50 → the same snapshot
+    await commits('e', 49)
     expect(String(await server.offer(0, 'p1'))).toBe(String(first))
     expect(builds.n).toBe(1)
-    // 4 past: minBlocks, and a quarter of 16 → a new one, though the total limit has 9 s to run
-    await commit('e3')
+    // 50 past: 50, and a quarter of 200 → a new one, though the total limit has 9 s to run
+    await commit('e49')
     const second = await server.offer(0, 'p2')
     expect(String(second)).not.toBe(String(first))
     expect(builds.n).toBe(2)
-    // 4 past its 20: minBlocks but not a quarter (5) → still the second; 5 past → a third
-    for (let i = 0; i < 4; i++) await commit(`f${i}`)
+    // 62 past its 250: over 50 but under a quarter (62.5) → still the second; 63 past → a third
+    await commits('f', 62)
     expect(String(await server.offer(0, 'p3'))).toBe(String(second))
-    await commit('f4')
+    await commit('f62')
     expect(String(await server.offer(0, 'p4'))).not.toBe(String(second))
     expect(builds.n).toBe(3)
     // the per-peer limit still holds: p4 asks again after the history grew by half
-    for (let i = 0; i < 13; i++) await commit(`g${i}`)
+    await commits('g', 160)
     await server.offer(0, 'p4')
     expect(builds.n).toBe(3)
   })

@@ -32,13 +32,16 @@ export interface SnapshotServerOptions {
  */
 const BUILD_SHARE = 0.1
 /**
- * A snapshot is stale when the blocks it does not cover reach this share of those it covers (and
- * at least `minBlocks`): a joiner offered it would replay that many blocks, which costs both
- * replicas more than making a new one, so a new one may be made then despite the total limit.
- * Each such build needs the history to have grown by a quarter since the last, so there are at
- * most log₁.₂₅(blocks ÷ minBlocks) of them in a session (44 for a million blocks).
+ * A snapshot is stale when the blocks it does not cover reach this share of those it covers, and
+ * at least `STALE_MIN_BLOCKS` and `minBlocks`: a joiner offered it would replay that many blocks,
+ * which costs both replicas more than making a new one, so a new one may be made then despite the
+ * total limit. Each such build needs the history to have grown by a quarter, and by 50 blocks,
+ * since the last, so there are at most 4 + log₁.₂₅(blocks ÷ 200) of them in a session (42 for a
+ * million blocks).
  */
 const STALE_SHARE = 0.25
+/** Fewest blocks a snapshot does not cover for it to be stale (about 2–4 s of replay). */
+const STALE_MIN_BLOCKS = 50
 /** Peers remembered for the per-peer build limit (the oldest are forgotten first). */
 const MAX_BUILD_PEERS = 1024
 
@@ -51,7 +54,7 @@ const MAX_BUILD_PEERS = 1024
  * rate-limited, per peer and in total: a peer's requests make a new one at most once per
  * `perPeerMs`, and any new one comes no sooner after the last than 9× that one's making time (at
  * most a tenth of the time goes to them, however the requests and writes alternate), unless the
- * latest is stale: the history grew by a quarter since, and by `minBlocks` (see `STALE_SHARE`). A
+ * latest is stale: the history grew by a quarter since, and by 50 blocks (see `STALE_SHARE`). A
  * request that may not make one is offered the latest one made, which is as correct to join from
  * (the joiner then syncs the blocks after it), or none if there is none.
  */
@@ -161,12 +164,13 @@ export class SnapshotServer {
 
   /**
    * Whether the latest snapshot is stale for a replica of `blocks` blocks: the blocks it does not
-   * cover are at least `minBlocks` and a quarter of those it covers (see `STALE_SHARE`).
+   * cover are at least `STALE_MIN_BLOCKS`, `minBlocks` and a quarter of those it covers (see
+   * `STALE_SHARE`).
    */
   private stale (blocks: number): boolean {
     if (this.latest === undefined) return false
     const uncovered = blocks - this.latest.covered.size
-    return uncovered >= Math.max(this.minBlocks, STALE_SHARE * this.latest.covered.size)
+    return uncovered >= Math.max(STALE_MIN_BLOCKS, this.minBlocks, STALE_SHARE * this.latest.covered.size)
   }
 
   /**
