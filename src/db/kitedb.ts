@@ -1,6 +1,11 @@
 /**
  * `KiteDB`: the entry point. Creates, reopens and joins databases, and discovers a peer's shared
  * database from its peer id.
+ *
+ * One piece, though over 400 lines: every entry point runs one open sequence (`beginOpen`,
+ * `openAddress`) whose steps overlap on purpose — storage, the device key, the name registry and
+ * the network node start together (docs/design.md, "Storage" and "Staying connected") — and each
+ * must release what the others started when one fails.
  */
 import { DatabaseExistsError, InvalidAddressError, NotFoundError, TimeoutError, ValidationError } from '../errors.js'
 import {
@@ -383,11 +388,11 @@ async function openAddress (provider: StorageProvider, address: string, relays: 
   const cid = parseAddress(address)
   const dbId = cid.toString()
   // The network node starts while the replica opens: the Database's first connect takes this lease.
-  let early = relays.length > 0 && options.transport === undefined
+  let earlyLease = relays.length > 0 && options.transport === undefined
     ? network().then(async net => await net.acquireNetwork(relays, networkOptions(net, options)))
     : undefined
-  early?.catch(() => {}) // a failure is the first connect's to report
-  const releaseEarly = (): void => { void early?.then(async lease => { await lease.release() }, () => {}) }
+  earlyLease?.catch(() => {}) // a failure is the first connect's to report
+  const releaseEarly = (): void => { void earlyLease?.then(async lease => { await lease.release() }, () => {}) }
   const storage = await opening.storage.catch((err: unknown) => { releaseEarly(); throw err })
   try {
     const given = options.key !== undefined ? parseKey(options.key) : undefined
@@ -415,8 +420,8 @@ async function openAddress (provider: StorageProvider, address: string, relays: 
           ? {
               connect: async () => {
                 const net = await network()
-                const started = early
-                early = undefined
+                const started = earlyLease
+                earlyLease = undefined
                 const lease = await started ?? await net.acquireNetwork(relays, networkOptions(net, options))
                 return { ...lease, devicePeerId: await net.devicePeerId(provider, options.node ?? 'default') }
               }

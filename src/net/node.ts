@@ -2,6 +2,10 @@
  * libp2p node factories (docs/design.md, "Staying connected"):
  * browsers (and Node peers) reach a circuit-relay-v2 relay over WebSockets, reserve a slot, become
  * dialable at `<relay>/p2p-circuit/webrtc/p2p/<peer>`, and upgrade to direct WebRTC.
+ *
+ * One piece, though over 400 lines: the peer node and the relay node share their services and
+ * their settings (gossipsub's limits, message id and mesh, the guard), which must agree for the
+ * two to talk; splitting them would put one setting in two files.
  */
 import { createLibp2p, type Libp2p } from 'libp2p'
 import { webSockets } from '@libp2p/websockets'
