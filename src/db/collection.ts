@@ -15,7 +15,7 @@ import { DuplicateKeyError, InvalidBlockError, type SchemaProblem, ValidationErr
 import { type Doc, type JsonValue, type Op, isPlainObject } from '../crdt/index.js'
 import { type DocChange, type IndexInfo, type IndexProgress, type Storage, docKey, valuesAt } from '../store/index.js'
 import { type BeforeCheck, type ChangeSet } from '../sync/index.js'
-import { applyUpdate, checkUpdate, insertOp, prepareInsert, replaceOp } from './ops.js'
+import { applyUpdate, applyUpdates, checkUpdate, insertOp, prepareInsert, replaceOp } from './ops.js'
 import { type SchemaCheck, assertFits } from './schema.js'
 import { checkPath, checkQuery, holdsRegex, prepareRegex, regexEngineLoaded } from './query.js'
 import { type Explain, compileQuery, executeQuery, runCompiled } from './planner.js'
@@ -403,13 +403,12 @@ export class Collection<T extends object = AnyDoc> {
         after.push(doc)
         return [insertOp(this.name, doc)]
       }
-      for (const target of targets) {
-        const { after: doc, op } = applyUpdate(this.name, target, update)
+      applyUpdates(this.name, targets, update).forEach(({ after: doc, op }, i) => {
         assertFits(this.schema, doc, this.name)
-        before.push(target)
+        before.push(targets[i])
         after.push(doc)
         if (op !== undefined) ops.push(op)
-      }
+      })
       return ops
     })
     return { before: before as unknown as Array<WithId<T>>, after: after as unknown as Array<WithId<T>> }

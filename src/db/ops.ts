@@ -121,27 +121,63 @@ export function checkUpdate (update: unknown): void {
 
 /**
  * Apply a Mongo update document (`{$set: …, $inc: …}`) to `before` with mingo and return the
- * resulting document and the op that replicates it: changed top-level fields in `set`, removed
- * ones in `unset`, and top-level `$inc` fields as counter deltas in `inc`. Returns `op: undefined`
- * when nothing changes. Throws `ValidationError` for an update that is not an operator document,
- * uses an unknown operator, changes `_id`, or produces a non-JSON value.
+ * resulting document and the op that replicates it; see `applyUpdates`.
  */
 export function applyUpdate (coll: string, before: Doc, update: unknown): { after: Doc, op: PutOp | undefined } {
+  return applyUpdates(coll, [before], update)[0]
+}
+
+/**
+ * Apply a Mongo update document (`{$set: …, $inc: …}`) to each of `befores` with mingo (one call
+ * for all) and return, per document in order, the resulting document and the op that replicates
+ * it: changed top-level fields in `set`, removed ones in `unset`, and top-level `$inc` fields as
+ * counter deltas in `inc`; `op: undefined` when nothing changes. Throws `ValidationError` for an
+ * update that is not an operator document, uses an unknown operator, changes `_id`, or produces a
+ * non-JSON value (in any document: then none is returned).
+ */
+export function applyUpdates (coll: string, befores: Doc[], update: unknown): Array<{ after: Doc, op: PutOp | undefined }> {
   if (!isPlainObject(update) || Object.keys(update).length === 0) throw new ValidationError('an update must be a non-empty object of update operators like {$set: {…}}')
   for (const key of Object.keys(update)) {
     if (!key.startsWith('$')) throw new ValidationError(`update key "${key}" is not an update operator (use {$set: {${key}: …}})`)
   }
   checkUpdatePaths(update)
-  checkOperandTypes(before, update)
-  const after = copyJsonValue(before) as Record<string, unknown>
+  for (const before of befores) checkOperandTypes(before, update)
+  const afters = befores.map(before => copyJsonValue(before) as Record<string, unknown>)
   try {
-    runMingoUpdate(after, update)
+    runMingoUpdate(afters, update)
   } catch (err) {
     throw new ValidationError(`invalid update: ${(err as Error).message}`, { cause: err })
   }
+  const touched = touchedFields(update)
+  return befores.map((before, i) => opOf(coll, before, afters[i], update, touched))
+}
+
+/**
+ * The top-level fields an update document names (each path's first segment, and `$rename`
+ * targets'): an update operator changes nothing else, so no other field of a copy of a stored
+ * document needs checking or comparing.
+ */
+function touchedFields (update: Record<string, unknown>): Set<string> {
+  const touched = new Set<string>()
+  const add = (path: unknown): void => { if (typeof path === 'string') touched.add(path.split('.')[0]) }
+  for (const [op, fields] of Object.entries(update)) {
+    if (!isPlainObject(fields)) continue
+    for (const [path, arg] of Object.entries(fields)) {
+      add(path)
+      if (op === '$rename') add(arg)
+    }
+  }
+  return touched
+}
+
+/**
+ * The checked document `after` an update of `before`, and the op that replicates it (see
+ * `applyUpdates`); `touched`: the top-level fields the update names (`touchedFields`).
+ */
+function opOf (coll: string, before: Doc, after: Record<string, unknown>, update: Record<string, unknown>, touched: Set<string>): { after: Doc, op: PutOp | undefined } {
   if (after._id !== before._id) throw new ValidationError('an update cannot change _id')
   for (const [k, v] of Object.entries(after)) {
-    if (k === '_id') continue
+    if (k === '_id' || !touched.has(k)) continue
     after[k] = datesToStrings(v)
     const bad = fieldNameProblem(k)
     if (bad !== undefined) throw new ValidationError(`invalid field name ${JSON.stringify(k)}: ${bad}`)
@@ -160,11 +196,12 @@ export function applyUpdate (coll: string, before: Doc, update: unknown): { afte
   }
   const set: Record<string, JsonValue> = {}
   const unset: string[] = []
-  for (const [k, v] of Object.entries(after)) {
-    if (k === '_id' || incFields.has(k)) continue
-    if (!jsonEqual(ownValue(before, k), v as JsonValue)) set[k] = v as JsonValue
+  for (const k of touched) {
+    if (k === '_id' || incFields.has(k) || !Object.prototype.hasOwnProperty.call(after, k)) continue
+    const v = after[k] as JsonValue
+    if (!jsonEqual(ownValue(before, k), v)) set[k] = v
   }
-  for (const k of Object.keys(before)) if (k !== '_id' && !Object.prototype.hasOwnProperty.call(after, k)) unset.push(k)
+  for (const k of touched) if (k !== '_id' && ownValue(before, k) !== undefined && !Object.prototype.hasOwnProperty.call(after, k)) unset.push(k)
   const changed = Object.keys(set).length > 0 || unset.length > 0 || Object.values(inc).some(n => n !== 0)
   if (!changed) return { after: after as Doc, op: undefined }
   const op: PutOp = { op: 'put', coll, id: before._id }

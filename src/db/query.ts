@@ -25,7 +25,7 @@ import * as expressionOperators from 'mingo/operators/expression'
 import * as projectionOperators from 'mingo/operators/projection'
 import * as queryOperators from 'mingo/operators/query'
 import { Query } from 'mingo/query'
-import { update as mingoUpdate } from 'mingo/updater'
+import { updateMany as mingoUpdateMany } from 'mingo/updater'
 import { resolve } from 'mingo/util'
 import { type RE2JS } from 're2js'
 import { ValidationError } from '../errors.js'
@@ -325,9 +325,12 @@ export function mingoQuery (query: Record<string, unknown>): Query {
 }
 
 /**
- * mingo's update of `doc` in place, run with `MINGO_OPTIONS` (so a `$pull` condition's regular
- * expressions run in linear time). Throws what mingo throws for an invalid update.
+ * mingo's update of every document of `docs` in place, in one call (mingo sets up its operators
+ * once per call: per document, that was most of a 1,000-document `updateMany`'s update time), run
+ * with `MINGO_OPTIONS` (so a `$pull` condition's regular expressions run in linear time). Values
+ * taken from `update` are deep copies, so no two documents share them. Throws what mingo throws
+ * for an invalid update.
  */
-export function runMingoUpdate (doc: Record<string, unknown>, update: Record<string, unknown>): void {
-  mingoUpdate(doc, update as never, undefined, undefined, { cloneMode: 'deep', queryOptions: MINGO_OPTIONS })
+export function runMingoUpdate (docs: Array<Record<string, unknown>>, update: Record<string, unknown>): void {
+  mingoUpdateMany(docs, {}, update as never, { cloneMode: 'deep' }, MINGO_OPTIONS)
 }

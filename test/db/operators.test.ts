@@ -84,6 +84,28 @@ describe('update operators', () => {
     })
   }
 
+  it('updateMany of several documents (one mingo call) equals updating each alone, for every operator above', async () => {
+    const updatable = ['a', 'c'] // 'b' and 'd' lack fields some operators need
+    for (const [name, update] of cases) {
+      const together = await people()
+      const alone = await people()
+      await together.updateMany({ _id: { $in: updatable } }, update)
+      for (const id of updatable) await alone.updateOne({ _id: id }, update)
+      expect(await together.find({}), name).toEqual(await alone.find({}))
+    }
+  })
+
+  it('documents updated together do not share the values taken from the update', async () => {
+    const c = await people()
+    const docs = await c.updateMany({}, { $set: { meta: { seen: [1] } }, $push: { tags: { k: 1 } } }) as Array<Record<string, unknown>>
+    expect(docs).toHaveLength(4)
+    for (let i = 1; i < docs.length; i++) {
+      expect(docs[i].meta).toEqual(docs[0].meta)
+      expect(docs[i].meta).not.toBe(docs[0].meta)
+      expect((docs[i].tags as unknown[]).at(-1)).not.toBe((docs[0].tags as unknown[]).at(-1))
+    }
+  })
+
   it('$currentDate stores an ISO 8601 string (documents are JSON-like)', async () => {
     const c = await people()
     const before = Date.now()
