@@ -7,7 +7,7 @@
  * app signs its blocks without the network code.
  */
 import { ValidationError } from '../errors.js'
-import { signerFromSeed } from '../crdt/index.js'
+import { publicKeyOf } from '../crdt/index.js'
 
 /** Where secrets are saved (a `StorageProvider` fits). */
 export interface SecretStore {
@@ -62,7 +62,7 @@ export async function loadDeviceKeyPair (store: SecretStore, node: string): Prom
     const saved = await store.loadSecret(name)
     if (saved !== undefined) return decodeDeviceKey(saved)
     const seed = globalThis.crypto.getRandomValues(new Uint8Array(32))
-    const publicKey = signerFromSeed(seed).publicKey
+    const publicKey = await publicKeyOf(seed)
     await store.saveSecret(name, encodeDeviceKey(seed, publicKey))
     return { seed, publicKey }
   }
