@@ -319,6 +319,10 @@ async function runChosenPlan (
       }
       if (entries.length < batch) break
       batch = Math.min(batch * 2, 1000)
+      // Objects, and arrays held as values, are keyed by their JSON text, which does not order them
+      // as mingo does ('{"v":10}' before '{"v":9}'): never stop among them. Between ranks, and
+      // within the others, the index orders keys as mingo does.
+      if (!orderedAsMingo(after.key[0])) continue
       // Ascending on a single-path, single-valued index, the first `need` matches in index order are
       // the answer: each document appears once, at its sort key, and ties come in `_id` order, as
       // mingo breaks them (on a compound index, ties are ordered by the next path instead).
@@ -347,6 +351,11 @@ async function runChosenPlan (
     docs,
     explain: { strategy: 'index', index: plan.index.name, sortedByIndex: plan.sorted !== undefined && need !== Infinity, entriesRead, docsRead, returned: docs.length }
   }
+}
+
+/** Whether index order among keys of `part`'s rank is mingo's order: not for objects and arrays held as values (keyed by JSON text). */
+function orderedAsMingo (part: KeyPart): boolean {
+  return part[0] !== RANK.object && part[0] !== RANK.array
 }
 
 function minPart (doc: Doc, path: string): KeyPart {
