@@ -16,6 +16,7 @@
 import { ed25519 } from '@noble/curves/ed25519.js'
 import { xchacha20poly1305 } from '@noble/ciphers/chacha.js'
 import { sha256 } from '@noble/hashes/sha2.js'
+import { hexToBytes } from '@noble/hashes/utils.js'
 import { base58btc } from 'multiformats/bases/base58'
 import { base64url } from 'multiformats/bases/base64'
 import { InvalidBlockError, ValidationError } from '../errors.js'
@@ -49,15 +50,12 @@ interface SubtleLike {
   verify: (algorithm: string, key: unknown, signature: Uint8Array, data: Uint8Array) => Promise<boolean>
 }
 
-/** Hex to bytes (an even number of hex digits). */
-const fromHex = (hex: string): Uint8Array => Uint8Array.from({ length: hex.length / 2 }, (_, i) => parseInt(hex.slice(2 * i, 2 * i + 2), 16))
-
 /**
  * The Ed25519 signature (RFC 8032) of `SIGNING_DOMAIN` under the all-zero seed, as @noble/curves
  * computes it (test/crdt/seal.test.ts checks that it does): the known answer WebCrypto must give.
  * Written out rather than computed, so trusting the platform runs no curve arithmetic.
  */
-export const PROBE_SIGNATURE = fromHex(
+export const PROBE_SIGNATURE = hexToBytes(
   'ad037c1c7c75347915d42ec2f48e736b0e425772aa734e99190b3abb5415b85b' +
   'c6903387d6eefcab7fc671184fe2c6e58e9f4710fae431bdd1affb830523f803')
 
