@@ -390,7 +390,8 @@ export class Collection<T extends object = AnyDoc> {
     const before: Doc[] = []
     const after: Doc[] = []
     await this.write(async () => {
-      const targets = (await executeQuery(this.host.storage, this.name, filter, undefined, options.multi ? {} : { limit: 1 })).docs
+      // The targets' states are what the write merges into: the storage may keep them for it.
+      const targets = (await executeQuery(this.host.storage, this.name, filter, undefined, options.multi ? {} : { limit: 1 }, { forWrite: true })).docs
       const ops: Op[] = []
       if (targets.length === 0) {
         if (!options.upsert) {
@@ -418,7 +419,7 @@ export class Collection<T extends object = AnyDoc> {
     this.host.assertOpen()
     let deleted: Doc[] = []
     await this.write(async () => {
-      deleted = (await executeQuery(this.host.storage, this.name, filter, undefined, multi ? {} : { limit: 1 })).docs
+      deleted = (await executeQuery(this.host.storage, this.name, filter, undefined, multi ? {} : { limit: 1 }, { forWrite: true })).docs
       return deleted.map(d => ({ op: 'del', coll: this.name, id: d._id }))
     })
     return deleted as unknown as Array<WithId<T>>

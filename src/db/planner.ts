@@ -14,7 +14,7 @@ import { type Query } from 'mingo/query'
 import { ValidationError } from '../errors.js'
 import { type Doc, type JsonValue, isPlainObject } from '../crdt/index.js'
 import {
-  type IndexEntry, type IndexInfo, type IndexKey, type KeyPart, type KeyRange, type Storage,
+  type IndexEntry, type IndexInfo, type IndexKey, type KeyPart, type KeyRange, type ReadOptions, type Storage,
   RANK, compareKeys, encodeValue, keyPartsAt
 } from '../store/index.js'
 import { checkPath, checkProjection, checkQuery, mingoQuery, prepareRegex } from './query.js'
@@ -227,16 +227,17 @@ const byId = (a: Doc, b: Doc): number => a._id < b._id ? -1 : a._id > b._id ? 1 
 
 /**
  * Answer a query over collection `coll`: from the best index, or by a scan. Returns the documents
- * and how they were found.
+ * and how they were found. `read`: passed to `Storage.read` (`forWrite` when the documents are
+ * the targets of a write about to be made, which then must not modify them).
  */
 export async function executeQuery (
   storage: Storage, coll: string, query: Record<string, unknown>, projection: Record<string, unknown> | undefined,
-  options: QueryOptions
+  options: QueryOptions, read: ReadOptions = {}
 ): Promise<{ docs: Doc[], explain: Explain }> {
   await prepareRegex(query)
   const compiled = compileQuery(query)
   checkOptions(options)
-  return await storage.read(async () => await runPlan(storage, coll, query, compiled, projection, options))
+  return await storage.read(async () => await runPlan(storage, coll, query, compiled, projection, options), read)
 }
 
 /** The index list each storage last gave for each collection (a guess: `runPlan` checks it). */

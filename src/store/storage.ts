@@ -104,6 +104,12 @@ export interface InstallSnapshotInput {
   nodes?: StoredNode[]
 }
 
+/** Hints to `Storage.read`. */
+export interface ReadOptions {
+  /** the documents read are the targets of this replica's next write (see `Storage.read`) */
+  forWrite?: boolean
+}
+
 /** What a snapshot is made from, read in one transaction (see `readSnapshotSource`). */
 export interface SnapshotSource {
   /** CID strings of the heads, sorted */
@@ -264,8 +270,11 @@ export interface Storage {
    * per call. `fn` may call `getDocs`, `getDoc`, `getDocsById`, `countDocs`, `getCollections`,
    * `hasCollection`, `listIndexes`, `scanIndex` and `scanIndexDocs` (an implementation may refuse other calls), and
    * must await nothing else. Resolves with what `fn` resolves with; rejects with what it rejects with.
+   * `options.forWrite`: the documents `fn` reads are about to be written by this replica (an
+   * update or delete reads its targets first), so a storage may keep their states for that
+   * write; the documents it hands back must then not be modified before the write.
    */
-  read<T> (fn: () => Promise<T>): Promise<T>
+  read<T> (fn: () => Promise<T>, options?: ReadOptions): Promise<T>
   /** Read a meta value (`undefined` when never written). */
   getMeta<T> (key: string): Promise<T | undefined>
   /**

@@ -1,7 +1,7 @@
 import { describe, expect, it, vi } from 'vitest'
 import fc from 'fast-check'
 import { Dexie } from 'dexie'
-import { IDBFactory, IDBKeyRange } from 'fake-indexeddb'
+import { IDBFactory, IDBKeyRange, IDBObjectStore } from 'fake-indexeddb'
 import { DexieStorage, type KeyRange, MemoryStorage, RANK, type Storage, indexKeys, isMultikey } from '../../src/store/index.js'
 import { DexieWriter } from '../../src/store/dexie/write.js'
 import { type Doc, type JsonValue, type Stamp, applyOp, encodeBlock, generateSigner, materialise } from '../../src/crdt/index.js'
@@ -264,6 +264,64 @@ describe('DexieStorage write cache (two tabs on one IndexedDB database)', () => 
     } finally {
       cached.mockRestore()
     }
+  })
+
+  /** Documents `n` of collection `c` with `v: n` (ids in order), written by `tab` in one block. */
+  async function fill (tab: Replica, n: number): Promise<void> {
+    await tab.commit([{ op: 'coll', coll: 'c' }])
+    await tab.commit(Array.from({ length: n }, (_, i) => ({ op: 'put' as const, coll: 'c', id: `d${String(i).padStart(4, '0')}`, set: { v: i } })))
+  }
+
+  /** Names of the object stores `fn` reads single rows of with `get`. */
+  async function storesRead (fn: () => Promise<void>): Promise<string[]> {
+    const gets = vi.spyOn(IDBObjectStore.prototype, 'get')
+    try {
+      await fn()
+      return gets.mock.contexts.map(store => (store as IDBObjectStore).name).filter(name => name === 'documents' || name === 'states')
+    } finally {
+      gets.mockRestore()
+    }
+  }
+
+  it('an update of more documents than the cache holds takes their states from the rows its query read', async () => {
+    const { tabs: [tab], storages: [storage] } = await twoTabs() as { tabs: [Replica], storages: [DexieStorage] }
+    await fill(tab, 600) // the cache keeps the last 256 states
+    const cached = vi.spyOn(proto, 'applyCached')
+    try {
+      const targets = (await executeQuery(storage, 'c', {}, undefined, {}, { forWrite: true })).docs
+      expect(targets).toHaveLength(600)
+      const read = await storesRead(async () => { await tab.commit(targets.map(d => ({ op: 'put' as const, coll: 'c', id: d._id, set: { v: (d.v as number) + 1 } }))) })
+      expect(read).toEqual([])
+      await expect(cached.mock.results[0]?.value).resolves.toMatchObject({ applied: true })
+      // Without `forWrite` the same update reads what the cache lacks in its transaction.
+      const plain = (await executeQuery(storage, 'c', {}, undefined, {})).docs
+      const again = await storesRead(async () => { await tab.commit(plain.map(d => ({ op: 'put' as const, coll: 'c', id: d._id, set: { v: (d.v as number) + 1 } }))) })
+      expect(again.filter(name => name === 'documents')).toHaveLength(600 - 256)
+    } finally {
+      cached.mockRestore()
+    }
+    const ref = await reference(storage)
+    expect(await storage.getDocs('c')).toEqual(await ref.getDocs('c'))
+    expect((await storage.getDocs('c')).map(d => d.v)).toEqual(Array.from({ length: 600 }, (_, i) => i + 2))
+  })
+
+  it('rows read for a write are not used once a write came between, here or in the other tab', async () => {
+    const { tabs: [a, b], storages: [sa] } = await twoTabs() as { tabs: [Replica, Replica], storages: [DexieStorage] }
+    await fill(a, 300)
+    const bump = (docs: Doc[]): Array<{ op: 'put', coll: string, id: string, inc: Record<string, number> }> => docs.map(d => ({ op: 'put', coll: 'c', id: d._id, inc: { n: 1 } }))
+    // Writes of this storage between the read and the update (one changes the documents, the next
+    // pushes them out of the cache): the update reads their states again.
+    const first = (await executeQuery(sa, 'c', {}, undefined, {}, { forWrite: true })).docs
+    await a.commit(bump(first.slice(0, 40)))
+    await a.commit(Array.from({ length: 260 }, (_, i) => ({ op: 'put' as const, coll: 'c', id: `e${i}`, set: { v: i } })))
+    expect((await storesRead(async () => { await a.commit(bump(first.slice(0, 40))) })).filter(name => name === 'documents')).toHaveLength(40)
+    // The other tab increments documents after A read them: A's update must count both increments.
+    const second = (await executeQuery(sa, 'c', {}, undefined, {}, { forWrite: true })).docs
+    await b.commit(bump(second.slice(0, 40)))
+    await a.commit(bump(second.slice(0, 40)))
+    const ref = await reference(sa)
+    expect(await sa.getDocs('c')).toEqual(await ref.getDocs('c'))
+    expect((await sa.getDocs('c')).slice(0, 40).map(d => d.n)).toEqual(Array.from({ length: 40 }, () => 4))
   })
 
   it('two tabs writing in turn, declaring and dropping indexes, always equal the reference fold with exact index entries', async () => {

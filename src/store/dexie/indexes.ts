@@ -17,6 +17,7 @@ import { type IndexKey, type KeyRange, compareKeys, inRange, indexKeys, isMultik
 import { type IndexDocEntry, type IndexEntry, type IndexInfo, type IndexProgress, type ScanOptions, indexName } from '../storage.js'
 import { type DocRow, type ReplicaDb, type XEntry, entryIndex, inColl } from './schema.js'
 import { type DexieWriter } from './write.js'
+import { type TargetRows } from './target-rows.js'
 
 /** Documents rows an index build or drop rewrites per transaction. */
 const BUILD_BATCH = 1000
@@ -26,10 +27,13 @@ export class DexieIndexes {
   private readonly db: ReplicaDb
   /** moves the write generation on when declarations change (see write.ts) */
   private readonly writer: DexieWriter
+  private readonly targets: TargetRows
 
-  constructor (db: ReplicaDb, writer: DexieWriter) {
+  /** @param targets where the rows of `forWrite` reads are noted (`scanIndexDocs`) */
+  constructor (db: ReplicaDb, writer: DexieWriter, targets: TargetRows) {
     this.db = db
     this.writer = writer
+    this.targets = targets
   }
 
   /** `Storage.listIndexes`. */
@@ -167,6 +171,7 @@ export class DexieIndexes {
     if (reverse) q = q.reverse()
     if (options.limit !== undefined) q = q.limit(options.limit)
     const rows = await q.toArray()
+    this.targets.saw(rows)
     const order = reverse ? (a: IndexKey, b: IndexKey) => compareKeys(b, a) : compareKeys
     const keysOf = new Map<string, IndexKey[]>()
     return rows.map(r => {
