@@ -2,9 +2,10 @@
  * Several lists: each its own database with its own link. Two lists shared with two other
  * browsers stay separate; a joined list is shown beside the browser's own and is the one the app
  * opens next; a rename reaches every holder; leaving forgets a list on one browser only; deleting
- * empties it everywhere and says so.
+ * empties it everywhere and says so. A list that finishes opening leaves the keys of a field the
+ * user is typing in where they are.
  */
-import { type Page } from '@playwright/test'
+import { type Page, type Route } from '@playwright/test'
 import { test, expect } from './fixtures.js'
 import { addTodo, closeShare, newList, openShare, switchList, titles } from './helpers/demo.js'
 
@@ -15,6 +16,17 @@ async function listNames (page: Page): Promise<Array<{ name: string, own: string
   const names = await Promise.all(entries.map(async e => ({ name: await e.getByTestId('list-open').innerText(), own: await e.getAttribute('data-own') })))
   await page.getByTestId('lists-close').click()
   return names
+}
+
+/**
+ * Hold back the page's `/kitedb-config.json` until the returned function is called: the app opens
+ * its first list only once it has its configuration, so this holds that opening back.
+ */
+async function holdConfig (page: Page): Promise<() => void> {
+  let answer = (): void => {}
+  const held = new Promise<void>(resolve => { answer = resolve })
+  await page.route('**/kitedb-config.json', async (route: Route) => { await held; await route.continue() })
+  return answer
 }
 
 test('two lists shared with two other browsers stay separate, and a joined list is remembered', async ({ browser }) => {
@@ -112,4 +124,25 @@ test('a rename reaches every holder; leaving forgets a list here only; deleting 
   expect(await listNames(b)).toEqual([{ name: 'My list', own: 'true' }])
 
   for (const ctx of [ctxA, ctxB, ctxC]) await ctx.close()
+})
+
+test('a new list named while the first list opens: the keys stay in the name field, and that list is shown', async ({ browser }) => {
+  const ctx = await browser.newContext()
+  const a = await ctx.newPage()
+  const answer = await holdConfig(a)
+  await a.goto('/')
+  await a.getByTestId('lists-button').click()
+  await a.getByTestId('new-list-name').click()
+  await a.keyboard.type('Tr')
+  // The first list opens (and is shown) while the name is being typed.
+  answer()
+  await expect(a.getByTestId('list-name')).toHaveText('My list')
+  await a.keyboard.type('ip')
+  await a.keyboard.press('Enter')
+  await expect(a.getByTestId('list-name')).toHaveText('Trip')
+  await expect(a.getByTestId('lists-panel')).toBeHidden()
+  expect(await titles(a)).toEqual([])
+  await switchList(a, 'My list')
+  expect(await titles(a)).toEqual([])
+  await ctx.close()
 })
