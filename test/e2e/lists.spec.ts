@@ -2,8 +2,9 @@
  * Several lists: each its own database with its own link. Two lists shared with two other
  * browsers stay separate; a joined list is shown beside the browser's own and is the one the app
  * opens next; a rename reaches every holder; leaving forgets a list on one browser only; deleting
- * empties it everywhere and says so. A list that finishes opening leaves the keys of a field the
- * user is typing in where they are.
+ * empties it everywhere and says so. What the user asks for while the app is still starting is
+ * done after the list it opens first, and wins: typing keeps its field, the list asked for last
+ * is the one shown.
  */
 import { type Page, type Route } from '@playwright/test'
 import { test, expect } from './fixtures.js'
@@ -27,6 +28,15 @@ async function holdConfig (page: Page): Promise<() => void> {
   const held = new Promise<void>(resolve => { answer = resolve })
   await page.route('**/kitedb-config.json', async (route: Route) => { await held; await route.continue() })
   return answer
+}
+
+/** `page`'s registry of lists, and the name of the one shown last, as the app keeps them. */
+async function registry (page: Page): Promise<{ lists: Array<{ name: string, own: boolean }>, current: string | undefined }> {
+  return await page.evaluate(() => {
+    const lists = JSON.parse(localStorage.getItem('kitedb-demo:lists') ?? '[]') as Array<{ address: string, name: string, own: boolean }>
+    const current = localStorage.getItem('kitedb-demo:current')
+    return { lists: lists.map(l => ({ name: l.name, own: l.own })), current: lists.find(l => l.address === current)?.name }
+  })
 }
 
 test('two lists shared with two other browsers stay separate, and a joined list is remembered', async ({ browser }) => {
@@ -145,4 +155,32 @@ test('a new list named while the first list opens: the keys stay in the name fie
   await switchList(a, 'My list')
   expect(await titles(a)).toEqual([])
   await ctx.close()
+})
+
+test('a list made before the app has opened its link is shown after the linked list, not hidden by it', async ({ browser }) => {
+  const [ctxS, ctxA] = await Promise.all([browser.newContext(), browser.newContext()])
+  const s = await ctxS.newPage()
+  await s.goto('/')
+  await expect(s.getByTestId('list-name')).toHaveText('My list')
+  await newList(s, 'Camping')
+  const link = await openShare(s)
+
+  // A opens the link and makes a list of its own before the app has even started opening the link.
+  const a = await ctxA.newPage()
+  const answer = await holdConfig(a)
+  await a.goto(link)
+  await a.getByTestId('lists-button').click()
+  await a.getByTestId('new-list-name').fill('Trip')
+  await a.getByTestId('new-list-name').press('Enter')
+  answer()
+  // The linked list is opened first, then Trip is made: Trip, asked for last, is the one shown.
+  const after = { lists: [{ name: expect.any(String) as unknown, own: false }, { name: 'Trip', own: true }], current: 'Trip' }
+  await expect.poll(async () => await registry(a)).toEqual(after)
+  await expect(a.getByTestId('list-name')).toHaveText('Trip')
+  await expect(a.getByTestId('new-todo')).toBeEnabled()
+  await addTodo(a, 'tent')
+  expect(await registry(a)).toEqual(after)
+  await expect(a.getByTestId('list-name')).toHaveText('Trip')
+
+  for (const ctx of [ctxS, ctxA]) await ctx.close()
 })
