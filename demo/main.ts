@@ -23,7 +23,12 @@ window.kitedb = kitedb
 const $ = <T extends HTMLElement>(id: string): T => document.getElementById(id) as T
 let config: DemoConfig = { relays: [] }
 
-/** List changes run one at a time, in order; a failure is shown, and the next runs. */
+/**
+ * List changes run one at a time, in the order asked for; a failure is shown, and the next runs.
+ * The first is the app's start (its configuration, then the list it opens), queued before any
+ * control can be used: what the user asks for meanwhile runs after it, so the list asked for last
+ * is the one shown, and no list is opened without the app's relays.
+ */
 let queue = Promise.resolve()
 function serially (work: () => Promise<void>): Promise<void> {
   queue = queue.then(work).catch((err: Error) => {
@@ -183,8 +188,8 @@ async function main (): Promise<void> {
   wireView()
   wireShare()
   wireLists()
-  config = await loadConfig()
   await serially(async () => {
+    config = await loadConfig()
     let opened = false
     let problem = ''
     try {

@@ -166,6 +166,18 @@ function renderInfo (s: Shown): void {
 }
 
 /**
+ * Put the focus in the to-do input, unless the user is typing in another field still shown (the
+ * name of a new list, a rename): a list that finishes opening must not take keys meant for that
+ * field (they would become a to-do, and the Enter that ends the name would add it).
+ */
+function focusNewTodo (): void {
+  const input = $<HTMLInputElement>('new-todo')
+  const active = document.activeElement
+  const typing = (active instanceof HTMLInputElement || active instanceof HTMLTextAreaElement) && active !== input && active.closest('[hidden]') === null
+  if (!typing) input.focus()
+}
+
+/**
  * Show the list `db` (stopping the one shown before): renders it and keeps it rendered until the
  * next `showList`. `entry` is its registry entry; a list not made here shows its join progress.
  */
@@ -183,7 +195,7 @@ export async function showList (db: Database, entry: ListEntry, hooks: ShowHooks
   $('todo-list').replaceChildren()
   renderInfo(s)
   renderInput(db)
-  $<HTMLInputElement>('new-todo').focus()
+  focusNewTodo()
 
   let everOnline = false
   let kept = false

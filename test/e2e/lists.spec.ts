@@ -2,9 +2,11 @@
  * Several lists: each its own database with its own link. Two lists shared with two other
  * browsers stay separate; a joined list is shown beside the browser's own and is the one the app
  * opens next; a rename reaches every holder; leaving forgets a list on one browser only; deleting
- * empties it everywhere and says so.
+ * empties it everywhere and says so. What the user asks for while the app is still starting is
+ * done after the list it opens first, and wins: typing keeps its field, the list asked for last
+ * is the one shown.
  */
-import { type Page } from '@playwright/test'
+import { type Page, type Route } from '@playwright/test'
 import { test, expect } from './fixtures.js'
 import { addTodo, closeShare, newList, openShare, switchList, titles } from './helpers/demo.js'
 
@@ -15,6 +17,26 @@ async function listNames (page: Page): Promise<Array<{ name: string, own: string
   const names = await Promise.all(entries.map(async e => ({ name: await e.getByTestId('list-open').innerText(), own: await e.getAttribute('data-own') })))
   await page.getByTestId('lists-close').click()
   return names
+}
+
+/**
+ * Hold back the page's `/kitedb-config.json` until the returned function is called: the app opens
+ * its first list only once it has its configuration, so this holds that opening back.
+ */
+async function holdConfig (page: Page): Promise<() => void> {
+  let answer = (): void => {}
+  const held = new Promise<void>(resolve => { answer = resolve })
+  await page.route('**/kitedb-config.json', async (route: Route) => { await held; await route.continue() })
+  return answer
+}
+
+/** `page`'s registry of lists, and the name of the one shown last, as the app keeps them. */
+async function registry (page: Page): Promise<{ lists: Array<{ name: string, own: boolean }>, current: string | undefined }> {
+  return await page.evaluate(() => {
+    const lists = JSON.parse(localStorage.getItem('kitedb-demo:lists') ?? '[]') as Array<{ address: string, name: string, own: boolean }>
+    const current = localStorage.getItem('kitedb-demo:current')
+    return { lists: lists.map(l => ({ name: l.name, own: l.own })), current: lists.find(l => l.address === current)?.name }
+  })
 }
 
 test('two lists shared with two other browsers stay separate, and a joined list is remembered', async ({ browser }) => {
@@ -112,4 +134,53 @@ test('a rename reaches every holder; leaving forgets a list here only; deleting 
   expect(await listNames(b)).toEqual([{ name: 'My list', own: 'true' }])
 
   for (const ctx of [ctxA, ctxB, ctxC]) await ctx.close()
+})
+
+test('a new list named while the first list opens: the keys stay in the name field, and that list is shown', async ({ browser }) => {
+  const ctx = await browser.newContext()
+  const a = await ctx.newPage()
+  const answer = await holdConfig(a)
+  await a.goto('/')
+  await a.getByTestId('lists-button').click()
+  await a.getByTestId('new-list-name').click()
+  await a.keyboard.type('Tr')
+  // The first list opens (and is shown) while the name is being typed.
+  answer()
+  await expect(a.getByTestId('list-name')).toHaveText('My list')
+  await a.keyboard.type('ip')
+  await a.keyboard.press('Enter')
+  await expect(a.getByTestId('list-name')).toHaveText('Trip')
+  await expect(a.getByTestId('lists-panel')).toBeHidden()
+  expect(await titles(a)).toEqual([])
+  await switchList(a, 'My list')
+  expect(await titles(a)).toEqual([])
+  await ctx.close()
+})
+
+test('a list made before the app has opened its link is shown after the linked list, not hidden by it', async ({ browser }) => {
+  const [ctxS, ctxA] = await Promise.all([browser.newContext(), browser.newContext()])
+  const s = await ctxS.newPage()
+  await s.goto('/')
+  await expect(s.getByTestId('list-name')).toHaveText('My list')
+  await newList(s, 'Camping')
+  const link = await openShare(s)
+
+  // A opens the link and makes a list of its own before the app has even started opening the link.
+  const a = await ctxA.newPage()
+  const answer = await holdConfig(a)
+  await a.goto(link)
+  await a.getByTestId('lists-button').click()
+  await a.getByTestId('new-list-name').fill('Trip')
+  await a.getByTestId('new-list-name').press('Enter')
+  answer()
+  // The linked list is opened first, then Trip is made: Trip, asked for last, is the one shown.
+  const after = { lists: [{ name: expect.any(String) as unknown, own: false }, { name: 'Trip', own: true }], current: 'Trip' }
+  await expect.poll(async () => await registry(a)).toEqual(after)
+  await expect(a.getByTestId('list-name')).toHaveText('Trip')
+  await expect(a.getByTestId('new-todo')).toBeEnabled()
+  await addTodo(a, 'tent')
+  expect(await registry(a)).toEqual(after)
+  await expect(a.getByTestId('list-name')).toHaveText('Trip')
+
+  for (const ctx of [ctxS, ctxA]) await ctx.close()
 })
