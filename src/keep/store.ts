@@ -90,7 +90,7 @@ export class KeepStore {
   private readonly limits: KeepLimits
   private readonly now: () => number
   private readonly sync: boolean
-  private queue: Promise<unknown> = Promise.resolve()
+  private queue: Promise<void> = Promise.resolve()
   private readonly records = new Map<string, DbRecord>()
   /** per database: when its activity was last written */
   private readonly activeWritten = new Map<string, number>()
@@ -473,7 +473,8 @@ export class KeepStore {
   private async exclusive<T> (fn: () => Promise<T>): Promise<T> {
     if (this.closed) throw new Error('the keep store is closed')
     const run = this.queue.then(fn, fn)
-    this.queue = run.catch(() => {})
+    // Settle to nothing: the queue must not keep the last operation's result alive until the next.
+    this.queue = run.then(() => {}, () => {})
     return await run
   }
 }
