@@ -5,6 +5,7 @@ import { encodeBlock, generateSigner } from '../../src/crdt/index.js'
 
 const evilSigner = generateSigner()
 import { setLogLevel } from '../../src/log.js'
+import { DatabaseClosedError } from '../../src/errors.js'
 import { MemoryHub, eventually } from '../helpers/memory-transport.js'
 
 const DB = 'bafyreigj5hby77l2bevcmbd4b65tpef7hy7ospuccnpwsjwe3zwgtfsvw4'
@@ -165,5 +166,41 @@ describe('Replicator: large blocks and catch-up', () => {
     transportB.request = async (...args) => { requests++; return await original(...args) }
     await eventually(async () => (await docs(b) as unknown[]).length === 100, 10_000, 'catch-up')
     expect(requests).toBeLessThanOrEqual(2)
+  })
+})
+
+describe('Replicator: stopping under a fetch in flight', () => {
+  it('a fetch round that meets the closed storage after a stop ends quietly, with no unhandled rejection', async () => {
+    const hub = new MemoryHub()
+    const a = await replicaOn(hub, 'A')
+    await write(a, 'x', { v: 1 })
+    const b = await replicaOn(hub, 'B', { snapshotJoin: false })
+    // B's block request to A is answered only once B has stopped and its storage is closed (as
+    // `Database.close` does: the replicator stops, then the storage closes under the round).
+    let release = (): void => {}
+    const held = new Promise<void>(resolve => { release = resolve })
+    let asked = false
+    const request = b.transport.request.bind(b.transport)
+    b.transport.request = async (peer, protocol, data, options) => {
+      const answer = await request(peer, protocol, data, options)
+      if (protocol === BLOCKS_PROTOCOL) { asked = true; await held }
+      return answer
+    }
+    const rejections: unknown[] = []
+    const onRejection = (reason: unknown): void => { rejections.push(reason) }
+    process.on('unhandledRejection', onRejection)
+    try {
+      await eventually(() => asked, 5000, 'B asks A for blocks')
+      b.stop()
+      const storage = b.replica.storage as unknown as Record<string, unknown>
+      for (const name of ['getMissing', 'hasBlock', 'getBlocks', 'getHeads', 'getMeta', 'countBlocks']) {
+        storage[name] = async () => { throw new DatabaseClosedError('db') }
+      }
+      release()
+      await new Promise(resolve => setTimeout(resolve, 100))
+      expect(rejections).toEqual([])
+    } finally {
+      process.off('unhandledRejection', onRejection)
+    }
   })
 })
