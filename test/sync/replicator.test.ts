@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { MemoryStorage } from '../../src/store/index.js'
-import { Replica, Replicator, topicOf, encodeHeadsMessage, BLOCKS_PROTOCOL } from '../../src/sync/index.js'
+import { Replica, Replicator, topicOf, encodeHeadsMessage, BLOCKS_PROTOCOL, SNAPSHOT_PROTOCOL } from '../../src/sync/index.js'
 import { encodeBlock, generateSigner } from '../../src/crdt/index.js'
 
 const evilSigner = generateSigner()
@@ -203,4 +203,24 @@ describe('Replicator: stopping under a fetch in flight', () => {
       process.off('unhandledRejection', onRejection)
     }
   })
+})
+
+describe('Replicator: a joiner and a peer that does not answer', () => {
+  it('a peer that never answers snapshot asks holds a joiner\'s blocks back for 5 s at most, not the 30 s timeout', async () => {
+    const hub = new MemoryHub()
+    const a = await replicaOn(hub, 'A', { republishMs: 3000 })
+    await write(a, 'x', { v: 1 })
+    // C (asked before A: it holds no wants) takes snapshot asks and never answers them, as a peer
+    // still starting or behind a dying connection may.
+    const c = hub.join('C')
+    const handle = c.handle.bind(c)
+    c.handle = (protocol, handler) => handle(protocol, protocol === SNAPSHOT_PROTOCOL ? async () => await new Promise<Uint8Array>(() => {}) : handler)
+    const cr = new Replicator(await Replica.open(new MemoryStorage(), DB), c, { republishMs: 3000 })
+    cr.start()
+    running.push(cr)
+    const started = Date.now()
+    const b = await replicaOn(hub, 'B', { republishMs: 3000 }) // the default snapshot timeout: 30 s
+    await eventually(async () => (await docs(b) as unknown[]).length === 1, 12_000, 'B gets x from A')
+    expect(Date.now() - started).toBeLessThan(12_000)
+  }, 20_000)
 })
