@@ -202,14 +202,20 @@ export class Fetcher {
     }
   }
 
-  /** Fetch wanted heads and missing parents until none is left or no peer can supply more. */
+  /**
+   * Fetch wanted heads and missing parents until none is left or no peer can supply more. Never
+   * rejects (callers start it and move on): a round that fails on the storage is logged, and the
+   * next call (the replicator's timer, a new announcement) tries again; after a stop, when the
+   * database may have closed its storage under a round in flight, such a failure is expected and
+   * only logged at `debug`.
+   */
   async fetchMissing (): Promise<void> {
     if (this.fetching) {
       this.fetchAgain = true
       return
     }
     this.fetching = true
-    let failed: boolean
+    let failed = false
     try {
       do {
         this.fetchAgain = false
@@ -217,6 +223,9 @@ export class Fetcher {
         while (!this.hooks.stopped() && (round = await this.fetchRound()).progress) { /* progress: go on walking parents */ }
         failed = round?.failed ?? false
       } while (this.fetchAgain && !this.hooks.stopped())
+    } catch (err) {
+      if (this.hooks.stopped()) log.debug(`fetch round of ${this.replica.dbId} ended by the stop: ${(err as Error).message}`)
+      else log.warn(`fetch round of ${this.replica.dbId} failed: ${(err as Error).message}`)
     } finally {
       this.fetching = false
     }

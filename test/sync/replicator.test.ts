@@ -1,10 +1,11 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { MemoryStorage } from '../../src/store/index.js'
-import { Replica, Replicator, topicOf, encodeHeadsMessage, BLOCKS_PROTOCOL } from '../../src/sync/index.js'
+import { Replica, Replicator, topicOf, encodeHeadsMessage, BLOCKS_PROTOCOL, SNAPSHOT_PROTOCOL } from '../../src/sync/index.js'
 import { encodeBlock, generateSigner } from '../../src/crdt/index.js'
 
 const evilSigner = generateSigner()
 import { setLogLevel } from '../../src/log.js'
+import { DatabaseClosedError } from '../../src/errors.js'
 import { MemoryHub, eventually } from '../helpers/memory-transport.js'
 
 const DB = 'bafyreigj5hby77l2bevcmbd4b65tpef7hy7ospuccnpwsjwe3zwgtfsvw4'
@@ -166,4 +167,60 @@ describe('Replicator: large blocks and catch-up', () => {
     await eventually(async () => (await docs(b) as unknown[]).length === 100, 10_000, 'catch-up')
     expect(requests).toBeLessThanOrEqual(2)
   })
+})
+
+describe('Replicator: stopping under a fetch in flight', () => {
+  it('a fetch round that meets the closed storage after a stop ends quietly, with no unhandled rejection', async () => {
+    const hub = new MemoryHub()
+    const a = await replicaOn(hub, 'A')
+    await write(a, 'x', { v: 1 })
+    const b = await replicaOn(hub, 'B', { snapshotJoin: false })
+    // B's block request to A is answered only once B has stopped and its storage is closed (as
+    // `Database.close` does: the replicator stops, then the storage closes under the round).
+    let release = (): void => {}
+    const held = new Promise<void>(resolve => { release = resolve })
+    let asked = false
+    const request = b.transport.request.bind(b.transport)
+    b.transport.request = async (peer, protocol, data, options) => {
+      const answer = await request(peer, protocol, data, options)
+      if (protocol === BLOCKS_PROTOCOL) { asked = true; await held }
+      return answer
+    }
+    const rejections: unknown[] = []
+    const onRejection = (reason: unknown): void => { rejections.push(reason) }
+    process.on('unhandledRejection', onRejection)
+    try {
+      await eventually(() => asked, 5000, 'B asks A for blocks')
+      b.stop()
+      const storage = b.replica.storage as unknown as Record<string, unknown>
+      for (const name of ['getMissing', 'hasBlock', 'getBlocks', 'getHeads', 'getMeta', 'countBlocks']) {
+        storage[name] = async () => { throw new DatabaseClosedError('db') }
+      }
+      release()
+      await new Promise(resolve => setTimeout(resolve, 100))
+      expect(rejections).toEqual([])
+    } finally {
+      process.off('unhandledRejection', onRejection)
+    }
+  })
+})
+
+describe('Replicator: a joiner and a peer that does not answer', () => {
+  it('a peer that never answers snapshot asks holds a joiner\'s blocks back for 5 s at most, not the 30 s timeout', async () => {
+    const hub = new MemoryHub()
+    const a = await replicaOn(hub, 'A', { republishMs: 3000 })
+    await write(a, 'x', { v: 1 })
+    // C (asked before A: it holds no wants) takes snapshot asks and never answers them, as a peer
+    // still starting or behind a dying connection may.
+    const c = hub.join('C')
+    const handle = c.handle.bind(c)
+    c.handle = (protocol, handler) => handle(protocol, protocol === SNAPSHOT_PROTOCOL ? async () => await new Promise<Uint8Array>(() => {}) : handler)
+    const cr = new Replicator(await Replica.open(new MemoryStorage(), DB), c, { republishMs: 3000 })
+    cr.start()
+    running.push(cr)
+    const started = Date.now()
+    const b = await replicaOn(hub, 'B', { republishMs: 3000 }) // the default snapshot timeout: 30 s
+    await eventually(async () => (await docs(b) as unknown[]).length === 1, 12_000, 'B gets x from A')
+    expect(Date.now() - started).toBeLessThan(12_000)
+  }, 20_000)
 })

@@ -25,6 +25,14 @@ const SNAPSHOT_ATTEMPTS = 3
  * circuit's 128 KiB again and again, and with it the signalling of the WebRTC upgrade.
  */
 const SNAPSHOT_DIRECT_WAIT_MS = 5000
+/**
+ * How long a round waits for a peer's answer to a snapshot ask, ms. The ask itself may take up to
+ * `snapshotTimeoutMs` (the peer may make the snapshot first); past this wait it goes on in the
+ * background, the round moves on to the other candidates and to blocks, and a later round takes
+ * the answer. Without it, one peer that does not answer (a joiner still starting, a connection
+ * dying) held every block back for the whole timeout, 30 s, in each of up to 3 rounds.
+ */
+const OFFER_WAIT_MS = 5000
 
 /** Timeouts of a `SnapshotJoiner`'s requests. */
 export interface SnapshotJoinerOptions {
@@ -71,6 +79,8 @@ export class SnapshotJoiner {
   private readonly offers = new Map<string, { root: CID, producer: string, at: number } | null>()
   /** per peer: snapshot attempts that failed on the network in this session */
   private readonly snapshotFailures = new Map<string, number>()
+  /** per peer: its snapshot ask still unanswered, and when it was sent (ms) */
+  private readonly asking = new Map<string, { answer: Promise<'answered' | 'failed'>, at: number }>()
   /** peers whose direct connection this replica already waited for, in vain, with blocks held back */
   private readonly waitedFor = new Set<string>()
   /** writer keys (formatted) whose snapshot disagreed with the history: their offers are declined */
@@ -99,6 +109,7 @@ export class SnapshotJoiner {
    * snapshot node up to 1 MiB. An offer over a relayed connection waits up to
    * `SNAPSHOT_DIRECT_WAIT_MS` for a direct one (`'waiting'`: no blocks meanwhile); after that,
    * blocks flow, and the snapshot is still taken (offered again) once a direct connection opens.
+   * A round waits at most `OFFER_WAIT_MS` for a peer's answer to an ask (see `offerFrom`).
    */
   async tryJoin (candidates: Set<string>): Promise<'joined' | 'waiting' | 'none'> {
     let waiting = false
@@ -110,12 +121,10 @@ export class SnapshotJoiner {
       // An offer older than the wait is asked again: both sides' block counts may have moved.
       if (offer != null && direct && Date.now() - offer.at >= SNAPSHOT_DIRECT_WAIT_MS) offer = undefined
       if (offer === undefined) {
-        const asked = await this.askSnapshot(peer)
-        if (asked === 'failed') {
-          this.snapshotFailures.set(peer, (this.snapshotFailures.get(peer) ?? 0) + 1)
-          continue
-        }
-        this.offers.set(peer, offer = asked === undefined ? null : { ...asked, at: Date.now() })
+        // Unanswered after `OFFER_WAIT_MS` (pending): the other candidates and blocks go first.
+        if (await this.offerFrom(peer) !== 'answered') continue
+        offer = this.offers.get(peer)
+        if (offer === undefined) continue
       }
       if (offer === null) continue
       if (!direct) {
@@ -144,6 +153,36 @@ export class SnapshotJoiner {
       }
     }
     return waiting ? 'waiting' : 'none'
+  }
+
+  /**
+   * Ask `peer` for a snapshot offer, or go on waiting for the ask already sent: `'answered'` once
+   * its answer is in `offers` (an offer, or null), `'failed'` when the ask failed on the network
+   * (counted in `snapshotFailures`), `'pending'` while it is still unanswered `OFFER_WAIT_MS`
+   * after it was sent — it goes on in the background, and a later round takes its answer.
+   */
+  private async offerFrom (peer: string): Promise<'answered' | 'failed' | 'pending'> {
+    let ask = this.asking.get(peer)
+    if (ask === undefined) {
+      const answer = this.askSnapshot(peer).then(asked => {
+        if (asked === 'failed') {
+          this.snapshotFailures.set(peer, (this.snapshotFailures.get(peer) ?? 0) + 1)
+          return 'failed' as const
+        }
+        this.offers.set(peer, asked === undefined ? null : { ...asked, at: Date.now() })
+        return 'answered' as const
+      }).finally(() => { this.asking.delete(peer) })
+      this.asking.set(peer, ask = { answer, at: Date.now() })
+    }
+    const left = ask.at + OFFER_WAIT_MS - Date.now()
+    if (left <= 0) return 'pending'
+    let timer: ReturnType<typeof setTimeout> | undefined
+    const waited = new Promise<'pending'>(resolve => { timer = setTimeout(() => { resolve('pending') }, left) })
+    try {
+      return await Promise.race([ask.answer, waited])
+    } finally {
+      clearTimeout(timer)
+    }
   }
 
   /**
