@@ -194,10 +194,10 @@ export class DexieWriter {
    * writes then go out behind the reads of the generation (and, for a remote block, of whether it
    * is stored or missing; for an insert, of the states it assumed absent), and the transaction
    * aborts, writing nothing, when one of them says otherwise. A state the cache lacks is taken
-   * from `targets` (rows the write's own query read since the cache's write) when there. Rejects with `StaleCache` when
-   * another writer moved the generation, `UseOrdinaryPath` when the block is not new, a document
-   * expected absent exists, or an index turns multikey; with the merge's check error when that
-   * throws on a cache proven current.
+   * from `targets` (rows the write's own query read since the cache's write) when there. Rejects
+   * with `StaleCache` when another writer moved the generation, `UseOrdinaryPath` when the block
+   * is not new, a document expected absent exists, or an index turns multikey; with the merge's
+   * check error when that throws on a cache proven current.
    */
   private async applyCached (input: ApplyBlockInput, cache: WriteCache, targets: Map<string, DocRow>): Promise<ApplyBlockResult> {
     const idb = this.db.backendDB()
