@@ -8,7 +8,7 @@
 export type {
   Storage, StorageProvider, DocKey, MergeInput, MergeOutput, ApplyBlockInput, ApplyBlockResult, StoredNode,
   InstallSnapshotInput, InstallSnapshotResult, SnapshotSource, DocChange, IndexInfo, IndexProgress, IndexEntry,
-  IndexDocEntry, ScanOptions
+  IndexDocEntry, ScanOptions, ReadOptions
 } from './store/storage.js'
 export { docKey, indexName, dagUpdate, indexDiff } from './store/storage.js'
 export { type IndexKey, type KeyPart, type KeyRange, RANK, compareKeys, encodeValue, inRange, indexKeys, isMultikey } from './store/keys.js'
