@@ -20,7 +20,7 @@
  * must respect.
  */
 import { Dexie } from 'dexie'
-import { type CollState, type Doc, type DocState, collectionCreated, dagUpdate, jsonEqual, snapshotDagUpdate } from '../../crdt/index.js'
+import { type CollState, type Doc, type DocState, type Register, collectionCreated, dictOf, dagUpdate, jsonEqual, snapshotDagUpdate } from '../../crdt/index.js'
 import { isMultikey } from '../keys.js'
 import {
   type ApplyBlockInput, type ApplyBlockResult, type DocChange, type DocKey, type InstallSnapshotInput, type InstallSnapshotResult,
@@ -81,6 +81,22 @@ interface WriteCache {
  * without a query (an edit, then the next); 1,000 kept 0.7 MB more heap than RxDB after a bulk load.
  */
 const CACHED_STATES = 256
+
+/**
+ * `state` with copies of its object and array values (itself when it has none). A write's states
+ * share those values with the documents it reports, which reach the app (live queries, `update`
+ * events) and may be changed there: a cached state must not see such a change, or it would be
+ * merged into the next write of that document, on this replica only.
+ */
+function ownValues (state: DocState): DocState {
+  let f: Record<string, Register> | undefined
+  for (const [field, reg] of Object.entries(state.f)) {
+    if (typeof reg.v !== 'object' || reg.v === null) continue
+    f ??= dictOf(state.f)
+    f[field] = { ...reg, v: structuredClone(reg.v) }
+  }
+  return f === undefined ? state : { ...state, f }
+}
 
 /** Thrown inside a fast-path transaction to abort it when the write cache turned out stale. */
 class StaleCache extends Error {}
@@ -353,9 +369,11 @@ export class DexieWriter {
     cache.gen = gen
     cache.heads = heads
     for (const c of colls) cache.colls.set(c, { state: staged.collsAfter.get(c), indexes: staged.indexesAfter.filter(i => i.c === c) })
+    // Only the last CACHED_STATES states of a write can stay, each with values of its own (`ownValues`).
+    let skip = staged.statesAfter.size - CACHED_STATES
     for (const [key, state] of staged.statesAfter) {
       cache.states.delete(key)
-      cache.states.set(key, state)
+      if (skip-- <= 0) cache.states.set(key, ownValues(state))
     }
     for (const key of cache.states.keys()) {
       if (cache.states.size <= CACHED_STATES) break
