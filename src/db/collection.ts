@@ -12,7 +12,7 @@
  * pushes live results).
  */
 import { DuplicateKeyError, InvalidBlockError, type SchemaProblem, ValidationError } from '../errors.js'
-import { type Doc, type JsonValue, type Op, isPlainObject } from '../crdt/index.js'
+import { type Doc, type JsonValue, type Op, copyJsonValue, isPlainObject } from '../crdt/index.js'
 import { type DocChange, type IndexInfo, type IndexProgress, type Storage, docKey, valuesAt } from '../store/index.js'
 import { type BeforeCheck, type ChangeSet } from '../sync/index.js'
 import { applyUpdate, applyUpdates, checkUpdate, insertOp, prepareInsert, replaceOp } from './ops.js'
@@ -410,6 +410,9 @@ export class Collection<T extends object = AnyDoc> {
         after.push(doc)
         if (op !== undefined) ops.push(op)
       })
+      // Read `forWrite`, the targets must stay unchanged until the storage's next write; with no
+      // write here, the app gets copies.
+      if (ops.length === 0) before.splice(0, before.length, ...before.map(d => copyJsonValue(d) as Doc))
       return ops
     })
     return { before: before as unknown as Array<WithId<T>>, after: after as unknown as Array<WithId<T>> }
