@@ -1,7 +1,7 @@
 import { describe, expect, it, vi } from 'vitest'
 import fc from 'fast-check'
 import { Dexie } from 'dexie'
-import { IDBFactory, IDBKeyRange, IDBObjectStore } from 'fake-indexeddb'
+import { IDBDatabase, IDBFactory, IDBKeyRange, IDBObjectStore } from 'fake-indexeddb'
 import { DexieStorage, type KeyRange, MemoryStorage, RANK, type Storage, indexKeys, isMultikey } from '../../src/store/index.js'
 import { DexieWriter } from '../../src/store/dexie/write.js'
 import { type Doc, type JsonValue, type Stamp, applyOp, encodeBlock, generateSigner, materialise } from '../../src/crdt/index.js'
@@ -373,5 +373,49 @@ describe('DexieStorage write cache (two tabs on one IndexedDB database)', () => 
       }
       for (const storage of storages) await storage.close()
     }), { numRuns: 40 })
+  })
+})
+
+describe('DexieStorage.read resolves when its reads succeeded', () => {
+  /** A fresh storage, and the order in which read-only transactions completed and awaited reads resolved. */
+  function traced (): { storage: DexieStorage, order: string[], restore: () => void } {
+    const order: string[] = []
+    // eslint-disable-next-line @typescript-eslint/unbound-method -- patched and put back, called with its database
+    const original = IDBDatabase.prototype.transaction
+    IDBDatabase.prototype.transaction = function (this: IDBDatabase, ...args: Parameters<typeof original>) {
+      const tx = original.apply(this, args)
+      if (args[1] !== 'readwrite') tx.addEventListener('complete', () => { order.push('complete') })
+      return tx
+    } as typeof original
+    const storage = new DexieStorage('kitedb/reads', { indexedDB: new IDBFactory(), IDBKeyRange })
+    return { storage, order, restore: () => { IDBDatabase.prototype.transaction = original } }
+  }
+
+  it('read resolves before its transaction completes', async () => {
+    const { storage, order, restore } = traced()
+    try {
+      await storage.createIndex('c', ['f'])
+      await new Promise(resolve => setTimeout(resolve, 5)) // the earlier transactions' events are in
+      order.length = 0
+      await storage.read(async () => await storage.getDocs('c'))
+      order.push('read')
+      await new Promise(resolve => setTimeout(resolve, 5))
+      expect(order).toEqual(['read', 'complete'])
+    } finally {
+      restore()
+      await storage.close()
+    }
+  })
+
+  it('code that awaited a read begins a write transaction at once (it is outside the read\'s transaction)', async () => {
+    const storage = new DexieStorage('kitedb/read-then-write', { indexedDB: new IDBFactory(), IDBKeyRange })
+    await storage.createIndex('c', ['f'])
+    await storage.read(async () => await storage.getDocs('c'))
+    await storage.setMeta('k', 2)
+    await storage.read(async () => await storage.listIndexes('c'))
+    await storage.dropIndex('c', 'f')
+    expect(await storage.getMeta('k')).toBe(2)
+    expect(await storage.listIndexes('c')).toEqual([])
+    await storage.close()
   })
 })

@@ -168,9 +168,13 @@ export class DexieStorage implements Storage {
    * after that (the database closed meanwhile) no longer matters to the result. With
    * `options.forWrite`, the documents rows read are kept for the write that follows (`TargetRows`).
    */
-  async read<T> (fn: () => Promise<T>, options: ReadOptions = {}): Promise<T> {
+  read<T> (fn: () => Promise<T>, options: ReadOptions = {}): Promise<T> {
     const { db } = this
-    return await new Promise<T>((resolve, reject) => {
+    // A Dexie promise, not a native one: its callbacks run in the zone they were attached in, so
+    // the code awaiting it goes on outside this transaction although `resolve` is called inside.
+    // After a native promise resolved there, Dexie's zone echoes carried the transaction into the
+    // awaiting code, and a write it began at once failed (`ReadOnlyError`, `SubTransactionError`).
+    return new Dexie.Promise<T>((resolve, reject) => {
       db.transaction('r', [db.documents, db.indexes, db.colls, db.states], async () => {
         const done = options.forWrite === true ? this.targets.reading() : undefined
         const value = await fn()
