@@ -161,9 +161,10 @@ export class DexieStorage implements Storage {
   /**
    * `Storage.read`: `fn` in one read-only transaction, resolved as soon as `fn` resolves rather
    * than when the transaction's `complete` event arrives (as Dexie's `transaction()` is; its
-   * implicit transaction of a single read does not wait). A read-only transaction's reads are final once they succeeded, so waiting
-   * for `complete` — one more round trip to the browser's IndexedDB backend, a median 0.6 ms of a
-   * 3.8 ms indexed find back to back and 1.3 ms of 5.6 ms with pauses between finds — adds nothing.
+   * implicit transaction of a single read does not wait). A read-only transaction's reads are
+   * final once they succeeded, so waiting for `complete` — one more round trip to the browser's
+   * IndexedDB backend, a median 0.6 ms of a 3.8 ms indexed find back to back and 1.3 ms of 5.6 ms
+   * with pauses between finds — adds nothing.
    * Rejects with `fn`'s error, or the transaction's when it fails before `fn` resolved; a failure
    * after that (the database closed meanwhile) no longer matters to the result. With
    * `options.forWrite`, the documents rows read are kept for the write that follows (`TargetRows`).
