@@ -45,6 +45,11 @@ export interface Libp2pTransportOptions {
   directConnections?: boolean
   /** per-peer rates and bans (see `Limits`; defaults `DEFAULT_LIMITS`). Throws `ValidationError` when malformed. */
   limits?: LimitsOptions
+  /**
+   * how long a relayed circuit to a peer stays open once a direct connection to it is, ms (default
+   * 5000; see `closeCircuits`)
+   */
+  circuitLingerMs?: number
 }
 
 /** What `lpStream.read` throws for a length prefix over `maxDataLength` (or a malformed one). */
@@ -65,6 +70,12 @@ function circuitSpent (conn: Connection): boolean {
   const left = conn.limits?.bytes
   return left !== undefined && Number(left) < MIN_CIRCUIT_BYTES
 }
+
+/**
+ * Streams a relayed circuit may carry and still be closed once the peer is directly connected:
+ * libp2p's own housekeeping, which the direct connection carries too.
+ */
+const HOUSEKEEPING_PROTOCOLS = new Set(['/ipfs/ping/1.0.0', '/ipfs/id/1.0.0', '/ipfs/id/push/1.0.0'])
 
 /** Whether `conn` is direct (WebRTC in browsers): not a circuit through a relay. */
 function isDirect (conn: Connection): boolean {
@@ -108,7 +119,7 @@ export class Libp2pTransport implements Transport {
   private readonly keeperPeers = new Set<string>()
   private readonly keeperListeners = new Set<() => void>()
   private readonly onIdentify: (evt: CustomEvent) => void
-  private readonly opts: { upgradeFallbackMs: number, upgradeBackoffMs: number, directConnections: boolean }
+  private readonly opts: { upgradeFallbackMs: number, upgradeBackoffMs: number, directConnections: boolean, circuitLingerMs: number }
   private readonly onMessage: (evt: CustomEvent) => void
   private readonly onSubscriptionChange: (evt: CustomEvent) => void
   /** the limits this transport enforces */
@@ -119,13 +130,16 @@ export class Libp2pTransport implements Transport {
   private lastNetworkKey = ''
   private readonly onNetworkEvent = (): void => { this.networkChanged() }
   private readonly onConnectionClose = (evt: CustomEvent<Connection>): void => { this.connectionClosed(evt.detail) }
+  private readonly onConnectionOpen = (evt: CustomEvent<Connection>): void => { this.connectionOpened(evt.detail) }
+  /** pending `closeCircuits` timers */
+  private readonly circuitTimers = new Set<ReturnType<typeof setTimeout>>()
 
   constructor (node: PeerNode, options: Libp2pTransportOptions) {
     this.node = node
     this.peerId = node.peerId.toString()
     this.relays = options.relays
     this.relayIds = new Set(options.relays.map(r => r.getComponents().find(c => c.name === 'p2p')?.value ?? ''))
-    this.opts = { upgradeFallbackMs: options.upgradeFallbackMs ?? 10_000, upgradeBackoffMs: options.upgradeBackoffMs ?? 5000, directConnections: options.directConnections ?? true }
+    this.opts = { upgradeFallbackMs: options.upgradeFallbackMs ?? 10_000, upgradeBackoffMs: options.upgradeBackoffMs ?? 5000, directConnections: options.directConnections ?? true, circuitLingerMs: options.circuitLingerMs ?? 5000 }
     this.limits = resolveLimits(options.limits)
     this.guard = new PeerGuard(this.limits, {
       exempt: peer => this.relayIds.has(peer), // never cut ourselves off from a relay
@@ -162,6 +176,7 @@ export class Libp2pTransport implements Transport {
     pubsub.addEventListener('message', this.onMessage)
     pubsub.addEventListener('subscription-change', this.onSubscriptionChange)
     node.addEventListener('connection:open', this.onNetworkEvent)
+    node.addEventListener('connection:open', this.onConnectionOpen)
     node.addEventListener('connection:close', this.onNetworkEvent)
     node.addEventListener('connection:close', this.onConnectionClose)
     node.services.relays?.addEventListener('change', this.onNetworkEvent)
@@ -253,6 +268,44 @@ export class Libp2pTransport implements Transport {
     if (!isDirect(conn) || this.relayIds.has(peer) || this.connection(peer).kind === 'direct') return
     this.firstHeard.delete(peer)
     this.lastUpgradeAttempt.delete(peer)
+  }
+
+  /** A connection opened: once a peer is directly connected, its relayed circuits are let go (see `closeCircuits`). */
+  private connectionOpened (conn: Connection): void {
+    const peer = conn.remotePeer.toString()
+    if (this.relayIds.has(peer)) return
+    this.scheduleCircuitClose(peer)
+  }
+
+  private scheduleCircuitClose (peer: string): void {
+    const timer = setTimeout(() => {
+      this.circuitTimers.delete(timer)
+      this.closeCircuits(peer)
+    }, this.opts.circuitLingerMs)
+    this.circuitTimers.add(timer)
+  }
+
+  /**
+   * Close the relayed circuits to `peer` while a direct connection to it is open (docs/design.md,
+   * "Staying connected"). A circuit left open keeps costing: libp2p's connection monitor pings it
+   * every few seconds, and each ping crosses the relay encrypted twice (the circuit's Noise inside
+   * the relay connection's). A circuit still carrying a request (a snapshot offer, say)
+   * is looked at again `circuitLingerMs` later, for as long as it lives (the relay limits that); a
+   * request that needs a circuit after the direct connection fails dials a new one (`connect`).
+   */
+  private closeCircuits (peer: string): void {
+    if (this.node.status !== 'started' || this.connection(peer).kind !== 'direct') return
+    let busy = false
+    for (const c of this.node.getConnections(peerIdFromString(peer))) {
+      if (isDirect(c) || c.status !== 'open') continue
+      if (c.streams.some(s => !HOUSEKEEPING_PROTOCOLS.has(s.protocol ?? ''))) {
+        busy = true
+        continue
+      }
+      log.debug(`closing the relayed circuit to ${peer}: directly connected`)
+      void c.close().catch(err => { c.abort(err as Error) })
+    }
+    if (busy) this.scheduleCircuitClose(peer)
   }
 
   /** Whether `peer` is one of the configured relays. */
