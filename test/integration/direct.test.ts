@@ -10,7 +10,7 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { type Connection } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
-import { Libp2pTransport, type PeerNode, createPeerNode, parseRelays } from '../../src/net/index.js'
+import { Libp2pTransport, type Libp2pTransportOptions, type PeerNode, createPeerNode, parseRelays } from '../../src/net/index.js'
 import { eventually } from '../helpers/memory-transport.js'
 import { useRelay } from '../helpers/relay.js'
 
@@ -27,25 +27,34 @@ const directTo = (node: PeerNode, peer: string): Connection[] =>
 const circuitsTo = (node: PeerNode, peer: string): Connection[] =>
   node.getConnections(peerIdFromString(peer)).filter(c => c.status === 'open' && c.limits != null)
 
+/** Two peer nodes on the relay, each with a transport (`options`) answering ECHO and subscribed to TOPIC. */
+async function twoPeers (options: Partial<Libp2pTransportOptions>): Promise<{ na: PeerNode, nb: PeerNode, ta: Libp2pTransport, tb: Libp2pTransport, a: string, b: string }> {
+  const [na, nb] = await Promise.all([createPeerNode({ relays: [relay.addr] }), createPeerNode({ relays: [relay.addr] })])
+  nodes.push(na, nb)
+  const all = { relays: parseRelays([relay.addr]), ...options }
+  const [ta, tb] = [new Libp2pTransport(na, all), new Libp2pTransport(nb, all)]
+  for (const t of [ta, tb]) {
+    t.handle(ECHO, async data => data)
+    t.subscribe(TOPIC, () => {})
+  }
+  return { na, nb, ta, tb, a: na.peerId.toString(), b: nb.peerId.toString() }
+}
+
+/** Publish from both until each hears the other through the relay and the peer with the smaller id has dialled WebRTC. */
+async function untilDirect ({ na, nb, ta, tb, a, b }: Awaited<ReturnType<typeof twoPeers>>): Promise<void> {
+  await eventually(async () => {
+    await ta.publish(TOPIC, new Uint8Array([1]))
+    await tb.publish(TOPIC, new Uint8Array([2]))
+    return directTo(nb, a).length > 0 && directTo(na, b).length > 0
+  }, 30_000, 'a direct connection')
+}
+
 describe('direct connections', () => {
   it('a direct connection that cannot open a stream is closed and a new one dialled at once', async () => {
-    const [na, nb] = await Promise.all([createPeerNode({ relays: [relay.addr] }), createPeerNode({ relays: [relay.addr] })])
-    nodes.push(na, nb)
     // Backoff and fallback far longer than the test: only the immediate redial can bring a new connection.
-    const options = { relays: parseRelays([relay.addr]), upgradeFallbackMs: 120_000, upgradeBackoffMs: 120_000 }
-    const [ta, tb] = [new Libp2pTransport(na, options), new Libp2pTransport(nb, options)]
-    const a = na.peerId.toString()
-    const b = nb.peerId.toString()
-    for (const t of [ta, tb]) {
-      t.handle(ECHO, async data => data)
-      t.subscribe(TOPIC, () => {})
-    }
-    // Each hears the other through the relay; the peer with the smaller id dials WebRTC.
-    await eventually(async () => {
-      await ta.publish(TOPIC, new Uint8Array([1]))
-      await tb.publish(TOPIC, new Uint8Array([2]))
-      return directTo(nb, a).length > 0 && directTo(na, b).length > 0
-    }, 30_000, 'a direct connection')
+    const peers = await twoPeers({ upgradeFallbackMs: 120_000, upgradeBackoffMs: 120_000 })
+    const { nb, tb, a } = peers
+    await untilDirect(peers)
     const dead = directTo(nb, a)[0]
     // This side's streams on it never negotiate (until their signal gives up).
     dead.newStream = async (_protocol: string | string[], opts?: { signal?: AbortSignal }) => await new Promise((_resolve, reject) => {
@@ -60,26 +69,14 @@ describe('direct connections', () => {
   }, 60_000)
 
   it('once two peers are directly connected, the relayed circuits between them are closed, but not while they carry a request', async () => {
-    const [na, nb] = await Promise.all([createPeerNode({ relays: [relay.addr] }), createPeerNode({ relays: [relay.addr] })])
-    nodes.push(na, nb)
     const lingerMs = 300
-    const options = { relays: parseRelays([relay.addr]), circuitLingerMs: lingerMs }
-    const [ta, tb] = [new Libp2pTransport(na, options), new Libp2pTransport(nb, options)]
-    const a = na.peerId.toString()
-    const b = nb.peerId.toString()
+    const peers = await twoPeers({ circuitLingerMs: lingerMs })
+    const { na, nb, ta, a, b } = peers
     const circuitsOpened: Connection[] = []
     for (const n of [na, nb]) {
       n.addEventListener('connection:open', evt => { if (evt.detail.limits != null) circuitsOpened.push(evt.detail) })
     }
-    for (const t of [ta, tb]) {
-      t.handle(ECHO, async data => data)
-      t.subscribe(TOPIC, () => {})
-    }
-    await eventually(async () => {
-      await ta.publish(TOPIC, new Uint8Array([1]))
-      await tb.publish(TOPIC, new Uint8Array([2]))
-      return directTo(nb, a).length > 0 && directTo(na, b).length > 0
-    }, 30_000, 'a direct connection')
+    await untilDirect(peers)
     // The WebRTC upgrade was signalled over a circuit; it goes once the direct connection is open.
     expect(circuitsOpened.length).toBeGreaterThan(0)
     await eventually(() => circuitsTo(na, b).length === 0 && circuitsTo(nb, a).length === 0, 10_000, 'the circuits to close')
