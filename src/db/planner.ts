@@ -15,7 +15,7 @@ import { ValidationError } from '../errors.js'
 import { type Doc, type JsonValue, isPlainObject } from '../crdt/index.js'
 import {
   type IndexEntry, type IndexInfo, type IndexKey, type KeyPart, type KeyRange, type ReadOptions, type Storage,
-  RANK, compareKeys, encodeValue, keyPartsAt
+  RANK, compareKeys, encodeValue, keyPartsAt, valuesAt
 } from '../store/index.js'
 import { checkPath, checkProjection, checkQuery, mingoQuery, prepareRegex } from './query.js'
 
@@ -326,11 +326,11 @@ async function runChosenPlan (
       if (!orderedAsMingo(after.key[0])) continue
       // Ascending on a single-path, single-valued index, the first `need` matches in index order are
       // the answer: each document appears once, at its sort key, and ties come in `_id` order, as
-      // mingo breaks them (on a compound index, ties are ordered by the next path instead).
-      if (!reverse && !plan.index.multikey && plan.index.paths.length === 1) {
-        if (candidates.size >= need) break
-        continue
-      }
+      // mingo breaks them (on a compound index, ties are ordered by the next path instead) — unless
+      // the ties at the last key taken hold distinct values (`null` and `[null]`, `5` and `[5]`):
+      // mingo orders those by value, each value's group at its first `_id`, so the walk goes on.
+      if (!reverse && !plan.index.multikey && plan.index.paths.length === 1 && candidates.size >= need && oneValueAtLastKey(candidates, sortKeys, path, need)) break
+      if (!reverse && !plan.index.multikey && plan.index.paths.length === 1 && candidates.size < need) continue
       const current = after.key[0]
       let ahead = 0
       for (const k of sortKeys.values()) {
@@ -357,6 +357,18 @@ async function runChosenPlan (
 /** Whether index order among keys of `part`'s rank is mingo's order: not for objects and arrays held as values (keyed by JSON text). */
 function orderedAsMingo (part: KeyPart): boolean {
   return part[0] !== RANK.object && part[0] !== RANK.array
+}
+
+/**
+ * Whether the first `need` candidates (in index order, as `candidates` was filled) that share the
+ * key of the `need`-th hold one value at `path`: then they are the first of that key in mingo's
+ * order too, which groups equal-sorting documents by their value.
+ */
+function oneValueAtLastKey (candidates: Map<string, Doc>, sortKeys: Map<string, KeyPart>, path: string, need: number): boolean {
+  const first = [...candidates.values()].slice(0, need)
+  const lastKey = sortKeys.get(first[need - 1]._id) as KeyPart
+  const values = new Set(first.filter(d => compareKeys(sortKeys.get(d._id), lastKey) === 0).map(d => JSON.stringify(valuesAt(d, path))))
+  return values.size === 1
 }
 
 function minPart (doc: Doc, path: string): KeyPart {
