@@ -106,10 +106,15 @@ export async function networkHeal (bench: NetworkBench, m: Measure, n: number): 
           await new Promise(resolve => setTimeout(resolve, cutMs))
           ns.heal()
           const healed = Date.now()
-          await waitFor('both lists to be equal', 60_000, async () => {
-            const [x, y] = await Promise.all([call(a.page, 'replExtraIds'), call(b.page, 'replExtraIds')])
-            return x.length === 10 && JSON.stringify(x) === JSON.stringify(y)
-          })
+          try {
+            await waitFor('both lists to be equal', 60_000, async () => {
+              const [x, y] = await Promise.all([call(a.page, 'replExtraIds'), call(b.page, 'replExtraIds')])
+              return x.length === 10 && JSON.stringify(x) === JSON.stringify(y)
+            })
+          } catch (err) {
+            const [x, y] = await Promise.all([call(a.page, 'replDebug'), call(b.page, 'replDebug')])
+            throw new Error(`${errorText(err)}; A: ${JSON.stringify(x)}; B: ${JSON.stringify(y)}`, { cause: err })
+          }
           const ms = Date.now() - healed
           log(`network-heal run ${run}${run === 0 ? ' (warm-up)' : ''}: lists equal ${ms} ms after the link came back`)
           tally.add(ms, [`the link was down ${cutMs} ms (B noticed it first) while each side wrote 5 documents`], run > 0)

@@ -387,6 +387,7 @@ async function runBench (options: Options): Promise<Result[]> {
     const only = MEASURES.find(x => x.name === options.only)
     for (const m of MEASURES.filter(x => x.from === undefined && (only === undefined || x.name === (only.from ?? only.name)))) {
       const t0 = Date.now()
+      const before = results.length
       const n = bench.scaled(m.n)
       if (m.name === 'observe-latency') results.push(await observeLatency(bench, m, n))
       else if (m.name === 'catch-up') results.push(...await catchUp(bench, { time: m, bytes: measure('catch-up-bytes'), first: measure('catch-up-first') }, n, HISTORY_CHUNK))
@@ -399,6 +400,8 @@ async function runBench (options: Options): Promise<Result[]> {
       else if (m.name === 'keeper-ingest') results.push(...await keeperIngest(bench, m, MEASURES.find(x => x.from === m.name) as Measure, options.keeperFull === true))
       else results.push(...await measureLocal(bench, m))
       log(`${m.name} done in ${((Date.now() - t0) / 1000).toFixed(1)} s`)
+      // the reason goes to stderr too, where a caller that only keeps stderr (the smoke test) sees it
+      for (const r of results.slice(before)) if (r.note?.startsWith('error:') === true) log(`${r.name}/${r.system} FAILED: ${r.note}`)
     }
   } finally {
     await bench.close()

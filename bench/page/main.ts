@@ -261,6 +261,12 @@ const api = {
     return { status: s.status, reserved: s.reserved }
   },
 
+  /** Replicated: what a failed network measure reports: extra ids, network state, peers, sync state. */
+  async replDebug (): Promise<unknown> {
+    const db = replDb()
+    return { extra: await api.replExtraIds(), network: db.networkState(), peers: db.peers(), sync: await db.syncState() }
+  },
+
   /** Replicated: this page's peers and how they are connected. */
   replPeers (): PeerInfo[] {
     return replDb().peers()
