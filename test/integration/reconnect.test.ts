@@ -3,7 +3,7 @@
  * port, a relay down when a database opens, two relays with one lost, and relays that cannot be
  * used (never answers, full, another peer id). Browsers meet the same faults in test/e2e/network.spec.ts.
  */
-import { createServer, type Server, type Socket } from 'node:net'
+import { connect, createServer, type Server, type Socket } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { type PrivateKey } from '@libp2p/interface'
@@ -166,6 +166,100 @@ describe('staying connected through relay faults', () => {
     expect(refuses?.state).toBe('connected')
     expect(refuses?.error).toMatch(/refused a reservation/)
   })
+})
+
+/**
+ * A TCP link to `port` that can be cut the way a device's network goes down: the device's end of
+ * every open connection closes at once (its browser drops sockets on a network change) while the
+ * far end hears nothing and keeps a half-open connection, and new connections are refused until
+ * `heal`. `closeStale` then closes those half-open ends, as the far end's next packet meeting the
+ * device's reset does.
+ */
+class Link {
+  private readonly pairs = new Set<{ near: Socket, far: Socket }>()
+  private readonly stale = new Set<Socket>()
+  private down = false
+  private constructor (private readonly server: Server) {}
+
+  static async to (port: number): Promise<Link> {
+    const link = new Link(createServer(near => { link.accept(near, port) }))
+    await new Promise<void>(resolve => link.server.listen(0, '127.0.0.1', resolve))
+    cleanups.push(async () => { await link.close() })
+    return link
+  }
+
+  get port (): number { return (this.server.address() as { port: number }).port }
+
+  cut (): void {
+    this.down = true
+    for (const pair of this.pairs) {
+      pair.near.unpipe(pair.far)
+      pair.far.unpipe(pair.near)
+      pair.near.destroy()
+      this.stale.add(pair.far)
+    }
+    this.pairs.clear()
+  }
+
+  heal (): void { this.down = false }
+
+  /** Close the far ends the cut left half open; how many there were. */
+  closeStale (): number {
+    const n = this.stale.size
+    for (const far of this.stale) far.destroy()
+    this.stale.clear()
+    return n
+  }
+
+  async close (): Promise<void> {
+    this.cut()
+    this.closeStale()
+    await new Promise(resolve => this.server.close(resolve))
+  }
+
+  private accept (near: Socket, port: number): void {
+    if (this.down) { near.destroy(); return }
+    const far = connect(port, '127.0.0.1')
+    const pair = { near, far }
+    this.pairs.add(pair)
+    near.pipe(far).on('error', () => {})
+    far.pipe(near).on('error', () => {})
+    near.on('error', () => {})
+    far.on('error', () => {})
+    near.on('close', () => { if (this.pairs.delete(pair)) far.destroy() })
+  }
+}
+
+describe('a network cut the relay does not notice', () => {
+  it('a replica whose link drops and returns before the relay notices: gossip flows both ways, before and after the relay drops its half-open connection', async () => {
+    const relay = await Relay.start()
+    const link = await Link.to(relay.port)
+    const a = await open('half-open', [relay.addr], undefined, { directConnections: false })
+    const b = await open('half-open', [relay.addr.replace(`/tcp/${relay.port}/`, `/tcp/${link.port}/`)], a.address, { directConnections: false })
+    await Promise.all([a.whenOnline(), b.whenOnline()])
+    const [ta, tb] = await Promise.all([a.initCollection('todos'), b.initCollection('todos')])
+    await ta.insertOne({ _id: 'a0', title: 'a before' })
+    await eventually(async () => (await titles(b)).length === 1, 15_000, 'B to see A\'s first write')
+
+    link.cut()
+    await eventually(async () => b.networkStatus !== 'online', 10_000, 'B to notice its link is down')
+    await Promise.all([ta.insertOne({ _id: 'a1', title: 'a during' }), tb.insertOne({ _id: 'b1', title: 'b during' })])
+    link.heal()
+    // The relay still holds B's old connection beside the new one.
+    const during = ['a before', 'a during', 'b during']
+    await eventually(async () => (await titles(a)).length === 3 && (await titles(b)).length === 3, 20_000, 'both replicas to hold what each wrote during the cut')
+    expect((await titles(a)).sort()).toEqual(during)
+    expect((await titles(b)).sort()).toEqual(during)
+    // Now it learns the old one is dead.
+    expect(link.closeStale()).toBe(1)
+
+    await ta.insertOne({ _id: 'a2', title: 'a after' })
+    await tb.insertOne({ _id: 'b2', title: 'b after' })
+    const all = ['a after', 'a before', 'a during', 'b after', 'b during']
+    await eventually(async () => (await titles(a)).length === 5 && (await titles(b)).length === 5, 20_000, 'both replicas to hold all five')
+    expect((await titles(a)).sort()).toEqual(all)
+    expect((await titles(b)).sort()).toEqual(all)
+  }, 60_000)
 })
 
 describe('when a direct connection cannot be made', () => {
