@@ -1,7 +1,9 @@
 /**
  * Staying connected, over real libp2p in Node: relays killed and restarted on the same key and
  * port, a relay down when a database opens, two relays with one lost, and relays that cannot be
- * used (never answers, full, another peer id). Browsers meet the same faults in test/e2e/network.spec.ts.
+ * used (never answers, full, another peer id), and a replica's link cut and back before the relay
+ * notices (the relay holds a half-open connection beside the new one). Browsers meet the same
+ * faults in test/e2e/network.spec.ts and in `npm run bench`'s network-heal.
  */
 import { connect, createServer, type Server, type Socket } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
