@@ -6,7 +6,7 @@ import { type CollState, type Doc, type DocState, collectionCreated, dagUpdate, 
 import { type IndexKey, type KeyRange, compareKeys, inRange, indexKeys, isMultikey } from './keys.js'
 import {
   type ApplyBlockInput, type ApplyBlockResult, type DocChange, type IndexDocEntry, type IndexEntry, type IndexInfo, type IndexProgress,
-  type InstallSnapshotInput, type InstallSnapshotResult, type MergeOutput, type ScanOptions, type SnapshotSource,
+  type InstallSnapshotInput, type InstallSnapshotParts, type InstallSnapshotResult, type MergeOutput, type ScanOptions, type SnapshotSource,
   type DocKey, type MergeInput, type Storage, type StorageProvider, type StoredNode, docKey, indexDiff, indexName
 } from './storage.js'
 
@@ -88,29 +88,43 @@ export class MemoryStorage implements Storage {
     return { applied: true, changes, collections, heads: [...this.heads].sort() }
   }
 
-  async installSnapshot (input: InstallSnapshotInput): Promise<InstallSnapshotResult> {
+  async installSnapshot (input: InstallSnapshotInput | InstallSnapshotParts): Promise<InstallSnapshotResult> {
+    // Every part first (a rejection writes nothing), then all of them at once.
+    const parts: InstallSnapshotInput[] = []
+    if ('next' in input) {
+      for (let part = await input.next(); part !== undefined; part = await input.next()) parts.push(part)
+    } else {
+      parts.push(input)
+    }
     if (this.reading > 0) await this.readsEnded()
-    const { changes, collections } = this.merge(input)
     // Synchronous from here on, as in applyBlock: the snapshot is installed atomically.
+    const changes: DocChange[] = []
+    const collections = new Set<string>()
+    for (const part of parts) {
+      const merged = this.merge(part)
+      changes.push(...merged.changes)
+      for (const c of merged.collections) collections.add(c)
+    }
+    const heads = parts.flatMap(p => p.heads)
     const dag = snapshotDagUpdate({
       heads: [...this.heads],
-      snapshotHeads: input.heads.map(h => h.cid),
-      covered: input.covered,
+      snapshotHeads: heads.map(h => h.cid),
+      covered: parts.flatMap(p => p.covered),
       isStored: c => this.blockCids.has(c),
       isMissing: c => this.missing.has(c)
     })
     const store = new Set(dag.store)
-    for (const h of input.heads) {
+    for (const h of heads) {
       if (!store.has(h.cid)) continue
       this.blocks.set(h.cid, h.bytes)
       this.blockCids.add(h.cid)
     }
-    for (const n of input.nodes ?? []) this.blocks.set(n.cid, n.bytes)
+    for (const n of parts.flatMap(p => p.nodes ?? [])) this.blocks.set(n.cid, n.bytes)
     for (const c of dag.cover) this.covered.add(c)
     for (const c of dag.found) this.missing.delete(c)
     this.heads.clear()
     for (const h of dag.heads) this.heads.add(h)
-    return { changes, collections, heads: [...this.heads].sort() }
+    return { changes, collections: [...collections], heads: [...this.heads].sort() }
   }
 
   async readSnapshotSource (): Promise<SnapshotSource> {

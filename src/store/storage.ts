@@ -104,6 +104,22 @@ export interface InstallSnapshotInput {
   nodes?: StoredNode[]
 }
 
+/**
+ * An `installSnapshot` input given in parts, for states that arrive over time (a snapshot's pages
+ * while they are fetched): `next` resolves each part in turn, then `undefined`. The storage joins
+ * each part's states as it comes, all in the one transaction, and takes the DAG update from the
+ * union of the parts' `covered`, `heads` and `nodes` after the last. When `next` rejects, the
+ * install rejects with that error and writes nothing. `next` is awaited with the transaction held
+ * open (other writes and reads of the storage wait), so it should resolve or reject within
+ * seconds; the storage gives up on a part after `SNAPSHOT_PART_WAIT_MS`.
+ */
+export interface InstallSnapshotParts {
+  next: () => Promise<InstallSnapshotInput | undefined>
+}
+
+/** How long `installSnapshot` waits for one part of an `InstallSnapshotParts`, ms (then it rejects, writing nothing). */
+export const SNAPSHOT_PART_WAIT_MS = 120_000
+
 /** Hints to `Storage.read`. */
 export interface ReadOptions {
   /** the documents read are the targets of this replica's next write (see `Storage.read`) */
@@ -221,9 +237,10 @@ export interface Storage {
   /**
    * Install a snapshot in one transaction: the joined states, collection states, materialised
    * documents and their index entries, the head blocks, the heads, and the covered CIDs (a covered
-   * CID leaves `missing` and the heads, and is never added to `missing` again).
+   * CID leaves `missing` and the heads, and is never added to `missing` again). Given in parts
+   * (`InstallSnapshotParts`), the parts are joined as they come, still in one transaction.
    */
-  installSnapshot (input: InstallSnapshotInput): Promise<InstallSnapshotResult>
+  installSnapshot (input: InstallSnapshotInput | InstallSnapshotParts): Promise<InstallSnapshotResult>
   /** Everything a snapshot is made from, in one read transaction. */
   readSnapshotSource (): Promise<SnapshotSource>
   /** Every existing document of a collection, in `_id` order (`[]` for a collection never written). */

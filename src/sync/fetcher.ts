@@ -104,6 +104,8 @@ export class Fetcher {
   private lastSynced: number | null = null
   private readonly progressListeners = new Set<(p: SyncProgress) => void>()
   private progress = { fetched: 0, documents: 0 }
+  /** outstanding missing blocks at the last progress event that read them (see `emitProgress`) */
+  private outstandingCount = 0
 
   constructor (replica: Replica, transport: Transport, wants: WantList, options: FetcherOptions, hooks: FetcherHooks, joiner?: SnapshotJoiner) {
     this.replica = replica
@@ -453,7 +455,9 @@ export class Fetcher {
   /** Tell the progress listeners where catching up stands (with `snapshot`: where a snapshot join stands). */
   async emitProgress (snapshot?: SyncProgress['snapshot']): Promise<void> {
     if (this.progressListeners.size === 0) return
-    const missing = (await this.outstanding()).length + this.wants.size
+    // While a snapshot's nodes arrive its install holds the storage: the last count read stands.
+    if (snapshot === undefined || snapshot.installed) this.outstandingCount = (await this.outstanding()).length
+    const missing = this.outstandingCount + this.wants.size
     const p: SyncProgress = { known: this.progress.fetched + missing, fetched: this.progress.fetched, documents: this.progress.documents, missing }
     if (snapshot !== undefined) p.snapshot = snapshot
     for (const l of this.progressListeners) {

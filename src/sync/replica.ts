@@ -14,7 +14,7 @@ import {
   formatPublicKey, generateSigner, joinSnapshotStates, linkKeyOf, linkSigner, mayWrite, parseCid, readBlockHeader, touchedBy,
   type OpenOptions as BlockOpenOptions
 } from '../crdt/index.js'
-import { type DocChange, type DocKey, type InstallSnapshotInput, type MergeInput, type MergeOutput, type Storage, docKey, fillBefore } from '../store/index.js'
+import { type DocChange, type DocKey, type InstallSnapshotInput, type InstallSnapshotParts, type MergeInput, type MergeOutput, type Storage, docKey, fillBefore } from '../store/index.js'
 import { createLogger } from '../log.js'
 
 const log = createLogger('sync')
@@ -66,6 +66,15 @@ export interface SnapshotContent {
   covered: string[]
   /** its head blocks, each with its chunks */
   heads: EncodedBlock[]
+}
+
+/**
+ * A snapshot whose pages arrive over time, for `Replica.installSnapshot`: `next` resolves each
+ * page's states in turn (any order), then `end`, the whole snapshot (its documents and collection
+ * states already given by the pages); it rejects when the snapshot fails.
+ */
+export interface SnapshotStream {
+  next: () => Promise<{ page: Pick<SnapshotContent, 'docs' | 'colls'> } | { end: SnapshotContent }>
 }
 
 const REPLICA_ID_KEY = 'replicaId'
@@ -438,17 +447,55 @@ export class Replica {
    * become heads, and every block below them counts as present. Listeners see the changed
    * documents as one remote change. Returns what changed. Throws `ClockSkewError` (nothing
    * installed) when a head's HLC is too far ahead of this replica's clock, as `verify` would.
+   *
+   * Given as a `SnapshotStream`, the install begins at once and joins each page as it comes (the
+   * transaction held open, so other writes wait in the queue meanwhile); when the stream rejects,
+   * or this replica closes first, the install rejects with that error and writes nothing.
    */
-  async installSnapshot (snapshot: SnapshotContent): Promise<ChangeSet> {
-    for (const h of snapshot.heads) this.assertNotAhead(h)
-    const input = this.stateInput(snapshot.docs, snapshot.colls, 'join', snapshot.covered,
-      snapshot.heads.map(h => ({ cid: h.cid.toString(), bytes: h.bytes })),
-      snapshot.heads.flatMap(h => (h.chunks ?? []).map(c => ({ cid: c.cid.toString(), bytes: c.bytes }))))
+  async installSnapshot (snapshot: SnapshotContent | SnapshotStream): Promise<ChangeSet> {
+    let content: SnapshotContent | undefined
+    /** the part of the install that carries the heads: checked against the clock first */
+    const last = (s: SnapshotContent, docs: SnapshotContent['docs'], colls: SnapshotContent['colls']): InstallSnapshotInput => {
+      for (const h of s.heads) this.assertNotAhead(h)
+      content = s
+      return this.stateInput(docs, colls, 'join', s.covered,
+        s.heads.map(h => ({ cid: h.cid.toString(), bytes: h.bytes })),
+        s.heads.flatMap(h => (h.chunks ?? []).map(c => ({ cid: c.cid.toString(), bytes: c.bytes }))))
+    }
+    let input: InstallSnapshotInput | InstallSnapshotParts
+    if ('next' in snapshot) {
+      let ended = false
+      input = {
+        next: async () => {
+          if (ended) return undefined
+          const item = await this.unlessClosed(snapshot.next())
+          if ('page' in item) return this.stateInput(item.page.docs, item.page.colls, 'join', [], [])
+          ended = true
+          return last(item.end, [], [])
+        }
+      }
+    } else {
+      input = last(snapshot, snapshot.docs, snapshot.colls)
+    }
     const result = await this.enqueue(async () => await storageFull(this.storage.installSnapshot(input)))
-    for (const h of snapshot.heads) this.clock.observe(h.block.hlc)
+    const installed = content as SnapshotContent
+    for (const h of installed.heads) this.clock.observe(h.block.hlc)
     this.headsCache = result.heads
-    await this.storage.setMeta(SNAPSHOT_KEY, snapshot.root)
+    await this.storage.setMeta(SNAPSHOT_KEY, installed.root)
     return this.notify(result)
+  }
+
+  /** `promise`, or this replica's close reason if it closes first. */
+  private async unlessClosed<T> (promise: Promise<T>): Promise<T> {
+    if (this.closedBy !== undefined) throw this.closedBy
+    let fail: (err: Error) => void = () => {}
+    const closed = new Promise<never>((_resolve, reject) => { fail = reject })
+    this.closeWaiters.add(fail)
+    try {
+      return await Promise.race([promise, closed])
+    } finally {
+      this.closeWaiters.delete(fail)
+    }
   }
 
   /**

@@ -81,7 +81,7 @@ describe.each(storageKinds)('query planner on %s storage', (_kind, makeProvider)
         expect(await c.find(query, undefined, options)).toEqual(reference(stored as Doc[], query, options))
         await db.close()
       }), { numRuns: 60 })
-  })
+  }, 30_000) // 60 databases opened, filled and closed: about 1–6 s, more on a loaded machine
 
   it('a sorted walk that stops on ties of distinct values sorting equal (null and [null], 5 and [5]) returns mingo\'s order', async () => {
     // Found by the property above (seed 973043490): the index is single-valued (a one-element

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest'
 import {
-  type ApplyBlockInput, type ApplyBlockResult, type IndexEntry, type InstallSnapshotInput, type InstallSnapshotResult, type KeyRange, type ScanOptions,
+  type ApplyBlockInput, type ApplyBlockResult, type IndexEntry, type InstallSnapshotInput, type InstallSnapshotParts, type InstallSnapshotResult, type KeyRange, type ScanOptions,
   MemoryStorage, MemoryStorageProvider
 } from '../../src/store/index.js'
 import { storageConformance } from '../../src/store/conformance/index.js'
@@ -84,6 +84,21 @@ const mutants: Array<{ broken: string, make: () => MemoryStorageProvider, fails:
       }
     }),
     fails: ['installSnapshot joins states', 'installSnapshot takes a missing snapshot head', 'readSnapshotSource']
+  },
+  {
+    broken: 'installSnapshot given in parts installs each part as it comes, in its own install',
+    make: providerOf(class extends MemoryStorage {
+      override async installSnapshot (input: InstallSnapshotInput | InstallSnapshotParts): Promise<InstallSnapshotResult> {
+        if (!('next' in input)) return await super.installSnapshot(input)
+        let result: InstallSnapshotResult = { changes: [], collections: [], heads: [] }
+        for (let part = await input.next(); part !== undefined; part = await input.next()) {
+          const one = await super.installSnapshot(part)
+          result = { changes: [...result.changes, ...one.changes], collections: [...result.collections, ...one.collections], heads: one.heads }
+        }
+        return result
+      }
+    }),
+    fails: ['installSnapshot given in parts is atomic, into an empty storage', 'installSnapshot given in parts is atomic, into a storage holding documents']
   },
   {
     broken: 'scanIndex ignores `after` when scanning in reverse',

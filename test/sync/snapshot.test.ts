@@ -378,6 +378,98 @@ describe('snapshot join: the engine over an in-memory transport', () => {
     }
   })
 
+  /** A replica on Dexie (fake-indexeddb), whose snapshot install writes each page as it comes. */
+  const dexie = (): { open: (id: string) => Promise<Storage> } => (storageKinds.find(([kind]) => kind === 'indexeddb') as [string, () => { open: (id: string) => Promise<Storage> }])[1]()
+  async function dexieReplicaOn (transport: ReturnType<MemoryHub['join']>, name = `${DB}-${Math.random()}`): Promise<Replicator> {
+    const r = new Replicator(await Replica.open(await dexie().open(name), DB), transport, { republishMs: 50, snapshotMinBlocks: 50 })
+    r.start()
+    running.push(r)
+    return r
+  }
+
+  it('a snapshot whose pages verify but whose whole does not add up installs none of its pages, though they went to the install as they came (Dexie)', async () => {
+    const warnings: string[] = []
+    const warn = console.warn
+    console.warn = (...args: unknown[]) => { warnings.push(args.join(' ')) }
+    try {
+      const hub = new MemoryHub()
+      const a = await replicaOn(hub, 'A')
+      for (let i = 0; i < 60; i++) await write(a, [{ op: 'put', coll: 'a', id: `d${i}`, set: { f: i } }])
+      // '0evil' is asked first. Its page is valid (a document A never had); its root counts one document more.
+      const evil = hub.join('0evil')
+      evil.subscribe(topicOf(DB), () => {})
+      const head = (await a.replica.heads())[0]
+      const page = await encodeSnapshotNode({ kind: 'page', docs: [{ coll: 'a', id: 'zz', state: { f: { _id: { s: [1e12, 0, 'e', head, 0], v: 'zz' } } } }], colls: [] })
+      const list = await encodeSnapshotNode({ kind: 'covered', cids: [parseCid(head) as CID] })
+      const root = await encodeSnapshotNode({ kind: 'root', db: DB, heads: [parseCid(head) as CID], pages: [page.cid], covered: [list.cid], docs: 2, blocks: 1 })
+      const nodes = new Map([[root.cid.toString(), root.bytes], [page.cid.toString(), page.bytes], [list.cid.toString(), list.bytes]])
+      const headBytes = (await a.replica.storage.getBlocks([head]))[0] as Uint8Array
+      nodes.set(head, headBytes)
+      const signed = await signSnapshotRoot(root.cid, generateSigner())
+      evil.handle(SNAPSHOT_PROTOCOL, async () => encodeSnapshotResponse({ root: root.cid, ...signed }))
+      evil.handle(BLOCKS_PROTOCOL, async data => encodeBlocksResponse({ blocks: decodeBlocksRequest(data).cids.map(c => nodes.get(c.toString()) ?? new Uint8Array([1])) }))
+      const b = await dexieReplicaOn(hub.join('B'))
+      await eventually(async () => JSON.stringify(await docs(b)) === JSON.stringify(await docs(a)), 10_000, 'B to join from A')
+      expect(warnings.some(w => w.includes(root.cid.toString()) && w.includes('its root says 2'))).toBe(true)
+      expect(await b.replica.storage.getDoc('a', 'zz')).toBeUndefined()
+      expect((await b.state()).snapshot).not.toBe(root.cid.toString())
+    } finally {
+      console.warn = warn
+    }
+  })
+
+  it('a write made while a snapshot\'s pages arrive waits for the install and is kept, and reaches the writer (Dexie)', async () => {
+    const hub = new MemoryHub()
+    const a = await replicaOn(hub, 'A')
+    for (let i = 0; i < 60; i++) await write(a, [{ op: 'put', coll: 'a', id: `d${i}`, set: { f: i } }])
+    const transport = hub.join('B')
+    const request = transport.request.bind(transport)
+    // Every node request answers 100 ms late: the join lasts a few hundred ms.
+    transport.request = async (peer: string, protocol: string, data: Uint8Array) => {
+      if (protocol === BLOCKS_PROTOCOL) await new Promise(resolve => setTimeout(resolve, 100))
+      return await request(peer, protocol, data)
+    }
+    const b = await dexieReplicaOn(transport)
+    const fetching = new Promise<void>(resolve => { b.onProgress(p => { if (p.snapshot !== undefined && p.snapshot.fetched > 0 && p.snapshot.installed !== true) resolve() }) })
+    await fetching
+    const wrote = write(b, [{ op: 'put', coll: 'a', id: 'mine', set: { f: -1 } }])
+    await wrote
+    expect((await b.state()).snapshot).not.toBeNull() // the install committed before the write
+    expect(await b.replica.storage.getDoc('a', 'mine')).toEqual({ _id: 'mine', f: -1 })
+    await eventually(async () => JSON.stringify(await docs(b)) === JSON.stringify(await docs(a)), 10_000, 'A and B to converge')
+    expect(await a.replica.storage.getDoc('a', 'mine')).toEqual({ _id: 'mine', f: -1 })
+    expect(await b.replica.storage.countDocs('a')).toBe(61)
+  })
+
+  it('a replica closed while a snapshot\'s pages arrive ends the install at once, installing nothing (Dexie)', async () => {
+    const hub = new MemoryHub()
+    const a = await replicaOn(hub, 'A')
+    for (let i = 0; i < 60; i++) await write(a, [{ op: 'put', coll: 'a', id: `d${i}`, set: { f: i } }])
+    const transport = hub.join('B')
+    const request = transport.request.bind(transport)
+    let nodeRequests = 0
+    // The root comes at once; every later node request is left unanswered (a peer gone quiet).
+    transport.request = async (peer: string, protocol: string, data: Uint8Array) => {
+      if (protocol === BLOCKS_PROTOCOL && nodeRequests++ > 0) await new Promise(() => {})
+      return await request(peer, protocol, data)
+    }
+    const name = `${DB}-closed-${Math.random()}`
+    const b = await dexieReplicaOn(transport, name)
+    await new Promise<void>(resolve => { b.onProgress(p => { if (p.snapshot !== undefined && p.snapshot.fetched > 0) resolve() }) })
+    b.stop()
+    b.replica.close(new Error('closed mid-join'))
+    // The install let go of the storage: a write transaction on it completes.
+    const storage = b.replica.storage
+    await storage.setMeta('after', 1)
+    expect(await storage.getMeta('after')).toBe(1)
+    expect(await storage.countDocs('a')).toBe(0)
+    await storage.close()
+    const again = await dexie().open(name)
+    expect(await again.getHeads()).toEqual([])
+    expect(await again.countDocs('a')).toBe(0)
+    await again.close()
+  })
+
   it('a peer with fewer blocks than its snapshotMinBlocks offers no snapshot: the joiner replays blocks', async () => {
     setLogLevel('silent')
     try {

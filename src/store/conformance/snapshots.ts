@@ -103,6 +103,73 @@ export function snapshotCases (ctx: SuiteContext): ConformanceCase[] {
       checkEqual(await storage.getMissing(), [], 'getMissing once the snapshot covering the missing CID is installed')
     }),
 
+    ...[false, true].map(holding => c(`installSnapshot given in parts, ${holding ? 'into a storage holding documents' : 'into an empty storage'}: each part joins as it comes (with waits between), an index turns multikey, and the whole equals the install in one`, async ({ storage }) => {
+      const s1 = testBlock('s1', [], [
+        { op: 'coll', coll: 'c' },
+        { op: 'put', coll: 'c', id: 'a', set: { v: 1 } }, { op: 'put', coll: 'c', id: 'b', set: { v: [1, 2] } },
+        { op: 'put', coll: 'd', id: 'e', set: { v: 3 } }
+      ])
+      const s2 = testBlock('s2', [s1], [{ op: 'put', coll: 'c', id: 'a', inc: { n: 2 } }, { op: 'put', coll: 'd', id: 'f', set: { v: 4 } }, { op: 'del', coll: 'c', id: 'b' }])
+      const chunk = testNode('chunk of s2')
+      const whole = fold([s1, s2])
+      await storage.createIndex('d', ['v'])
+      const local = testBlock('local', [], [{ op: 'put', coll: 'c', id: 'a', inc: { n: 10 } }, { op: 'put', coll: 'c', id: 'z', set: { v: 9 } }])
+      if (holding) await apply(storage, local, { local: true })
+      // Three parts: c's collection state and documents, d's documents, then the DAG input alone.
+      const parts = [
+        installInput({ docs: whole.docs.filter(d => d.coll === 'c'), colls: whole.colls }),
+        installInput({ docs: whole.docs.filter(d => d.coll === 'd') }),
+        installInput({ docs: [], covered: sorted([s1, s2]), heads: [s2], nodes: [chunk] })
+      ]
+      let given = 0
+      const result = await storage.installSnapshot({
+        next: async () => {
+          // A part that takes a while to come: the install stays open for it.
+          await new Promise(resolve => setTimeout(resolve, 30))
+          return parts[given++]
+        }
+      })
+      checkEqual(given, 4, 'installSnapshot asks for parts until the source says there are none')
+      const expected = holding
+        ? { c: [{ _id: 'a', n: 12, v: 1 }, { _id: 'z', v: 9 }], changes: [{ coll: 'c', id: 'a', before: { _id: 'a', n: 10 }, after: { _id: 'a', n: 12, v: 1 } }], heads: sorted([local, s2]) }
+        : { c: [{ _id: 'a', n: 2, v: 1 }], changes: [{ coll: 'c', id: 'a', before: null, after: { _id: 'a', n: 2, v: 1 } }], heads: [s2.cid] }
+      checkEqual(byId(result.changes), byId([...expected.changes, { coll: 'd', id: 'e', before: null, after: { _id: 'e', v: 3 } }, { coll: 'd', id: 'f', before: null, after: { _id: 'f', v: 4 } }]), 'installSnapshot changes of every part')
+      checkEqual([...result.collections].sort(), holding ? ['d'] : ['c', 'd'], 'installSnapshot collections of every part: the ones that came to exist')
+      checkEqual(result.heads, expected.heads, 'installSnapshot heads after the parts')
+      checkEqual(await storage.getDocs('c'), expected.c, 'documents of the first part')
+      checkEqual(await storage.getDocs('d'), [{ _id: 'e', v: 3 }, { _id: 'f', v: 4 }], 'documents of the second part')
+      checkEqual(await storage.scanIndex('d', 'v', ALL), await expectedEntries(storage, 'd', ['v']), 'index entries of the parts')
+      check(await storage.hasBlock(s1.cid) && await storage.hasBlock(s2.cid) && await storage.hasBlock(chunk.cid), 'the last part covers, stores the head and its chunk')
+      checkEqual(await storage.getMissing(), [], 'getMissing after the parts')
+      // The same snapshot in one part gives the same states.
+      const source = await storage.readSnapshotSource()
+      checkEqual(source.docs, fold(holding ? [s1, s2, local] : [s1, s2]).docs, 'readSnapshotSource docs: the parts joined as the blocks would have')
+    })),
+
+    ...[false, true].map(holding => c(`installSnapshot given in parts is atomic, ${holding ? 'into a storage holding documents' : 'into an empty storage'}: a source that rejects after parts were given installs nothing`, async ({ storage }) => {
+      await storage.createIndex('c', ['v'])
+      if (holding) await apply(storage, testBlock('b1', [], [{ op: 'coll', coll: 'c' }, { op: 'put', coll: 'c', id: 'x', set: { v: 1 } }]))
+      const s1 = testBlock('s1', [], [{ op: 'put', coll: 'c', id: 'x', set: { v: 2 } }, { op: 'put', coll: 'c', id: 'y', set: { v: [3, 4] } }, { op: 'put', coll: 'd', id: 'z', set: { v: 5 } }])
+      const whole = fold([s1])
+      const before = await everything(storage, ['c', 'd'])
+      const parts = [installInput({ docs: whole.docs.filter(d => d.coll === 'c') }), installInput({ docs: whole.docs.filter(d => d.coll === 'd') })]
+      const boom = new Error('the snapshot failed its checks')
+      let given = 0
+      const err = await rejection(storage.installSnapshot({
+        next: async () => {
+          await new Promise(resolve => setTimeout(resolve, 20))
+          if (given === parts.length) throw boom
+          return parts[given++]
+        }
+      }), 'installSnapshot of a source that rejects')
+      checkEqual((err as Error | undefined)?.message, boom.message, 'installSnapshot rejects with the error its source rejected with')
+      checkEqual(await everything(storage, ['c', 'd']), before, 'heads, missing, counts, collections, documents, states and index entries after a source rejected')
+      const again = [...parts, installInput({ docs: [], covered: [s1.cid], heads: [s1] })]
+      given = 0
+      await storage.installSnapshot({ next: async () => again[given++] })
+      checkEqual(await storage.getDocs('d'), [{ _id: 'z', v: 5 }], 'the same parts install once the source gives them all')
+    })),
+
     c('installSnapshot without heads or covered CIDs writes states only; a state showing no document removes it; a dropped collection gives the merge every state', async ({ storage }) => {
       const b1 = testBlock('b1', [], [{ op: 'coll', coll: 'c' }, { op: 'put', coll: 'c', id: 'x', set: { v: 1 } }, { op: 'put', coll: 'c', id: 'y', set: { v: 1 } }])
       const b2 = testBlock('b2', [b1], [{ op: 'del', coll: 'c', id: 'y' }])

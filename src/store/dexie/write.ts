@@ -23,13 +23,14 @@ import { Dexie } from 'dexie'
 import { type CollState, type Doc, type DocState, type Register, collectionCreated, dictOf, dagUpdate, jsonEqual, snapshotDagUpdate } from '../../crdt/index.js'
 import { isMultikey } from '../keys.js'
 import {
-  type ApplyBlockInput, type ApplyBlockResult, type DocChange, type DocKey, type InstallSnapshotInput, type InstallSnapshotResult,
-  type MergeInput, type MergeOutput, type StoredNode, docKey
+  type ApplyBlockInput, type ApplyBlockResult, type DocChange, type DocKey, type InstallSnapshotInput, type InstallSnapshotParts, type InstallSnapshotResult,
+  type MergeInput, type MergeOutput, SNAPSHOT_PART_WAIT_MS, type StoredNode, docKey
 } from '../storage.js'
 import {
   type BlockRow, type CollRow, DAG_KEY, type DagRow, type DocRow, type IndexRow, type MetaRow, type ReplicaDb, type StateRow,
   collectionExists, docEntries, groupIndexes, inColl, packRow, readDag, rowState
 } from './schema.js'
+import { type NativeWrite, issueWrite, pumpParts } from './pump.js'
 import { type TargetRows } from './target-rows.js'
 
 /** What a merge starts from, read in its transaction or taken from the write cache. */
@@ -62,6 +63,23 @@ interface StagedMerge {
   statesAfter: Map<string, DocState>
   /** the index declarations after the merge (multikey flags set) */
   indexesAfter: IndexRow[]
+}
+
+/** `Dexie.waitFor`'s bound on a whole pump: setTimeout's largest (the pump bounds the wait for each part itself). */
+const PUMP_WAIT_MS = 2 ** 31 - 1
+
+/** What the parts of a snapshot install so far leave for after the last (see `DexieWriter.install`). */
+interface PartsSoFar {
+  changes: DocChange[]
+  covered: string[]
+  heads: Array<{ cid: string, bytes: Uint8Array }>
+  nodes: StoredNode[]
+  /** whether each collection existed before the first part naming it */
+  existedBefore: Map<string, boolean>
+  /** each collection's state after the last part naming it */
+  collsAfter: Map<string, CollState | undefined>
+  /** indexes the parts turned multikey */
+  multikey: IndexRow[]
 }
 
 /** What a storage's last transaction left, valid while the stored generation is `gen` (see the module comment). */
@@ -103,8 +121,6 @@ class StaleCache extends Error {}
 /** Thrown inside a fast-path transaction to abort it when the ordinary path must handle the block (it is not new, a document expected absent exists, an index turns multikey). */
 class UseOrdinaryPath extends Error {}
 
-/** One row write: a put of `value`, or a delete of `key`, in object store `store`. */
-type NativeWrite = [store: string, value: unknown, key?: IDBValidKey]
 const put = (store: string, row: unknown): NativeWrite => [store, row]
 const del = (store: string, key: IDBValidKey): NativeWrite => [store, undefined, key]
 
@@ -124,11 +140,6 @@ function issueWrites (tx: IDBTransaction, writes: NativeWrite[]): IDBRequest | u
   let last: IDBRequest | undefined
   for (const w of writes) last = issueWrite(tx, w)
   return last
-}
-
-/** Issue one write as a request of `tx`. */
-function issueWrite (tx: IDBTransaction, [store, value, key]: NativeWrite): IDBRequest {
-  return key === undefined ? tx.objectStore(store).put(value) : tx.objectStore(store).delete(key)
 }
 
 /** The native IndexedDB transaction of the current Dexie transaction. */
@@ -394,7 +405,7 @@ export class DexieWriter {
   }
 
   /** `Storage.installSnapshot`, in one transaction (the cache is dropped: a snapshot changes many states). */
-  async installSnapshot (input: InstallSnapshotInput): Promise<InstallSnapshotResult> {
+  async installSnapshot (input: InstallSnapshotInput | InstallSnapshotParts): Promise<InstallSnapshotResult> {
     this.cache = undefined
     this.targets.writeBegins()
     try {
@@ -404,38 +415,107 @@ export class DexieWriter {
     }
   }
 
-  /** The transaction of `installSnapshot`. */
-  private async install (input: InstallSnapshotInput): Promise<InstallSnapshotResult> {
+  /**
+   * The transaction of `installSnapshot`. Given in parts, each part's states are joined and
+   * written as it comes: into a storage holding no document state (a fresh replica joining), by
+   * `pumpParts`, which stages a part while IndexedDB still writes the rows before it; otherwise
+   * one part after another, each read, staged and written before the next is awaited
+   * (`Dexie.waitFor` keeps the transaction open meanwhile). The DAG update comes after the last.
+   */
+  private async install (input: InstallSnapshotInput | InstallSnapshotParts): Promise<InstallSnapshotResult> {
     const { db } = this
+    const next = 'next' in input ? input.next : undefined
     return await db.transaction('rw', [db.blocks, db.missing, db.states, db.documents, db.colls, db.indexes, db.meta], async () => {
-      const headCids = input.heads.map(h => h.cid)
-      const [base, storedHeads, storedCovered, dag, missing] = await Promise.all([
-        this.readBase(input),
+      // A replica with no state at all (a fresh one installing a snapshot) skips reading thousands
+      // of absent keys. Decided once: keys of a later part that an earlier part wrote would be a
+      // document in two pages, which the snapshot's checks refuse (aborting this transaction).
+      const fresh = await db.documents.toCollection().first() === undefined && await db.states.toCollection().first() === undefined
+      const acc: PartsSoFar = { changes: [], covered: [], heads: [], nodes: [], existedBefore: new Map(), collsAfter: new Map(), multikey: [] }
+      const writes: Array<Promise<unknown> | undefined> = []
+      /** what a part leaves for after the last: its changes, DAG input, collection existence */
+      const note = (part: InstallSnapshotInput, staged: StagedMerge): void => {
+        for (const [c, existed] of staged.existedBefore) if (!acc.existedBefore.has(c)) acc.existedBefore.set(c, existed)
+        for (const [c, state] of staged.collsAfter) acc.collsAfter.set(c, state)
+        for (const c of staged.changes) acc.changes.push(c)
+        for (const c of part.covered) acc.covered.push(c)
+        for (const h of part.heads) acc.heads.push(h)
+        for (const n of part.nodes ?? []) acc.nodes.push(n)
+      }
+      if (next === undefined) {
+        const part = input as InstallSnapshotInput
+        const staged = this.stage(part, await this.readBase(part, fresh), nativeTransaction())
+        writes.push(...staged.write())
+        note(part, staged)
+      } else if (fresh) {
+        // Every collection row and declared index, read once: the parts' bases come from them and
+        // from what the parts before wrote (no document state was stored before).
+        const [collRows, indexRows] = await Promise.all([db.colls.toArray(), db.indexes.toArray()])
+        const colls = new Map<string, CollState | undefined>(collRows.map(r => [r.c, r.s]))
+        const take = (part: InstallSnapshotInput): NativeWrite[] => {
+          const rows: NativeWrite[] = []
+          const base: MergeBase = {
+            docs: new Map(part.keys.map(k => [docKey(k.coll, k.id), undefined])),
+            colls: new Map(part.colls.map(c => [c, colls.get(c)])),
+            indexes: indexRows.filter(i => part.colls.includes(i.c)),
+            existedBefore: new Map(part.colls.map(c => [c, acc.existedBefore.get(c) ?? collectionCreated(colls.get(c))]))
+          }
+          const staged = this.stage(part, base, rows)
+          for (const [c, state] of staged.collsAfter) colls.set(c, state)
+          for (const i of staged.multikey) {
+            acc.multikey.push(i)
+            for (const row of indexRows) if (row.c === i.c && row.n === i.n) row.multikey = true
+          }
+          note(part, staged)
+          return rows
+        }
+        await Dexie.waitFor(pumpParts(nativeTransaction(), {
+          next,
+          take,
+          idleStore: 'meta',
+          waitMs: SNAPSHOT_PART_WAIT_MS,
+          timeout: () => new Error(`a snapshot install waited over ${SNAPSHOT_PART_WAIT_MS} ms for its next part`)
+        }), PUMP_WAIT_MS)
+        writes.push(...acc.multikey.map(i => db.indexes.update([i.c, i.n], { multikey: true })))
+      } else {
+        // The next part is awaited outside the transaction's zone (`ignoreTransaction`): what it
+        // runs (the network) must not use this transaction.
+        for (let part = await Dexie.waitFor(Dexie.ignoreTransaction(next), SNAPSHOT_PART_WAIT_MS); part !== undefined; part = await Dexie.waitFor(Dexie.ignoreTransaction(next), SNAPSHOT_PART_WAIT_MS)) {
+          const staged = this.stage(part, await this.readBase(part, false), nativeTransaction())
+          // A write fails only with the transaction, whose failure the install rejects with: not unhandled meanwhile.
+          for (const w of staged.write()) {
+            w?.catch(() => {})
+            writes.push(w)
+          }
+          note(part, staged)
+        }
+      }
+      const headCids = acc.heads.map(h => h.cid)
+      const [storedHeads, storedCovered, dag, missing] = await Promise.all([
         db.blocks.where('cid').anyOf(headCids).primaryKeys(),
-        db.blocks.where('cid').anyOf(input.covered).primaryKeys(),
+        db.blocks.where('cid').anyOf(acc.covered).primaryKeys(),
         readDag(this.db),
         db.missing.toCollection().primaryKeys()
       ])
-      const staged = this.stage(input, base, nativeTransaction())
       const stored = new Set([...storedHeads, ...storedCovered])
       const wasMissing = new Set(missing)
-      const update = snapshotDagUpdate({ heads: dag.heads, snapshotHeads: headCids, covered: input.covered, isStored: c => stored.has(c), isMissing: c => wasMissing.has(c) })
+      const update = snapshotDagUpdate({ heads: dag.heads, snapshotHeads: headCids, covered: acc.covered, isStored: c => stored.has(c), isMissing: c => wasMissing.has(c) })
       const store = new Set(update.store)
       await Promise.all([
-        ...staged.write(),
+        ...writes,
         nativeWrites([
-          ...input.heads.filter(h => store.has(h.cid)).map(h => ({ cid: h.cid, bytes: h.bytes, k: 'b' as const })),
-          ...(input.nodes ?? []).map(n => ({ cid: n.cid, bytes: n.bytes, k: 'c' as const })),
+          ...acc.heads.filter(h => store.has(h.cid)).map(h => ({ cid: h.cid, bytes: h.bytes, k: 'b' as const })),
+          ...acc.nodes.map(n => ({ cid: n.cid, bytes: n.bytes, k: 'c' as const })),
           ...update.cover.map(cid => ({ cid, k: 'v' as const }))
         ].map(r => put('blocks', r))),
         db.meta.put({ key: DAG_KEY, value: { gen: dag.gen + 1, heads: update.heads } satisfies DagRow }),
         db.missing.bulkDelete(update.found)
       ])
-      const collections = await this.collectionsChanged(input.colls, staged)
-      return { changes: staged.changes, collections, heads: [...update.heads] }
+      const existed = [...acc.existedBefore]
+      const existsAfter = await Promise.all(existed.map(async ([c]) => await collectionExists(this.db, c, acc.collsAfter.get(c))))
+      const collections = existed.filter(([, before], i) => before !== existsAfter[i]).map(([c]) => c)
+      return { changes: acc.changes, collections, heads: [...update.heads] }
     })
   }
-
 
   /** Inside a transaction: the CRDT states of documents by `[coll, id]`, from their documents rows or, absent, the states table. */
   private async readStates (keys: Array<[string, string]>): Promise<Array<DocState | undefined>> {
@@ -446,14 +526,15 @@ export class DexieWriter {
     })
   }
 
-  /** Inside a transaction: read the local states, collection states and indexes `input` names (what its merge starts from). */
-  private async readBase (input: { keys: DocKey[], colls: string[], dropped: string[] }): Promise<MergeBase> {
+  /**
+   * Inside a transaction: read the local states, collection states and indexes `input` names (what
+   * its merge starts from); `fresh`: the storage held no document state when the transaction began.
+   */
+  private async readBase (input: { keys: DocKey[], colls: string[], dropped: string[] }, fresh = false): Promise<MergeBase> {
     const { db } = this
     const keys = input.keys.map(k => [k.coll, k.id] as [string, string])
-    // A replica with no state at all (a fresh one installing a snapshot) skips reading thousands of absent keys.
-    const none = keys.length > 1000 && await db.documents.toCollection().first() === undefined && await db.states.toCollection().first() === undefined
     const [states, collRows, indexes, droppedStates] = await Promise.all([
-      none ? keys.map(() => undefined) : this.readStates(keys),
+      fresh ? keys.map(() => undefined) : this.readStates(keys),
       db.colls.bulkGet(input.colls),
       input.colls.length > 0 ? db.indexes.where('c').anyOf(input.colls).toArray() : Promise.resolve([] as IndexRow[]),
       Promise.all(input.dropped.map(async c => await Promise.all([
@@ -474,19 +555,19 @@ export class DexieWriter {
 
   /**
    * Run `input`'s merge over `base` and write the new states, documents, index entries and
-   * collection states in `tx`, each row issued as soon as it is made, so IndexedDB starts on the
+   * collection states in `tx` (or only list them there, in order, for the caller to issue), each row issued as soon as it is made, so IndexedDB starts on the
    * first while the rest are made (a 10,000-document write spends about 150 ms making its rows).
    * `base` is not modified. A merge that throws writes nothing; aborting `tx` takes back the rows
    * issued. What applyBlock and installSnapshot share.
    */
-  private stage (input: { merge: (i: MergeInput) => MergeOutput }, base: MergeBase, tx: IDBTransaction): StagedMerge {
+  private stage (input: { merge: (i: MergeInput) => MergeOutput }, base: MergeBase, tx: IDBTransaction | NativeWrite[]): StagedMerge {
     const { db } = this
     // The merge reports each document as it materialises before: no read of the documents table.
     const before = new Map<string, Doc | null>()
     const out = input.merge({ docs: base.docs, colls: base.colls, before })
     const changes: DocChange[] = []
     let last: IDBRequest | undefined
-    const emit = (w: NativeWrite): void => { last = issueWrite(tx, w) }
+    const emit = Array.isArray(tx) ? (w: NativeWrite): void => { tx.push(w) } : (w: NativeWrite): void => { last = issueWrite(tx, w) }
     const newlyMultikey: IndexRow[] = []
     const indexes = base.indexes.map(i => ({ ...i }))
     const indexesOf = groupIndexes(indexes)

@@ -4,7 +4,7 @@
  * verifying and installing it — once per session. Whether to try a join before a fetch round is
  * the `Fetcher`'s call; the audit of the join afterwards is `AuditRunner`'s.
  */
-import { InvalidBlockError, InvalidMessageError, KiteError } from '../../errors.js'
+import { InvalidBlockError, InvalidMessageError, KiteError, NetworkError } from '../../errors.js'
 import { type CID, docKey, formatPublicKey, materialise } from '../../crdt/index.js'
 import { type DocChange } from '../../store/index.js'
 import { createLogger } from '../../log.js'
@@ -14,6 +14,7 @@ import { SNAPSHOT_PROTOCOL, decodeSnapshotResponse, encodeSnapshotRequest } from
 import { askBlocks, byCid } from '../ask-blocks.js'
 import { type SnapshotPage, verifySnapshotRoot } from './format.js'
 import { type SnapshotFetchProgress, fetchSnapshot } from './fetch.js'
+import { SnapshotPageQueue } from './queue.js'
 
 const log = createLogger('sync')
 
@@ -68,6 +69,9 @@ export interface SnapshotJoinerHooks {
   /** the documents of the snapshot being fetched, shown before its install; see `SnapshotPreview` */
   preview?: (p: SnapshotPreview) => void
 }
+
+/** Replication stopped while a snapshot was fetched: the join ends, installing nothing. */
+class JoinStopped extends Error {}
 
 /** Joins one replica from a peer's snapshot, at most once per session; see the module comment. */
 export class SnapshotJoiner {
@@ -237,17 +241,44 @@ export class SnapshotJoiner {
       previewed = true
       preview?.({ kind: 'docs', changes })
     }
+    // The install begins with the fetch and writes each page as it comes (docs/snapshots.md,
+    // "Joining"); it commits once the whole is checked, and writes nothing if the fetch fails.
+    const pages = new SnapshotPageQueue()
+    let abandoned = false
+    const fetching = fetchSnapshot(this.replica.dbId, offered, async cids => {
+      if (abandoned) throw new NetworkError('the snapshot install stopped')
+      return await this.fetchNodes(peer, cids, offered)
+    }, p => {
+      this.hooks.progress(p)
+    }, { ...this.replica.openOptions(), mayWrite: writer => this.replica.mayWrite(writer) }, page => {
+      onPage(page)
+      pages.page(page)
+    }).then(content => {
+      if (this.hooks.stopped()) pages.fail(new JoinStopped())
+      else pages.end(content)
+      return content
+    }, err => {
+      pages.fail(err)
+      throw err
+    })
+    // Its failure reaches the install first (through `pages`), and is taken from there.
+    fetching.catch(() => {})
     try {
-      const content = await fetchSnapshot(this.replica.dbId, offered, async cids => await this.fetchNodes(peer, cids, offered), p => {
-        this.hooks.progress(p)
-      }, { ...this.replica.openOptions(), mayWrite: writer => this.replica.mayWrite(writer) }, onPage)
-      if (this.hooks.stopped()) return 'declined'
-      const change = await this.replica.installSnapshot(content)
+      let change: ChangeSet
+      try {
+        change = await this.replica.installSnapshot(pages)
+      } catch (err) {
+        abandoned = true
+        await fetching.catch(() => {})
+        throw err
+      }
+      const content = await fetching
       installed = true
       log.debug(`joined ${this.replica.dbId} from snapshot ${offered.toString()} of ${peer}: ${content.docs.length} documents, ${content.covered.length} blocks covered`)
       await this.hooks.installed(offered, producer, peer, change)
       return 'joined'
     } catch (err) {
+      if (err instanceof JoinStopped) return 'declined'
       if (err instanceof InvalidBlockError || err instanceof InvalidMessageError) {
         log.warn(`snapshot ${offered.toString()} from ${peer} not installed: ${err.message}`)
         return 'declined'
