@@ -50,10 +50,17 @@ class ClockTable {
  */
 function encodeDocEntry (coll: string, id: string, state: DocState, table: ClockTable): unknown[] {
   const t: Array<[number, number]> = []
+  // The registers an op wrote share one stamp array (as applyOp and unpackState leave them): a
+  // stamp seen just before is not looked up again (a 100,000-document build spent a tenth of its
+  // time making the clock table's keys).
+  let last: Stamp | undefined
+  let lastAt = 0
   const at = (s: Stamp): number => {
+    if (s === last) return lastAt
     const [k, i] = table.ref(s)
-    for (let n = 0; n < t.length; n++) if (t[n][0] === k && t[n][1] === i) return n
-    return t.push([k, i]) - 1
+    last = s
+    for (let n = 0; n < t.length; n++) if (t[n][0] === k && t[n][1] === i) return (lastAt = n)
+    return (lastAt = t.push([k, i]) - 1)
   }
   const v: Record<string, JsonValue> = {}
   const f: Record<string, unknown> = {}
