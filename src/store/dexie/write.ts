@@ -429,7 +429,7 @@ export class DexieWriter {
       // A replica with no state at all (a fresh one installing a snapshot) skips reading thousands
       // of absent keys. Decided once: keys of a later part that an earlier part wrote would be a
       // document in two pages, which the snapshot's checks refuse (aborting this transaction).
-      const fresh = await db.documents.toCollection().first() === undefined && await db.states.toCollection().first() === undefined
+      const fresh = await this.holdsNoState()
       const acc: PartsSoFar = { changes: [], covered: [], heads: [], nodes: [], existedBefore: new Map(), collsAfter: new Map(), multikey: [] }
       const writes: Array<Promise<unknown> | undefined> = []
       /** what a part leaves for after the last: its changes, DAG input, collection existence */
@@ -517,6 +517,11 @@ export class DexieWriter {
     })
   }
 
+  /** Inside a transaction: whether the storage holds no document state (no document, no state of an absent one). */
+  private async holdsNoState (): Promise<boolean> {
+    return await this.db.documents.toCollection().first() === undefined && await this.db.states.toCollection().first() === undefined
+  }
+
   /** Inside a transaction: the CRDT states of documents by `[coll, id]`, from their documents rows or, absent, the states table. */
   private async readStates (keys: Array<[string, string]>): Promise<Array<DocState | undefined>> {
     const [rows, absent] = await Promise.all([this.db.documents.bulkGet(keys), this.db.states.bulkGet(keys)])
@@ -528,13 +533,17 @@ export class DexieWriter {
 
   /**
    * Inside a transaction: read the local states, collection states and indexes `input` names (what
-   * its merge starts from); `fresh`: the storage held no document state when the transaction began.
+   * its merge starts from); `fresh`: whether the storage held no document state when the
+   * transaction began (checked here, when not given, for more than 1,000 keys).
    */
-  private async readBase (input: { keys: DocKey[], colls: string[], dropped: string[] }, fresh = false): Promise<MergeBase> {
+  private async readBase (input: { keys: DocKey[], colls: string[], dropped: string[] }, fresh?: boolean): Promise<MergeBase> {
     const { db } = this
     const keys = input.keys.map(k => [k.coll, k.id] as [string, string])
+    // A storage with no state at all (a first bulk insert, a fresh replica installing a snapshot)
+    // skips reading thousands of absent keys.
+    const none = fresh ?? (keys.length > 1000 && await this.holdsNoState())
     const [states, collRows, indexes, droppedStates] = await Promise.all([
-      fresh ? keys.map(() => undefined) : this.readStates(keys),
+      none ? keys.map(() => undefined) : this.readStates(keys),
       db.colls.bulkGet(input.colls),
       input.colls.length > 0 ? db.indexes.where('c').anyOf(input.colls).toArray() : Promise.resolve([] as IndexRow[]),
       Promise.all(input.dropped.map(async c => await Promise.all([
