@@ -350,36 +350,55 @@ describe('snapshot join: the engine over an in-memory transport', () => {
     expect(events.reduce((n, e) => Math.max(n, e.fetched), 0)).toBe(0) // no block replayed
   })
 
-  it('a hostile peer\'s invalid snapshot is refused with a logged reason and installs nothing; the join goes on from another peer', async () => {
+  /** Run `fn` with the lines `console.warn` gets meanwhile. */
+  async function withWarnings (fn: (warnings: string[]) => Promise<void>): Promise<void> {
     const warnings: string[] = []
     const warn = console.warn
     console.warn = (...args: unknown[]) => { warnings.push(args.join(' ')) }
     try {
-      const hub = new MemoryHub()
-      const a = await replicaOn(hub, 'A')
-      for (let i = 0; i < 60; i++) await write(a, [{ op: 'put', coll: 'a', id: `d${i}`, set: { f: i } }])
-      // '0evil' sorts before 'A': it is asked first. Its root is consistent, its page is not (an _id naming another document).
-      const evil = hub.join('0evil')
-      evil.subscribe(topicOf(DB), () => {})
-      const head = (await a.replica.heads())[0]
-      const bad = await encodeSnapshotNode({ kind: 'page', docs: [{ coll: 'a', id: 'd0', state: { f: { _id: { s: [9e12, 0, 'e', head, 0], v: 'other' } } } }], colls: [] })
-      const list = await encodeSnapshotNode({ kind: 'covered', cids: await a.replica.heads().then(h => h.map(c => parseCid(c) as CID)) })
-      const root = await encodeSnapshotNode({ kind: 'root', db: DB, heads: [parseCid(head) as CID], pages: [bad.cid], covered: [list.cid], docs: 1, blocks: 1 })
-      const nodes = new Map([[root.cid.toString(), root.bytes], [bad.cid.toString(), bad.bytes], [list.cid.toString(), list.bytes]])
-      const signed = await signSnapshotRoot(root.cid, generateSigner()) // a valid signature: the engine here checks no write list
-      evil.handle(SNAPSHOT_PROTOCOL, async () => encodeSnapshotResponse({ root: root.cid, ...signed }))
-      evil.handle(BLOCKS_PROTOCOL, async data => encodeBlocksResponse({ blocks: decodeBlocksRequest(data).cids.map(c => nodes.get(c.toString()) ?? new Uint8Array([1])) }))
-      const b = await replicaOn(hub, 'B')
-      await eventually(async () => JSON.stringify(await docs(b)) === JSON.stringify(await docs(a)), 10_000, 'B to join from A')
-      expect((await b.state()).snapshot).not.toBe(root.cid.toString())
-      expect(warnings.some(w => w.includes(root.cid.toString()) && w.includes('does not hold the document\'s id'))).toBe(true)
+      await fn(warnings)
     } finally {
       console.warn = warn
     }
+  }
+
+  /**
+   * A writer A with 60 blocks, and a hostile peer '0evil' (sorting before 'A': asked first) that
+   * offers a snapshot at A's head, signed (the engine here checks no write list), of one page
+   * holding the document `page(head)` gives, its root counting `docs` documents. Returns A and the
+   * root's CID string.
+   */
+  async function hostileOffer (hub: MemoryHub, page: (head: string) => { coll: string, id: string, state: DocState }, docs: number): Promise<{ a: Replicator, root: string }> {
+    const a = await replicaOn(hub, 'A')
+    for (let i = 0; i < 60; i++) await write(a, [{ op: 'put', coll: 'a', id: `d${i}`, set: { f: i } }])
+    const evil = hub.join('0evil')
+    evil.subscribe(topicOf(DB), () => {})
+    const head = (await a.replica.heads())[0]
+    const pageNode = await encodeSnapshotNode({ kind: 'page', docs: [page(head)], colls: [] })
+    const list = await encodeSnapshotNode({ kind: 'covered', cids: [parseCid(head) as CID] })
+    const root = await encodeSnapshotNode({ kind: 'root', db: DB, heads: [parseCid(head) as CID], pages: [pageNode.cid], covered: [list.cid], docs, blocks: 1 })
+    const nodes = new Map([[root.cid.toString(), root.bytes], [pageNode.cid.toString(), pageNode.bytes], [list.cid.toString(), list.bytes]])
+    nodes.set(head, (await a.replica.storage.getBlocks([head]))[0] as Uint8Array)
+    const signed = await signSnapshotRoot(root.cid, generateSigner())
+    evil.handle(SNAPSHOT_PROTOCOL, async () => encodeSnapshotResponse({ root: root.cid, ...signed }))
+    evil.handle(BLOCKS_PROTOCOL, async data => encodeBlocksResponse({ blocks: decodeBlocksRequest(data).cids.map(c => nodes.get(c.toString()) ?? new Uint8Array([1])) }))
+    return { a, root: root.cid.toString() }
+  }
+
+  it('a hostile peer\'s invalid snapshot is refused with a logged reason and installs nothing; the join goes on from another peer', async () => {
+    await withWarnings(async warnings => {
+      const hub = new MemoryHub()
+      // Its root is consistent, its page is not (an _id naming another document).
+      const { a, root } = await hostileOffer(hub, head => ({ coll: 'a', id: 'd0', state: { f: { _id: { s: [9e12, 0, 'e', head, 0], v: 'other' } } } }), 1)
+      const b = await replicaOn(hub, 'B')
+      await eventually(async () => JSON.stringify(await docs(b)) === JSON.stringify(await docs(a)), 10_000, 'B to join from A')
+      expect((await b.state()).snapshot).not.toBe(root)
+      expect(warnings.some(w => w.includes(root) && w.includes('does not hold the document\'s id'))).toBe(true)
+    })
   })
 
-  /** A replica on Dexie (fake-indexeddb), whose snapshot install writes each page as it comes. */
   const dexie = (): { open: (id: string) => Promise<Storage> } => (storageKinds.find(([kind]) => kind === 'indexeddb') as [string, () => { open: (id: string) => Promise<Storage> }])[1]()
+  /** A replica on Dexie (fake-indexeddb), whose snapshot install writes each page as it comes. */
   async function dexieReplicaOn (transport: ReturnType<MemoryHub['join']>, name = `${DB}-${Math.random()}`): Promise<Replicator> {
     const r = new Replicator(await Replica.open(await dexie().open(name), DB), transport, { republishMs: 50, snapshotMinBlocks: 50 })
     r.start()
@@ -388,34 +407,16 @@ describe('snapshot join: the engine over an in-memory transport', () => {
   }
 
   it('a snapshot whose pages verify but whose whole does not add up installs none of its pages, though they went to the install as they came (Dexie)', async () => {
-    const warnings: string[] = []
-    const warn = console.warn
-    console.warn = (...args: unknown[]) => { warnings.push(args.join(' ')) }
-    try {
+    await withWarnings(async warnings => {
       const hub = new MemoryHub()
-      const a = await replicaOn(hub, 'A')
-      for (let i = 0; i < 60; i++) await write(a, [{ op: 'put', coll: 'a', id: `d${i}`, set: { f: i } }])
-      // '0evil' is asked first. Its page is valid (a document A never had); its root counts one document more.
-      const evil = hub.join('0evil')
-      evil.subscribe(topicOf(DB), () => {})
-      const head = (await a.replica.heads())[0]
-      const page = await encodeSnapshotNode({ kind: 'page', docs: [{ coll: 'a', id: 'zz', state: { f: { _id: { s: [1e12, 0, 'e', head, 0], v: 'zz' } } } }], colls: [] })
-      const list = await encodeSnapshotNode({ kind: 'covered', cids: [parseCid(head) as CID] })
-      const root = await encodeSnapshotNode({ kind: 'root', db: DB, heads: [parseCid(head) as CID], pages: [page.cid], covered: [list.cid], docs: 2, blocks: 1 })
-      const nodes = new Map([[root.cid.toString(), root.bytes], [page.cid.toString(), page.bytes], [list.cid.toString(), list.bytes]])
-      const headBytes = (await a.replica.storage.getBlocks([head]))[0] as Uint8Array
-      nodes.set(head, headBytes)
-      const signed = await signSnapshotRoot(root.cid, generateSigner())
-      evil.handle(SNAPSHOT_PROTOCOL, async () => encodeSnapshotResponse({ root: root.cid, ...signed }))
-      evil.handle(BLOCKS_PROTOCOL, async data => encodeBlocksResponse({ blocks: decodeBlocksRequest(data).cids.map(c => nodes.get(c.toString()) ?? new Uint8Array([1])) }))
+      // Its page is valid (a document A never had); its root counts one document more.
+      const { a, root } = await hostileOffer(hub, head => ({ coll: 'a', id: 'zz', state: { f: { _id: { s: [1e12, 0, 'e', head, 0], v: 'zz' } } } }), 2)
       const b = await dexieReplicaOn(hub.join('B'))
       await eventually(async () => JSON.stringify(await docs(b)) === JSON.stringify(await docs(a)), 10_000, 'B to join from A')
-      expect(warnings.some(w => w.includes(root.cid.toString()) && w.includes('its root says 2'))).toBe(true)
+      expect(warnings.some(w => w.includes(root) && w.includes('its root says 2'))).toBe(true)
       expect(await b.replica.storage.getDoc('a', 'zz')).toBeUndefined()
-      expect((await b.state()).snapshot).not.toBe(root.cid.toString())
-    } finally {
-      console.warn = warn
-    }
+      expect((await b.state()).snapshot).not.toBe(root)
+    })
   })
 
   it('a write made while a snapshot\'s pages arrive waits for the install and is kept, and reaches the writer (Dexie)', async () => {
