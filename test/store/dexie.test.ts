@@ -23,6 +23,62 @@ function legacyDb (name: string, indexedDB: IDBFactory, version: number): Dexie 
   return db
 }
 
+/** Every object store of an IndexedDB database with its key path and indexes, as plain data to compare. */
+async function idbShape (indexedDB: IDBFactory, name: string): Promise<unknown> {
+  const db = await new Promise<IDBDatabase>((resolve, reject) => {
+    const req = indexedDB.open(name)
+    req.onsuccess = () => { resolve(req.result) }
+    req.onerror = () => { reject(req.error ?? new Error(`cannot open ${name}`)) }
+  })
+  const names = [...db.objectStoreNames]
+  const tx = db.transaction(names, 'readonly')
+  const shape = {
+    version: db.version,
+    stores: names.map(n => {
+      const store = tx.objectStore(n)
+      return {
+        name: n,
+        keyPath: store.keyPath,
+        autoIncrement: store.autoIncrement,
+        indexes: [...store.indexNames].map(i => { const x = store.index(i); return { name: i, keyPath: x.keyPath, multiEntry: x.multiEntry, unique: x.unique } })
+      }
+    })
+  }
+  db.close()
+  return shape
+}
+
+describe('DexieStorage.open: the current schema first, the migrations when the database is older', () => {
+  it('makes a new database with the very tables and indexes the migrations make', async () => {
+    const indexedDB = new IDBFactory()
+    const migrated = new DexieStorage('kitedb/migrated', { indexedDB, IDBKeyRange })
+    await migrated.setMeta('k', 1)
+    await migrated.close()
+    const current = await DexieStorage.open('kitedb/current', { indexedDB, IDBKeyRange })
+    await current.setMeta('k', 1)
+    await current.close()
+    const shape = await idbShape(indexedDB, 'kitedb/migrated')
+    expect(shape).toMatchObject({ version: 60 })
+    expect(await idbShape(indexedDB, 'kitedb/current')).toEqual(shape)
+  })
+
+  it('leaves a database of every earlier version as it was until the migrations run, and keeps its data', async () => {
+    for (const version of [1, 2, 3, 4, 5]) {
+      const indexedDB = new IDBFactory()
+      const old = legacyDb('kitedb/old', indexedDB, version)
+      await old.table('meta').put({ key: 'kept', value: version })
+      old.close()
+      // the first open, with the current schema only, aborts its upgrade: the database is untouched
+      const before = await idbShape(indexedDB, 'kitedb/old')
+      expect(before).toMatchObject({ version: version * 10 })
+      const storage = await DexieStorage.open('kitedb/old', { indexedDB, IDBKeyRange })
+      expect(await storage.getMeta('kept')).toBe(version)
+      await storage.close()
+      expect(await idbShape(indexedDB, 'kitedb/old')).toMatchObject({ version: 60 })
+    }
+  })
+})
+
 describe('DexieStorage schema upgrades', () => {
   it('v2 → v3 tells stored blocks from chunks, so a snapshot lists blocks only', async () => {
     const indexedDB = new IDBFactory()
@@ -36,7 +92,7 @@ describe('DexieStorage schema upgrades', () => {
     await old.table('blocks').bulkPut([{ cid: big.cid.toString(), bytes: big.bytes }, { cid: chunk.cid.toString(), bytes: chunk.bytes }])
     await old.table('heads').put({ cid: big.cid.toString() })
     old.close()
-    const storage = new DexieStorage('kitedb/v2', { indexedDB, IDBKeyRange })
+    const storage = await DexieStorage.open('kitedb/v2', { indexedDB, IDBKeyRange })
     expect(await storage.countBlocks()).toBe(1)
     expect((await storage.readSnapshotSource()).blocks).toEqual([big.cid.toString()])
     expect(await storage.hasBlock(chunk.cid.toString())).toBe(true)
@@ -83,7 +139,7 @@ describe('DexieStorage schema upgrades', () => {
     ])
     await old.table('meta').put({ key: 'dag', value: { gen: 3, heads: [] } })
     old.close()
-    const storage = new DexieStorage('kitedb/v4', { indexedDB, IDBKeyRange })
+    const storage = await DexieStorage.open('kitedb/v4', { indexedDB, IDBKeyRange })
     const eq = await executeQuery(storage, 'people', { age: 30 }, undefined, {})
     expect(eq.explain).toMatchObject({ strategy: 'index', index: 'age', docsRead: 2 })
     expect(eq.docs.map(d => d._id)).toEqual(['p1', 'p3'])
@@ -113,7 +169,7 @@ describe('DexieStorage v5 → v6', () => {
     await old.table('documents').bulkPut([{ c: 'c', i: 'a', d: materialise(kept), x: [] }])
     await old.table('meta').put({ key: 'dag', value: { gen: 1, heads: [] } })
     old.close()
-    const storage = new DexieStorage('kitedb/v5', { indexedDB, IDBKeyRange })
+    const storage = await DexieStorage.open('kitedb/v5', { indexedDB, IDBKeyRange })
     expect((await storage.readSnapshotSource()).docs).toEqual([{ coll: 'c', id: 'a', state: kept }, { coll: 'c', id: 'b', state: gone }])
     expect(await storage.getDocs('c')).toEqual([{ _id: 'a', n: 2, v: 1, w: 'x' }])
     const replica = await Replica.open(storage, 'bafyreigj5hby77l2bevcmbd4b65tpef7hy7ospuccnpwsjwe3zwgtfsvw4')

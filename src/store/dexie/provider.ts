@@ -47,7 +47,7 @@ export class DexieStorageProvider implements StorageProvider {
   }
 
   async open (dbId: string): Promise<DexieStorage> {
-    return new DexieStorage(`kitedb/${dbId}`, this.options)
+    return await DexieStorage.open(`kitedb/${dbId}`, this.options)
   }
 
   async destroy (dbId: string): Promise<void> {

@@ -10,7 +10,7 @@ import {
   type ApplyBlockInput, type ApplyBlockResult, type DocKey, type IndexDocEntry, type IndexEntry, type IndexInfo, type IndexProgress,
   type InstallSnapshotInput, type InstallSnapshotResult, type ReadOptions, type ScanOptions, type SnapshotSource, type Storage, type StoredNode
 } from '../storage.js'
-import { type DexieOptions, type DocRow, ReplicaDb, collectionExists, inColl, readDag, rowState } from './schema.js'
+import { type DexieOptions, type DocRow, OlderSchemaError, ReplicaDb, collectionExists, inColl, readDag, rowState } from './schema.js'
 import { DexieWriter } from './write.js'
 import { DexieIndexes } from './indexes.js'
 import { TargetRows } from './target-rows.js'
@@ -27,6 +27,15 @@ function mergeByKey<T extends DocKey> (a: T[], b: T[]): T[] {
   return out
 }
 
+/** Whether `err` (as Dexie rejects an open) comes from `OlderSchemaError`, thrown in the upgrade. */
+function isOlderSchema (err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e !== undefined && e !== null && depth < 5; depth++) {
+    if (e instanceof OlderSchemaError) return true
+    e = (e as { inner?: unknown, cause?: unknown }).inner ?? (e as { cause?: unknown }).cause
+  }
+  return false
+}
+
 /** A `Storage` in one IndexedDB database. */
 export class DexieStorage implements Storage {
   readonly kind = 'indexeddb'
@@ -35,11 +44,35 @@ export class DexieStorage implements Storage {
   private readonly indexes: DexieIndexes
   private readonly targets = new TargetRows()
 
-  /** @param name IndexedDB database name */
-  constructor (name: string, options: DexieOptions = {}) {
-    this.db = new ReplicaDb(name, options)
+  /**
+   * A storage over the IndexedDB database `name`, opened (by Dexie) at its first use, made or
+   * migrated to the current schema then. `migrations: false` is for `DexieStorage.open` only (see
+   * `ReplicaDb`).
+   */
+  constructor (name: string, options: DexieOptions = {}, migrations = true) {
+    this.db = new ReplicaDb(name, options, migrations)
     this.writer = new DexieWriter(this.db, this.targets)
     this.indexes = new DexieIndexes(this.db, this.writer, this.targets)
+  }
+
+  /**
+   * The storage over the IndexedDB database `name`, open: declared with the current schema only
+   * (about a millisecond less of a reloaded page's open, see `ReplicaDb`), and, only when the
+   * database on disk is older, opened again with every migration. Rejects with Dexie's error when
+   * IndexedDB refuses the open (storage unavailable, an upgrade failing).
+   */
+  static async open (name: string, options: DexieOptions = {}): Promise<DexieStorage> {
+    const current = new DexieStorage(name, options, false)
+    try {
+      await current.db.open()
+      return current
+    } catch (err) {
+      current.db.close()
+      if (!isOlderSchema(err)) throw err
+    }
+    const migrated = new DexieStorage(name, options)
+    await migrated.db.open()
+    return migrated
   }
 
   async hasBlock (cid: string): Promise<boolean> {
