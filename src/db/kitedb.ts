@@ -7,6 +7,7 @@
  * the network node start together (docs/design.md, "Storage" and "Staying connected") — and each
  * must release what the others started when one fails.
  */
+import { type CID } from 'multiformats/cid'
 import { DatabaseExistsError, InvalidAddressError, NotFoundError, TimeoutError, ValidationError } from '../errors.js'
 import {
   type Manifest, type Signer, createManifest, decodeManifest, encodeManifest, formatAddress, formatPublicKey, generateKey,
@@ -190,7 +191,7 @@ export class KiteDB {
     // (two IndexedDB opens at once, not one after the other; docs/design.md, "Storage"); a stale
     // hint's opening is dropped.
     const guess = guessAddress(provider, name)
-    let early = guess === undefined ? undefined : beginOpen(provider, guess)
+    let early = guess === undefined ? undefined : beginOpen(provider, guess.cid)
     let relays: string[]
     let found: string | undefined
     let signer: Signer
@@ -200,22 +201,22 @@ export class KiteDB {
       if (early !== undefined) abandon(early)
       throw err
     }
-    if (early !== undefined && found !== guess) {
+    if (early !== undefined && found !== guess?.address) {
       abandon(early)
       early = undefined
     }
-    let address = found
+    let cid = found === undefined ? undefined : found === guess?.address ? guess.cid : parseAddress(found)
     let created: { bytes: Uint8Array, key?: Uint8Array } | undefined
-    if (address === undefined) {
+    if (cid === undefined) {
       // Encrypted unless asked not to; only this device writes unless told otherwise.
       const key = options.encrypt === false ? undefined : generateKey()
       const write = options.access?.write ?? [formatPublicKey(signer.publicKey)]
       const encoded = encodeManifest(createManifest(name, write, key))
-      address = encoded.address
+      cid = encoded.cid
       created = { bytes: encoded.bytes, ...(key !== undefined ? { key } : {}) }
     }
-    const db = await openAddress(provider, address, relays, options, signer, early ?? beginOpen(provider, address, created))
-    if (created !== undefined) await provider.registerName(name, address)
+    const db = await openAddress(provider, cid, relays, options, signer, early ?? beginOpen(provider, cid, created))
+    if (created !== undefined) await provider.registerName(name, formatAddress(cid))
     return db
   }
 
@@ -265,10 +266,10 @@ export class KiteDB {
    * `InvalidAddressError` for a malformed address.
    */
   static async open (address: string, options: OpenOptions = {}): Promise<Database> {
-    const canonical = formatAddress(parseAddress(address))
+    const cid = parseAddress(address)
     const provider = providerFor(options.storage)
     // the database opens while the device key is read (two IndexedDB opens at once)
-    const opening = beginOpen(provider, canonical)
+    const opening = beginOpen(provider, cid)
     let relays: string[]
     let signer: Signer
     try {
@@ -277,7 +278,7 @@ export class KiteDB {
       abandon(opening)
       throw err
     }
-    return await openAddress(provider, canonical, relays, options, signer, opening)
+    return await openAddress(provider, cid, relays, options, signer, opening)
   }
 
   /**
@@ -347,20 +348,23 @@ interface Opening {
   reads: Promise<[Uint8Array | undefined, Uint8Array | undefined, string]>
 }
 
-/** The address the provider remembers for `name` without a round trip, if any and well-formed. */
-function guessAddress (provider: StorageProvider, name: string): string | undefined {
-  const guess = provider.guessName?.(name)
-  if (guess === undefined) return undefined
-  try { return formatAddress(parseAddress(guess)) === guess ? guess : undefined } catch { return undefined }
+/** The address the provider remembers for `name` without a round trip, if any and well-formed, with its CID. */
+function guessAddress (provider: StorageProvider, name: string): { address: string, cid: CID } | undefined {
+  const address = provider.guessName?.(name)
+  if (address === undefined) return undefined
+  try {
+    const cid = parseAddress(address)
+    return formatAddress(cid) === address ? { address, cid } : undefined
+  } catch { return undefined }
 }
 
 /**
- * Open the storage of `address` and send its first reads (the saved key, the manifest, the replica
+ * Open the storage of the database `cid` (its address's CID) and send its first reads (the saved key, the manifest, the replica
  * id) together, each one IndexedDB round trip; `created`: the manifest (and key) of a database
  * `init` just made, written first. Not awaited here, so they can run beside other reads.
  */
-function beginOpen (provider: StorageProvider, address: string, created?: { bytes: Uint8Array, key?: Uint8Array }): Opening {
-  const storage = provider.open(parseAddress(address).toString())
+function beginOpen (provider: StorageProvider, cid: CID, created?: { bytes: Uint8Array, key?: Uint8Array }): Opening {
+  const storage = provider.open(cid.toString())
   const reads = storage.then(async s => {
     if (created !== undefined) {
       await s.setMeta(MANIFEST_KEY, created.bytes)
@@ -382,10 +386,10 @@ function abandon (opening: Opening): void {
   void opening.reads.catch(() => {}).then(async () => { await (await opening.storage.catch(() => undefined))?.close() })
 }
 
-/** Open the local replica of `address`, signing as `signer`, from `opening` (its storage and first reads). */
-async function openAddress (provider: StorageProvider, address: string, relays: string[], options: OpenOptions, signer: Signer,
+/** Open the local replica of the database `cid` (its address's CID), signing as `signer`, from `opening` (its storage and first reads). */
+async function openAddress (provider: StorageProvider, cid: CID, relays: string[], options: OpenOptions, signer: Signer,
   opening: Opening): Promise<Database> {
-  const cid = parseAddress(address)
+  const address = formatAddress(cid)
   const dbId = cid.toString()
   // The network node starts while the replica opens: the Database's first connect takes this lease.
   let earlyLease = relays.length > 0 && options.transport === undefined
