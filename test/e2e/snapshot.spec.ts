@@ -2,7 +2,9 @@
  * Snapshot join (docs/snapshots.md) in real Chromium against the real relay: page A writes 5,000
  * documents of history in 200 blocks (inserts, then updates and deletes), page B replays it block
  * by block, then a third page C joins from a peer's snapshot and reaches exactly the same
- * documents, without fetching the history's blocks.
+ * documents, without fetching the history's blocks. And a page reloaded in the middle of its
+ * snapshot install: IndexedDB aborts the install's transaction, nothing of it is stored, and the
+ * page joins again.
  */
 import { type Page } from '@playwright/test'
 import { test, expect } from './fixtures.js'
@@ -106,4 +108,75 @@ test('a third browser joins a database with 5,000 documents of history from a sn
   expect(final).toContain('after the join')
   await expect.poll(async () => await after(b), { timeout: 30_000 }).toBe(final)
   await expect.poll(async () => await after(c), { timeout: 30_000 }).toBe(final)
+})
+
+/** The documents and states rows of a replica's IndexedDB database, read with IndexedDB itself (no KiteDB code). */
+async function storedRows (page: Page, address: string): Promise<{ documents: number, states: number }> {
+  return await page.evaluate(async (name) => await new Promise((resolve, reject) => {
+    const req = indexedDB.open(name)
+    req.onerror = () => { reject(new Error(`cannot open ${name}`)) }
+    req.onsuccess = () => {
+      const db = req.result
+      const tx = db.transaction(['documents', 'states'], 'readonly')
+      const documents = tx.objectStore('documents').count()
+      const states = tx.objectStore('states').count()
+      tx.oncomplete = () => { db.close(); resolve({ documents: documents.result, states: states.result }) }
+    }
+  }), `kitedb/${address.replace('/kite/', '')}`)
+}
+
+test('a page reloaded while its snapshot install is under way keeps none of it, then joins again', async ({ browser }) => {
+  test.setTimeout(180_000)
+  const count = 10_000
+  const [a, c] = await Promise.all([0, 1].map(async () => {
+    const page = await (await browser.newContext()).newPage()
+    await page.goto('/')
+    await expect(page.getByTestId('new-todo')).toBeEnabled()
+    return page
+  }))
+  const relayAddrs = await relays(a)
+  // About 4.5 MB of documents in 100 blocks: a snapshot of several pages, which a joiner takes rather than replay the blocks.
+  const address = await a.evaluate(async ({ relayAddrs, count }) => {
+    const { KiteDB } = window.kitedb
+    const db = await KiteDB.create(`reload-${Date.now()}`, { relays: relayAddrs, storage: 'indexeddb', encrypt: false, access: { write: ['*'] } })
+    const items = await db.initCollection('items')
+    for (let start = 0; start < count; start += 100) {
+      await items.insert(Array.from({ length: 100 }, (_, i) => ({ _id: `d${String(start + i).padStart(5, '0')}`, text: `document ${start + i} `.padEnd(400, 'x') })))
+    }
+    Object.assign(window, { items, db })
+    // A snapshot of it all is made (and kept), so the joiner is offered one at once.
+    await db.whenKept({ snapshot: true, timeoutMs: 60_000 })
+    return db.address
+  }, { relayAddrs, count })
+  const expected = await contents(a)
+
+  // C joins, and reloads itself when one node of the snapshot is still to come: the pages before
+  // are being written (a storage that committed each page on its own would hold most by then).
+  const reloaded = c.waitForEvent('load', { timeout: 60_000 })
+  await c.evaluate(async ({ address, relayAddrs }) => {
+    const db = await window.kitedb.KiteDB.open(address, { relays: relayAddrs, storage: 'indexeddb' })
+    db.on('sync:progress', p => {
+      const s = p.snapshot
+      if (s === undefined || s.installed || s.documents === 0 || s.fetched < s.nodes - 1 || sessionStorage.getItem('reloaded-at') !== null) return
+      sessionStorage.setItem('reloaded-at', JSON.stringify(s))
+      location.reload()
+    })
+  }, { address, relayAddrs })
+  await reloaded
+  const at = JSON.parse(await c.evaluate(() => sessionStorage.getItem('reloaded-at')) ?? 'null') as { nodes: number, fetched: number, documents: number }
+  console.log(`C reloaded with ${at.fetched} of the snapshot's ${at.nodes} nodes fetched`)
+  expect(at.documents).toBe(count)
+  expect(at.fetched).toBeLessThan(at.nodes) // nodes were still to come: the install could not have committed
+  await expect(c.getByTestId('new-todo')).toBeEnabled()
+
+  // The reload aborted the install's transaction: not one of its rows is stored.
+  expect(await storedRows(c, address)).toEqual({ documents: 0, states: 0 })
+
+  // Opened again, the replica joins from a snapshot again and ends with every document.
+  await c.evaluate(async ({ address, relayAddrs }) => {
+    const db = await window.kitedb.KiteDB.open(address, { relays: relayAddrs, storage: 'indexeddb' })
+    Object.assign(window, { db, items: await db.initCollection('items') })
+  }, { address, relayAddrs })
+  await expect.poll(async () => await contents(c), { timeout: 60_000, intervals: [250] }).toBe(expected)
+  expect(await storedRows(c, address)).toEqual({ documents: count, states: 0 })
 })
