@@ -344,8 +344,11 @@ export class KiteDB {
 /** A database's storage being opened, and its first reads under way (`beginOpen`). */
 interface Opening {
   storage: Promise<Storage>
-  /** the saved key, the stored manifest's bytes, the replica id */
-  reads: Promise<[Uint8Array | undefined, Uint8Array | undefined, string]>
+  /**
+   * the saved key, the stored manifest (`null`: none stored; an `Error`: the stored bytes are not
+   * this database's manifest), the replica id
+   */
+  reads: Promise<[Uint8Array | undefined, Manifest | Error | null, string]>
 }
 
 /** The address the provider remembers for `name` without a round trip, if any and well-formed, with its CID. */
@@ -359,9 +362,12 @@ function guessAddress (provider: StorageProvider, name: string): { address: stri
 }
 
 /**
- * Open the storage of the database `cid` (its address's CID) and send its first reads (the saved key, the manifest, the replica
- * id) together, each one IndexedDB round trip; `created`: the manifest (and key) of a database
- * `init` just made, written first. Not awaited here, so they can run beside other reads.
+ * Open the storage of the database `cid` (its address's CID) and send its first reads (the saved
+ * key, the manifest, the replica id) together, each one IndexedDB round trip; `created`: the
+ * manifest (and key) of a database `init` just made, written first. Not awaited here, so they can
+ * run beside other reads. The stored manifest is decoded and checked against `cid` as soon as it
+ * is read: in a reloaded page that took 0.3–0.4 ms of the open's critical path, and now runs while
+ * the registry's reads are still on their way.
  */
 function beginOpen (provider: StorageProvider, cid: CID, created?: { bytes: Uint8Array, key?: Uint8Array }): Opening {
   const storage = provider.open(cid.toString())
@@ -370,7 +376,11 @@ function beginOpen (provider: StorageProvider, cid: CID, created?: { bytes: Uint
       await s.setMeta(MANIFEST_KEY, created.bytes)
       if (created.key !== undefined) await s.setMeta(DB_KEY, created.key)
     }
-    return await Promise.all([s.getMeta<Uint8Array>(DB_KEY), s.getMeta<Uint8Array>(MANIFEST_KEY), Replica.loadId(s)])
+    const manifest = s.getMeta<Uint8Array>(MANIFEST_KEY).then(bytes => {
+      if (bytes === undefined) return null
+      try { return decodeManifest(bytes, cid) } catch (err) { return err as Error }
+    })
+    return await Promise.all([s.getMeta<Uint8Array>(DB_KEY), manifest, Replica.loadId(s)])
   })
   // an opening may be abandoned before anyone awaits its reads (see `abandon`)
   reads.catch(() => {})
@@ -400,16 +410,9 @@ async function openAddress (provider: StorageProvider, cid: CID, relays: string[
   const storage = await opening.storage.catch((err: unknown) => { releaseEarly(); throw err })
   try {
     const given = options.key !== undefined ? parseKey(options.key) : undefined
-    const [savedKey, stored, replicaId] = await opening.reads
+    const [savedKey, manifest, replicaId] = await opening.reads
     const key = given ?? savedKey
-    let manifest: Manifest | null = null
-    if (stored !== undefined) {
-      try {
-        manifest = decodeManifest(stored, cid)
-      } catch (err) {
-        throw new NotFoundError(`the stored manifest of ${address} is corrupt: ${(err as Error).message}`)
-      }
-    }
+    if (manifest instanceof Error) throw new NotFoundError(`the stored manifest of ${address} is corrupt: ${manifest.message}`)
     // Throws AccessError for a key that does not fit a known manifest, before anything is kept.
     const replica = await Replica.open(storage, dbId, { signer, manifest, replicaId, ...(key !== undefined ? { key } : {}) })
     if (given !== undefined) await storage.setMeta(DB_KEY, given)
