@@ -65,6 +65,13 @@ export function valuesAt (doc: JsonValue | undefined, path: string): Array<JsonV
 
 /** The key parts a document contributes for one path (deduplicated). */
 export function keyPartsAt (doc: Doc, path: string): KeyPart[] {
+  // The usual case, a top-level field holding a scalar or an object: its one part, without
+  // walking the path (the walk and the dedupe took about 35 ms of a 10,000-document bulk insert's
+  // main thread in Chromium; in Node, the keys of 10,000 documents for two indexes 13.5 → 1.8 ms).
+  if (!path.includes('.')) {
+    const v = ownValue(doc, path)
+    if (!Array.isArray(v)) return [encodeValue(v)]
+  }
   const parts: KeyPart[] = []
   for (const v of valuesAt(doc, path)) {
     if (Array.isArray(v) && v.length > 0) {
@@ -120,6 +127,7 @@ function keyType (v: unknown): number {
 }
 
 function dedupe<T> (items: T[]): T[] {
+  if (items.length < 2) return items
   const seen = new Set<string>()
   return items.filter(i => {
     const k = JSON.stringify(i)
