@@ -1,7 +1,8 @@
 /**
  * Storage the browser keeps, in real Chromium: a write that meets the origin's quota (lowered
  * through the DevTools protocol) throws `StorageFullError` and leaves nothing half-written; the
- * estimate reports usage and quota; `KiteDB.persist()` answers.
+ * estimate reports usage and quota; `KiteDB.persist()` answers. A database an earlier version
+ * wrote opens (docs/design.md, "Storage": the current schema first, the migrations when older).
  */
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -46,4 +47,42 @@ test('a write over the quota throws StorageFullError and writes nothing; estimat
   await ctx.close()
   rmSync(dir, { recursive: true, force: true })
   expect(errors).toEqual([])
+})
+
+test('a database an earlier KiteDB wrote (schema v5) opens: its migrations run, its data is kept', async ({ page }) => {
+  await page.goto('/')
+  await expect(page.getByTestId('new-todo')).toBeEnabled()
+  const cid = 'bafyreigj5hby77l2bevcmbd4b65tpef7hy7ospuccnpwsjwe3zwgtfsvw4'
+  const result = await page.evaluate(async (cid) => {
+    const name = `kitedb/${cid}`
+    const opened = async (version?: number, upgrade?: (db: IDBDatabase) => void): Promise<IDBDatabase> => await new Promise((resolve, reject) => {
+      const req = version === undefined ? indexedDB.open(name) : indexedDB.open(name, version)
+      req.onupgradeneeded = () => { upgrade?.(req.result) }
+      req.onsuccess = () => { resolve(req.result) }
+      req.onerror = () => { reject(new Error(`cannot open ${name}`)) }
+    })
+    // The stores of schema v5 (IndexedDB version 50), made with IndexedDB itself, and one meta row.
+    const v5 = await opened(50, db => {
+      db.createObjectStore('blocks', { keyPath: 'cid' }).createIndex('k', 'k')
+      db.createObjectStore('missing', { keyPath: 'cid' })
+      db.createObjectStore('states', { keyPath: ['c', 'i'] })
+      db.createObjectStore('documents', { keyPath: ['c', 'i'] }).createIndex('x', 'x', { multiEntry: true })
+      db.createObjectStore('colls', { keyPath: 'c' })
+      db.createObjectStore('indexes', { keyPath: ['c', 'n'] }).createIndex('c', 'c')
+      db.createObjectStore('meta', { keyPath: 'key' }).put({ key: 'kept', value: 'from v5' })
+    })
+    v5.close()
+    const db = await window.kitedb.KiteDB.open(`/kite/${cid}`, { storage: 'indexeddb' })
+    const collections = await db.listCollections()
+    await db.close()
+    const after = await opened()
+    const kept = await new Promise<unknown>(resolve => {
+      const req = after.transaction('meta').objectStore('meta').get('kept')
+      req.onsuccess = () => { resolve((req.result as { value: unknown } | undefined)?.value) }
+    })
+    const version = after.version
+    after.close()
+    return { collections, version, kept }
+  }, cid)
+  expect(result).toEqual({ collections: [], version: 60, kept: 'from v5' })
 })

@@ -10,7 +10,7 @@ import {
   type ApplyBlockInput, type ApplyBlockResult, type DocKey, type IndexDocEntry, type IndexEntry, type IndexInfo, type IndexProgress,
   type InstallSnapshotInput, type InstallSnapshotResult, type ReadOptions, type ScanOptions, type SnapshotSource, type Storage, type StoredNode
 } from '../storage.js'
-import { type DexieOptions, type DocRow, OlderSchemaError, ReplicaDb, collectionExists, inColl, readDag, rowState } from './schema.js'
+import { type DexieOptions, type DocRow, OLDER_SCHEMA, ReplicaDb, collectionExists, inColl, readDag, rowState } from './schema.js'
 import { DexieWriter } from './write.js'
 import { DexieIndexes } from './indexes.js'
 import { TargetRows } from './target-rows.js'
@@ -27,11 +27,11 @@ function mergeByKey<T extends DocKey> (a: T[], b: T[]): T[] {
   return out
 }
 
-/** Whether `err` (as Dexie rejects an open) comes from `OlderSchemaError`, thrown in the upgrade. */
+/** Whether `err` (as Dexie rejects an open: the error itself, or wrapping it) is `OLDER_SCHEMA`, thrown in the upgrade. */
 function isOlderSchema (err: unknown): boolean {
-  for (let e: unknown = err, depth = 0; e !== undefined && e !== null && depth < 5; depth++) {
-    if (e instanceof OlderSchemaError) return true
-    e = (e as { inner?: unknown, cause?: unknown }).inner ?? (e as { cause?: unknown }).cause
+  for (let e = err, depth = 0; e != null && depth < 5; depth++) {
+    if (e === OLDER_SCHEMA) return true
+    e = (e as { inner?: unknown }).inner ?? (e as { cause?: unknown }).cause
   }
   return false
 }
