@@ -239,6 +239,24 @@ describe('snapshot join: the engine over an in-memory transport', () => {
 
   const docs = async (r: Replicator): Promise<unknown> => await view(r.replica.storage)
 
+  /** Replica A on `hub` holding 60 documents, one block each: over `snapshotMinBlocks` (50), so it offers snapshots. */
+  async function writerOf60 (hub: MemoryHub, options = {}): Promise<Replicator> {
+    const a = await replicaOn(hub, 'A', options)
+    for (let i = 0; i < 60; i++) await write(a, [{ op: 'put', coll: 'a', id: `d${i}`, set: { f: i } }])
+    return a
+  }
+
+  /** Peer `name` on `hub`, each of its requests going through `before(protocol)` first (which may note it, delay it or throw). */
+  function joinThrough (hub: MemoryHub, name: string, before: (protocol: string) => void | Promise<void>): ReturnType<MemoryHub['join']> {
+    const transport = hub.join(name)
+    const request = transport.request.bind(transport)
+    transport.request = async (peer: string, protocol: string, data: Uint8Array) => {
+      await before(protocol)
+      return await request(peer, protocol, data)
+    }
+    return transport
+  }
+
   it('a fresh replica joins from a snapshot without replaying history, then gets later and concurrent writes', async () => {
     const hub = new MemoryHub()
     const a = await replicaOn(hub, 'A')
@@ -306,15 +324,12 @@ describe('snapshot join: the engine over an in-memory transport', () => {
 
   it('an offer over a relayed connection waits for a direct one, with no blocks pushed through the relay meanwhile', async () => {
     const hub = new MemoryHub()
-    const a = await replicaOn(hub, 'A')
-    for (let i = 0; i < 60; i++) await write(a, [{ op: 'put', coll: 'a', id: `d${i}`, set: { f: i } }])
-    const transport = hub.join('B')
+    const a = await writerOf60(hub)
+    const requests: string[] = []
+    const transport = joinThrough(hub, 'B', protocol => { requests.push(protocol) })
     let direct = false
     const connection = transport.connection.bind(transport)
     transport.connection = peer => direct ? connection(peer) : { kind: 'relayed', transport: 'circuit-relay' }
-    const requests: string[] = []
-    const request = transport.request.bind(transport)
-    transport.request = async (peer: string, protocol: string, data: Uint8Array) => { requests.push(protocol); return await request(peer, protocol, data) }
     const b = new Replicator(await Replica.open(new MemoryStorage(), DB), transport, { republishMs: 50, snapshotMinBlocks: 50 })
     b.start()
     running.push(b)
@@ -329,16 +344,12 @@ describe('snapshot join: the engine over an in-memory transport', () => {
 
   it('a snapshot fetch that fails on the network is tried again, without replaying blocks meanwhile', async () => {
     const hub = new MemoryHub()
-    const a = await replicaOn(hub, 'A')
-    for (let i = 0; i < 60; i++) await write(a, [{ op: 'put', coll: 'a', id: `d${i}`, set: { f: i } }])
-    const transport = hub.join('B')
-    const request = transport.request.bind(transport)
+    const a = await writerOf60(hub)
     let failNext = 1
     // The first block request (the snapshot's root node) dies, as on a connection that went dead.
-    transport.request = async (peer: string, protocol: string, data: Uint8Array) => {
+    const transport = joinThrough(hub, 'B', protocol => {
       if (protocol === BLOCKS_PROTOCOL && failNext-- > 0) throw new NetworkError('the direct connection died')
-      return await request(peer, protocol, data)
-    }
+    })
     const b = new Replicator(await Replica.open(new MemoryStorage(), DB), transport, { republishMs: 50, snapshotMinBlocks: 50 })
     const events: SyncProgress[] = []
     b.onProgress(p => { events.push(p) })
@@ -369,8 +380,7 @@ describe('snapshot join: the engine over an in-memory transport', () => {
    * root's CID string.
    */
   async function hostileOffer (hub: MemoryHub, page: (head: string) => { coll: string, id: string, state: DocState }, docs: number): Promise<{ a: Replicator, root: string }> {
-    const a = await replicaOn(hub, 'A')
-    for (let i = 0; i < 60; i++) await write(a, [{ op: 'put', coll: 'a', id: `d${i}`, set: { f: i } }])
+    const a = await writerOf60(hub)
     const evil = hub.join('0evil')
     evil.subscribe(topicOf(DB), () => {})
     const head = (await a.replica.heads())[0]
@@ -421,16 +431,11 @@ describe('snapshot join: the engine over an in-memory transport', () => {
 
   it('a write made while a snapshot\'s pages arrive waits for the install and is kept, and reaches the writer (Dexie)', async () => {
     const hub = new MemoryHub()
-    const a = await replicaOn(hub, 'A')
-    for (let i = 0; i < 60; i++) await write(a, [{ op: 'put', coll: 'a', id: `d${i}`, set: { f: i } }])
-    const transport = hub.join('B')
-    const request = transport.request.bind(transport)
+    const a = await writerOf60(hub)
     // Every node request answers 100 ms late: the join lasts a few hundred ms.
-    transport.request = async (peer: string, protocol: string, data: Uint8Array) => {
+    const b = await dexieReplicaOn(joinThrough(hub, 'B', async protocol => {
       if (protocol === BLOCKS_PROTOCOL) await new Promise(resolve => setTimeout(resolve, 100))
-      return await request(peer, protocol, data)
-    }
-    const b = await dexieReplicaOn(transport)
+    }))
     const fetching = new Promise<void>(resolve => { b.onProgress(p => { if (p.snapshot !== undefined && p.snapshot.fetched > 0 && p.snapshot.installed !== true) resolve() }) })
     await fetching
     const wrote = write(b, [{ op: 'put', coll: 'a', id: 'mine', set: { f: -1 } }])
@@ -444,16 +449,12 @@ describe('snapshot join: the engine over an in-memory transport', () => {
 
   it('a replica closed while a snapshot\'s pages arrive ends the install at once, installing nothing (Dexie)', async () => {
     const hub = new MemoryHub()
-    const a = await replicaOn(hub, 'A')
-    for (let i = 0; i < 60; i++) await write(a, [{ op: 'put', coll: 'a', id: `d${i}`, set: { f: i } }])
-    const transport = hub.join('B')
-    const request = transport.request.bind(transport)
+    await writerOf60(hub)
     let nodeRequests = 0
     // The root comes at once; every later node request is left unanswered (a peer gone quiet).
-    transport.request = async (peer: string, protocol: string, data: Uint8Array) => {
+    const transport = joinThrough(hub, 'B', async protocol => {
       if (protocol === BLOCKS_PROTOCOL && nodeRequests++ > 0) await new Promise(() => {})
-      return await request(peer, protocol, data)
-    }
+    })
     const name = `${DB}-closed-${Math.random()}`
     const b = await dexieReplicaOn(transport, name)
     await new Promise<void>(resolve => { b.onProgress(p => { if (p.snapshot !== undefined && p.snapshot.fetched > 0) resolve() }) })
@@ -475,8 +476,7 @@ describe('snapshot join: the engine over an in-memory transport', () => {
     setLogLevel('silent')
     try {
       const hub = new MemoryHub()
-      const a = await replicaOn(hub, 'A', { snapshotMinBlocks: 1000 })
-      for (let i = 0; i < 60; i++) await write(a, [{ op: 'put', coll: 'a', id: `d${i}`, set: { f: i } }])
+      await writerOf60(hub, { snapshotMinBlocks: 1000 })
       const b = await replicaOn(hub, 'B')
       await eventually(async () => ((await b.replica.storage.getDocs('a')).length === 60), 10_000, 'B to replay')
       expect((await b.state()).snapshot).toBeNull()
