@@ -6,7 +6,7 @@ import {
   generateSigner, readBlockHeader
 } from '../../src/crdt/index.js'
 import { Replica } from '../../src/sync/index.js'
-import { MemoryStorage } from '../../src/store/index.js'
+import { MemoryStorage } from '../../src/store/memory.js'
 
 const DB = 'bafyreigj5hby77l2bevcmbd4b65tpef7hy7ospuccnpwsjwe3zwgtfsvw4'
 const OTHER_DB = 'bafyreihiekde7ck57zwp4wcddjir6blyvwzm2qjaqpszd4nzwmwhikwrwi'

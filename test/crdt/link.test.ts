@@ -11,7 +11,7 @@ import {
   linkKeyOf, linkSigner, readBlockHeader, verifyHeaderSignatures
 } from '../../src/crdt/index.js'
 import { Replica } from '../../src/sync/index.js'
-import { MemoryStorage } from '../../src/store/index.js'
+import { MemoryStorage } from '../../src/store/memory.js'
 
 async function replicaOf (manifest: Manifest, key: Uint8Array | undefined): Promise<Replica> {
   const { cid } = encodeManifest(manifest)

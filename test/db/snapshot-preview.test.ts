@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest'
 import { InvalidBlockError } from '../../src/errors.js'
 import { KiteDB, MemoryStorageProvider, type Database } from '../../src/index.js'
-import { type MemoryStorage } from '../../src/store/index.js'
+import { type MemoryStorage } from '../../src/store/memory.js'
 import { setLogLevel } from '../../src/log.js'
 import { MemoryHub, eventually } from '../helpers/memory-transport.js'
 

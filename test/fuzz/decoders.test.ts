@@ -23,7 +23,7 @@ import {
 } from '../../src/sync/index.js'
 import { checkKeptNode } from '../../src/keep/index.js'
 import { decodeManifest as manifestOf } from '../../src/crdt/index.js'
-import { MemoryStorage } from '../../src/store/index.js'
+import { MemoryStorage } from '../../src/store/memory.js'
 import { decodeAnnouncement, encodeAnnouncement } from '../../src/db/announce.js'
 import { checkQuery } from '../../src/db/query.js'
 import { formatShortLink, parseShareLink } from '../../src/share/index.js'

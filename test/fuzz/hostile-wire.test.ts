@@ -22,7 +22,7 @@ import {
   fetchSnapshot, resolveLimits, signSnapshotRoot
 } from '../../src/sync/index.js'
 import { SnapshotAudit } from '../../src/sync/audit.js'
-import { MemoryStorage } from '../../src/store/index.js'
+import { MemoryStorage } from '../../src/store/memory.js'
 import { setLogLevel } from '../../src/log.js'
 import { MemoryHub } from '../helpers/memory-transport.js'
 

@@ -14,7 +14,7 @@ import {
   BLOCKS_PROTOCOL, type LimitsOptions, Replica, SnapshotServer, encodeBlocksRequest, serveBlocks
 } from '../../src/sync/index.js'
 import { type CID, parseCid } from '../../src/crdt/index.js'
-import { MemoryStorage } from '../../src/store/index.js'
+import { MemoryStorage } from '../../src/store/memory.js'
 import { eventually } from '../helpers/memory-transport.js'
 
 const DB = 'bafyreigj5hby77l2bevcmbd4b65tpef7hy7ospuccnpwsjwe3zwgtfsvw4'

@@ -6,8 +6,9 @@
 import { describe, expect, it } from 'vitest'
 import {
   type ApplyBlockInput, type ApplyBlockResult, type IndexEntry, type InstallSnapshotInput, type InstallSnapshotParts, type InstallSnapshotResult, type KeyRange, type ScanOptions,
-  MemoryStorage, MemoryStorageProvider
+  MemoryStorageProvider
 } from '../../src/store/index.js'
+import { MemoryStorage } from '../../src/store/memory.js'
 import { storageConformance } from '../../src/store/conformance/index.js'
 
 /** What a mutant may reach of MemoryStorage's private state. */

@@ -7,7 +7,8 @@
  */
 import { describe, expect, it } from 'vitest'
 import fc from 'fast-check'
-import { MemoryStorage, type Storage } from '../../src/store/index.js'
+import { type Storage } from '../../src/store/index.js'
+import { MemoryStorage } from '../../src/store/memory.js'
 import { Replica, type SnapshotContent, buildSnapshot, fetchSnapshot } from '../../src/sync/index.js'
 import { SnapshotAudit } from '../../src/sync/audit.js'
 import { type DocState, type JsonValue, type Op, cidOf, sameDocState } from '../../src/crdt/index.js'

@@ -9,7 +9,7 @@
  */
 import { describe, expect, it } from 'vitest'
 import fc from 'fast-check'
-import { MemoryStorage } from '../../src/store/index.js'
+import { MemoryStorage } from '../../src/store/memory.js'
 import { Replica, Replicator } from '../../src/sync/index.js'
 import { type JsonValue, type Op, decodeBlock } from '../../src/crdt/index.js'
 import { modelState } from '../helpers/merge-model.js'

@@ -6,7 +6,8 @@
  * nothing. Only public modules are imported, so this runs against any version of the engine.
  */
 import { afterEach, describe, expect, it } from 'vitest'
-import { MemoryStorage, type Storage } from '../../src/store/index.js'
+import { type Storage } from '../../src/store/index.js'
+import { MemoryStorage } from '../../src/store/memory.js'
 import {
   BLOCKS_PROTOCOL, Replica, Replicator, SNAPSHOT_PROTOCOL, type SnapshotContent, buildSnapshot, decodeBlocksRequest, encodeBlocksResponse,
   encodeSnapshotResponse, signSnapshotRoot, topicOf

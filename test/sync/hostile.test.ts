@@ -5,7 +5,7 @@
  * again. Each attack runs against real replicas that must keep replicating real work meanwhile.
  */
 import { afterEach, describe, expect, it } from 'vitest'
-import { MemoryStorage } from '../../src/store/index.js'
+import { MemoryStorage } from '../../src/store/memory.js'
 import {
   BLOCKS_PROTOCOL, DEFAULT_LIMITS, Replica, Replicator, type ReplicatorOptions, SNAPSHOT_PROTOCOL, SnapshotServer, decodeBlocksRequest,
   decodeSnapshotResponse, encodeBlocksResponse, encodeHeadsMessage, encodeSnapshotRequest, topicOf

@@ -5,7 +5,7 @@
  * (test/store/conformance.test.ts).
  */
 import { describe, expect, it } from 'vitest'
-import { MemoryStorage } from '../../src/store/index.js'
+import { MemoryStorage } from '../../src/store/memory.js'
 import { Replica, type SnapshotContent } from '../../src/sync/index.js'
 import { type Op, decodeBlock, encodeBlock, generateSigner, parseCid, readBlockHeader, type CID } from '../../src/crdt/index.js'
 import { storageKinds } from '../helpers/storages.js'

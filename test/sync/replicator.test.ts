@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest'
-import { MemoryStorage } from '../../src/store/index.js'
+import { MemoryStorage } from '../../src/store/memory.js'
 import { Replica, Replicator, topicOf, encodeHeadsMessage, BLOCKS_PROTOCOL, SNAPSHOT_PROTOCOL } from '../../src/sync/index.js'
 import { encodeBlock, generateSigner } from '../../src/crdt/index.js'
 

@@ -6,7 +6,8 @@
  */
 import { afterEach, describe, expect, it } from 'vitest'
 import fc from 'fast-check'
-import { MemoryStorage, type Storage } from '../../src/store/index.js'
+import { type Storage } from '../../src/store/index.js'
+import { MemoryStorage } from '../../src/store/memory.js'
 import {
   BLOCKS_PROTOCOL, Replica, Replicator, SNAPSHOT_PROTOCOL, SnapshotServer, type SnapshotContent, type SyncProgress, buildSnapshot, decodeBlocksRequest,
   type SnapshotPage, decodeSnapshotNode, encodeBlocksResponse, encodeSnapshotNode, encodeSnapshotResponse, fetchSnapshot, signSnapshotRoot, topicOf
