@@ -3,7 +3,9 @@
  * idempotence, atomicity, its hints), `hasBlock`, `getBlocks`, `countBlocks`, `putNodes`,
  * `getHeads`, `getMissing`.
  */
+import { type Op } from '../../crdt/index.js'
 import { type ConformanceCase, check, checkEqual, rejection } from '../../check.js'
+import { type MergeInput } from '../storage.js'
 import { type ApplyOptions, type SuiteContext, StorageEnv, type TestBlock, apply, everything, sorted, testBlock, testNode } from './fixtures.js'
 
 export function blockCases (ctx: SuiteContext): ConformanceCase[] {
@@ -171,6 +173,33 @@ export function blockCases (ctx: SuiteContext): ConformanceCase[] {
         checkEqual(result.changes, [{ coll: 'c', id: 'x', before: { _id: 'x', v: v - 1, w: 1 }, after: { _id: 'x', v, w: 1 } }], `changes of that block (${label})`)
         checkEqual(await storage.getDoc('c', 'x'), { _id: 'x', v, w: 1 }, `the document after that block (${label})`)
       }
+    }),
+
+    c('expectAbsent among many stored documents: one past the first keys of its range, and a deleted one, are merged from their stored states', async env => {
+      // c holds k000…k199; d a document deleted since (only its state is stored).
+      const ids = Array.from({ length: 200 }, (_, n) => `k${String(n).padStart(3, '0')}`)
+      const b1 = testBlock('many', [], [
+        { op: 'coll', coll: 'c' }, { op: 'coll', coll: 'd' },
+        ...ids.map((id): Op => ({ op: 'put', coll: 'c', id, set: { v: 1 } })),
+        { op: 'put', coll: 'd', id: 'gone', set: { v: 1, w: 1 } }
+      ])
+      await apply(env.storage, b1, { local: true })
+      const b2 = testBlock('delete', [b1], [{ op: 'del', coll: 'd', id: 'gone' }])
+      await apply(env.storage, b2, { local: true })
+      // After a reopen, a write to both collections, so only the documents below are unread.
+      const storage = await env.reopen()
+      const other = testBlock('other', [b2], [{ op: 'put', coll: 'c', id: 'zzz', set: { v: 0 } }, { op: 'put', coll: 'd', id: 'zzz', set: { v: 0 } }])
+      await apply(storage, other, { local: true })
+      // c's range from 'a' to 'k150' holds 151 stored keys, k150 the last of them.
+      const seen: MergeInput[] = []
+      const b3 = testBlock('insert into c', [other], [{ op: 'put', coll: 'c', id: 'a', set: { v: 2 } }, { op: 'put', coll: 'c', id: 'k150', set: { v: 2 } }])
+      const r3 = await apply(storage, b3, { local: true, expectAbsent: true, seen: input => { seen.push(input) } })
+      check(seen.at(-1)?.docs.get('c\u0000k150') !== undefined, 'the merge committed sees the state of c/k150, stored past the first keys of the insert\'s range')
+      checkEqual(r3.changes.map(ch => [ch.id, ch.before]), [['a', null], ['k150', { _id: 'k150', v: 1 }]], 'what each document of c showed before the insert')
+      const b4 = testBlock('insert into d', [b3], [{ op: 'put', coll: 'd', id: 'gone', set: { v: 2 } }, { op: 'put', coll: 'd', id: 'new', set: { v: 2 } }])
+      await apply(storage, b4, { local: true, expectAbsent: true, seen: input => { seen.push(input) } })
+      check(seen.at(-1)?.docs.get('d\u0000gone') !== undefined, 'the merge committed sees the state of the deleted d/gone')
+      checkEqual(await storage.getDoc('d', 'gone'), { _id: 'gone', v: 2 }, 'the deleted document put again shows only what was put after the delete')
     }),
 
     c('chunks: applyBlock stores its nodes and putNodes stores chunks ahead of their block; neither are blocks, heads or missing', async ({ storage }) => {

@@ -94,9 +94,12 @@ export class ReplicaDb extends Dexie {
   colls!: Table<CollRow, string>
   indexes!: Table<IndexRow, [string, string]>
   meta!: Table<MetaRow, string>
+  /** the `IDBKeyRange` of `options` (else the global one), for native requests */
+  readonly keyRange: typeof IDBKeyRange
 
   constructor (name: string, options: DexieOptions, migrations = true) {
     super(name, { ...options, cache: 'disabled' })
+    this.keyRange = options.IDBKeyRange ?? IDBKeyRange
     // KiteDB uses neither Dexie's liveQuery nor its cross-tab change events (its own change
     // events come from the replica): without these middlewares a write transaction skips
     // computing the mutated key ranges and posting them on a BroadcastChannel.

@@ -142,6 +142,44 @@ function issueWrites (tx: IDBTransaction, writes: NativeWrite[]): IDBRequest | u
   return last
 }
 
+/** A read of a native transaction: `use` gets its result (see `DexieWriter.applyCached`). */
+type NativeRead = <T>(request: IDBRequest<T>, use: (value: T) => void) => void
+
+/** Keys beyond an insert's own that a range read of `checkAbsent` may return before it reads key by key instead. */
+const RANGE_SLACK = 64
+
+/**
+ * Inside `tx`, before its writes: read whether any of `keys` has a documents row or an absent
+ * document's state, calling `present` for each one that has. Per collection, one key-range read
+ * of each store from its smallest to its largest id returns the keys stored between them (an
+ * insert's ids are often close: a sequence, time-ordered ids); when that range holds more than
+ * the ids and `RANGE_SLACK` keys, each id is counted on its own. Reading each id instead cost a
+ * 10,000-document insert's transaction about 300 ms in Chromium's backend (20,000 gets).
+ */
+function checkAbsent (tx: IDBTransaction, keyRange: typeof IDBKeyRange, keys: DocKey[], read: NativeRead, present: () => void): void {
+  const byColl = new Map<string, string[]>()
+  for (const k of keys) {
+    const ids = byColl.get(k.coll)
+    if (ids === undefined) byColl.set(k.coll, [k.id])
+    else ids.push(k.id)
+  }
+  for (const [coll, ids] of byColl) {
+    // Code-unit order, as IndexedDB orders strings.
+    ids.sort()
+    const wanted = new Set(ids)
+    const limit = ids.length + RANGE_SLACK
+    for (const store of [tx.objectStore('documents'), tx.objectStore('states')]) {
+      read(store.getAllKeys(keyRange.bound([coll, ids[0]], [coll, ids[ids.length - 1]]), limit), stored => {
+        if (stored.length < limit) {
+          for (const key of stored) if (wanted.has((key as [string, string])[1])) present()
+          return
+        }
+        for (const id of ids) read(store.count([coll, id]), n => { if (n > 0) present() })
+      })
+    }
+  }
+}
+
 /** The native IndexedDB transaction of the current Dexie transaction. */
 function nativeTransaction (): IDBTransaction {
   const tx = (Dexie.currentTransaction as { idbtrans?: IDBTransaction } | null)?.idbtrans
@@ -247,8 +285,9 @@ export class DexieWriter {
       indexes: input.colls.flatMap(c => cache.colls.get(c)?.indexes ?? []),
       existedBefore: new Map(input.colls.map(c => [c, true]))
     }
-    // Documents expected absent (an insert) are written as such and checked; others are read first.
-    const readFirst = input.expectAbsent !== true && uncached.length > 0
+    // Documents expected absent (an insert) are checked absent before the writes, others read.
+    const expectAbsent = input.expectAbsent === true
+    const readFirst = uncached.length > 0
     const staged = await new Promise<StagedMerge>((resolve, reject) => {
       const tx = idb.transaction(['blocks', 'missing', 'states', 'documents', 'colls', 'meta'], 'readwrite')
       let failure: unknown
@@ -268,7 +307,7 @@ export class DexieWriter {
       let dag: DagRow | undefined
       let stored = 0
       let missing: unknown
-      const found: Array<DocState | undefined> = []
+      const found: Array<DocState | null | undefined> = []
       const read = <T>(request: IDBRequest<T>, use: (value: T) => void): void => {
         pending++
         request.onsuccess = () => {
@@ -282,7 +321,7 @@ export class DexieWriter {
         }
       }
       const issue = (): void => {
-        if (readFirst) uncached.forEach((k, n) => { docs.set(docKey(k.coll, k.id), found[n]) })
+        if (!expectAbsent) uncached.forEach((k, n) => { docs.set(docKey(k.coll, k.id), found[n] ?? undefined) })
         let next: StagedMerge
         try {
           // The rows go out as they are staged (an abort below takes them back).
@@ -298,7 +337,7 @@ export class DexieWriter {
       const afterReads = (): void => {
         if (dag === undefined || dag.gen !== cache.gen) return fail(new StaleCache('another writer moved the generation'))
         if (stored > 0 || missing !== undefined) return fail(new UseOrdinaryPath('the block is stored, covered or missing'))
-        if (!readFirst && found.some(s => s !== undefined)) return fail(new UseOrdinaryPath('a document expected absent has a state'))
+        if (expectAbsent && found.some(s => s !== undefined)) return fail(new UseOrdinaryPath('a document expected absent has a state'))
         if (readFirst) issue()
         if (checkError !== undefined) fail(checkError)
       }
@@ -309,14 +348,18 @@ export class DexieWriter {
           read(store('blocks').count(input.cid), n => { stored = n })
           read(store('missing').get(input.cid), row => { missing = row })
         }
-        uncached.forEach((k, n) => {
-          let row: DocRow | undefined
-          let absent: StateRow | undefined
-          let got = 0
-          const both = (): void => { if (++got === 2) found[n] = row !== undefined ? rowState(row) : absent?.s }
-          read(store('documents').get([k.coll, k.id]) as IDBRequest<DocRow | undefined>, r => { row = r; both() })
-          read(store('states').get([k.coll, k.id]) as IDBRequest<StateRow | undefined>, r => { absent = r; both() })
-        })
+        if (expectAbsent) {
+          checkAbsent(tx, this.db.keyRange, uncached, read, () => { found.push(null) })
+        } else {
+          uncached.forEach((k, n) => {
+            let row: DocRow | undefined
+            let absent: StateRow | undefined
+            let got = 0
+            const both = (): void => { if (++got === 2) found[n] = row !== undefined ? rowState(row) : absent?.s }
+            read(store('documents').get([k.coll, k.id]) as IDBRequest<DocRow | undefined>, r => { row = r; both() })
+            read(store('states').get([k.coll, k.id]) as IDBRequest<StateRow | undefined>, r => { absent = r; both() })
+          })
+        }
         if (!readFirst) issue()
       } catch (err) {
         fail(err)
