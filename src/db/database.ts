@@ -24,6 +24,7 @@ import { type Announcement, startAnnouncing } from './announce.js'
 import { Collection, type CollectionHost, type WriteHints, normaliseIndexSpec } from './collection.js'
 import { TabChannel, type TabMessage } from './tabs.js'
 import { Presence } from './presence.js'
+import { noteIndexes } from './planner.js'
 import { compileSchema } from './schema.js'
 import { type AnyDoc } from './types.js'
 import {
@@ -199,11 +200,13 @@ export class Database {
     const specs = (options.indexes ?? []).map(normaliseIndexSpec)
     const check = options.schema === undefined ? undefined : await compileSchema(options.schema) // before anything is written
     // One read transaction for whether it exists and which of its indexes are built (on every
-    // open after the first, all of them): one IndexedDB round trip rather than two.
+    // open after the first, all of them): one IndexedDB round trip rather than two. The first
+    // query plans from that list (`noteIndexes`).
     const [exists, indexes] = await this.storage.read(async () => await Promise.all([
       this.collectionExists(name),
-      specs.length === 0 ? [] : this.storage.listIndexes(name)
+      this.storage.listIndexes(name)
     ]))
+    noteIndexes(this.storage, name, indexes)
     if (!exists) {
       if (options.create !== true) throw new CollectionNotFoundError(`collection "${name}" does not exist`)
       // A replica that may not write (a reader of a write-list database) cannot create it: it

@@ -244,6 +244,16 @@ export async function executeQuery (
 const lastIndexes = new WeakMap<Storage, Map<string, IndexInfo[]>>()
 
 /**
+ * Note the index list of `coll` just read from `storage` elsewhere (opening the collection reads
+ * it), so the first query plans from it and waits for one IndexedDB request, not two in a row.
+ */
+export function noteIndexes (storage: Storage, coll: string, indexes: IndexInfo[]): void {
+  let known = lastIndexes.get(storage)
+  if (known === undefined) lastIndexes.set(storage, known = new Map<string, IndexInfo[]>())
+  known.set(coll, indexes)
+}
+
+/**
  * Inside a read transaction: plan and run the query. The index list is read in the same round trip
  * as the query itself: the plan is made from the list read last time, and made again (and run
  * again) only if the list read now differs — an index created, dropped, finished or turned
@@ -254,20 +264,18 @@ async function runPlan (
   storage: Storage, coll: string, query: Record<string, unknown>, compiled: Query, projection: Record<string, unknown> | undefined,
   options: QueryOptions
 ): Promise<{ docs: Doc[], explain: Explain }> {
-  let known = lastIndexes.get(storage)
-  if (known === undefined) lastIndexes.set(storage, known = new Map<string, IndexInfo[]>())
-  const guess = known.get(coll)
+  const guess = lastIndexes.get(storage)?.get(coll)
   const guessed = guess !== undefined ? choosePlan(query, options, guess) : undefined
   const listing = storage.listIndexes(coll)
   // Only an index plan is run on a guess: a full scan that an index might spare is not.
   if (guess !== undefined && guessed !== undefined) {
     const [indexes, result] = await Promise.all([listing, runChosenPlan(storage, coll, compiled, projection, options, guessed)])
     if (sameIndexes(indexes, guess)) return result
-    known.set(coll, indexes)
+    noteIndexes(storage, coll, indexes)
     return await runChosenPlan(storage, coll, compiled, projection, options, choosePlan(query, options, indexes))
   }
   const indexes = await listing
-  known.set(coll, indexes)
+  noteIndexes(storage, coll, indexes)
   return await runChosenPlan(storage, coll, compiled, projection, options, choosePlan(query, options, indexes))
 }
 

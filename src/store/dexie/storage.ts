@@ -3,7 +3,7 @@
  * are here; writes go through `DexieWriter` (write.ts), secondary indexes through `DexieIndexes`
  * (indexes.ts). The provider that opens these storages is provider.ts.
  */
-import { Dexie } from 'dexie'
+import { Dexie, type Table } from 'dexie'
 import { type Doc, compareDocKeys } from '../../crdt/index.js'
 import { type KeyRange } from '../keys.js'
 import {
@@ -149,7 +149,7 @@ export class DexieStorage implements Storage {
 
   async getCollections (): Promise<string[]> {
     const { db } = this
-    return await db.transaction('r', [db.colls, db.documents], async () => {
+    return await this.inTransaction([db.colls, db.documents], async () => {
       const candidates = new Set([...await db.colls.toCollection().primaryKeys()])
       // Distinct collection names of the documents table: jump from one collection to the next.
       let next: [string, string] | undefined = [Dexie.minKey as unknown as string, Dexie.minKey as unknown as string]
@@ -172,7 +172,19 @@ export class DexieStorage implements Storage {
   async hasCollection (coll: string): Promise<boolean> {
     const { db } = this
     // One read when the collection was created (the usual case); a second only when it was not.
-    return await db.transaction('r', [db.colls, db.documents], async () => await collectionExists(this.db, coll, (await db.colls.get(coll))?.s))
+    return await this.inTransaction([db.colls, db.documents], async () => await collectionExists(this.db, coll, (await db.colls.get(coll))?.s))
+  }
+
+  /**
+   * `fn` in the current Dexie transaction when it covers `tables` (inside `read`), else in a
+   * read-only one of its own. Not nested: Dexie holds its parent's other requests back until a
+   * nested transaction ends, which made opening a collection (whether it exists, and its indexes,
+   * read together) two IndexedDB round trips in a row instead of one.
+   */
+  private async inTransaction<T> (tables: Table[], fn: () => Promise<T>): Promise<T> {
+    const current = Dexie.currentTransaction
+    if (current !== null && tables.every(t => current.storeNames.includes(t.name))) return await fn()
+    return await this.db.transaction('r', tables, fn)
   }
 
   async listIndexes (coll: string): Promise<IndexInfo[]> { return await this.indexes.listIndexes(coll) }
