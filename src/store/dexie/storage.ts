@@ -10,7 +10,7 @@ import {
   type ApplyBlockInput, type ApplyBlockResult, type DocKey, type IndexDocEntry, type IndexEntry, type IndexInfo, type IndexProgress,
   type InstallSnapshotInput, type InstallSnapshotResult, type ReadOptions, type ScanOptions, type SnapshotSource, type Storage, type StoredNode
 } from '../storage.js'
-import { type DexieOptions, type DocRow, OLDER_SCHEMA, ReplicaDb, collectionExists, inColl, readDag, rowState } from './schema.js'
+import { type DexieOptions, type DocRow, type MetaRow, OLDER_SCHEMA, ReplicaDb, collectionExists, inColl, readDag, rowState } from './schema.js'
 import { DexieWriter } from './write.js'
 import { DexieIndexes } from './indexes.js'
 import { TargetRows } from './target-rows.js'
@@ -231,9 +231,28 @@ export class DexieStorage implements Storage {
     })
   }
 
+  /**
+   * `Storage.getMeta`. Outside a transaction, the keys asked for before the next microtask are
+   * read together, in one transaction: opening a database asks for four at once, which as four
+   * transactions took about 0.5 ms longer to answer in a reloaded page.
+   */
   async getMeta<T> (key: string): Promise<T | undefined> {
-    return (await this.db.meta.get(key))?.value as T | undefined
+    if (Dexie.currentTransaction !== null) return (await this.db.meta.get(key))?.value as T | undefined
+    let batch = this.metaBatch
+    if (batch === undefined) {
+      const keys: string[] = []
+      const rows = Promise.resolve().then(async () => {
+        this.metaBatch = undefined
+        return await this.db.meta.bulkGet(keys)
+      })
+      batch = this.metaBatch = { keys, rows }
+    }
+    const at = batch.keys.push(key) - 1
+    return (await batch.rows)[at]?.value as T | undefined
   }
+
+  /** The `getMeta` keys asked for since the last microtask, and their read (see `getMeta`). */
+  private metaBatch?: { keys: string[], rows: Promise<Array<MetaRow | undefined>> }
 
   async setMeta (key: string, value: unknown): Promise<void> { await this.db.meta.put({ key, value }) }
 
