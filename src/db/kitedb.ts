@@ -4,8 +4,9 @@
  *
  * One piece, though over 400 lines: every entry point runs one open sequence (`beginOpen`,
  * `openAddress`) whose steps overlap on purpose — storage, the device key, the name registry and
- * the network node start together (docs/design.md, "Storage" and "Staying connected") — and each
- * must release what the others started when one fails.
+ * the network node start together, and a reopen by name skips the registry when the database's
+ * record of its last open stands in for it (opened-as.ts; docs/design.md, "Storage" and "Staying
+ * connected") — and each must release what the others started when one fails.
  */
 import { type CID } from 'multiformats/cid'
 import { DatabaseExistsError, InvalidAddressError, NotFoundError, TimeoutError, ValidationError } from '../errors.js'
@@ -18,6 +19,7 @@ import { MANIFEST_KEY, Replica, resolveLimits, type LimitsOptions, type Replicat
 import { type AcquireOptions } from '../net/index.js'
 import { type Announcement, announceTopic, decodeAnnouncement, isSealedAnnouncement } from './announce.js'
 import { Database } from './database.js'
+import { OPENED_AS_KEY, type OpenedAs, deferredSigner, parseOpenedAs } from './opened-as.js'
 
 /** Options of `KiteDB.init` and `KiteDB.open`. */
 export interface OpenOptions {
@@ -187,16 +189,32 @@ export class KiteDB {
   static async init (name: string, options: OpenOptions = {}): Promise<Database> {
     if (typeof name !== 'string' || name.length === 0 || name.length > 256) throw new ValidationError('a database name must be a non-empty string of at most 256 characters')
     const provider = providerFor(options.storage)
-    // With the provider's hint of the address, that database opens while the registry answers
-    // (two IndexedDB opens at once, not one after the other; docs/design.md, "Storage"); a stale
-    // hint's opening is dropped.
+    const node = options.node ?? 'default'
+    // Read before the registry: a record of this open is valid for this token (opened-as.ts).
+    const gen = provider.registryGeneration?.()
+    // With the provider's hint of the address, that database opens first. When it remembers
+    // being opened under this name with the registry as it still is, the registry is not opened
+    // at all; else it is read, at once when there is no such record to look for (two IndexedDB
+    // opens at once, not one after the other; docs/design.md, "Storage"). A stale hint's opening
+    // is dropped.
     const guess = guessAddress(provider, name)
     let early = guess === undefined ? undefined : beginOpen(provider, guess.cid)
     let relays: string[]
     let found: string | undefined
     let signer: Signer
+    let record: OpenedAs | undefined
     try {
-      [relays, found, signer] = await Promise.all([relayList(options), provider.lookupName(name), deviceSigner(options)])
+      const listed = relayList(options)
+      listed.catch(() => {}) // awaited below
+      const remembered = early !== undefined && gen !== undefined ? await early.reads.then(r => r[3], () => undefined) : undefined
+      if (guess !== undefined && remembered !== undefined && remembered.gen === gen && remembered.name === name && remembered.node === node) {
+        found = guess.address
+        signer = deferredSigner(remembered.publicKey, async () => await deviceSigner(options))
+        relays = await listed
+      } else {
+        [relays, found, signer] = await Promise.all([listed, provider.lookupName(name), deviceSigner(options)])
+        if (gen !== undefined) record = { gen, name, node, publicKey: signer.publicKey }
+      }
     } catch (err) {
       if (early !== undefined) abandon(early)
       throw err
@@ -215,7 +233,9 @@ export class KiteDB {
       cid = encoded.cid
       created = { bytes: encoded.bytes, ...(key !== undefined ? { key } : {}) }
     }
-    const db = await openAddress(provider, cid, relays, options, signer, early ?? beginOpen(provider, cid, created))
+    // A database made here is registered after it opens: the registry moves on then, so there is
+    // nothing yet to remember (its next open reads the registry and remembers that).
+    const db = await openAddress(provider, cid, relays, options, signer, early ?? beginOpen(provider, cid, created), created === undefined ? record : undefined)
     if (created !== undefined) await provider.registerName(name, formatAddress(cid))
     return db
   }
@@ -346,9 +366,9 @@ interface Opening {
   storage: Promise<Storage>
   /**
    * the saved key, the stored manifest (`null`: none stored; an `Error`: the stored bytes are not
-   * this database's manifest), the replica id
+   * this database's manifest), the replica id, the record of its last open by name (opened-as.ts)
    */
-  reads: Promise<[Uint8Array | undefined, Manifest | Error | null, string]>
+  reads: Promise<[Uint8Array | undefined, Manifest | Error | null, string, OpenedAs | undefined]>
 }
 
 /** The address the provider remembers for `name` without a round trip, if any and well-formed, with its CID. */
@@ -380,7 +400,7 @@ function beginOpen (provider: StorageProvider, cid: CID, created?: { bytes: Uint
       if (bytes === undefined) return null
       try { return decodeManifest(bytes, cid) } catch (err) { return err as Error }
     })
-    return await Promise.all([s.getMeta<Uint8Array>(DB_KEY), manifest, Replica.loadId(s)])
+    return await Promise.all([s.getMeta<Uint8Array>(DB_KEY), manifest, Replica.loadId(s), s.getMeta(OPENED_AS_KEY).then(parseOpenedAs)])
   })
   // an opening may be abandoned before anyone awaits its reads (see `abandon`)
   reads.catch(() => {})
@@ -396,9 +416,13 @@ function abandon (opening: Opening): void {
   void opening.reads.catch(() => {}).then(async () => { await (await opening.storage.catch(() => undefined))?.close() })
 }
 
-/** Open the local replica of the database `cid` (its address's CID), signing as `signer`, from `opening` (its storage and first reads). */
+/**
+ * Open the local replica of the database `cid` (its address's CID), signing as `signer`, from
+ * `opening` (its storage and first reads); `record`: what to remember of this open by name, saved
+ * once the replica opened (opened-as.ts).
+ */
 async function openAddress (provider: StorageProvider, cid: CID, relays: string[], options: OpenOptions, signer: Signer,
-  opening: Opening): Promise<Database> {
+  opening: Opening, record?: OpenedAs): Promise<Database> {
   const address = formatAddress(cid)
   const dbId = cid.toString()
   // The network node starts while the replica opens: the Database's first connect takes this lease.
@@ -416,6 +440,7 @@ async function openAddress (provider: StorageProvider, cid: CID, relays: string[
     // Throws AccessError for a key that does not fit a known manifest, before anything is kept.
     const replica = await Replica.open(storage, dbId, { signer, manifest, replicaId, ...(key !== undefined ? { key } : {}) })
     if (given !== undefined) await storage.setMeta(DB_KEY, given)
+    if (record !== undefined) await storage.setMeta(OPENED_AS_KEY, record)
     const db = new Database({
       name: manifest === null ? address : manifestName(manifest, key),
       address,

@@ -332,6 +332,14 @@ export interface StorageProvider {
    * `lookupName` answers. A hint: it may be stale or missing; `lookupName` is the truth.
    */
   guessName? (name: string): string | undefined
+  /**
+   * Optional: a token, read without waiting, that changes whenever a name is registered or
+   * forgotten or a secret saved (before the change is made). A database may remember the token
+   * with the name it was opened under and the device key's public half; while the token is the
+   * same, `KiteDB.init` reopens it by name without `lookupName` and loads the device key only
+   * when it first signs (docs/design.md, "Storage"). `undefined`: none kept.
+   */
+  registryGeneration? (): string | undefined
   /** All registered local names with their addresses, sorted by name. */
   listNames (): Promise<Array<{ name: string, address: string }>>
   /** A device-wide secret saved under `name` (e.g. a libp2p private key), if any. */

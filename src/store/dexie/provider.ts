@@ -14,6 +14,13 @@ export type NameHints = Pick<globalThis.Storage, 'getItem' | 'setItem' | 'remove
 
 /** Prefix of the hint keys: `kitedb:name:<name>` → address. */
 const HINT_PREFIX = 'kitedb:name:'
+/** Key of the registry's generation token in the hints store (see `registryGeneration`). */
+const GENERATION_KEY = 'kitedb:registry'
+
+/** A fresh generation token: random, so two tabs moving it at once never write the same one. */
+function newGeneration (): string {
+  return Array.from(globalThis.crypto.getRandomValues(new Uint8Array(12)), b => b.toString(16).padStart(2, '0')).join('')
+}
 
 /** The page's `localStorage`, where there is one and it may be used. */
 function pageLocalStorage (): NameHints | undefined {
@@ -31,6 +38,8 @@ export class DexieStorageProvider implements StorageProvider {
   private readonly options: DexieOptions
   private registry?: RegistryDb
   private readonly hints?: NameHints
+  /** set when a change of the registry could not move the generation token */
+  private tokenStale = false
 
   /**
    * `options.hints`: where name → address hints are kept (see `guessName`); default the page's
@@ -66,7 +75,10 @@ export class DexieStorageProvider implements StorageProvider {
 
   async loadSecret (name: string): Promise<Uint8Array | undefined> { return (await this.secrets.get(name))?.bytes }
 
-  async saveSecret (name: string, bytes: Uint8Array): Promise<void> { await this.secrets.put({ name, bytes }) }
+  async saveSecret (name: string, bytes: Uint8Array): Promise<void> {
+    this.moveGeneration()
+    await this.secrets.put({ name, bytes })
+  }
 
   async lookupName (name: string): Promise<string | undefined> {
     const address = (await this.names.get(name))?.address
@@ -76,13 +88,45 @@ export class DexieStorageProvider implements StorageProvider {
   }
 
   async registerName (name: string, address: string): Promise<void> {
+    this.moveGeneration()
     await this.names.put({ name, address })
     this.hint(name, address)
   }
 
   async unregisterName (name: string): Promise<void> {
+    this.moveGeneration()
     this.hint(name, undefined)
     await this.names.delete(name)
+  }
+
+  /**
+   * The registry's generation token (see `StorageProvider.registryGeneration`), kept in the hints
+   * store beside the name hints: made when there is none, moved before every change of the
+   * registry. `undefined` without a hints store, or one that refuses.
+   */
+  registryGeneration (): string | undefined {
+    if (this.hints === undefined || this.tokenStale) return undefined
+    try {
+      const token = this.hints.getItem(GENERATION_KEY)
+      if (token !== null) return token
+      const made = newGeneration()
+      this.hints.setItem(GENERATION_KEY, made)
+      return made
+    } catch { return undefined }
+  }
+
+  /** Before a change of the registry: a new generation token, or none if the store refuses one (then nothing is trusted). */
+  private moveGeneration (): void {
+    try {
+      this.hints?.setItem(GENERATION_KEY, newGeneration())
+    } catch {
+      try {
+        this.hints?.removeItem(GENERATION_KEY)
+      } catch {
+        // The old token stays: this provider trusts none from now on.
+        this.tokenStale = true
+      }
+    }
   }
 
   /** The address hint of `name`, if any (see `StorageProvider.guessName`). */
