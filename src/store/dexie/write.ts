@@ -255,10 +255,10 @@ export class DexieWriter {
    * The fast path of a block whose parents are stored (see the module comment), in one native
    * IndexedDB transaction (Dexie's per-request bookkeeping costs about as much as the requests
    * here, and this path needs none of it): the merge starts from the cache. The states the cache
-   * lacks are read first, unless the block's documents are expected absent (an insert); the
-   * writes then go out behind the reads of the generation (and, for a remote block, of whether it
-   * is stored or missing; for an insert, of the states it assumed absent), and the transaction
-   * aborts, writing nothing, when one of them says otherwise. A state the cache lacks is taken
+   * lacks are read first; when the block's documents are expected absent (an insert), only
+   * whether they exist is (`checkAbsent`). The writes go out behind the reads of the generation
+   * (and, for a remote block, of whether it is stored or missing), and the transaction aborts,
+   * writing nothing, when one of them says otherwise. A state the cache lacks is taken
    * from `targets` (rows the write's own query read since the cache's write) when there. Rejects
    * with `StaleCache` when another writer moved the generation, `UseOrdinaryPath` when the block
    * is not new, a document expected absent exists, or an index turns multikey; with the merge's
@@ -307,7 +307,8 @@ export class DexieWriter {
       let dag: DagRow | undefined
       let stored = 0
       let missing: unknown
-      const found: Array<DocState | null | undefined> = []
+      const found: Array<DocState | undefined> = []
+      let anyPresent = false
       const read = <T>(request: IDBRequest<T>, use: (value: T) => void): void => {
         pending++
         request.onsuccess = () => {
@@ -321,7 +322,7 @@ export class DexieWriter {
         }
       }
       const issue = (): void => {
-        if (!expectAbsent) uncached.forEach((k, n) => { docs.set(docKey(k.coll, k.id), found[n] ?? undefined) })
+        if (!expectAbsent) uncached.forEach((k, n) => { docs.set(docKey(k.coll, k.id), found[n]) })
         let next: StagedMerge
         try {
           // The rows go out as they are staged (an abort below takes them back).
@@ -337,7 +338,7 @@ export class DexieWriter {
       const afterReads = (): void => {
         if (dag === undefined || dag.gen !== cache.gen) return fail(new StaleCache('another writer moved the generation'))
         if (stored > 0 || missing !== undefined) return fail(new UseOrdinaryPath('the block is stored, covered or missing'))
-        if (expectAbsent && found.some(s => s !== undefined)) return fail(new UseOrdinaryPath('a document expected absent has a state'))
+        if (anyPresent) return fail(new UseOrdinaryPath('a document expected absent has a state'))
         if (readFirst) issue()
         if (checkError !== undefined) fail(checkError)
       }
@@ -349,7 +350,7 @@ export class DexieWriter {
           read(store('missing').get(input.cid), row => { missing = row })
         }
         if (expectAbsent) {
-          checkAbsent(tx, this.db.keyRange, uncached, read, () => { found.push(null) })
+          checkAbsent(tx, this.db.keyRange, uncached, read, () => { anyPresent = true })
         } else {
           uncached.forEach((k, n) => {
             let row: DocRow | undefined
