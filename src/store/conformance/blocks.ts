@@ -175,30 +175,38 @@ export function blockCases (ctx: SuiteContext): ConformanceCase[] {
       }
     }),
 
-    c('expectAbsent among many stored documents: one past the first keys of its range, and a deleted one, are merged from their stored states', async env => {
+    c('expectAbsent in a large insert among many stored documents: one past the first keys of its range, and a deleted one, are merged from their stored states', async env => {
       // c holds k000…k199; d a document deleted since (only its state is stored).
       const ids = Array.from({ length: 200 }, (_, n) => `k${String(n).padStart(3, '0')}`)
       const b1 = testBlock('many', [], [
         { op: 'coll', coll: 'c' }, { op: 'coll', coll: 'd' },
         ...ids.map((id): Op => ({ op: 'put', coll: 'c', id, set: { v: 1 } })),
-        { op: 'put', coll: 'd', id: 'gone', set: { v: 1, w: 1 } }
+        { op: 'put', coll: 'd', id: 'gone', set: { v: 1, w: 1 } },
+        { op: 'put', coll: 'd', id: 'gone too', set: { v: 1 } }
       ])
       await apply(env.storage, b1, { local: true })
-      const b2 = testBlock('delete', [b1], [{ op: 'del', coll: 'd', id: 'gone' }])
+      const b2 = testBlock('delete', [b1], [{ op: 'del', coll: 'd', id: 'gone' }, { op: 'del', coll: 'd', id: 'gone too' }])
       await apply(env.storage, b2, { local: true })
       // After a reopen, a write to both collections, so only the documents below are unread.
       const storage = await env.reopen()
       const other = testBlock('other', [b2], [{ op: 'put', coll: 'c', id: 'zzz', set: { v: 0 } }, { op: 'put', coll: 'd', id: 'zzz', set: { v: 0 } }])
       await apply(storage, other, { local: true })
-      // c's range from 'a' to 'k150' holds 151 stored keys, k150 the last of them.
+      // Inserts of 41 documents (more than a storage may check one by one). c's range from 'a00'
+      // to 'k150' holds 151 stored keys, k150 the last of them.
+      const fresh = Array.from({ length: 40 }, (_, n) => `a${String(n).padStart(2, '0')}`)
+      const puts = (coll: string, ids: string[]): Op[] => ids.map(id => ({ op: 'put', coll, id, set: { v: 2 } }))
       const seen: MergeInput[] = []
-      const b3 = testBlock('insert into c', [other], [{ op: 'put', coll: 'c', id: 'a', set: { v: 2 } }, { op: 'put', coll: 'c', id: 'k150', set: { v: 2 } }])
+      const b3 = testBlock('insert into c', [other], puts('c', [...fresh, 'k150']))
       const r3 = await apply(storage, b3, { local: true, expectAbsent: true, seen: input => { seen.push(input) } })
       check(seen.at(-1)?.docs.get('c\u0000k150') !== undefined, 'the merge committed sees the state of c/k150, stored past the first keys of the insert\'s range')
-      checkEqual(r3.changes.map(ch => [ch.id, ch.before]), [['a', null], ['k150', { _id: 'k150', v: 1 }]], 'what each document of c showed before the insert')
-      const b4 = testBlock('insert into d', [b3], [{ op: 'put', coll: 'd', id: 'gone', set: { v: 2 } }, { op: 'put', coll: 'd', id: 'new', set: { v: 2 } }])
+      checkEqual(r3.changes.filter(ch => ch.before !== null).map(ch => [ch.id, ch.before]), [['k150', { _id: 'k150', v: 1 }]], 'the one document of c that existed before the insert')
+      const b4 = testBlock('insert into d', [b3], puts('d', ['gone', ...fresh.map(id => `new ${id}`)]))
       await apply(storage, b4, { local: true, expectAbsent: true, seen: input => { seen.push(input) } })
       check(seen.at(-1)?.docs.get('d\u0000gone') !== undefined, 'the merge committed sees the state of the deleted d/gone')
+      // and an insert of one document, deleted before
+      const b5 = testBlock('insert one into d', [b4], puts('d', ['gone too']))
+      await apply(storage, b5, { local: true, expectAbsent: true, seen: input => { seen.push(input) } })
+      check(seen.at(-1)?.docs.get('d\u0000gone too') !== undefined, 'the merge committed sees the state of the deleted d/gone too')
       checkEqual(await storage.getDoc('d', 'gone'), { _id: 'gone', v: 2 }, 'the deleted document put again shows only what was put after the delete')
     }),
 
