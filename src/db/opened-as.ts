@@ -8,7 +8,7 @@
  * Chromium opens only after the first (about 1.5 ms of a reloaded page's open; docs/design.md,
  * "Storage"), and loads the device key when it first signs.
  */
-import { type Signer } from '../crdt/index.js'
+import { type Signer, equalBytes } from '../crdt/index.js'
 import { AccessError } from '../errors.js'
 
 /** Storage meta key of the record. */
@@ -42,7 +42,7 @@ export function deferredSigner (publicKey: Uint8Array, load: () => Promise<Signe
   let loading: Promise<Signer> | undefined
   const loaded = async (): Promise<Signer> => {
     const signer = await load()
-    if (signer.publicKey.length !== publicKey.length || signer.publicKey.some((b, i) => b !== publicKey[i])) {
+    if (!equalBytes(signer.publicKey, publicKey)) {
       throw new AccessError('the device key changed since this database was opened: open it again')
     }
     return signer

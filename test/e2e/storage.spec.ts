@@ -3,6 +3,8 @@
  * through the DevTools protocol) throws `StorageFullError` and leaves nothing half-written; the
  * estimate reports usage and quota; `KiteDB.persist()` answers. A database an earlier version
  * wrote opens (docs/design.md, "Storage": the current schema first, the migrations when older).
+ * A database reopened by name, the registry unchanged, opens without reading the registry, and
+ * its first write, signed once the device key loads, is accepted by another browser.
  */
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -85,4 +87,54 @@ test('a database an earlier KiteDB wrote (schema v5) opens: its migrations run, 
     return { collections, version, kept }
   }, cid)
   expect(result).toEqual({ collections: [], version: 60, kept: 'from v5' })
+})
+
+test('reopened by name with the registry unchanged, a database opens without the registry; its first write is signed by the device key and another browser takes it', async ({ page, browser }) => {
+  await page.goto('/')
+  await expect(page.getByTestId('new-todo')).toBeEnabled()
+  const relays = await page.evaluate(() => window.todoDb?.relays ?? [])
+  expect(relays.length).toBeGreaterThan(0)
+  const name = `reopen-${Date.now()}`
+  // Each open with a provider of its own (as a reloaded page has), its registry reads counted.
+  const opened = await page.evaluate(async (name) => {
+    const { KiteDB, DexieStorageProvider } = window.kitedb
+    const open = async (write?: { _id: string }): Promise<{ address: string, reads: string[], afterWrite: string[] }> => {
+      const storage = new DexieStorageProvider()
+      const reads: string[] = []
+      const lookupName = storage.lookupName.bind(storage)
+      const loadSecret = storage.loadSecret.bind(storage)
+      storage.lookupName = async (n: string) => { reads.push('lookupName'); return await lookupName(n) }
+      storage.loadSecret = async (n: string) => { reads.push('loadSecret'); return await loadSecret(n) }
+      const db = await KiteDB.init(name, { storage, encrypt: false })
+      const atOpen = [...reads]
+      if (write !== undefined) await (await db.initCollection('docs')).insertOne(write)
+      await db.close()
+      return { address: db.address, reads: atOpen, afterWrite: reads.slice(atOpen.length) }
+    }
+    return [await open(), await open(), await open({ _id: 'signed' })]
+  }, name)
+  const [made, first, again] = opened
+  expect(first.address).toBe(made.address)
+  expect(first.reads).toContain('lookupName') // remembers this open
+  expect(again.address).toBe(made.address)
+  expect(again.reads).toEqual([])
+  expect(again.afterWrite).toContain('loadSecret')
+  // Another browser (its own device key) opens the database by address; only this page's key may write.
+  await page.evaluate(async ({ address, relays }) => {
+    Object.assign(window, { served: await window.kitedb.KiteDB.open(address, { relays, storage: 'indexeddb' }) })
+  }, { address: made.address, relays })
+  const other = await (await browser.newContext()).newPage()
+  await other.goto('/')
+  await expect(other.getByTestId('new-todo')).toBeEnabled()
+  const seen = await other.evaluate(async ({ address, relays }) => {
+    const db = await window.kitedb.KiteDB.open(address, { relays, storage: 'indexeddb' })
+    const docs = await db.initCollection('docs')
+    for (let i = 0; i < 300; i++) {
+      const doc = await docs.findById('signed')
+      if (doc !== undefined) return doc
+      await new Promise(resolve => setTimeout(resolve, 100))
+    }
+    return null
+  }, { address: made.address, relays })
+  expect(seen).toEqual({ _id: 'signed' })
 })
