@@ -31,8 +31,14 @@ test('at 360 × 740 the list and the share panel fit and work by touch; the QR c
   await a.goto('/')
   await expect(a.getByTestId('list-name')).toHaveText('My list')
   for (const t of ['oat milk', 'a to-do with a rather long title, which has to wrap on a narrow phone screen without pushing anything off it', 'call Ana']) await addTodo(a, t)
-  await a.getByTestId('todo-item').filter({ hasText: 'oat milk' }).getByTestId('todo-toggle').tap()
-  await expect(a.locator('li.done')).toHaveCount(1)
+  // A tap can miss while the list is still laying out (the page is busy under load), and `tap`,
+  // unlike `check`, does not verify that it took: tap again only while the box shows unchecked, so
+  // every tap that lands sets done (never clears it), and a lost update still fails the test.
+  const toggle = a.getByTestId('todo-item').filter({ hasText: 'oat milk' }).getByTestId('todo-toggle')
+  await expect(async () => {
+    if (!await toggle.isChecked()) await toggle.tap()
+    await expect(a.locator('li.done')).toHaveCount(1, { timeout: 3000 })
+  }).toPass({ timeout: 15_000 })
   expect(await fitsWidth(a)).toBe(true)
   for (const id of ['lists-button', 'share-button', 'new-todo']) await expectOnScreen(a, id)
   for (const item of await a.getByTestId('todo-item').all()) {
