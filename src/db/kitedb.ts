@@ -11,7 +11,7 @@
 import { type CID } from 'multiformats/cid'
 import { DatabaseExistsError, InvalidAddressError, NotFoundError, TimeoutError, ValidationError } from '../errors.js'
 import {
-  type Manifest, type Signer, createManifest, decodeManifest, encodeManifest, formatAddress, formatPublicKey, generateKey,
+  type Manifest, type Signer, createManifest, decodeManifestAsync, encodeManifest, formatAddress, formatPublicKey, generateKey,
   manifestName, parseAddress, parseKey, signerFromSeed
 } from '../crdt/index.js'
 import { DexieStorageProvider, MemoryStorageProvider, type Storage, type StorageProvider, loadDeviceKeyPair } from '../store/index.js'
@@ -386,8 +386,8 @@ function guessAddress (provider: StorageProvider, name: string): { address: stri
  * key, the manifest, the replica id) together, each one IndexedDB round trip; `created`: the
  * manifest (and key) of a database `init` just made, written first. Not awaited here, so they can
  * run beside other reads. The stored manifest is decoded and checked against `cid` as soon as it
- * is read: in a reloaded page that took 0.3–0.4 ms of the open's critical path, and now runs while
- * the registry's reads are still on their way.
+ * is read, hashed by the platform (`decodeManifestAsync`): hashed in JavaScript, in a reloaded page
+ * that took 0.3–0.4 ms of the open's critical path.
  */
 function beginOpen (provider: StorageProvider, cid: CID, created?: { bytes: Uint8Array, key?: Uint8Array }): Opening {
   const storage = provider.open(cid.toString())
@@ -396,9 +396,9 @@ function beginOpen (provider: StorageProvider, cid: CID, created?: { bytes: Uint
       await s.setMeta(MANIFEST_KEY, created.bytes)
       if (created.key !== undefined) await s.setMeta(DB_KEY, created.key)
     }
-    const manifest = s.getMeta<Uint8Array>(MANIFEST_KEY).then(bytes => {
+    const manifest = s.getMeta<Uint8Array>(MANIFEST_KEY).then(async bytes => {
       if (bytes === undefined) return null
-      try { return decodeManifest(bytes, cid) } catch (err) { return err as Error }
+      try { return await decodeManifestAsync(bytes, cid) } catch (err) { return err as Error }
     })
     return await Promise.all([s.getMeta<Uint8Array>(DB_KEY), manifest, Replica.loadId(s), s.getMeta(OPENED_AS_KEY).then(parseOpenedAs)])
   })

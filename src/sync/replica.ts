@@ -10,7 +10,7 @@
 import { AccessError, ClockSkewError, InvalidBlockError, StorageFullError, isQuotaError } from '../errors.js'
 import {
   type CID, type CollState, type Doc, type DocState, type EncodedBlock, type Manifest, type Op, type Signer, HybridClock, MAX_PARENTS,
-  applyBlockOps, asCid, assembleOps, checkKey, cidOf, decode, decodeBlock, decodeChunk, decodeManifest, encode, encodeBlock,
+  applyBlockOps, asCid, assembleOps, checkKey, cidOf, decode, decodeBlock, decodeChunk, decodeManifestAsync, encode, encodeBlock,
   formatPublicKey, generateSigner, joinSnapshotStates, linkKeyOf, linkSigner, mayWrite, parseCid, readBlockHeader, touchedBy,
   type OpenOptions as BlockOpenOptions
 } from '../crdt/index.js'
@@ -217,7 +217,7 @@ export class Replica {
    * when the key does not fit it.
    */
   async setManifest (bytes: Uint8Array): Promise<Manifest> {
-    const manifest = decodeManifest(bytes, parseCid(this.dbId) as CID)
+    const manifest = await decodeManifestAsync(bytes, parseCid(this.dbId) as CID)
     checkKey(manifest, this.key)
     if (this.manifestValue == null) {
       await this.storage.setMeta(MANIFEST_KEY, bytes)

@@ -22,7 +22,7 @@ import {
   encodeSnapshotResponse, topicOf, decodeKeepRequest, decodeKeepResponse, encodeKeepRequest, encodeKeepResponse
 } from '../../src/sync/index.js'
 import { checkKeptNode } from '../../src/keep/index.js'
-import { decodeManifest as manifestOf } from '../../src/crdt/index.js'
+import { decodeManifest as manifestOf, decodeManifestAsync } from '../../src/crdt/index.js'
 import { MemoryStorage } from '../../src/store/memory.js'
 import { decodeAnnouncement, encodeAnnouncement } from '../../src/db/announce.js'
 import { checkQuery } from '../../src/db/query.js'
@@ -108,7 +108,8 @@ const asyncDecoders: Array<[string, Uint8Array, (bytes: Uint8Array) => Promise<u
     const node = pageWith(await collectGzip(c))
     await decodeSnapshotNode(node, cidOf(node))
   }],
-  ['snapshot covered list', covered.bytes, async b => await decodeSnapshotNode(b, cidOf(b))]
+  ['snapshot covered list', covered.bytes, async b => await decodeSnapshotNode(b, cidOf(b))],
+  ['stored manifest (hashed by the platform)', manifest.bytes, async b => await decodeManifestAsync(b, cidOf(b))]
 ]
 
 /** Random mutations of `valid`: flipped bytes, truncation, extension, spliced slices. */
