@@ -14,7 +14,7 @@ import {
 import { type Op, formatKey, formatPublicKey, isValidCollectionName, manifestName, parseCid } from '../crdt/index.js'
 import { type DocChange, type Storage } from '../store/index.js'
 import {
-  type BeforeCheck, type ChangeOrigin, type ChangeSet, type KeeperStatus, type NetworkState, type Replica, Replicator, type ReplicatorOptions,
+  type BeforeCheck, type ChangeOrigin, type ChangeSet, type KeeperStatus, type NetworkState, type Replica, type Replicator, type ReplicatorOptions,
   type SnapshotPreview, type SyncState, type WhenKeptOptions
 } from '../sync/index.js'
 import { type NetworkLease } from '../net/index.js'
@@ -552,8 +552,18 @@ export class Database {
     let failures = 0
     while (!this.closed) {
       let lease: NetworkLease
+      let Engine: typeof Replicator
       try {
-        lease = await connect()
+        // The replication engine loads beside the network, on first use: a local-only app never
+        // loads it (docs/design.md, "Rooms").
+        const [engine, leased] = await Promise.allSettled([import('../sync/replicator.js'), connect()])
+        if (engine.status === 'rejected') {
+          if (leased.status === 'fulfilled') await leased.value.release()
+          throw engine.reason
+        }
+        if (leased.status === 'rejected') throw leased.reason
+        Engine = engine.value.Replicator
+        lease = leased.value
       } catch (err) {
         if (this.closed) return
         const delay = Math.min(30_000, 1000 * 2 ** failures++)
@@ -565,7 +575,7 @@ export class Database {
       }
       failures = 0
       if (this.closed) { await lease.release(); return }
-      const stop = this.replicate(lease, replication)
+      const stop = this.replicate(Engine, lease, replication)
       const replaced = await Promise.race([lease.replaced.then(() => true), this.closing.then(() => false)])
       stop()
       await lease.release()
@@ -574,11 +584,11 @@ export class Database {
     }
   }
 
-  /** Replicate over `lease` until the returned function is called. */
-  private replicate (lease: NetworkLease, replication: ReplicatorOptions): () => void {
+  /** Replicate over `lease` with a replicator of class `Engine` (loaded on demand) until the returned function is called. */
+  private replicate (Engine: typeof Replicator, lease: NetworkLease, replication: ReplicatorOptions): () => void {
     this.lease = lease
     const transport = lease.transport
-    const replicator = new Replicator(this.replica, transport, replication)
+    const replicator = new Engine(this.replica, transport, replication)
     this.replicator = replicator
     replicator.start()
     this.presence.attach(transport)
