@@ -199,10 +199,11 @@ export class Database {
     this.assertCollectionName(name)
     const specs = (options.indexes ?? []).map(normaliseIndexSpec)
     const check = options.schema === undefined ? undefined : await compileSchema(options.schema) // before anything is written
-    // One read transaction for whether it exists and which of its indexes are built (on every
-    // open after the first, all of them): one IndexedDB round trip rather than two. The first
-    // query plans from that list (`noteIndexes`).
-    const [exists, indexes] = await this.storage.read(async () => await Promise.all([
+    // Whether it exists and which of its indexes are built (on every open after the first, all of
+    // them): what the storage read as it opened, if still current; else one read transaction, one
+    // IndexedDB round trip rather than two. The first query plans from that list (`noteIndexes`).
+    const known = this.storage.openedCollection?.(name)
+    const [exists, indexes] = known !== undefined ? [true, known] : await this.storage.read(async () => await Promise.all([
       this.collectionExists(name),
       this.storage.listIndexes(name)
     ]))

@@ -261,6 +261,15 @@ export interface Storage {
   /** Declared indexes of a collection (`[]` when none). */
   listIndexes (coll: string): Promise<IndexInfo[]>
   /**
+   * Optional: what the storage read of collection `coll` as it opened, once, while nothing has
+   * been written through it since: its declared indexes when the collection had been created
+   * then; else (absent, already asked, or a write since) `undefined`, and the caller asks
+   * `hasCollection` and `listIndexes`. Opening a collection right after its database then waits
+   * for no read. The answer is as current as a read made at the open: another tab may have
+   * changed the indexes since, which the query planner checks at each query anyway.
+   */
+  openedCollection? (coll: string): IndexInfo[] | undefined
+  /**
    * Declare an index over `paths` and build it over existing documents (in batches, reporting
    * progress: `{done: 0, total}` first, `done` never decreasing, `done === total` last; `total`
    * may grow with documents written during the build, which the index covers as well); resolves

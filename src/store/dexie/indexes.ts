@@ -15,7 +15,7 @@ import { Dexie } from 'dexie'
 import { jsonEqual } from '../../crdt/index.js'
 import { type IndexKey, type KeyRange, compareKeys, inRange, indexKeys, isMultikey } from '../keys.js'
 import { type IndexDocEntry, type IndexEntry, type IndexInfo, type IndexProgress, type ScanOptions, indexName } from '../storage.js'
-import { type DocRow, type ReplicaDb, type XEntry, entryIndex, inColl } from './schema.js'
+import { type DocRow, type ReplicaDb, type XEntry, entryIndex, inColl, indexInfo } from './schema.js'
 import { type DexieWriter } from './write.js'
 import { type TargetRows } from './target-rows.js'
 
@@ -38,7 +38,7 @@ export class DexieIndexes {
 
   /** `Storage.listIndexes`. */
   async listIndexes (coll: string): Promise<IndexInfo[]> {
-    return (await this.db.indexes.where('c').equals(coll).toArray()).map(r => ({ name: r.n, paths: r.paths, ready: r.ready, multikey: r.multikey === true }))
+    return (await this.db.indexes.where('c').equals(coll).toArray()).map(indexInfo)
   }
 
   /** `Storage.createIndex`: declared first, then built one batch per transaction. */

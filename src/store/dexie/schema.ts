@@ -19,6 +19,7 @@
 import { Dexie, type Table } from 'dexie'
 import { type CollState, type Doc, type DocState, collectionCreated, decode, isPlainObject } from '../../crdt/index.js'
 import { type IndexKey, indexKeys } from '../keys.js'
+import { type IndexInfo } from '../storage.js'
 import { type PackedState, packState, unpackState } from '../packed.js'
 
 /**
@@ -54,6 +55,9 @@ export function rowState (row: DocRow): DocState { return unpackState(JSON.parse
 export interface CollRow { c: string, s: CollState }
 /** declared index: collection, name, paths, ready, multikey */
 export interface IndexRow { c: string, n: string, paths: string[], ready: boolean, multikey?: boolean }
+
+/** A declared index as `Storage.listIndexes` gives it. */
+export const indexInfo = (r: IndexRow): IndexInfo => ({ name: r.n, paths: r.paths, ready: r.ready, multikey: r.multikey === true })
 
 /** Options shared by Dexie storages: which IndexedDB implementation to use (browser default). */
 export interface DexieOptions {

@@ -4,16 +4,19 @@
  * (indexes.ts). The provider that opens these storages is provider.ts.
  */
 import { Dexie, type Table } from 'dexie'
-import { type Doc, compareDocKeys } from '../../crdt/index.js'
+import { type Doc, collectionCreated, compareDocKeys } from '../../crdt/index.js'
 import { type KeyRange } from '../keys.js'
 import {
   type ApplyBlockInput, type ApplyBlockResult, type DocKey, type IndexDocEntry, type IndexEntry, type IndexInfo, type IndexProgress,
   type InstallSnapshotInput, type InstallSnapshotResult, type ReadOptions, type ScanOptions, type SnapshotSource, type Storage, type StoredNode
 } from '../storage.js'
-import { type DexieOptions, type DocRow, type MetaRow, OLDER_SCHEMA, ReplicaDb, collectionExists, inColl, readDag, rowState } from './schema.js'
+import { type DexieOptions, type DocRow, type MetaRow, OLDER_SCHEMA, ReplicaDb, collectionExists, inColl, indexInfo, readDag, rowState } from './schema.js'
 import { DexieWriter } from './write.js'
 import { DexieIndexes } from './indexes.js'
 import { TargetRows } from './target-rows.js'
+
+/** Collections, and declared indexes, up to which opening a database reads them all (`openedCollection`). */
+const OPEN_READ = 64
 
 /** Two lists of documents, each in (collection, id) order, as one in that order. */
 function mergeByKey<T extends DocKey> (a: T[], b: T[]): T[] {
@@ -243,7 +246,7 @@ export class DexieStorage implements Storage {
       const keys: string[] = []
       const rows = Promise.resolve().then(async () => {
         this.metaBatch = undefined
-        return await this.db.meta.bulkGet(keys)
+        return await this.readMeta(keys)
       })
       batch = this.metaBatch = { keys, rows }
     }
@@ -253,6 +256,40 @@ export class DexieStorage implements Storage {
 
   /** The `getMeta` keys asked for since the last microtask, and their read (see `getMeta`). */
   private metaBatch?: { keys: string[], rows: Promise<Array<MetaRow | undefined>> }
+
+  /**
+   * The meta rows of `keys`. The first time (the open's reads), in the same transaction, the
+   * collections and declared indexes too (`openedCollection`), when there are fewer than
+   * `OPEN_READ` of each.
+   */
+  private async readMeta (keys: string[]): Promise<Array<MetaRow | undefined>> {
+    const { db } = this
+    if (this.atOpen !== undefined) return await db.meta.bulkGet(keys)
+    const mark = this.targets.mark
+    this.atOpen = { mark, created: new Set(), indexes: new Map() }
+    return await db.transaction('r', [db.meta, db.colls, db.indexes], async () => {
+      const [rows, colls, indexes] = await Promise.all([db.meta.bulkGet(keys), db.colls.limit(OPEN_READ).toArray(), db.indexes.limit(OPEN_READ).toArray()])
+      if (colls.length < OPEN_READ && indexes.length < OPEN_READ) {
+        const at = { mark, created: new Set(colls.filter(r => collectionCreated(r.s)).map(r => r.c)), indexes: new Map<string, IndexInfo[]>() }
+        for (const r of indexes) {
+          const list = at.indexes.get(r.c) ?? []
+          list.push(indexInfo(r))
+          at.indexes.set(r.c, list)
+        }
+        this.atOpen = at
+      }
+      return rows
+    })
+  }
+
+  /** What the open's reads found (`readMeta`); `created` empties as `openedCollection` answers. */
+  private atOpen?: { mark: number, created: Set<string>, indexes: Map<string, IndexInfo[]> }
+
+  openedCollection (coll: string): IndexInfo[] | undefined {
+    const at = this.atOpen
+    if (at === undefined || at.mark !== this.targets.mark || !at.created.delete(coll)) return undefined
+    return at.indexes.get(coll) ?? []
+  }
 
   async setMeta (key: string, value: unknown): Promise<void> { await this.db.meta.put({ key, value }) }
 

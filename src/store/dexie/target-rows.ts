@@ -27,6 +27,9 @@ export class TargetRows {
   private seq = 0
   /** writes in flight */
   private writing = 0
+
+  /** A mark that moves at every write's start and end: a read made at one mark is current while it stays. */
+  get mark (): number { return this.seq }
   /** rows read since the last write ended, by `docKey` */
   private rows = new Map<string, DocRow>()
   /** the `forWrite` reads in flight, by their Dexie transaction */
