@@ -15,7 +15,7 @@ import { Dexie } from 'dexie'
 import { jsonEqual } from '../../crdt/index.js'
 import { type IndexKey, type KeyRange, compareKeys, inRange, indexKeys, isMultikey } from '../keys.js'
 import { type IndexDocEntry, type IndexEntry, type IndexInfo, type IndexProgress, type ScanOptions, indexName } from '../storage.js'
-import { type DocRow, type ReplicaDb, type XEntry, entryIndex, inColl, indexInfo } from './schema.js'
+import { type DocRow, type IndexRow, type ReplicaDb, type XEntry, entryIndex, inColl, indexInfo } from './schema.js'
 import { type DexieWriter } from './write.js'
 import { type TargetRows } from './target-rows.js'
 
@@ -38,7 +38,8 @@ export class DexieIndexes {
 
   /** `Storage.listIndexes`. */
   async listIndexes (coll: string): Promise<IndexInfo[]> {
-    return (await this.db.indexes.where('c').equals(coll).toArray()).map(indexInfo)
+    const rows = nativeGetAll<IndexRow>('indexes', 'c', coll) ?? this.db.indexes.where('c').equals(coll).toArray()
+    return (await rows).map(indexInfo)
   }
 
   /** `Storage.createIndex`: declared first, then built one batch per transaction. */
@@ -151,8 +152,19 @@ export class DexieIndexes {
         if (reverse) { bounds.upper = after.key; bounds.upperOpen = false } else { bounds.lower = after.key; bounds.lowerOpen = false }
       }
     }
-    let q = this.db.documents.where('x').between([x, bounds.lower], [x, bounds.upper], bounds.lowerOpen !== true, bounds.upperOpen !== true)
     const skipped = (key: IndexKey, id: string): boolean => skip !== undefined && compareKeys(key, skip.key) === 0 && (reverse ? id >= skip.id : id <= skip.id)
+    if (skip === undefined && !reverse) {
+      // the usual scan, forward from the start of its range: one native request
+      let range: IDBKeyRange | undefined
+      try {
+        range = this.db.keyRange.bound([x, bounds.lower], [x, bounds.upper], bounds.lowerOpen === true, bounds.upperOpen === true)
+      } catch (err) {
+        if ((err as DOMException).name !== 'DataError') throw err // an empty range (lower above upper)
+      }
+      const native = range === undefined ? Dexie.Promise.resolve([]) : nativeGetAll<DocRow>('documents', 'x', range, options.limit)
+      if (native !== undefined) return this.entriesOf(await native, coll, name, bounds, reverse, skipped)
+    }
+    let q = this.db.documents.where('x').between([x, bounds.lower], [x, bounds.upper], bounds.lowerOpen !== true, bounds.upperOpen !== true)
     if (skip !== undefined) {
       const to = skip
       let jumped = false
@@ -170,7 +182,12 @@ export class DexieIndexes {
     }
     if (reverse) q = q.reverse()
     if (options.limit !== undefined) q = q.limit(options.limit)
-    const rows = await q.toArray()
+    return this.entriesOf(await q.toArray(), coll, name, bounds, reverse, skipped)
+  }
+
+  /** The entries of the rows a scan of index `name` over `bounds` returned, in scan order (see `scanIndexDocs`). */
+  private entriesOf (rows: DocRow[], coll: string, name: string, bounds: KeyRange, reverse: boolean, skipped: (key: IndexKey, id: string) => boolean): IndexDocEntry[] {
+    const x = entryIndex(coll, name)
     this.targets.saw(rows)
     const order = reverse ? (a: IndexKey, b: IndexKey) => compareKeys(b, a) : compareKeys
     const keysOf = new Map<string, IndexKey[]>()
@@ -185,4 +202,20 @@ export class DexieIndexes {
       return { key, id: r.i, doc: r.d }
     })
   }
+}
+
+/**
+ * Inside a Dexie transaction: all records of `store`'s index `index` in `query` (up to `count`),
+ * by one native request (Dexie's own bookkeeping of a request cost about as much as the request,
+ * measured in a find); `undefined` outside a transaction. A Dexie promise, so the code awaiting it
+ * stays in the transaction's zone.
+ */
+function nativeGetAll<T> (store: string, index: string, query: IDBValidKey | IDBKeyRange, count?: number): Promise<T[]> | undefined {
+  const tx = (Dexie.currentTransaction as { idbtrans?: IDBTransaction } | null)?.idbtrans
+  if (tx === undefined) return undefined
+  return new Dexie.Promise<T[]>((resolve, reject) => {
+    const request = tx.objectStore(store).index(index).getAll(query, count)
+    request.onsuccess = () => { resolve(request.result as T[]) }
+    request.onerror = () => { reject(request.error ?? new DOMException('read failed', 'AbortError')) }
+  })
 }
