@@ -42,7 +42,7 @@ describe('DexieStorage.openedCollection', () => {
   it('answers nothing once a write went through the storage', async () => {
     const indexedDB = new IDBFactory()
     const id = await made(indexedDB)
-    const storage = await provider(indexedDB).open(id) as DexieStorage
+    const storage = await provider(indexedDB).open(id)
     await storage.getMeta('replicaId')
     await storage.createIndex('d', ['b'])
     expect(storage.openedCollection('c')).toBeUndefined()
