@@ -40,7 +40,8 @@ describe('name hints', () => {
 
   it('a stale, lost or malformed hint changes nothing but the hint, which follows the registry', async () => {
     const hints = hintStore()
-    const storage = new DexieStorageProvider({ indexedDB: new IDBFactory(), IDBKeyRange, hints })
+    const indexedDB = new IDBFactory()
+    const storage = new DexieStorageProvider({ indexedDB, IDBKeyRange, hints })
     const a = await KiteDB.init('a', { storage, encrypt: false })
     const b = await KiteDB.init('b', { storage, encrypt: false })
     await (await a.initCollection('c')).insertOne({ _id: 'in-a' })
@@ -63,6 +64,13 @@ describe('name hints', () => {
     const a4 = await KiteDB.init('a', { storage })
     expect(a4.address).toBe(a.address)
     await a4.close()
+    // a's address in another form (upper case): not opened as a database of its own
+    const before = (await indexedDB.databases()).map(d => d.name).sort()
+    hints.setItem('kitedb:name:a', '/kite/' + a.address.slice('/kite/'.length).toUpperCase())
+    const a5 = await KiteDB.init('a', { storage })
+    expect(a5.address).toBe(a.address)
+    await a5.close()
+    expect((await indexedDB.databases()).map(d => d.name).sort()).toEqual(before)
     // a hint of a name the registry does not know: a new database, and the hint follows it
     hints.setItem('kitedb:name:new', a.address)
     const fresh = await KiteDB.init('new', { storage, encrypt: false })
