@@ -300,8 +300,6 @@ async function runChosenPlan (
   const candidates = new Map<string, Doc>()
   let entriesRead = 0
   let docsRead = 0
-  /** the walk stopped where its first `need` matches, in index order, are the answer in order */
-  let inOrder = false
   if (plan.sorted !== undefined && need !== Infinity) {
     // Walk the index in sort order; stop once `need` matching documents sort strictly before the
     // current key: any document not seen yet sorts at or after it. (A document's sort key is its
@@ -339,10 +337,7 @@ async function runChosenPlan (
       // mingo breaks them (on a compound index, ties are ordered by the next path instead) — unless
       // the ties at the last key taken hold distinct values (`null` and `[null]`, `5` and `[5]`):
       // mingo orders those by value, each value's group at its first `_id`, so the walk goes on.
-      if (!reverse && !plan.index.multikey && plan.index.paths.length === 1 && candidates.size >= need && oneValueAtLastKey(candidates, sortKeys, path, need)) {
-        inOrder = true
-        break
-      }
+      if (!reverse && !plan.index.multikey && plan.index.paths.length === 1 && candidates.size >= need && oneValueAtLastKey(candidates, sortKeys, path, need)) break
       if (!reverse && !plan.index.multikey && plan.index.paths.length === 1 && candidates.size < need) continue
       const current = after.key[0]
       let ahead = 0
@@ -360,10 +355,7 @@ async function runChosenPlan (
     }
     docsRead += candidates.size
   }
-  // In order already: only skipped and limited (each was tested on the way), then projected.
-  const docs = inOrder
-    ? runCompiled(compiled, [...candidates.values()].slice(options.skip ?? 0, need), projection, {})
-    : runCompiled(compiled, [...candidates.values()].sort(byId), projection, options)
+  const docs = runCompiled(compiled, [...candidates.values()].sort(byId), projection, options)
   return {
     docs,
     explain: { strategy: 'index', index: plan.index.name, sortedByIndex: plan.sorted !== undefined && need !== Infinity, entriesRead, docsRead, returned: docs.length }

@@ -83,13 +83,17 @@ describe.each(storageKinds)('query planner on %s storage', (_kind, makeProvider)
       }), { numRuns: 60 })
   }, 30_000) // 60 databases opened, filled and closed: about 1–6 s, more on a loaded machine
 
-  it('a sorted walk that stops on ties of distinct values sorting equal (null and [null], 5 and [5]) returns mingo\'s order', async () => {
+  it('a sorted walk that stops on ties of distinct values sorting equal (null and [null], 5 and [5]), or after objects, returns mingo\'s order', async () => {
     // Found by the property above (seed 973043490): the index is single-valued (a one-element
     // array has one key), so the walk stopped at the limit, taking [null] by _id order where mingo
     // puts every null before it (it groups equal-sorting documents by value).
     const cases: Array<[Array<Record<string, unknown>>, Record<string, unknown>]> = [
       [[{ a: [] }, { a: [] }, { a: null }, { a: [null] }, ...Array.from({ length: 16 }, () => ({})), { a: null }], { a: { $exists: true } }],
-      [[{ a: 1 }, { a: 5 }, { a: [5] }, ...Array.from({ length: 16 }, () => ({ a: 9 })), { a: 5 }], {}]
+      [[{ a: 1 }, { a: 5 }, { a: [5] }, ...Array.from({ length: 16 }, () => ({ a: 9 })), { a: 5 }], {}],
+      // Found by the property above (seed -1557849426): a walk that stops on an ordered key (false)
+      // after objects keyed by their JSON text holds them out of mingo's order ('{"v":10}' before
+      // '{"v":1}'), so its candidates must be sorted, not taken in index order.
+      [[{}, {}, { a: false }, ...Array.from({ length: 8 }, () => ({})), { a: [{ v: 10 }] }, { a: false }, {}, {}, {}, { a: { v: 1 } }], { a: { $ne: null } }]
     ]
     for (const [raw, query] of cases) {
       const db = await KiteDB.init('t', { storage: makeProvider() })
