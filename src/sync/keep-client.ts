@@ -399,6 +399,9 @@ export class KeepClient {
   private async handOverSnapshot (peer: string, e: Entry): Promise<void> {
     const built = this.hooks.snapshot()
     if (built === undefined || !this.replica.canWrite || e.status.snapshot === built.root.toString()) return
+    // The keeper takes a snapshot only over head blocks it holds; a snapshot made after this pass
+    // read the heads (writes went on meanwhile) is over blocks not handed over yet.
+    await this.handOver(peer, e, built.heads)
     const signed = await signSnapshotRoot(built.root, this.replica.signer, this.replica.link)
     const nodes = [...built.nodes.keys()]
     const result = (await this.request(peer, {
