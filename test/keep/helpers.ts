@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { type PrivateKey } from '@libp2p/interface'
-import { createRelayNode, type PeerNode } from '../../src/net/index.js'
+import { Libp2pTransport, createPeerNode, createRelayNode, parseRelays, type PeerNode } from '../../src/net/index.js'
 import { type Keeping, type KeepingOptions, startKeeping } from '../../src/relay/keep.js'
 import { MemoryStorageProvider, type Database, type OpenOptions } from '../../src/index.js'
 
@@ -54,4 +54,20 @@ export function device (relays: string[], extra: OpenOptions = {}): OpenOptions 
 /** The titles of a database's todos, sorted by `_id`. */
 export async function titles (db: Database): Promise<string[]> {
   return (await (await db.initCollection<{ title: string }>('todos')).find({}, undefined, { sort: { _id: 1 } })).map(d => d.title)
+}
+
+/** A keeper in this process and a plain peer reaching it through it, relay-only; `close` stops both and removes the keeper's directory. */
+export async function keeperAndPeer (options: Omit<KeepingOptions, 'dir'> = {}): Promise<{ keeper: InProcessKeeper, transport: Libp2pTransport, close: () => Promise<void> }> {
+  const keeper = await InProcessKeeper.start(options)
+  const node = await createPeerNode({ relays: [keeper.addr], webrtc: false })
+  const transport = new Libp2pTransport(node, { relays: parseRelays([keeper.addr]), directConnections: false })
+  return {
+    keeper,
+    transport,
+    close: async () => {
+      transport.close()
+      await node.stop()
+      await keeper.destroy()
+    }
+  }
 }

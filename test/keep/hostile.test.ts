@@ -6,26 +6,20 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import {
   type CID, cidOf, createManifest, encode, encodeBlock, encodeManifest, formatPublicKey, generateKey, generateSigner, linkSigner
 } from '../../src/crdt/index.js'
-import { Libp2pTransport, createPeerNode, parseRelays, type PeerNode } from '../../src/net/index.js'
+import { Libp2pTransport, createPeerNode, parseRelays } from '../../src/net/index.js'
 import {
   KEEP_PROTOCOL, type KeepRequest, type KeepResponse, type PutResult, decodeKeepResponse, encodeHeadsMessage, encodeKeepRequest, topicOf
 } from '../../src/sync/index.js'
-import { InProcessKeeper } from './helpers.js'
+import { type InProcessKeeper, keeperAndPeer } from './helpers.js'
 
 let k: InProcessKeeper
-let node: PeerNode
 let transport: Libp2pTransport
+let close: () => Promise<void>
 
 beforeAll(async () => {
-  k = await InProcessKeeper.start({ limits: { maxPerPeer: 64 }, network: { requestsPerSecond: 2000, requestBurst: 2000 } })
-  node = await createPeerNode({ relays: [k.addr], webrtc: false })
-  transport = new Libp2pTransport(node, { relays: parseRelays([k.addr]), directConnections: false })
+  ({ keeper: k, transport, close } = await keeperAndPeer({ limits: { maxPerPeer: 64 }, network: { requestsPerSecond: 2000, requestBurst: 2000 } }))
 })
-afterAll(async () => {
-  transport.close()
-  await node.stop()
-  await k.destroy()
-})
+afterAll(async () => { await close() })
 
 async function ask (req: KeepRequest): Promise<KeepResponse> {
   const keeper = k.node?.peerId.toString() as string

@@ -6,25 +6,16 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createManifest, encodeManifest, generateSigner } from '../../src/crdt/index.js'
-import { Libp2pTransport, createPeerNode, parseRelays, type PeerNode } from '../../src/net/index.js'
+import { type Libp2pTransport } from '../../src/net/index.js'
 import { MemoryStorage } from '../../src/store/memory.js'
 import { KeepClient, MANIFEST_KEY, Replica, buildSnapshot } from '../../src/sync/index.js'
-import { InProcessKeeper } from './helpers.js'
+import { keeperAndPeer } from './helpers.js'
 
-let k: InProcessKeeper
-let node: PeerNode
 let transport: Libp2pTransport
+let close: () => Promise<void>
 
-beforeAll(async () => {
-  k = await InProcessKeeper.start()
-  node = await createPeerNode({ relays: [k.addr], webrtc: false })
-  transport = new Libp2pTransport(node, { relays: parseRelays([k.addr]), directConnections: false })
-})
-afterAll(async () => {
-  transport.close()
-  await node.stop()
-  await k.destroy()
-})
+beforeAll(async () => { ({ transport, close } = await keeperAndPeer()) })
+afterAll(async () => { await close() })
 
 describe('a snapshot newer than the blocks a keeper holds', () => {
   it('is preceded by its head blocks, and kept', async () => {
