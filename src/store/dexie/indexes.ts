@@ -15,7 +15,7 @@ import { Dexie } from 'dexie'
 import { jsonEqual } from '../../crdt/index.js'
 import { type IndexKey, type KeyRange, compareKeys, inRange, indexKeys, isMultikey } from '../keys.js'
 import { type IndexDocEntry, type IndexEntry, type IndexInfo, type IndexProgress, type ScanOptions, indexName } from '../storage.js'
-import { type DocRow, type IndexRow, type ReplicaDb, type XEntry, entryIndex, inColl, indexInfo } from './schema.js'
+import { type DocRow, type IndexRow, type ReplicaDb, type XEntry, currentIdbTransaction, entryIndex, inColl, indexInfo } from './schema.js'
 import { type DexieWriter } from './write.js'
 import { type TargetRows } from './target-rows.js'
 
@@ -211,7 +211,7 @@ export class DexieIndexes {
  * stays in the transaction's zone.
  */
 function nativeGetAll<T> (store: string, index: string, query: IDBValidKey | IDBKeyRange, count?: number): Promise<T[]> | undefined {
-  const tx = (Dexie.currentTransaction as { idbtrans?: IDBTransaction } | null)?.idbtrans
+  const tx = currentIdbTransaction()
   if (tx === undefined) return undefined
   return new Dexie.Promise<T[]>((resolve, reject) => {
     const request = tx.objectStore(store).index(index).getAll(query, count)

@@ -204,6 +204,11 @@ export async function readDag (db: ReplicaDb): Promise<DagRow> {
   return (await db.meta.get(DAG_KEY))?.value as DagRow | undefined ?? { gen: 0, heads: [] }
 }
 
+/** The native IndexedDB transaction of the current Dexie transaction, if any (for native requests inside it). */
+export function currentIdbTransaction (): IDBTransaction | undefined {
+  return (Dexie.currentTransaction as { idbtrans?: IDBTransaction } | null)?.idbtrans
+}
+
 /** The key range of every row of collection `coll` in a table keyed `[c+i]` (documents, states). */
 export const inColl = (coll: string): [unknown[], unknown[]] => [[coll, Dexie.minKey], [coll, Dexie.maxKey]]
 

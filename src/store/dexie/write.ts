@@ -28,7 +28,7 @@ import {
 } from '../storage.js'
 import {
   type BlockRow, type CollRow, DAG_KEY, type DagRow, type DocRow, type IndexRow, type MetaRow, type ReplicaDb, type StateRow,
-  collectionExists, docEntries, groupIndexes, inColl, packRow, readDag, rowState
+  collectionExists, currentIdbTransaction, docEntries, groupIndexes, inColl, packRow, readDag, rowState
 } from './schema.js'
 import { type NativeWrite, issueWrite, pumpParts } from './pump.js'
 import { type TargetRows } from './target-rows.js'
@@ -195,7 +195,7 @@ function checkAbsent (tx: IDBTransaction, keyRange: typeof IDBKeyRange, keys: Do
 
 /** The native IndexedDB transaction of the current Dexie transaction. */
 function nativeTransaction (): IDBTransaction {
-  const tx = (Dexie.currentTransaction as { idbtrans?: IDBTransaction } | null)?.idbtrans
+  const tx = currentIdbTransaction()
   if (tx === undefined) throw new Error('native writes need a Dexie transaction')
   return tx
 }
