@@ -342,7 +342,7 @@ describe('DexieStorage write cache (two tabs on one IndexedDB database)', () => 
 
   it('an update of more documents than the cache holds takes their states from the rows its query read', async () => {
     const { tabs: [tab], storages: [storage] } = await twoTabs() as { tabs: [Replica], storages: [DexieStorage] }
-    await fill(tab, 600) // the cache keeps the last 256 states
+    await fill(tab, 600) // the cache keeps the last 64 states
     const cached = vi.spyOn(proto, 'applyCached')
     try {
       const targets = (await executeQuery(storage, 'c', {}, undefined, {}, { forWrite: true })).docs
@@ -353,7 +353,7 @@ describe('DexieStorage write cache (two tabs on one IndexedDB database)', () => 
       // Without `forWrite` the same update reads what the cache lacks in its transaction.
       const plain = (await executeQuery(storage, 'c', {}, undefined, {})).docs
       const again = await storesRead(async () => { await tab.commit(plain.map(d => ({ op: 'put' as const, coll: 'c', id: d._id, set: { v: (d.v as number) + 1 } }))) })
-      expect(again.filter(name => name === 'documents')).toHaveLength(600 - 256)
+      expect(again.filter(name => name === 'documents')).toHaveLength(600 - 64)
     } finally {
       cached.mockRestore()
     }
