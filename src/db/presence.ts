@@ -21,6 +21,8 @@ const log = createLogger('db')
 export const PRESENCE_TTL_MS = 6000
 /** While a peer has a state it publishes it again this often, ms. */
 export const PRESENCE_HEARTBEAT_MS = 2000
+/** For new subscribers, this replica's state is published at most once per this long, ms. */
+const SUBSCRIBER_PUBLISH_MS = 1000
 /** Most peers remembered at once. */
 export const MAX_PRESENCE_PEERS = 256
 
@@ -48,6 +50,9 @@ export class Presence {
   private detach?: () => void
   private heartbeat?: ReturnType<typeof setInterval>
   private sweep?: ReturnType<typeof setInterval>
+  /** the pending publication for new subscribers (`publishSoon`), and when the last one went */
+  private soon?: ReturnType<typeof setTimeout>
+  private lastSoon = 0
 
   /** @internal created by `Database` */
   constructor (dbId: string, key?: Uint8Array) {
@@ -95,7 +100,10 @@ export class Presence {
       // heads messages are the replicator's; a presence message must decode
       validate: async data => !isPresenceMessage(data) || this.opens(data)
     })
-    const offSubscriber = transport.onSubscriber(topic, () => { void this.publish() })
+    // A peer that (re)subscribes gets this replica's state soon, once a second for all such peers
+    // (a subscription is announced again whenever a gossip stream is set up again, or in a loop by
+    // a hostile peer), and nothing while there is no state to give.
+    const offSubscriber = transport.onSubscriber(topic, () => { if (this.mineValue !== null) this.publishSoon() })
     this.heartbeat = setInterval(() => { if (this.mineValue !== null) void this.publish() }, PRESENCE_HEARTBEAT_MS)
     this.sweep = setInterval(() => { this.expire() }, 1000)
     this.detach = () => { off(); offSubscriber() }
@@ -120,6 +128,19 @@ export class Presence {
     this.transport = undefined
     if (this.heartbeat !== undefined) clearInterval(this.heartbeat)
     if (this.sweep !== undefined) clearInterval(this.sweep)
+    if (this.soon !== undefined) clearTimeout(this.soon)
+    this.soon = undefined
+  }
+
+  /** `publish` now, or `SUBSCRIBER_PUBLISH_MS` after the last one it made, if that is later. */
+  private publishSoon (): void {
+    if (this.soon !== undefined) return
+    const wait = Math.max(0, this.lastSoon + SUBSCRIBER_PUBLISH_MS - Date.now())
+    this.soon = setTimeout(() => {
+      this.soon = undefined
+      this.lastSoon = Date.now()
+      void this.publish()
+    }, wait)
   }
 
   private async publish (): Promise<void> {

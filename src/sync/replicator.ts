@@ -39,7 +39,7 @@ import { INLINE_BLOCK_BYTES, MAX_REQUEST_CIDS, decodeHeadsMessage, encodeHeadsMe
 const log = createLogger('sync')
 /** Most peers the replicator remembers hearing from (and counts as holders). */
 const MAX_PEERS_HEARD = 1024
-/** Heads are published for newly heard peers at most once per this long, ms. */
+/** Heads are published for newly heard peers and new subscriptions at most once per this long, ms. */
 const NEW_PEER_PUBLISH_MS = 1000
 /** Refused announcements are logged at most once per peer per this long, ms. */
 const REFUSAL_LOG_MS = 60_000
@@ -269,9 +269,12 @@ export class Replicator {
       this.transport.subscribe(this.topic, (data, from) => { this.onMessage(data, from) }, {
         validate: async (data, from) => await this.validate(data, from)
       }),
+      // A peer that (re)subscribes hears the heads soon, once a second for all such peers: a
+      // subscription is announced again whenever a gossip stream is set up again, so a flapping
+      // connection, or a peer sending SUBSCRIBE in a loop, must not make this replica flood the room.
       this.transport.onSubscriber(this.topic, () => {
         this.notifyPeers()
-        void this.publishHeads()
+        this.publishForNewPeers()
       }),
       serveBlocks(this.transport, this.replica, this.snapshots)
     )
@@ -460,11 +463,16 @@ export class Replicator {
     while (this.seen.size > MAX_PEERS_HEARD) this.seen.delete(this.seen.keys().next().value as string)
     this.notifyPeers()
     // A peer we had not heard from may have joined late (its subscription reached only the relay):
-    // answer with our heads soon rather than at the next republish — once for all the new peers of
-    // a second, so a stream of fresh origins cannot make this replica publish at their pace.
+    // answer with our heads soon rather than at the next republish.
     if (isNew) this.publishForNewPeers()
   }
 
+  /**
+   * Publish the heads now, or, when they were published for new peers less than
+   * `NEW_PEER_PUBLISH_MS` ago, once that long has passed: once for all the new peers and new
+   * subscriptions of a second, so fresh origins or subscriptions announced in a loop cannot make
+   * this replica publish at their pace.
+   */
   private publishForNewPeers (): void {
     if (this.newPeersTimer !== undefined || this.stopped) return
     const wait = Math.max(0, this.lastNewPeersPublish + NEW_PEER_PUBLISH_MS - Date.now())

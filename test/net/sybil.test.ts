@@ -9,7 +9,7 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey, peerIdFromString } from '@libp2p/peer-id'
 import { type PeerId } from '@libp2p/interface'
 import { Libp2pTransport, PeerGuard, createPeerNode, messageValidator, parseRelays } from '../../src/net/index.js'
-import { encodeHeadsMessage, resolveLimits, topicOf } from '../../src/sync/index.js'
+import { encodeHeadsMessage, isPresenceMessage, resolveLimits, topicOf } from '../../src/sync/index.js'
 import { KiteDB, MemoryStorageProvider, setLogLevel } from '../../src/index.js'
 import { MemoryHub, eventually } from '../helpers/memory-transport.js'
 import { useRelay } from '../helpers/relay.js'
@@ -98,6 +98,55 @@ describe('fresh origins at a replica', () => {
       const seconds = (Date.now() - started) / 1000
       expect(heads).toBeLessThanOrEqual(Math.ceil(seconds) + 2)
       expect((await a.syncState()).peers.length).toBeLessThanOrEqual(1024)
+    } finally {
+      await a.close()
+    }
+  })
+})
+
+describe('a subscription announced again and again', () => {
+  // Gossipsub reports a peer's subscriptions whenever they arrive: each time a gossip stream to it
+  // is set up again (a connection flapping between two pages did that ten times a second in a
+  // room of ten), or as often as a hostile peer sends SUBSCRIBE. Each report reaching a replica
+  // must not become a message to the whole room.
+  it('makes a replica publish its heads once per second, and its presence only when it has one, at most once per second', async () => {
+    const hub = new MemoryHub()
+    const transport = hub.join('A')
+    const a = await KiteDB.init('flap', { storage: new MemoryStorageProvider(), transport, encrypt: false, replication: { republishMs: 60_000 } })
+    try {
+      await (await a.initCollection('c')).insertOne({ _id: 'x' })
+      const topic = topicOf(a.address.slice('/kite/'.length))
+      const watcher = hub.join('watcher')
+      let heads = 0
+      let presence = 0
+      watcher.subscribe(topic, (data, from) => {
+        if (from !== 'A') return
+        if (isPresenceMessage(data)) presence++
+        else heads++
+      })
+      await new Promise(resolve => setTimeout(resolve, 100))
+      const flap = async (): Promise<number> => {
+        heads = 0
+        presence = 0
+        const started = Date.now()
+        for (let i = 0; i < 200; i++) {
+          transport.notifySubscriber(topic, 'watcher')
+          if (i % 20 === 0) await new Promise(resolve => setTimeout(resolve, 50))
+        }
+        await eventually(() => heads > 0, 5000, 'A to answer the subscription')
+        await new Promise(resolve => setTimeout(resolve, 1200))
+        return (Date.now() - started) / 1000
+      }
+      let seconds = await flap()
+      expect(heads).toBeGreaterThan(0)
+      expect(heads).toBeLessThanOrEqual(Math.ceil(seconds) + 1)
+      expect(presence).toBe(0) // no state: nothing to tell
+      a.presence.set({ name: 'Ada' })
+      seconds = await flap()
+      expect(presence).toBeGreaterThan(0)
+      // the set itself, the answers to the subscriptions, and the heartbeat every 2 s
+      expect(presence).toBeLessThanOrEqual(1 + Math.ceil(seconds) + 1 + Math.ceil(seconds / 2))
+      expect(heads).toBeLessThanOrEqual(Math.ceil(seconds) + 1)
     } finally {
       await a.close()
     }
