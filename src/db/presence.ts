@@ -12,7 +12,7 @@
  */
 import { ValidationError } from '../errors.js'
 import { type JsonValue, assertJsonValue, seal, unseal } from '../crdt/index.js'
-import { MAX_PRESENCE_BYTES, type Transport, decodePresenceMessage, encodePresenceMessage, isPresenceMessage, topicOf } from '../sync/index.js'
+import { Coalesced, MAX_PRESENCE_BYTES, type Transport, decodePresenceMessage, encodePresenceMessage, isPresenceMessage, topicOf } from '../sync/index.js'
 import { createLogger } from '../log.js'
 
 const log = createLogger('db')
@@ -50,9 +50,8 @@ export class Presence {
   private detach?: () => void
   private heartbeat?: ReturnType<typeof setInterval>
   private sweep?: ReturnType<typeof setInterval>
-  /** the pending publication for new subscribers (`publishSoon`), and when the last one went */
-  private soon?: ReturnType<typeof setTimeout>
-  private lastSoon = 0
+  /** this replica's state, published for new subscriptions */
+  private readonly forSubscribers = new Coalesced(SUBSCRIBER_PUBLISH_MS, () => { void this.publish() })
 
   /** @internal created by `Database` */
   constructor (dbId: string, key?: Uint8Array) {
@@ -103,7 +102,7 @@ export class Presence {
     // A peer that (re)subscribes gets this replica's state soon, once a second for all such peers
     // (a subscription is announced again whenever a gossip stream is set up again, or in a loop by
     // a hostile peer), and nothing while there is no state to give.
-    const offSubscriber = transport.onSubscriber(topic, () => { if (this.mineValue !== null) this.publishSoon() })
+    const offSubscriber = transport.onSubscriber(topic, () => { if (this.mineValue !== null) this.forSubscribers.run() })
     this.heartbeat = setInterval(() => { if (this.mineValue !== null) void this.publish() }, PRESENCE_HEARTBEAT_MS)
     this.sweep = setInterval(() => { this.expire() }, 1000)
     this.detach = () => { off(); offSubscriber() }
@@ -128,19 +127,7 @@ export class Presence {
     this.transport = undefined
     if (this.heartbeat !== undefined) clearInterval(this.heartbeat)
     if (this.sweep !== undefined) clearInterval(this.sweep)
-    if (this.soon !== undefined) clearTimeout(this.soon)
-    this.soon = undefined
-  }
-
-  /** `publish` now, or `SUBSCRIBER_PUBLISH_MS` after the last one it made, if that is later. */
-  private publishSoon (): void {
-    if (this.soon !== undefined) return
-    const wait = Math.max(0, this.lastSoon + SUBSCRIBER_PUBLISH_MS - Date.now())
-    this.soon = setTimeout(() => {
-      this.soon = undefined
-      this.lastSoon = Date.now()
-      void this.publish()
-    }, wait)
+    this.forSubscribers.cancel()
   }
 
   private async publish (): Promise<void> {

@@ -29,6 +29,7 @@ import { SnapshotJoiner, type SnapshotPreview } from './snapshot/join.js'
 import { type Transport } from './transport.js'
 import { DEFAULT_LIMITS, type Limits } from './limits.js'
 import { WantList } from './want-list.js'
+import { Coalesced } from './coalesce.js'
 import { Fetcher, type SyncProgress } from './fetcher.js'
 import { SnapshotAudit, type SnapshotAuditState } from './audit.js'
 import { AuditRunner } from './audit-runner.js'
@@ -163,8 +164,8 @@ export class Replicator {
   private readonly joiner?: SnapshotJoiner
   /** peers that showed they hold this database (see `SyncState.holders`) */
   private readonly holders = new Set<string>()
-  private newPeersTimer?: ReturnType<typeof setTimeout>
-  private lastNewPeersPublish = 0
+  /** the heads published for new peers and new subscriptions (`publishForNewPeers`) */
+  private readonly newPeersPublish = new Coalesced(NEW_PEER_PUBLISH_MS, () => { void this.publishHeads() })
   private readonly audit: SnapshotAudit
   private readonly audits: AuditRunner
   /** hands this replica's blocks and snapshots to keepers (when the transport has keepers and `keep` is on) */
@@ -342,7 +343,7 @@ export class Replicator {
     if (this.timer !== undefined) clearInterval(this.timer)
     this.fetcher.stop()
     this.audits.stop()
-    if (this.newPeersTimer !== undefined) clearTimeout(this.newPeersTimer)
+    this.newPeersPublish.cancel()
     for (const c of this.cleanups.splice(0)) c()
   }
 
@@ -474,13 +475,7 @@ export class Replicator {
    * this replica publish at their pace.
    */
   private publishForNewPeers (): void {
-    if (this.newPeersTimer !== undefined || this.stopped) return
-    const wait = Math.max(0, this.lastNewPeersPublish + NEW_PEER_PUBLISH_MS - Date.now())
-    this.newPeersTimer = setTimeout(() => {
-      this.newPeersTimer = undefined
-      this.lastNewPeersPublish = Date.now()
-      void this.publishHeads()
-    }, wait)
+    if (!this.stopped) this.newPeersPublish.run()
   }
 
   /** Note that `peer` showed it holds this database (a count for `SyncState.holders`, bounded). */
